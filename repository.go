@@ -1,0 +1,185 @@
+package jobs
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+)
+
+// JobRepository is the storage contract of the library: everything the
+// [Runner] and callers need to persist jobs. Implementations in this module:
+// [BunRepository] (SQLite and PostgreSQL) and [MemoryRepository]. The package
+// jobstest has the conformance suite that every implementation must pass;
+// that suite is the precise definition of this contract.
+//
+// All methods are safe for concurrent use. Every method that writes is
+// atomic: it changes all the jobs it names or none of them. No method holds
+// a transaction open after it returns. Errors are [*Error] values with the
+// codes named below; storage failures have [CodeUnavailable] (busy past its
+// retries, read-only, full, unreachable) and never expose driver errors as
+// part of the contract. After Close, methods return [ErrClosed].
+//
+// Writes made by workers (UpdateProgress, Heartbeat, Finish, Release) are
+// fenced by [Lease]: they apply only while the job is running under that
+// lease token, and report [ErrLeaseLost] for each job where they matched
+// nothing. Batch methods return the errors of failed items joined with
+// [errors.Join]; each is an [*Error] carrying the JobID.
+type JobRepository interface {
+	// Create validates and inserts new jobs in one transaction: all or none.
+	// It sets ID (UUIDv7), Status (pending), Attempt, the timestamps, and
+	// the defaults (Queue "default", MaxAttempts DefaultMaxAttempts, RunAt
+	// now). A job whose UniqueKey matches an existing job is not inserted:
+	// its fields are replaced by the existing job's and Duplicate is set.
+	// Invalid input (empty or long names, invalid JSON, MaxAttempts < 0,
+	// negative Timeout, a preset ID) returns ErrInvalidArgument and a
+	// payload over the limit ErrTooLarge; nothing is written.
+	Create(ctx context.Context, jobs ...*Job) error
+
+	// CreateTx is Create inside the caller's transaction (or any bun.IDB):
+	// the jobs become visible when, and only if, tx commits. Repositories
+	// that are not backed by bun return ErrInvalidArgument.
+	CreateTx(ctx context.Context, tx bun.IDB, jobs ...*Job) error
+
+	// Get returns the job with the given ID, or ErrNotFound.
+	Get(ctx context.Context, id uuid.UUID) (*Job, error)
+
+	// List returns jobs matching q, newest first, one page at a time.
+	// Pages are keyed by a cursor, never by an offset, so each page costs
+	// the same however deep it is. A malformed cursor is ErrInvalidArgument.
+	List(ctx context.Context, q ListQuery) (*Page, error)
+
+	// Stats counts jobs by status, kind and queue.
+	Stats(ctx context.Context) (*Stats, error)
+
+	// Claim atomically moves up to q.Limit pending jobs whose RunAt has come
+	// to running, highest Priority first and then oldest RunAt, and returns
+	// them. Each claimed job gets a fresh lease token, LeaseOwner q.Owner, a
+	// lease that expires after q.LeaseDuration, StartedAt now, and Attempt
+	// incremented. Two concurrent claims never return the same job. Only
+	// jobs of q.Queues and q.Kinds are claimed (empty: any). It returns an
+	// empty slice, not an error, when nothing is ready.
+	Claim(ctx context.Context, q ClaimQuery) ([]*Job, error)
+
+	// UpdateProgress stores each update's progress and renews its lease to
+	// now + lease, in one transaction. An invalid progress value is
+	// ErrInvalidArgument and nothing is written. Updates whose lease was
+	// lost report ErrLeaseLost; the others are still written.
+	UpdateProgress(ctx context.Context, lease time.Duration, updates ...ProgressUpdate) error
+
+	// Heartbeat renews the leases to now + lease, in one statement. Leases
+	// that were lost report ErrLeaseLost; the others are still renewed.
+	Heartbeat(ctx context.Context, lease time.Duration, leases ...Lease) error
+
+	// Finish records the outcomes of attempts in one transaction. A
+	// completion moves its running job to the completion's status: a
+	// terminal one (clearing the lease and setting FinishedAt), or pending
+	// (a retry at RunAt; the attempt stays counted). Completions with
+	// another status are ErrInvalidArgument and nothing is written.
+	// Completions whose lease was lost report ErrLeaseLost and change
+	// nothing; the others are still written.
+	Finish(ctx context.Context, completions ...Completion) error
+
+	// Release returns running jobs to pending at once without counting the
+	// attempt (Attempt is decremented), for a worker that stops before its
+	// jobs finish. A released job with CancelRequested becomes canceled.
+	// Lost leases report ErrLeaseLost.
+	Release(ctx context.Context, leases ...Lease) error
+
+	// RequestCancel cancels a job. A pending job becomes canceled at once. A
+	// running job gets CancelRequested, and the worker that owns it finishes
+	// it as canceled. It returns the job as stored after the call; a job
+	// already terminal is ErrConflict and unchanged; an unknown ID ErrNotFound.
+	// Calling it again on a running job with CancelRequested is a no-op.
+	RequestCancel(ctx context.Context, id uuid.UUID) (*Job, error)
+
+	// CancelRequests returns the IDs of the running jobs leased by owner that
+	// have CancelRequested set. It is one indexed query, cheap enough to
+	// call every few tens of milliseconds.
+	CancelRequests(ctx context.Context, owner string) ([]uuid.UUID, error)
+
+	// RescueExpired finds up to limit running jobs whose lease has expired
+	// and returns them to pending (the attempt stays counted), or to failed
+	// when no attempts remain, or to canceled when a cancel was requested;
+	// it clears their leases, so the old owner's writes are fenced out. Each
+	// expired lease is rescued once, even with several rescuers at once.
+	// It returns the rescued jobs as stored after the change.
+	RescueExpired(ctx context.Context, limit int) ([]*Job, error)
+
+	// Prune deletes terminal jobs that finished before the given time, in
+	// batches of at most [PruneBatchSize] rows per transaction, and returns
+	// how many it deleted.
+	Prune(ctx context.Context, finishedBefore time.Time) (int, error)
+
+	// Close releases the repository's resources. Repositories that were
+	// handed a database do not close it. Close is idempotent.
+	Close() error
+}
+
+// PruneBatchSize is the most rows Prune deletes in one transaction, so that
+// pruning never holds the write lock for long.
+const PruneBatchSize = 1000
+
+// Page limits for [ListQuery].
+const (
+	DefaultListLimit = 50
+	MaxListLimit     = 1000
+)
+
+// ListQuery selects jobs for [JobRepository.List]. Zero fields do not filter.
+type ListQuery struct {
+	Statuses []Status // any of these statuses
+	Kind     string
+	Queue    string
+	// Limit is the page size: 0 means DefaultListLimit, at most MaxListLimit.
+	Limit int
+	// Cursor is Page.Next of the previous page, or "" for the first page.
+	Cursor string
+}
+
+// Page is one page of [JobRepository.List].
+type Page struct {
+	Jobs []*Job `json:"jobs"`
+	// Next is the cursor of the following page, or "" on the last page.
+	Next string `json:"next,omitempty"`
+}
+
+// ClaimQuery says which jobs a worker can take, for [JobRepository.Claim].
+type ClaimQuery struct {
+	Owner         string        // required: identifies the claiming runner
+	Queues        []string      // claim only from these queues; empty: any
+	Kinds         []string      // claim only these kinds; empty: any
+	Limit         int           // at most this many jobs, 1 to MaxClaimLimit
+	LeaseDuration time.Duration // how long the lease lasts without renewal; > 0
+}
+
+// MaxClaimLimit is the most jobs one Claim may return.
+const MaxClaimLimit = 1000
+
+// Stats counts jobs.
+type Stats struct {
+	Total    int                       `json:"total"`
+	ByStatus map[Status]int            `json:"by_status"`
+	ByKind   map[string]map[Status]int `json:"by_kind"`
+	ByQueue  map[string]map[Status]int `json:"by_queue"`
+}
+
+// add counts n jobs with the given queue, kind and status.
+func (s *Stats) add(queue, kind string, st Status, n int) {
+	if s.ByStatus == nil {
+		s.ByStatus = map[Status]int{}
+		s.ByKind = map[string]map[Status]int{}
+		s.ByQueue = map[string]map[Status]int{}
+	}
+	s.Total += n
+	s.ByStatus[st] += n
+	if s.ByKind[kind] == nil {
+		s.ByKind[kind] = map[Status]int{}
+	}
+	s.ByKind[kind][st] += n
+	if s.ByQueue[queue] == nil {
+		s.ByQueue[queue] = map[Status]int{}
+	}
+	s.ByQueue[queue][st] += n
+}
