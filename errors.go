@@ -24,6 +24,7 @@ const (
 	CodeUnknownKind     Code = "unknown_kind"     // no handler is registered for the kind
 	CodeCanceled        Code = "canceled"         // the job was canceled
 	CodeTimeout         Code = "timeout"          // the job ran past its timeout
+	CodeFailed          Code = "failed"           // the job ended failed (see AwaitResult)
 	CodeShutdown        Code = "shutdown"         // the runner stopped before the job finished
 	CodeLeaseLost       Code = "lease_lost"       // the worker no longer owns the job
 	CodeClosed          Code = "closed"           // the repository or runner is closed
@@ -51,6 +52,9 @@ var (
 	ErrCanceled = &Error{Code: CodeCanceled}
 	// ErrTimeout is the cause of a handler's context when its job ran past its timeout.
 	ErrTimeout = &Error{Code: CodeTimeout}
+	// ErrFailed: the awaited job ended failed; the error's Msg has the job's
+	// last error. Returned by [AwaitResult].
+	ErrFailed = &Error{Code: CodeFailed}
 	// ErrShutdown is the cause of a handler's context when the runner stopped
 	// and the grace period ran out. The job is released, not failed.
 	ErrShutdown = &Error{Code: CodeShutdown}

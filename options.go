@@ -1,5 +1,14 @@
 package jobs
 
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/google/uuid"
+)
+
 // RepositoryOption configures a repository constructor such as
 // [NewBunRepository] or [NewMemoryRepository].
 type RepositoryOption func(*repoConfig)
@@ -30,4 +39,229 @@ func newRepoConfig(opts []RepositoryOption) (repoConfig, error) {
 		return c, invalid("new repository", "max payload bytes %d is not positive", c.maxPayload)
 	}
 	return c, nil
+}
+
+// Option configures a [Runner]; pass options to [NewRunner]. Options only
+// record values: NewRunner validates them all at once and returns
+// [ErrInvalidArgument] for an invalid one.
+type Option func(*runnerConfig)
+
+// Runner defaults, documented next to the option that overrides each.
+const (
+	// DefaultConcurrency is the number of handlers a runner runs at once.
+	DefaultConcurrency = 8
+	// DefaultLeaseDuration is how long a claimed job stays leased without a
+	// heartbeat. Heartbeats renew it every third of the lease.
+	DefaultLeaseDuration = 30 * time.Second
+	// MinLeaseDuration is the shortest lease [WithLeaseDuration] accepts.
+	MinLeaseDuration = time.Second
+	// DefaultPollInterval is how often an idle runner looks for jobs
+	// enqueued by other processes. Jobs enqueued through the runner itself
+	// wake it at once.
+	DefaultPollInterval = time.Second
+	// DefaultCancelPollInterval is how often a runner with running jobs asks
+	// the repository whether another process requested a cancel.
+	DefaultCancelPollInterval = 25 * time.Millisecond
+	// DefaultWatchPollInterval is how often [Runner.Watch] reads a job that
+	// does not run in this process.
+	DefaultWatchPollInterval = 250 * time.Millisecond
+	// DefaultGracePeriod is how long Run waits at shutdown for running
+	// handlers to return before it cancels them with [ErrShutdown].
+	DefaultGracePeriod = 10 * time.Second
+	// DefaultStopTimeout is how long Run waits, after the grace period and
+	// the cancel, for handlers that ignore their context.
+	DefaultStopTimeout = 5 * time.Second
+	// DefaultProgressInterval is the least time between two progress writes
+	// of one job to the repository.
+	DefaultProgressInterval = 250 * time.Millisecond
+	// DefaultRetention is how long finished jobs are kept before the pruner
+	// deletes them.
+	DefaultRetention = 7 * 24 * time.Hour
+	// DefaultRetryBaseDelay is the backoff before the second attempt of a
+	// job; each later attempt doubles it, up to DefaultRetryMaxDelay.
+	DefaultRetryBaseDelay = time.Second
+	// DefaultRetryMaxDelay caps the backoff between two attempts.
+	DefaultRetryMaxDelay = time.Hour
+	// MaxConcurrency is the largest value [WithConcurrency] accepts.
+	MaxConcurrency = 10000
+)
+
+type runnerConfig struct {
+	concurrency  int
+	queues       []string
+	lease        time.Duration
+	poll         time.Duration
+	cancelPoll   time.Duration
+	watchPoll    time.Duration
+	grace        time.Duration
+	stopTimeout  time.Duration
+	progress     time.Duration
+	retention    time.Duration
+	retryBase    time.Duration
+	retryMax     time.Duration
+	owner        string
+	logger       *slog.Logger
+	hooks        Hooks
+	allowAnyKind bool
+	loggerSet    bool
+}
+
+// WithConcurrency sets how many handlers run at once, from 1 to
+// [MaxConcurrency]. The default is [DefaultConcurrency].
+func WithConcurrency(n int) Option { return func(c *runnerConfig) { c.concurrency = n } }
+
+// WithQueues limits the runner to jobs of the named queues. The default (no
+// names) serves every queue. Each name must be a valid queue name.
+func WithQueues(names ...string) Option {
+	return func(c *runnerConfig) { c.queues = append([]string(nil), names...) }
+}
+
+// WithLeaseDuration sets how long a claimed job stays leased without a
+// heartbeat: at least [MinLeaseDuration]; the default is
+// [DefaultLeaseDuration]. Heartbeats run every third of it, the rescuer of
+// expired leases every quarter, so a dead process's jobs run again within
+// about 1.5 leases.
+func WithLeaseDuration(d time.Duration) Option { return func(c *runnerConfig) { c.lease = d } }
+
+// WithPollInterval sets how often an idle runner looks for jobs that other
+// processes enqueued; it must be positive. The default is
+// [DefaultPollInterval].
+func WithPollInterval(d time.Duration) Option { return func(c *runnerConfig) { c.poll = d } }
+
+// WithCancelPollInterval sets how often a runner with running jobs checks for
+// cancel requests made by other processes; it must be positive and at most
+// the lease. The default is [DefaultCancelPollInterval].
+func WithCancelPollInterval(d time.Duration) Option {
+	return func(c *runnerConfig) { c.cancelPoll = d }
+}
+
+// WithWatchPollInterval sets how often [Runner.Watch] and [Runner.Await] read
+// a job that runs in another process; it must be positive. The default is
+// [DefaultWatchPollInterval].
+func WithWatchPollInterval(d time.Duration) Option {
+	return func(c *runnerConfig) { c.watchPoll = d }
+}
+
+// WithGracePeriod sets how long Run waits at shutdown for running handlers
+// before it cancels them with [ErrShutdown] and releases their jobs; it must
+// not be negative, and zero cancels at once. The default is
+// [DefaultGracePeriod].
+func WithGracePeriod(d time.Duration) Option { return func(c *runnerConfig) { c.grace = d } }
+
+// WithStopTimeout sets how long Run waits, after the grace period, for
+// handlers that do not return when their context is cancelled. Their jobs
+// keep their leases, which then expire. It must be positive; the default is
+// [DefaultStopTimeout].
+func WithStopTimeout(d time.Duration) Option { return func(c *runnerConfig) { c.stopTimeout = d } }
+
+// WithProgressInterval sets the least time between two progress writes of a
+// job to the repository; it must be positive. In-process watchers see every
+// report regardless. The default is [DefaultProgressInterval].
+func WithProgressInterval(d time.Duration) Option {
+	return func(c *runnerConfig) { c.progress = d }
+}
+
+// WithRetention sets how long finished jobs are kept: the pruner deletes
+// older ones. Zero keeps them forever; negative is invalid. The default is
+// [DefaultRetention].
+func WithRetention(d time.Duration) Option { return func(c *runnerConfig) { c.retention = d } }
+
+// WithRetryBackoff sets the exponential backoff between attempts: base before
+// the second attempt, doubling up to max, each delay drawn at random from
+// its upper half. Both must be positive and base ≤ max. The defaults are
+// [DefaultRetryBaseDelay] and [DefaultRetryMaxDelay].
+func WithRetryBackoff(base, max time.Duration) Option {
+	return func(c *runnerConfig) { c.retryBase, c.retryMax = base, max }
+}
+
+// WithOwner names the runner in the leases it takes (Job.LeaseOwner). It
+// must be unique among the runners sharing a database and a valid name. The
+// default is the host name, the process ID and a random suffix.
+func WithOwner(name string) Option { return func(c *runnerConfig) { c.owner = name } }
+
+// WithLogger sets the logger. The default logs nothing; nil is invalid.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *runnerConfig) { c.logger, c.loggerSet = l, true }
+}
+
+// WithHooks sets the lifecycle callbacks; see [Hooks]. The default has none.
+func WithHooks(h Hooks) Option { return func(c *runnerConfig) { c.hooks = h } }
+
+// WithAllowUnknownKinds lets Enqueue create jobs of kinds that have no
+// handler in this runner, for a process that enqueues work that other
+// processes run. Without it, such an Enqueue returns [ErrUnknownKind].
+func WithAllowUnknownKinds() Option { return func(c *runnerConfig) { c.allowAnyKind = true } }
+
+// newRunnerConfig applies the options over the defaults and validates them.
+func newRunnerConfig(opts []Option) (runnerConfig, error) {
+	c := runnerConfig{
+		concurrency: DefaultConcurrency,
+		lease:       DefaultLeaseDuration,
+		poll:        DefaultPollInterval,
+		cancelPoll:  DefaultCancelPollInterval,
+		watchPoll:   DefaultWatchPollInterval,
+		grace:       DefaultGracePeriod,
+		stopTimeout: DefaultStopTimeout,
+		progress:    DefaultProgressInterval,
+		retention:   DefaultRetention,
+		retryBase:   DefaultRetryBaseDelay,
+		retryMax:    DefaultRetryMaxDelay,
+	}
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	const op = "new runner"
+	switch {
+	case c.concurrency < 1 || c.concurrency > MaxConcurrency:
+		return c, invalid(op, "concurrency %d is not in [1, %d]", c.concurrency, MaxConcurrency)
+	case c.lease < MinLeaseDuration:
+		return c, invalid(op, "lease duration %v is under %v", c.lease, MinLeaseDuration)
+	case c.poll <= 0:
+		return c, invalid(op, "poll interval %v is not positive", c.poll)
+	case c.cancelPoll <= 0 || c.cancelPoll > c.lease:
+		return c, invalid(op, "cancel poll interval %v is not in (0, lease]", c.cancelPoll)
+	case c.watchPoll <= 0:
+		return c, invalid(op, "watch poll interval %v is not positive", c.watchPoll)
+	case c.grace < 0:
+		return c, invalid(op, "grace period %v is negative", c.grace)
+	case c.stopTimeout <= 0:
+		return c, invalid(op, "stop timeout %v is not positive", c.stopTimeout)
+	case c.progress <= 0:
+		return c, invalid(op, "progress interval %v is not positive", c.progress)
+	case c.retention < 0:
+		return c, invalid(op, "retention %v is negative", c.retention)
+	case c.retryBase <= 0 || c.retryMax < c.retryBase:
+		return c, invalid(op, "retry backoff base %v, max %v: need 0 < base ≤ max", c.retryBase, c.retryMax)
+	case c.loggerSet && c.logger == nil:
+		return c, invalid(op, "logger is nil")
+	}
+	for _, q := range c.queues {
+		if err := checkName(op, "queue", q, false); err != nil {
+			return c, err
+		}
+	}
+	if c.owner == "" {
+		c.owner = defaultOwner()
+	}
+	if err := checkName(op, "owner", c.owner, false); err != nil {
+		return c, err
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}
+
+// defaultOwner returns "host-pid-random".
+func defaultOwner() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "runner"
+	}
+	if len(host) > 64 {
+		host = host[:64]
+	}
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), uuid.NewString()[:8])
 }

@@ -1,0 +1,210 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// outcomeKind says what to store for an ended attempt.
+type outcomeKind int
+
+const (
+	outFinish  outcomeKind = iota // Finish with c
+	outRelease                    // Release: back to pending, attempt not counted
+	outDrop                       // lease lost: write nothing
+)
+
+// outcome is an ended attempt waiting to be stored.
+type outcome struct {
+	e    *execution
+	kind outcomeKind
+	c    Completion
+}
+
+// Completer tuning: one repository call stores up to maxCompleteBatch
+// outcomes; a failed call is retried for up to bookkeepingTimeout.
+const (
+	maxCompleteBatch   = 500
+	bookkeepingTimeout = 10 * time.Second
+)
+
+// complete hands an outcome to the completer. After the completer stopped
+// (a handler that returned after Run gave up on it) the outcome is dropped:
+// the job's lease expires and the rescuer takes it.
+func (r *Runner) complete(o outcome) {
+	select {
+	case r.comp <- o:
+	case <-r.compGone:
+		r.cfg.logger.Error("outcome dropped after shutdown", "job_id", o.e.lease.JobID, "kind", o.e.job.Kind)
+	}
+}
+
+// completer stores outcomes in batches: while one batch is being written the
+// next one gathers, so many workers share each transaction (group commit)
+// without waiting for a timer. It returns when stop is closed and every
+// queued outcome is stored.
+func (r *Runner) completer(stop <-chan struct{}) {
+	defer close(r.compGone)
+	batch := make([]outcome, 0, maxCompleteBatch)
+	for {
+		select {
+		case o := <-r.comp:
+			batch = append(batch[:0], o)
+		case <-stop:
+			for {
+				batch = batch[:0]
+				for len(batch) < maxCompleteBatch {
+					select {
+					case o := <-r.comp:
+						batch = append(batch, o)
+						continue
+					default:
+					}
+					break
+				}
+				if len(batch) == 0 {
+					return
+				}
+				r.store(batch)
+			}
+		}
+	gather:
+		for len(batch) < maxCompleteBatch {
+			select {
+			case o := <-r.comp:
+				batch = append(batch, o)
+			default:
+				break gather
+			}
+		}
+		r.store(batch)
+	}
+}
+
+// store writes one batch of outcomes and then tells watchers, hooks and the
+// fetcher. Writes use a context detached from shutdown, with a timeout.
+func (r *Runner) store(batch []outcome) {
+	ctx, cancel := context.WithTimeout(context.Background(), bookkeepingTimeout)
+	defer cancel()
+	var fin, rel []outcome
+	for _, o := range batch {
+		switch o.kind {
+		case outFinish:
+			fin = append(fin, o)
+		case outRelease:
+			rel = append(rel, o)
+		default:
+			r.cfg.logger.Warn("job lease lost; outcome not stored", "job_id", o.e.lease.JobID, "kind", o.e.job.Kind)
+			r.forget(o, StatusRunning, nil)
+		}
+	}
+	if len(fin) > 0 {
+		errs := r.finish(ctx, fin)
+		for i, o := range fin {
+			r.forget(o, o.c.Status, errs[i])
+		}
+	}
+	if len(rel) > 0 {
+		leases := make([]Lease, len(rel))
+		for i, o := range rel {
+			leases[i] = o.e.lease
+		}
+		perJob, other := retryBatch(ctx, r, func(ctx context.Context) error { return r.repo.Release(ctx, leases...) })
+		for _, o := range rel {
+			err := perJob[o.e.lease.JobID]
+			if err == nil {
+				err = other
+			}
+			r.forget(o, StatusPending, err)
+		}
+	}
+}
+
+// finish stores completions and returns each one's error. A batch refused
+// as a whole for one bad item (a result too large or not JSON) is stored
+// item by item, and a refused result fails its job instead.
+func (r *Runner) finish(ctx context.Context, fin []outcome) []error {
+	cs := make([]Completion, len(fin))
+	for i, o := range fin {
+		cs[i] = o.c
+	}
+	errs := make([]error, len(fin))
+	perJob, other := retryBatch(ctx, r, func(ctx context.Context) error { return r.repo.Finish(ctx, cs...) })
+	if other != nil && len(perJob) == 0 && badInput(other) {
+		for i := range fin {
+			errs[i] = r.finishOne(ctx, &fin[i])
+		}
+		return errs
+	}
+	for i, o := range fin {
+		errs[i] = perJob[o.e.lease.JobID]
+		if errs[i] == nil {
+			errs[i] = other
+		}
+	}
+	return errs
+}
+
+// finishOne stores one completion; a refused result fails the job.
+func (r *Runner) finishOne(ctx context.Context, o *outcome) error {
+	_, other := retryBatch(ctx, r, func(ctx context.Context) error { return r.repo.Finish(ctx, o.c) })
+	if other == nil || !badInput(other) {
+		return other
+	}
+	o.c.Status, o.c.Result, o.c.Error = StatusFailed, nil, other.Error()
+	_, other = retryBatch(ctx, r, func(ctx context.Context) error { return r.repo.Finish(ctx, o.c) })
+	return other
+}
+
+func badInput(err error) bool {
+	c := CodeOf(err)
+	return c == CodeInvalidArgument || c == CodeTooLarge
+}
+
+// retryBatch calls f until it succeeds, fails for single jobs only, fails
+// with a non-transient error, or ctx ends; it returns the split errors.
+func retryBatch(ctx context.Context, r *Runner, f func(context.Context) error) (map[uuid.UUID]error, error) {
+	for attempt := 1; ; attempt++ {
+		perJob, other := splitErrors(f(ctx))
+		if other == nil || CodeOf(other) != CodeUnavailable && CodeOf(other) != CodeInternal {
+			return perJob, other
+		}
+		wait := backoff(attempt, 10*time.Millisecond, time.Second)
+		r.cfg.logger.Warn("store outcomes", "error", other, "retry_in", wait)
+		if !sleepCtx(ctx, wait) {
+			return perJob, other
+		}
+	}
+}
+
+// forget ends the local life of an attempt once its outcome is stored (or
+// could not be): watchers, hooks, retry wake-up, and removal from the
+// running set.
+func (r *Runner) forget(o outcome, st Status, err error) {
+	e := o.e
+	id := e.lease.JobID
+	switch {
+	case errors.Is(err, ErrLeaseLost):
+		r.cfg.logger.Warn("job lease lost; outcome not stored", "job_id", id, "kind", e.job.Kind)
+		st = StatusRunning
+	case err != nil:
+		r.cfg.logger.Error("store outcome", "job_id", id, "kind", e.job.Kind, "status", st, "error", err)
+		st = StatusRunning
+	}
+	if st != StatusRunning {
+		e.stored(st, o.c.Error, o.c.Progress)
+		r.outcomeHooks(o, st)
+		if st == StatusPending && o.kind == outFinish {
+			r.wakeAt(o.c.RunAt)
+		}
+	}
+	r.emu.Lock()
+	if r.execs[id] == e {
+		delete(r.execs, id)
+	}
+	r.emu.Unlock()
+	r.touch(id)
+}

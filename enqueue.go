@@ -1,0 +1,205 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+)
+
+// EnqueueOption sets a field of one job created by [Runner.Enqueue] and its
+// twins. Options are checked when the job is created; an invalid value
+// returns [ErrInvalidArgument] and nothing is written.
+type EnqueueOption func(*enqueueConfig)
+
+type enqueueConfig struct {
+	job   *Job
+	delay time.Duration
+	runAt time.Time
+}
+
+// InQueue puts the job into the named queue instead of [DefaultQueue].
+func InQueue(name string) EnqueueOption { return func(c *enqueueConfig) { c.job.Queue = name } }
+
+// WithPriority sets the job's priority: within a queue, higher runs first.
+// The default is 0; negative values are allowed.
+func WithPriority(n int) EnqueueOption { return func(c *enqueueConfig) { c.job.Priority = n } }
+
+// WithDelay makes the job wait d before it may start. d must not be
+// negative; with [WithRunAt] too, the later time wins.
+func WithDelay(d time.Duration) EnqueueOption { return func(c *enqueueConfig) { c.delay = d } }
+
+// WithRunAt makes the job wait until t before it may start. A time in the
+// past means at once.
+func WithRunAt(t time.Time) EnqueueOption { return func(c *enqueueConfig) { c.runAt = t } }
+
+// WithMaxAttempts sets how many attempts the job may have: at least 1; the
+// default is [DefaultMaxAttempts].
+func WithMaxAttempts(n int) EnqueueOption {
+	return func(c *enqueueConfig) {
+		if n == 0 {
+			n = -1 // 0 would silently mean the default
+		}
+		c.job.MaxAttempts = n
+	}
+}
+
+// WithTimeout limits each attempt of the job to d, after which the handler's
+// context is cancelled with cause [ErrTimeout] and the attempt fails. Zero
+// means no limit beyond the kind's (see [WithKindTimeout]); negative is
+// invalid.
+func WithTimeout(d time.Duration) EnqueueOption {
+	return func(c *enqueueConfig) { c.job.Timeout = d }
+}
+
+// WithUniqueKey makes the enqueue idempotent: while a job with the same key
+// exists, enqueueing again returns that job with Job.Duplicate set and
+// creates nothing.
+func WithUniqueKey(key string) EnqueueOption {
+	return func(c *enqueueConfig) { c.job.UniqueKey = key }
+}
+
+// EnqueueRequest is one job for [Runner.EnqueueMany].
+type EnqueueRequest struct {
+	Kind    string
+	Payload any // encoded as for [Runner.Enqueue]
+	Options []EnqueueOption
+}
+
+// Enqueue creates a pending job of the given kind and returns it as stored.
+// The payload is encoded with encoding/json, except a [json.RawMessage] or
+// []byte, which must already be JSON and is stored as is. A job that can
+// start at once wakes this runner's idle workers immediately.
+//
+// It returns [ErrUnknownKind] when the runner has no handler for kind (see
+// [WithAllowUnknownKinds]), [ErrInvalidArgument] or [ErrTooLarge] for bad
+// input, and the repository's errors. With [WithUniqueKey], a repeat returns
+// the existing job with Duplicate set and a nil error. It is safe for
+// concurrent use and needs no running Run.
+func (r *Runner) Enqueue(ctx context.Context, kind string, payload any, opts ...EnqueueOption) (*Job, error) {
+	j, err := r.newJob(kind, payload, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.repo.Create(ctx, j); err != nil {
+		return nil, err
+	}
+	r.enqueued(j)
+	return j, nil
+}
+
+// EnqueueTx is [Runner.Enqueue] inside the caller's transaction (or any
+// bun.IDB): the job exists if, and only if, tx commits. Because the runner
+// cannot see the commit, a job created this way starts at the next poll
+// (see [WithPollInterval]) rather than at once. Repositories not backed by
+// bun return [ErrInvalidArgument].
+func (r *Runner) EnqueueTx(ctx context.Context, tx bun.IDB, kind string, payload any, opts ...EnqueueOption) (*Job, error) {
+	j, err := r.newJob(kind, payload, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.repo.CreateTx(ctx, tx, j); err != nil {
+		return nil, err
+	}
+	r.enqueued(j)
+	return j, nil
+}
+
+// EnqueueMany creates several jobs in one transaction: all of them or, on
+// error, none. It returns them in the order of reqs; errors are those of
+// [Runner.Enqueue].
+func (r *Runner) EnqueueMany(ctx context.Context, reqs ...EnqueueRequest) ([]*Job, error) {
+	js := make([]*Job, len(reqs))
+	for i, q := range reqs {
+		j, err := r.newJob(q.Kind, q.Payload, q.Options)
+		if err != nil {
+			return nil, err
+		}
+		js[i] = j
+	}
+	if len(js) == 0 {
+		return js, nil
+	}
+	if err := r.repo.Create(ctx, js...); err != nil {
+		return nil, err
+	}
+	for _, j := range js {
+		r.enqueued(j)
+	}
+	return js, nil
+}
+
+// newJob builds an unsaved job from a kind, a payload and options.
+func (r *Runner) newJob(kind string, payload any, opts []EnqueueOption) (*Job, error) {
+	const op = "enqueue"
+	if err := checkName(op, "kind", kind, false); err != nil {
+		return nil, err
+	}
+	if !r.cfg.allowAnyKind && r.handler(kind) == nil {
+		return nil, newError(CodeUnknownKind, op, uuid.Nil, "no handler for kind %q", kind)
+	}
+	raw, err := encodePayload(payload)
+	if err != nil {
+		return nil, err
+	}
+	c := enqueueConfig{job: &Job{Kind: kind, Payload: raw}}
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	if c.delay < 0 {
+		return nil, invalid(op, "delay %v is negative", c.delay)
+	}
+	if c.delay > 0 || !c.runAt.IsZero() {
+		at := time.Now().Add(c.delay)
+		if c.runAt.After(at) {
+			at = c.runAt
+		}
+		c.job.RunAt = at
+	}
+	return c.job, nil
+}
+
+// encodePayload turns a payload into JSON; raw JSON is kept as is.
+func encodePayload(p any) (json.RawMessage, error) {
+	switch v := p.(type) {
+	case json.RawMessage:
+		return v, nil
+	case []byte:
+		return v, nil
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, &Error{Code: CodeInvalidArgument, Op: "enqueue", Msg: "payload cannot be encoded as JSON", Err: err}
+	}
+	return b, nil
+}
+
+// enqueued wakes the fetcher for a job this runner just created: now when it
+// is ready, or when its time comes.
+func (r *Runner) enqueued(j *Job) {
+	if j.Duplicate || j.Status != StatusPending {
+		return
+	}
+	r.wakeAt(j.RunAt)
+}
+
+// wakeAt wakes the fetcher at t (at once when t has passed).
+func (r *Runner) wakeAt(t time.Time) {
+	if d := time.Until(t); d > 0 {
+		time.AfterFunc(d, r.notify)
+		return
+	}
+	r.notify()
+}
+
+// notify wakes the fetcher without blocking.
+func (r *Runner) notify() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}

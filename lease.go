@@ -1,0 +1,136 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// heartbeatInterval is how often leases are renewed: a third of the lease,
+// so that two missed beats still leave time to stop the handler.
+func (r *Runner) heartbeatInterval() time.Duration { return r.cfg.lease / 3 }
+
+// heartbeatLoop renews the leases of all local jobs with one repository call
+// per tick, and cancels the handlers whose lease could not be renewed in time.
+func (r *Runner) heartbeatLoop(ctx context.Context) error {
+	every := r.heartbeatInterval()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		r.heartbeat(ctx, every)
+	}
+}
+
+func (r *Runner) heartbeat(ctx context.Context, every time.Duration) {
+	start := time.Now()
+	var (
+		leases []Lease
+		execs  []*execution
+	)
+	for _, e := range r.execList() {
+		// Jobs whose progress write renewed the lease recently need no beat.
+		if e.lost.Load() || start.Sub(time.Unix(0, e.renewed.Load())) < every/2 {
+			continue
+		}
+		leases = append(leases, e.lease)
+		execs = append(execs, e)
+	}
+	if len(leases) > 0 {
+		hctx, cancel := context.WithTimeout(ctx, every)
+		err := r.repo.Heartbeat(hctx, r.cfg.lease, leases...)
+		cancel()
+		perJob, other := splitErrors(err)
+		if other != nil {
+			r.cfg.logger.Warn("renew leases", "error", other, "jobs", len(leases))
+		}
+		for _, e := range execs {
+			switch jerr := perJob[e.lease.JobID]; {
+			case errors.Is(jerr, ErrLeaseLost):
+				r.leaseLost(e)
+			case jerr == nil && other == nil:
+				e.renewed.Store(start.UnixNano())
+			}
+		}
+	}
+	// A lease that the next tick could not renew in time is given up now,
+	// before it expires and another runner may claim the job.
+	now := time.Now()
+	for _, e := range r.execList() {
+		if !e.lost.Load() && now.Add(every).After(time.Unix(0, e.renewed.Load()).Add(r.cfg.lease)) {
+			r.cfg.logger.Error("lease not renewed in time", "job_id", e.lease.JobID, "kind", e.job.Kind)
+			r.leaseLost(e)
+		}
+	}
+}
+
+// leaseLost stops a job whose lease this runner no longer holds: its handler
+// is cancelled with [ErrLeaseLost] and nothing more is written for it.
+func (r *Runner) leaseLost(e *execution) {
+	if e.lost.Swap(true) {
+		return
+	}
+	e.cancel(ErrLeaseLost)
+}
+
+// cancelPollLoop picks up cancel requests made by other processes for the
+// jobs running here, with one cheap query per interval while any run.
+func (r *Runner) cancelPollLoop(ctx context.Context) error {
+	t := time.NewTicker(r.cfg.cancelPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		r.emu.Lock()
+		n := len(r.execs)
+		r.emu.Unlock()
+		if n == 0 {
+			continue
+		}
+		qctx, cancel := context.WithTimeout(ctx, r.cfg.lease/3)
+		ids, err := r.repo.CancelRequests(qctx, r.cfg.owner)
+		cancel()
+		if err != nil {
+			r.cfg.logger.Warn("poll cancel requests", "error", err)
+			continue
+		}
+		for _, id := range ids {
+			if e := r.exec(id); e != nil {
+				e.cancel(ErrCanceled)
+			}
+		}
+	}
+}
+
+// splitErrors sorts the error of a batch call into the errors of single
+// jobs (an [*Error] with a JobID) and the rest, joined.
+func splitErrors(err error) (map[uuid.UUID]error, error) {
+	if err == nil {
+		return nil, nil
+	}
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	perJob := map[uuid.UUID]error{}
+	var other []error
+	for _, e := range errs {
+		if je, ok := errors.AsType[*Error](e); ok && je.JobID != uuid.Nil {
+			perJob[je.JobID] = e
+			continue
+		}
+		other = append(other, e)
+	}
+	return perJob, errors.Join(other...)
+}

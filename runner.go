@@ -1,0 +1,320 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
+)
+
+// HandlerFunc handles one attempt of a job. The returned JSON is stored as
+// the job's Result when the attempt succeeds; an error fails the attempt
+// (see [Permanent] and [RetryAfter]). ctx is cancelled when the job is
+// canceled, times out, loses its lease or the runner shuts down;
+// [context.Cause] tells which ([ErrCanceled], [ErrTimeout], [ErrLeaseLost],
+// [ErrShutdown]). progress reports how far the attempt has come.
+type HandlerFunc func(ctx context.Context, job *Job, progress Reporter) (json.RawMessage, error)
+
+// HandleOption configures the handler of one kind; pass it to
+// [Runner.Handle] or [Handle].
+type HandleOption func(*handler)
+
+// WithKindTimeout limits each attempt of the kind's jobs to d unless the job
+// has its own timeout ([WithTimeout]). d must be positive.
+func WithKindTimeout(d time.Duration) HandleOption { return func(h *handler) { h.timeout = d } }
+
+type handler struct {
+	fn      HandlerFunc
+	timeout time.Duration
+}
+
+// Runner runs the handlers of the jobs stored in a [JobRepository]: it
+// claims jobs of its kinds in batches, runs up to its concurrency at once,
+// stores their progress and outcomes, retries failures with backoff, renews
+// leases, rescues the jobs of dead runners and prunes old ones.
+//
+// Register handlers with [Runner.Handle] or [Handle] before calling
+// [Runner.Run]. All other methods are safe for concurrent use and work
+// whether or not Run is running; a Runner runs once.
+type Runner struct {
+	repo JobRepository
+	cfg  runnerConfig
+
+	hmu      sync.RWMutex // guards handlers
+	handlers map[string]*handler
+	started  atomic.Bool
+
+	wake   chan struct{} // a local enqueue or a retry is ready
+	seq    atomic.Uint64 // snapshot sequence numbers
+	avgDur atomic.Int64  // moving average of handler run time, ns; -1 unknown
+
+	emu   sync.Mutex // guards execs
+	execs map[uuid.UUID]*execution
+
+	wmu      sync.Mutex // guards watchers
+	watchers map[uuid.UUID]*watchEntry
+	nwatch   atomic.Int32
+
+	// Run state.
+	work     chan *execution // claimed jobs for the workers
+	busy     atomic.Int64    // claimed jobs whose handler has not ended
+	freed    chan struct{}   // a worker slot was freed
+	stopping atomic.Bool     // Run's ctx is done: start nothing new
+	comp     chan outcome    // outcomes for the completer
+	compGone chan struct{}   // closed when the completer has stopped
+}
+
+// NewRunner returns a Runner over repo, configured by opts. It returns
+// [ErrInvalidArgument] when repo is nil or an option is invalid.
+func NewRunner(repo JobRepository, opts ...Option) (*Runner, error) {
+	if repo == nil {
+		return nil, invalid("new runner", "repository is nil")
+	}
+	cfg, err := newRunnerConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	r := &Runner{
+		repo:     repo,
+		cfg:      cfg,
+		handlers: map[string]*handler{},
+		wake:     make(chan struct{}, 1),
+		execs:    map[uuid.UUID]*execution{},
+		watchers: map[uuid.UUID]*watchEntry{},
+		freed:    make(chan struct{}, 1),
+		compGone: make(chan struct{}),
+	}
+	r.avgDur.Store(-1)
+	return r, nil
+}
+
+// Owner returns the name the runner uses in the leases it takes.
+func (r *Runner) Owner() string { return r.cfg.owner }
+
+// Handle registers h for jobs of the given kind. The runner claims only the
+// kinds it has handlers for. Handle panics, as a programming error, when kind
+// is not a valid name, h is nil, kind already has a handler, an option is
+// invalid, or Run has started.
+func (r *Runner) Handle(kind string, h HandlerFunc, opts ...HandleOption) {
+	if err := checkName("handle", "kind", kind, false); err != nil {
+		panic(err.Error())
+	}
+	if h == nil {
+		panic(fmt.Sprintf("jobs: handle %q: nil handler", kind))
+	}
+	hd := &handler{fn: h}
+	for _, o := range opts {
+		if o != nil {
+			o(hd)
+		}
+	}
+	if hd.timeout < 0 {
+		panic(fmt.Sprintf("jobs: handle %q: negative timeout", kind))
+	}
+	r.hmu.Lock()
+	defer r.hmu.Unlock()
+	if r.started.Load() {
+		panic(fmt.Sprintf("jobs: handle %q: the runner has started", kind))
+	}
+	if r.handlers[kind] != nil {
+		panic(fmt.Sprintf("jobs: handle %q: kind already has a handler", kind))
+	}
+	r.handlers[kind] = hd
+}
+
+// Handle registers a typed handler for kind on r: the payload is decoded
+// into T and the returned R is encoded as the result. A payload that does not
+// decode into T fails the attempt permanently with an [ErrInvalidArgument]
+// error naming the kind. It panics like [Runner.Handle].
+func Handle[T, R any](r *Runner, kind string, h func(ctx context.Context, job *Job, in T, progress Reporter) (R, error), opts ...HandleOption) {
+	if h == nil {
+		panic(fmt.Sprintf("jobs: handle %q: nil handler", kind))
+	}
+	r.Handle(kind, func(ctx context.Context, job *Job, p Reporter) (json.RawMessage, error) {
+		var in T
+		if err := json.Unmarshal(job.Payload, &in); err != nil {
+			return nil, Permanent(&Error{Code: CodeInvalidArgument, Op: "decode payload", JobID: job.ID,
+				Msg: fmt.Sprintf("payload of kind %q does not decode into %T", kind, in), Err: err})
+		}
+		out, err := h(ctx, job, in, p)
+		if err != nil {
+			return nil, err
+		}
+		b, err := json.Marshal(out)
+		if err != nil {
+			return nil, Permanent(&Error{Code: CodeInvalidArgument, Op: "encode result", JobID: job.ID,
+				Msg: fmt.Sprintf("result of kind %q cannot be encoded as JSON", kind), Err: err})
+		}
+		return b, nil
+	}, opts...)
+}
+
+// handler returns the handler of kind, or nil.
+func (r *Runner) handler(kind string) *handler {
+	r.hmu.RLock()
+	defer r.hmu.RUnlock()
+	return r.handlers[kind]
+}
+
+// kinds returns the registered kinds.
+func (r *Runner) kinds() []string {
+	r.hmu.RLock()
+	defer r.hmu.RUnlock()
+	ks := make([]string, 0, len(r.handlers))
+	for k := range r.handlers {
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+// Get returns the job with the given ID as stored, or [ErrNotFound].
+func (r *Runner) Get(ctx context.Context, id uuid.UUID) (*Job, error) { return r.repo.Get(ctx, id) }
+
+// List returns one page of jobs matching q, newest first; see
+// [JobRepository.List].
+func (r *Runner) List(ctx context.Context, q ListQuery) (*Page, error) { return r.repo.List(ctx, q) }
+
+// Cancel cancels a job and returns it as stored after the call. A pending job
+// becomes canceled at once. A running job gets a durable cancel request: when
+// it runs in this process its handler's context is cancelled at once with
+// cause [ErrCanceled]; another runner sees the request within its cancel
+// poll interval. Either way the job ends canceled and is not retried.
+// Canceling a finished job returns [ErrConflict]; an unknown ID
+// [ErrNotFound].
+func (r *Runner) Cancel(ctx context.Context, id uuid.UUID) (*Job, error) {
+	j, err := r.repo.RequestCancel(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if e := r.exec(id); e != nil {
+		e.cancel(ErrCanceled)
+	}
+	r.touch(id)
+	return j, nil
+}
+
+// exec returns the local execution of job id, or nil.
+func (r *Runner) exec(id uuid.UUID) *execution {
+	r.emu.Lock()
+	defer r.emu.Unlock()
+	return r.execs[id]
+}
+
+// execList returns the local executions.
+func (r *Runner) execList() []*execution {
+	r.emu.Lock()
+	defer r.emu.Unlock()
+	es := make([]*execution, 0, len(r.execs))
+	for _, e := range r.execs {
+		es = append(es, e)
+	}
+	return es
+}
+
+// Run runs the runner until ctx is done, then shuts down gracefully, and
+// returns once its work is stored. It claims jobs of the registered kinds
+// (none at all without handlers), runs up to the concurrency at once, and
+// keeps leases, cancel requests, rescues and pruning going.
+//
+// At shutdown Run stops claiming, hands claimed jobs that have not started
+// back to pending, and waits up to the grace period ([WithGracePeriod]) for
+// running handlers. Then it cancels the rest with cause [ErrShutdown] and
+// releases their jobs to pending without counting the attempt. Handlers that
+// still do not return within the stop timeout ([WithStopTimeout]) are left
+// behind: their leases expire and another runner takes the jobs over; Run
+// then returns an [ErrShutdown] error. Outcomes are stored with a context
+// detached from ctx, so none is lost to the shutdown.
+//
+// Run returns nil after a clean shutdown, an [ErrConflict] error when called
+// a second time, and [ErrClosed] when the repository was closed.
+func (r *Runner) Run(ctx context.Context) error {
+	r.hmu.Lock()
+	already := r.started.Swap(true)
+	r.hmu.Unlock()
+	if already {
+		return newError(CodeConflict, "run", uuid.Nil, "the runner was already started")
+	}
+	kinds := r.kinds()
+	log := r.cfg.logger
+	log.Info("runner started", "owner", r.cfg.owner, "kinds", kinds, "concurrency", r.cfg.concurrency)
+
+	// Handlers and bookkeeping outlive ctx (they get its values, not its
+	// cancellation); the loops stop when the drain is over.
+	base := context.WithoutCancel(ctx)
+	loopCtx, stopLoops := context.WithCancel(base)
+	defer stopLoops()
+	var g errgroup.Group
+	g.Go(func() error { return r.heartbeatLoop(loopCtx) })
+	g.Go(func() error { return r.progressLoop(loopCtx) })
+	g.Go(func() error { return r.cancelPollLoop(loopCtx) })
+	g.Go(func() error { return r.rescueLoop(loopCtx) })
+	g.Go(func() error { return r.pruneLoop(loopCtx) })
+
+	r.work = make(chan *execution, max(r.cfg.concurrency, MaxClaimLimit))
+	r.comp = make(chan outcome, 2*r.cfg.concurrency)
+	stopComp := make(chan struct{})
+	go r.completer(stopComp)
+	var workers sync.WaitGroup
+	for range r.cfg.concurrency {
+		workers.Go(r.worker)
+	}
+
+	var runErr error
+	if len(kinds) > 0 {
+		runErr = r.fetch(ctx, base, kinds)
+	} else {
+		<-ctx.Done()
+	}
+
+	// Shutdown: nothing new starts; claimed jobs still queued are released
+	// by the workers.
+	r.stopping.Store(true)
+	close(r.work)
+	log.Info("runner stopping", "owner", r.cfg.owner, "running", r.busy.Load())
+	done := make(chan struct{})
+	go func() { workers.Wait(); close(done) }()
+	if !waitFor(done, r.cfg.grace) {
+		for _, e := range r.execList() {
+			e.cancel(ErrShutdown)
+		}
+		if !waitFor(done, r.cfg.stopTimeout) {
+			n := r.busy.Load()
+			log.Error("handlers ignored shutdown; their leases will expire", "count", n)
+			runErr = errors.Join(runErr, newError(CodeShutdown, "run", uuid.Nil, "%d handlers did not return after cancellation", n))
+		}
+	}
+	close(stopComp)
+	<-r.compGone
+	stopLoops()
+	if err := g.Wait(); err != nil {
+		runErr = errors.Join(runErr, err)
+	}
+	log.Info("runner stopped", "owner", r.cfg.owner)
+	return runErr
+}
+
+// waitFor waits up to d for done and reports whether it was closed.
+func waitFor(done <-chan struct{}, d time.Duration) bool {
+	select {
+	case <-done:
+		return true
+	default:
+	}
+	if d <= 0 {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}

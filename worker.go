@@ -1,0 +1,238 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+)
+
+// Claiming: the fetcher claims as many jobs as there are free slots. While
+// handlers are short (their moving average is under prefetchBelow) it also
+// keeps up to prefetchFactor×concurrency claimed jobs buffered, so that a
+// stream of small jobs costs one claim transaction per batch, not per job.
+// Long jobs are never claimed ahead of a free worker, so that other runners
+// get them.
+const (
+	prefetchBelow  = time.Millisecond
+	prefetchFactor = 16
+)
+
+// capacity returns how many jobs may be claimed and not yet ended.
+func (r *Runner) capacity() int {
+	c := r.cfg.concurrency
+	if avg := r.avgDur.Load(); avg >= 0 && avg < int64(prefetchBelow) {
+		c += c * prefetchFactor
+	}
+	return min(c, max(r.cfg.concurrency, MaxClaimLimit))
+}
+
+// claimLimit returns how many jobs to claim now, or 0 to wait for a slot.
+// With buffered jobs left it waits until half the capacity is free, so that
+// claims come in batches.
+func (r *Runner) claimLimit() int {
+	c := r.capacity()
+	free := c - int(r.busy.Load())
+	if free <= 0 || (len(r.work) > 0 && free < c/2) {
+		return 0
+	}
+	return min(free, MaxClaimLimit)
+}
+
+// fetch claims jobs and hands them to the workers until ctx is done. It
+// claims again at once while work is available, and otherwise waits for a
+// local enqueue, a freed slot or the poll interval.
+func (r *Runner) fetch(ctx, base context.Context, kinds []string) error {
+	idle := time.NewTimer(r.cfg.poll)
+	defer idle.Stop()
+	var failures int
+	for {
+		limit := r.claimLimit()
+		if limit == 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-r.freed:
+				continue
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		start := time.Now()
+		// The claim must not be cut off half-way by shutdown: claimed jobs
+		// that never reach a worker would wait for their lease to expire.
+		cctx, cancel := context.WithTimeout(base, r.cfg.lease/3)
+		js, err := r.repo.Claim(cctx, ClaimQuery{Owner: r.cfg.owner, Queues: r.cfg.queues,
+			Kinds: kinds, Limit: limit, LeaseDuration: r.cfg.lease})
+		cancel()
+		if err != nil {
+			if CodeOf(err) == CodeClosed {
+				return err
+			}
+			failures++
+			wait := backoff(failures, 50*time.Millisecond, 5*time.Second)
+			r.cfg.logger.Warn("claim jobs", "error", err, "retry_in", wait)
+			if !sleepCtx(ctx, wait) {
+				return nil
+			}
+			continue
+		}
+		failures = 0
+		r.dispatch(base, js, start)
+		if len(js) == limit {
+			continue // there may be more
+		}
+		idle.Reset(r.cfg.poll)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.wake:
+		case <-idle.C:
+		}
+	}
+}
+
+// dispatch registers claimed jobs and queues them for the workers.
+func (r *Runner) dispatch(base context.Context, js []*Job, claimed time.Time) {
+	if len(js) == 0 {
+		return
+	}
+	es := make([]*execution, len(js))
+	r.emu.Lock()
+	for i, j := range js {
+		es[i] = newExecution(r, base, j, claimed)
+		r.execs[j.ID] = es[i]
+	}
+	r.emu.Unlock()
+	r.busy.Add(int64(len(es)))
+	for _, e := range es {
+		r.touch(e.lease.JobID)
+		r.work <- e // never blocks: busy ≤ capacity ≤ cap(work)
+	}
+}
+
+// worker runs queued jobs until the work channel is closed.
+func (r *Runner) worker() {
+	for e := range r.work {
+		o := r.execute(e)
+		r.complete(o)
+		r.busy.Add(-1)
+		select {
+		case r.freed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// execute runs one attempt, or skips it when the runner stops or the job was
+// canceled first, and returns its outcome.
+func (r *Runner) execute(e *execution) outcome {
+	if r.stopping.Load() && e.ctx.Err() == nil {
+		e.end()
+		return outcome{e: e, kind: outRelease}
+	}
+	h := r.handler(e.job.Kind)
+	ctx := e.ctx
+	timeout := e.job.Timeout
+	if timeout == 0 && h != nil {
+		timeout = h.timeout
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, timeout, ErrTimeout)
+		defer cancel()
+	}
+	var (
+		res json.RawMessage
+		err error
+	)
+	if ctx.Err() == nil {
+		r.hookJob(r.cfg.hooks.OnStarted, "started", e.job)
+		r.cfg.logger.Debug("job started", "job_id", e.lease.JobID, "kind", e.job.Kind, "attempt", e.attempt)
+		start := time.Now()
+		res, err = r.call(ctx, h, e)
+		r.observe(time.Since(start))
+	} else {
+		err = context.Cause(ctx)
+	}
+	o := r.classify(e, ctx, res, err)
+	e.cancel(context.Canceled) // release the context's resources
+	return o
+}
+
+// call runs the handler, turning a panic into an error.
+func (r *Runner) call(ctx context.Context, h *handler, e *execution) (res json.RawMessage, err error) {
+	if h == nil {
+		return nil, Permanent(newError(CodeUnknownKind, "run", e.lease.JobID, "no handler for kind %q", e.job.Kind))
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			r.cfg.logger.Error("handler panicked", "job_id", e.lease.JobID, "kind", e.job.Kind,
+				"attempt", e.attempt, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			res, err = nil, fmt.Errorf("panic: %v", v)
+		}
+	}()
+	return h.fn(ctx, e.job, e)
+}
+
+// observe folds one handler run time into the moving average.
+func (r *Runner) observe(d time.Duration) {
+	old := r.avgDur.Load()
+	if old < 0 {
+		r.avgDur.Store(int64(d))
+		return
+	}
+	r.avgDur.Store(old + (int64(d)-old)/8)
+}
+
+// classify turns what the handler returned into the outcome to store.
+func (r *Runner) classify(e *execution, ctx context.Context, res json.RawMessage, err error) outcome {
+	final := e.end()
+	o := outcome{e: e, kind: outFinish}
+	o.c = Completion{Lease: e.lease, Progress: final}
+	cause := context.Cause(e.ctx)
+	switch {
+	case errors.Is(cause, ErrCanceled):
+		o.c.Status = StatusCanceled
+		o.c.Error = "canceled"
+		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, ErrCanceled) {
+			o.c.Error = "canceled: " + err.Error()
+		}
+	case e.lost.Load() || errors.Is(cause, ErrLeaseLost):
+		o.kind = outDrop
+	case err == nil:
+		o.c.Status, o.c.Result = StatusSucceeded, res
+		if final != nil {
+			o.c.Progress = &Progress{Fraction: 1, Message: final.Message}
+		}
+	case errors.Is(cause, ErrShutdown):
+		o.kind = outRelease
+	default:
+		o.c.Error = err.Error()
+		if c := context.Cause(ctx); c != nil && !errors.Is(err, c) {
+			o.c.Error += " (" + c.Error() + ")"
+		}
+		d := r.decideRetry(err, e.attempt, e.job.MaxAttempts)
+		if d.retry {
+			o.c.Status, o.c.RunAt = StatusPending, time.Now().Add(d.delay)
+		} else {
+			o.c.Status = StatusFailed
+		}
+	}
+	return o
+}
+
+// sleepCtx waits d and reports whether ctx is still live.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
