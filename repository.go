@@ -15,8 +15,9 @@ import (
 // that suite is the precise definition of this contract.
 //
 // All methods are safe for concurrent use. Every method that writes is
-// atomic: it changes all the jobs it names or none of them. No method holds
-// a transaction open after it returns. Errors are [*Error] values with the
+// atomic: it changes all the jobs it names or none of them (batch worker
+// writes skip the items whose lease was lost, see below). No method holds a
+// transaction open after it returns. Errors are [*Error] values with the
 // codes named below; storage failures have [CodeUnavailable] (busy past its
 // retries, read-only, full, unreachable) and never expose driver errors as
 // part of the contract. After Close, methods return [ErrClosed].
@@ -24,22 +25,35 @@ import (
 // Writes made by workers (UpdateProgress, Heartbeat, Finish, Release) are
 // fenced by [Lease]: they apply only while the job is running under that
 // lease token, and report [ErrLeaseLost] for each job where they matched
-// nothing. Batch methods return the errors of failed items joined with
-// [errors.Join]; each is an [*Error] carrying the JobID.
+// nothing, including jobs that no longer exist (pruned): never ErrNotFound.
+// Expiry alone fences nothing: a lease that expired but was not yet rescued
+// still works, and a heartbeat renews it. Batch methods return the errors of
+// failed items joined with [errors.Join]; each is an [*Error] carrying the
+// JobID. Batch methods called with no items do nothing and return nil.
+//
+// Returned jobs are copies: changing them, or the jobs and byte slices
+// passed in, changes nothing stored. Every time a repository returns is in
+// UTC (Location() == time.UTC), kept to the microsecond.
 type JobRepository interface {
 	// Create validates and inserts new jobs in one transaction: all or none.
 	// It sets ID (UUIDv7), Status (pending), Attempt, the timestamps, and
 	// the defaults (Queue "default", MaxAttempts DefaultMaxAttempts, RunAt
-	// now). A job whose UniqueKey matches an existing job is not inserted:
-	// its fields are replaced by the existing job's and Duplicate is set.
-	// Invalid input (empty or long names, invalid JSON, MaxAttempts < 0,
-	// negative Timeout, a preset ID) returns ErrInvalidArgument and a
-	// payload over the limit ErrTooLarge; nothing is written.
+	// now); afterwards each job holds what Get returns for it (times in
+	// UTC, truncated to the microsecond; PostgreSQL may reformat the
+	// payload's JSON). A job whose UniqueKey matches an existing job is not
+	// inserted: its fields are replaced by the existing job's and Duplicate
+	// is set. Invalid input (empty or long names, invalid JSON, MaxAttempts < 0,
+	// negative Timeout, a preset ID, a nil job) returns ErrInvalidArgument
+	// and a payload over the limit ErrTooLarge; nothing is written and the
+	// jobs passed in are left unchanged, so the caller can fix and retry.
+	// Unique keys also deduplicate within one call: a later job with the
+	// key of an earlier one becomes a Duplicate of it. Unique keys stay
+	// taken until the job holding them is pruned.
 	Create(ctx context.Context, jobs ...*Job) error
 
 	// CreateTx is Create inside the caller's transaction (or any bun.IDB):
 	// the jobs become visible when, and only if, tx commits. Repositories
-	// that are not backed by bun return ErrInvalidArgument.
+	// that are not backed by bun, and a nil tx, return ErrInvalidArgument.
 	CreateTx(ctx context.Context, tx bun.IDB, jobs ...*Job) error
 
 	// Get returns the job with the given ID, or ErrNotFound.
@@ -47,7 +61,12 @@ type JobRepository interface {
 
 	// List returns jobs matching q, newest first, one page at a time.
 	// Pages are keyed by a cursor, never by an offset, so each page costs
-	// the same however deep it is. A malformed cursor is ErrInvalidArgument.
+	// the same however deep it is. Next is "" exactly when no job matching
+	// q is older than the page's last job. Jobs created while a caller pages
+	// are newer than its cursor and do not appear in later pages; every job
+	// that existed at the first page and still exists is returned once. A
+	// malformed cursor, an unknown status or a limit outside [0,
+	// MaxListLimit] is ErrInvalidArgument.
 	List(ctx context.Context, q ListQuery) (*Page, error)
 
 	// Stats counts jobs by status, kind and queue.
@@ -59,44 +78,58 @@ type JobRepository interface {
 	// lease that expires after q.LeaseDuration, StartedAt now, and Attempt
 	// incremented. Two concurrent claims never return the same job. Only
 	// jobs of q.Queues and q.Kinds are claimed (empty: any). It returns an
-	// empty slice, not an error, when nothing is ready.
+	// empty slice, not an error, when nothing is ready. The order of the
+	// returned slice is unspecified. A query without an owner, with a limit
+	// outside [1, MaxClaimLimit] or with a lease duration <= 0 is
+	// ErrInvalidArgument.
 	Claim(ctx context.Context, q ClaimQuery) ([]*Job, error)
 
 	// UpdateProgress stores each update's progress and renews its lease to
 	// now + lease, in one transaction. An invalid progress value is
 	// ErrInvalidArgument and nothing is written. Updates whose lease was
-	// lost report ErrLeaseLost; the others are still written.
+	// lost report ErrLeaseLost; the others are still written. A lease
+	// duration <= 0 is ErrInvalidArgument.
 	UpdateProgress(ctx context.Context, lease time.Duration, updates ...ProgressUpdate) error
 
 	// Heartbeat renews the leases to now + lease, in one statement. Leases
-	// that were lost report ErrLeaseLost; the others are still renewed.
+	// that were lost report ErrLeaseLost; the others are still renewed. A
+	// lease duration <= 0 is ErrInvalidArgument.
 	Heartbeat(ctx context.Context, lease time.Duration, leases ...Lease) error
 
 	// Finish records the outcomes of attempts in one transaction. A
 	// completion moves its running job to the completion's status: a
 	// terminal one (clearing the lease and setting FinishedAt), or pending
-	// (a retry at RunAt; the attempt stays counted). Completions with
-	// another status are ErrInvalidArgument and nothing is written.
-	// Completions whose lease was lost report ErrLeaseLost and change
-	// nothing; the others are still written.
+	// (a retry at RunAt; the attempt stays counted). A retry of a job with
+	// CancelRequested ends it as canceled instead: a cancel never ends in a
+	// retry. Result is stored only with StatusSucceeded. A non-empty Error
+	// becomes the job's Error and is appended to Errors; an empty one leaves
+	// both as they were, so Error keeps the most recent failure. Completions
+	// with another status, an invalid result or an invalid progress are
+	// ErrInvalidArgument (a result over the limit ErrTooLarge) and nothing
+	// is written. Completions whose lease was lost report ErrLeaseLost and
+	// change nothing; the others are still written.
 	Finish(ctx context.Context, completions ...Completion) error
 
 	// Release returns running jobs to pending at once without counting the
 	// attempt (Attempt is decremented), for a worker that stops before its
-	// jobs finish. A released job with CancelRequested becomes canceled.
-	// Lost leases report ErrLeaseLost.
+	// jobs finish. RunAt is left as it was, so a released job keeps its
+	// place in line. A released job with CancelRequested becomes canceled
+	// (its Attempt is decremented too). Lost leases report ErrLeaseLost;
+	// the others are still released.
 	Release(ctx context.Context, leases ...Lease) error
 
 	// RequestCancel cancels a job. A pending job becomes canceled at once. A
 	// running job gets CancelRequested, and the worker that owns it finishes
-	// it as canceled. It returns the job as stored after the call; a job
+	// it as canceled (or releases it, which cancels it). A job canceled
+	// here gets FinishedAt. It returns the job as stored after the call; a job
 	// already terminal is ErrConflict and unchanged; an unknown ID ErrNotFound.
 	// Calling it again on a running job with CancelRequested is a no-op.
 	RequestCancel(ctx context.Context, id uuid.UUID) (*Job, error)
 
 	// CancelRequests returns the IDs of the running jobs leased by owner that
 	// have CancelRequested set. It is one indexed query, cheap enough to
-	// call every few tens of milliseconds.
+	// call every few tens of milliseconds. An empty owner is
+	// ErrInvalidArgument.
 	CancelRequests(ctx context.Context, owner string) ([]uuid.UUID, error)
 
 	// RescueExpired finds up to limit running jobs whose lease has expired
@@ -104,12 +137,16 @@ type JobRepository interface {
 	// when no attempts remain, or to canceled when a cancel was requested;
 	// it clears their leases, so the old owner's writes are fenced out. Each
 	// expired lease is rescued once, even with several rescuers at once.
-	// It returns the rescued jobs as stored after the change.
+	// It returns the rescued jobs as stored after the change. A lease has
+	// expired when its LeaseExpiresAt is before now. A limit outside [1,
+	// MaxClaimLimit] is ErrInvalidArgument.
 	RescueExpired(ctx context.Context, limit int) ([]*Job, error)
 
 	// Prune deletes terminal jobs that finished before the given time, in
 	// batches of at most [PruneBatchSize] rows per transaction, and returns
-	// how many it deleted.
+	// how many it deleted (all of them, over as many batches as needed).
+	// Pending and running jobs are never pruned. A pruned job's unique key
+	// is free again.
 	Prune(ctx context.Context, finishedBefore time.Time) (int, error)
 
 	// Close releases the repository's resources. Repositories that were

@@ -56,10 +56,13 @@ func prepareNew(j *Job, now time.Time, maxPayload int) error {
 	if j.MaxAttempts == 0 {
 		j.MaxAttempts = DefaultMaxAttempts
 	}
+	// Times are kept to the microsecond, the precision of PostgreSQL, so
+	// that the job Create fills in is exactly the job Get returns.
+	now = now.UTC().Truncate(time.Microsecond)
 	if j.RunAt.IsZero() {
 		j.RunAt = now
 	}
-	j.RunAt = j.RunAt.UTC()
+	j.RunAt = j.RunAt.UTC().Truncate(time.Microsecond)
 	j.Status = StatusPending
 	j.Attempt = 0
 	j.Result = nil
@@ -203,4 +206,12 @@ func appendAttemptError(h []AttemptError, attempt int, msg string, at time.Time)
 		h = h[len(h)-MaxErrorHistory:]
 	}
 	return h
+}
+
+// checkRescueLimit validates the limit of RescueExpired.
+func checkRescueLimit(op string, limit int) error {
+	if limit < 1 || limit > MaxClaimLimit {
+		return invalid(op, "limit %d is not in [1, %d]", limit, MaxClaimLimit)
+	}
+	return nil
 }

@@ -1,0 +1,128 @@
+// Package jobstest is the conformance suite of [jobs.JobRepository], in the
+// manner of testing/slogtest: any implementation of the interface must pass
+// it, and the suite is the precise definition of the storage contract that
+// the interface's documentation states in prose.
+//
+// Call [Run] from a test with a function that returns a new, empty
+// repository:
+//
+//	func TestConformance(t *testing.T) {
+//		jobstest.Run(t, func(t *testing.T) jobs.JobRepository {
+//			repo, err := jobs.NewMemoryRepository()
+//			require.NoError(t, err)
+//			return repo
+//		})
+//	}
+//
+// Implementations that can do more pass options: [WithTx] enables the cases
+// of [jobs.JobRepository.CreateTx] in the caller's transaction, and
+// [WithCorruptRow] the case of a row whose stored data is damaged. A
+// repository built with a payload limit other than the default declares it
+// with [WithMaxPayloadBytes].
+//
+// Every case runs as its own parallel subtest with its own repository, so a
+// failure names the broken rule (for example
+// "TestConformance/Fencing/RescuedLeaseIsLost"), and -run can select cases.
+package jobstest
+
+import (
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jobsmith/jobs"
+	"github.com/uptrace/bun"
+)
+
+// Option adapts the suite to the capabilities of an implementation.
+type Option func(*config)
+
+type config struct {
+	maxPayload int
+	beginTx    func(t *testing.T, repo jobs.JobRepository) bun.Tx
+	corrupt    func(t *testing.T, repo jobs.JobRepository, id uuid.UUID)
+	stressJobs int
+}
+
+// WithMaxPayloadBytes tells the suite the payload and result limit the
+// repositories were built with (see [jobs.WithMaxPayloadBytes]). The default
+// is [jobs.DefaultMaxPayloadBytes].
+func WithMaxPayloadBytes(n int) Option {
+	return func(c *config) { c.maxPayload = n }
+}
+
+// WithTx enables the cases of CreateTx. begin must start a transaction on
+// the database behind repo (a repository returned by the factory given to
+// [Run]); the suite commits or rolls it back. Without WithTx the suite only
+// checks that CreateTx with a nil transaction is refused.
+func WithTx(begin func(t *testing.T, repo jobs.JobRepository) bun.Tx) Option {
+	return func(c *config) { c.beginTx = begin }
+}
+
+// WithCorruptRow enables the poison-row case. corrupt must damage the stored
+// row of job id behind the repository's back (for example write a payload
+// that is not JSON with raw SQL), in a way that the repository may meet in
+// the field. The suite then checks that a claim batch holding the damaged
+// row still claims every other job.
+func WithCorruptRow(corrupt func(t *testing.T, repo jobs.JobRepository, id uuid.UUID)) Option {
+	return func(c *config) { c.corrupt = corrupt }
+}
+
+// WithStressJobs sets how many jobs the concurrent-claimer case spreads over
+// its 16 claimers. The default is 5 000, or 1 000 when the race detector is
+// on; slow backends may lower it under -race.
+func WithStressJobs(n int) Option {
+	return func(c *config) { c.stressJobs = n }
+}
+
+// Run runs the conformance suite against the repositories that newRepo
+// returns. newRepo is called once per case, from the case's own goroutine
+// and possibly in parallel with other cases; it must return a new, empty
+// repository and register with t.Cleanup whatever must be released after the
+// case (a database, a temporary directory). Run closes each repository at the
+// end of its case, before those cleanups.
+func Run(t *testing.T, newRepo func(t *testing.T) jobs.JobRepository, opts ...Option) {
+	t.Helper()
+	cfg := config{maxPayload: jobs.DefaultMaxPayloadBytes, stressJobs: defaultStressJobs}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	groups := []struct {
+		name  string
+		cases []testCase
+	}{
+		{"Create", createCases},
+		{"BadInput", badInputCases},
+		{"StateMachine", stateCases},
+		{"Finish", finishCases},
+		{"Claim", claimCases},
+		{"Fencing", fencingCases},
+		{"Progress", progressCases},
+		{"Cancel", cancelCases},
+		{"Release", releaseCases},
+		{"Rescue", rescueCases},
+		{"List", listCases},
+		{"Stats", statsCases},
+		{"Prune", pruneCases},
+		{"Tx", txCases},
+		{"Lifecycle", lifecycleCases},
+	}
+	for _, g := range groups {
+		t.Run(g.name, func(t *testing.T) {
+			t.Parallel()
+			for _, c := range g.cases {
+				t.Run(c.name, func(t *testing.T) {
+					t.Parallel()
+					repo := newRepo(t)
+					t.Cleanup(func() { _ = repo.Close() })
+					c.run(t, &harness{repo: repo, cfg: &cfg})
+				})
+			}
+		})
+	}
+}
+
+// testCase is one rule of the contract.
+type testCase struct {
+	name string
+	run  func(t *testing.T, h *harness)
+}

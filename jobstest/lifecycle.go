@@ -1,0 +1,189 @@
+package jobstest
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jobsmith/jobs"
+	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
+)
+
+var pruneCases = []testCase{
+	{"OnlyFinishedBefore", func(t *testing.T, h *harness) {
+		running := h.running(t)
+		h.createN(t, "k", 3)
+		done := h.claim(t, 3)
+		require.Len(t, done, 3)
+		pending := h.create(t, &jobs.Job{Kind: "k", UniqueKey: "pending"})[0]
+		beforeFinish := time.Now().Add(-slack)
+		h.finish(t, done[0], jobs.StatusSucceeded)
+		h.finish(t, done[1], jobs.StatusFailed)
+		h.finish(t, done[2], jobs.StatusCanceled)
+		canceled := h.create(t, &jobs.Job{Kind: "k", UniqueKey: "canceled"})[0]
+		_, err := h.repo.RequestCancel(t.Context(), canceled.ID)
+		require.NoError(t, err)
+
+		n, err := h.repo.Prune(t.Context(), beforeFinish)
+		require.NoError(t, err)
+		require.Zero(t, n, "jobs that finished after the cutoff stay")
+		require.Equal(t, 6, h.total(t))
+
+		n, err = h.repo.Prune(t.Context(), time.Now().Add(time.Second))
+		require.NoError(t, err)
+		require.Equal(t, 4, n)
+		for _, j := range append(done, canceled) {
+			_, err := h.repo.Get(t.Context(), j.ID)
+			requireCode(t, err, jobs.ErrNotFound)
+		}
+		require.Equal(t, jobs.StatusPending, h.get(t, pending.ID).Status)
+		require.Equal(t, jobs.StatusRunning, h.get(t, running.ID).Status)
+		require.NoError(t, h.repo.Heartbeat(t.Context(), hour, running.Lease()), "a running job's lease survives a prune")
+		requireLost(t, h.repo.Finish(t.Context(), jobs.Completion{Lease: done[0].Lease(), Status: jobs.StatusFailed}), done[0].ID)
+
+		again := h.create(t, &jobs.Job{Kind: "k", UniqueKey: "canceled"})[0]
+		require.False(t, again.Duplicate, "a pruned job's unique key is free again")
+		require.NotEqual(t, canceled.ID, again.ID)
+		dup := h.create(t, &jobs.Job{Kind: "k", UniqueKey: "pending"})[0]
+		require.True(t, dup.Duplicate)
+
+		n, err = h.repo.Prune(t.Context(), time.Now().Add(time.Second))
+		require.NoError(t, err)
+		require.Zero(t, n)
+	}},
+	{"MoreThanOneBatch", func(t *testing.T, h *harness) {
+		n := jobs.PruneBatchSize + 7
+		for i := 0; i < n; i += 1000 {
+			h.createN(t, "k", min(1000, n-i))
+		}
+		h.create(t, job("keep"))
+		var cs []jobs.Completion
+		for len(cs) < n {
+			for _, j := range h.claimQ(t, jobs.ClaimQuery{Owner: "w", Kinds: []string{"k"}, Limit: jobs.MaxClaimLimit, LeaseDuration: hour}) {
+				cs = append(cs, jobs.Completion{Lease: j.Lease(), Status: jobs.StatusSucceeded})
+			}
+		}
+		require.NoError(t, h.repo.Finish(t.Context(), cs...))
+		pruned, err := h.repo.Prune(t.Context(), time.Now().Add(time.Second))
+		require.NoError(t, err)
+		require.Equal(t, n, pruned)
+		require.Equal(t, 1, h.total(t))
+	}},
+}
+
+var txCases = []testCase{
+	{"NilTxRefused", func(t *testing.T, h *harness) {
+		requireCode(t, h.repo.CreateTx(t.Context(), nil, job("k")), jobs.ErrInvalidArgument)
+		require.Zero(t, h.total(t))
+	}},
+	{"Commit", func(t *testing.T, h *harness) {
+		tx := h.beginTx(t)
+		js := jobsOf("k", 3)
+		require.NoError(t, h.repo.CreateTx(t.Context(), tx, js...))
+		for _, j := range js {
+			require.NotEqual(t, uuid.Nil, j.ID)
+		}
+		require.NoError(t, tx.Commit())
+		for _, j := range js {
+			requireSame(t, j, h.get(t, j.ID))
+		}
+		require.Len(t, h.claim(t, 10), 3)
+	}},
+	{"Rollback", func(t *testing.T, h *harness) {
+		tx := h.beginTx(t)
+		j := job("k")
+		require.NoError(t, h.repo.CreateTx(t.Context(), tx, j))
+		require.NoError(t, tx.Rollback())
+		_, err := h.repo.Get(t.Context(), j.ID)
+		requireCode(t, err, jobs.ErrNotFound)
+		require.Zero(t, h.total(t))
+		require.Empty(t, h.claim(t, 10))
+	}},
+	{"InvalidInTx", func(t *testing.T, h *harness) {
+		tx := h.beginTx(t)
+		err := h.repo.CreateTx(t.Context(), tx, job("k"), &jobs.Job{Kind: "k", Payload: json.RawMessage(`{`)})
+		requireCode(t, err, jobs.ErrInvalidArgument)
+		require.NoError(t, tx.Commit(), "a refused CreateTx leaves the transaction usable")
+		require.Zero(t, h.total(t))
+	}},
+	{"UniqueKeyInTx", func(t *testing.T, h *harness) {
+		first := h.create(t, &jobs.Job{Kind: "k", UniqueKey: "u"})[0]
+		tx := h.beginTx(t)
+		j := &jobs.Job{Kind: "k", UniqueKey: "u"}
+		require.NoError(t, h.repo.CreateTx(t.Context(), tx, j))
+		require.NoError(t, tx.Commit())
+		require.True(t, j.Duplicate)
+		require.Equal(t, first.ID, j.ID)
+		require.Equal(t, 1, h.total(t))
+	}},
+}
+
+// beginTx starts a transaction through the WithTx option, or skips the case.
+func (h *harness) beginTx(t *testing.T) bun.Tx {
+	t.Helper()
+	if h.cfg.beginTx == nil {
+		t.Skip("the repository does not support CreateTx (no jobstest.WithTx option)")
+	}
+	tx := h.cfg.beginTx(t, h.repo)
+	t.Cleanup(func() { _ = tx.Rollback() })
+	return tx
+}
+
+var lifecycleCases = []testCase{
+	{"Close", func(t *testing.T, h *harness) {
+		j := h.running(t)
+		require.NoError(t, h.repo.Close())
+		require.NoError(t, h.repo.Close(), "Close is idempotent")
+		ctx, l := t.Context(), j.Lease()
+		requireCode(t, h.repo.Create(ctx, job("k")), jobs.ErrClosed, "Create")
+		_, err := h.repo.Get(ctx, j.ID)
+		requireCode(t, err, jobs.ErrClosed, "Get")
+		_, err = h.repo.List(ctx, jobs.ListQuery{})
+		requireCode(t, err, jobs.ErrClosed, "List")
+		_, err = h.repo.Stats(ctx)
+		requireCode(t, err, jobs.ErrClosed, "Stats")
+		_, err = h.repo.Claim(ctx, jobs.ClaimQuery{Owner: "w", Limit: 1, LeaseDuration: hour})
+		requireCode(t, err, jobs.ErrClosed, "Claim")
+		requireCode(t, h.repo.UpdateProgress(ctx, hour, jobs.ProgressUpdate{Lease: l}), jobs.ErrClosed, "UpdateProgress")
+		requireCode(t, h.repo.Heartbeat(ctx, hour, l), jobs.ErrClosed, "Heartbeat")
+		requireCode(t, h.repo.Finish(ctx, jobs.Completion{Lease: l, Status: jobs.StatusSucceeded}), jobs.ErrClosed, "Finish")
+		requireCode(t, h.repo.Release(ctx, l), jobs.ErrClosed, "Release")
+		_, err = h.repo.RequestCancel(ctx, j.ID)
+		requireCode(t, err, jobs.ErrClosed, "RequestCancel")
+		_, err = h.repo.CancelRequests(ctx, "w1")
+		requireCode(t, err, jobs.ErrClosed, "CancelRequests")
+		_, err = h.repo.RescueExpired(ctx, 1)
+		requireCode(t, err, jobs.ErrClosed, "RescueExpired")
+		_, err = h.repo.Prune(ctx, time.Now())
+		requireCode(t, err, jobs.ErrClosed, "Prune")
+	}},
+	{"PoisonRow", func(t *testing.T, h *harness) {
+		if h.cfg.corrupt == nil {
+			t.Skip("the repository cannot corrupt a row (no jobstest.WithCorruptRow option)")
+		}
+		js := h.createN(t, "k", 100)
+		bad := js[37]
+		h.cfg.corrupt(t, h.repo, bad.ID)
+		claimed := map[uuid.UUID]bool{}
+		for range 10 {
+			got, err := h.repo.Claim(t.Context(), jobs.ClaimQuery{Owner: "w", Limit: 100, LeaseDuration: hour})
+			require.NoError(t, err, "a corrupt row does not break the claim of the others")
+			if len(got) == 0 {
+				break
+			}
+			for _, j := range got {
+				require.False(t, claimed[j.ID], "claimed twice")
+				claimed[j.ID] = true
+			}
+		}
+		for _, j := range js {
+			if j.ID != bad.ID {
+				require.True(t, claimed[j.ID], "job %s was not claimed", j.ID)
+			}
+		}
+		_, err := h.repo.Stats(t.Context())
+		require.NoError(t, err)
+	}},
+}

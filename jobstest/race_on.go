@@ -1,0 +1,7 @@
+//go:build race
+
+package jobstest
+
+// defaultStressJobs is smaller under the race detector, which slows the
+// embedded databases down by an order of magnitude.
+const defaultStressJobs = 1000

@@ -1,0 +1,281 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+)
+
+// MemoryRepository is a [JobRepository] that keeps jobs in memory: for tests,
+// and for programs that need no durability (everything is lost when the
+// process exits). It passes the same conformance suite (package jobstest) as
+// the SQL repositories and refuses exactly the same input.
+//
+// A MemoryRepository is safe for concurrent use. Its methods never block
+// except on its internal mutex. Claim costs O(log n) per claimed job however
+// many jobs wait; List costs O(page size) plus the jobs its filters skip.
+// It cannot join a bun transaction: CreateTx returns [ErrInvalidArgument].
+type MemoryRepository struct {
+	cfg repoConfig
+
+	mu      sync.Mutex
+	closed  bool
+	jobs    map[uuid.UUID]*memRecord
+	order   []*memRecord                // every job, by ID ascending (oldest first)
+	unique  map[string]*memRecord       // by UniqueKey
+	buckets map[memBucketKey]*memBucket // pending jobs by queue and kind
+	running map[uuid.UUID]*memRecord
+}
+
+var _ JobRepository = (*MemoryRepository)(nil)
+
+// NewMemoryRepository returns an empty in-memory repository. It accepts the
+// same options as the SQL repositories; an invalid option value returns
+// [ErrInvalidArgument].
+func NewMemoryRepository(opts ...RepositoryOption) (*MemoryRepository, error) {
+	cfg, err := newRepoConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &MemoryRepository{
+		cfg:     cfg,
+		jobs:    map[uuid.UUID]*memRecord{},
+		unique:  map[string]*memRecord{},
+		buckets: map[memBucketKey]*memBucket{},
+		running: map[uuid.UUID]*memRecord{},
+	}, nil
+}
+
+// now is the repository's clock: UTC, to the microsecond, without a
+// monotonic reading, so stored times compare and print like the SQL
+// repositories' times.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// closedError is the error of a call after Close.
+func closedError(op string) *Error {
+	return newError(CodeClosed, op, uuid.Nil, "repository is closed")
+}
+
+// lock takes the mutex and checks ctx and Close. On a nil error the caller
+// must unlock.
+func (m *MemoryRepository) lock(ctx context.Context, op string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return closedError(op)
+	}
+	return nil
+}
+
+// cloneJob returns a deep copy of j.
+func cloneJob(j *Job) *Job {
+	c := *j
+	c.Payload = bytes.Clone(j.Payload)
+	c.Result = bytes.Clone(j.Result)
+	c.Errors = slices.Clone(j.Errors)
+	return &c
+}
+
+// Create implements [JobRepository.Create]. On error the jobs are unchanged.
+func (m *MemoryRepository) Create(ctx context.Context, jobs ...*Job) error {
+	prepared := make([]*Job, len(jobs))
+	t := now()
+	for i, j := range jobs {
+		if j == nil {
+			return invalid("create", "job %d is nil", i)
+		}
+		p := cloneJob(j)
+		if err := prepareNew(p, t, m.cfg.maxPayload); err != nil {
+			return err
+		}
+		prepared[i] = p
+	}
+	if err := m.lock(ctx, "create"); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	batch := map[string]*Job{} // unique keys created by this call
+	for i, p := range prepared {
+		if p.UniqueKey == "" {
+			continue
+		}
+		if r := m.unique[p.UniqueKey]; r != nil {
+			prepared[i] = cloneJob(&r.job)
+			prepared[i].Duplicate = true
+		} else if first := batch[p.UniqueKey]; first != nil {
+			prepared[i] = cloneJob(first)
+			prepared[i].Duplicate = true
+		} else {
+			batch[p.UniqueKey] = p
+		}
+	}
+	for _, p := range prepared {
+		if !p.Duplicate {
+			m.insert(cloneJob(p), t)
+		}
+	}
+	for i, p := range prepared {
+		*jobs[i] = *p
+	}
+	return nil
+}
+
+// insert stores a new pending job. The caller holds the mutex.
+func (m *MemoryRepository) insert(j *Job, t time.Time) {
+	r := &memRecord{job: *j, heapIdx: -1}
+	m.jobs[j.ID] = r
+	if j.UniqueKey != "" {
+		m.unique[j.UniqueKey] = r
+	}
+	if n := len(m.order); n == 0 || bytes.Compare(m.order[n-1].job.ID[:], j.ID[:]) < 0 {
+		m.order = append(m.order, r)
+	} else {
+		i, _ := slices.BinarySearchFunc(m.order, j.ID, func(r *memRecord, id uuid.UUID) int {
+			return bytes.Compare(r.job.ID[:], id[:])
+		})
+		m.order = slices.Insert(m.order, i, r)
+	}
+	m.enqueue(r, t)
+}
+
+// enqueue puts a pending record in the pending index. The caller holds the mutex.
+func (m *MemoryRepository) enqueue(r *memRecord, t time.Time) {
+	key := memBucketKey{r.job.Queue, r.job.Kind}
+	b := m.buckets[key]
+	if b == nil {
+		b = newMemBucket(key)
+		m.buckets[key] = b
+	}
+	b.add(r, t)
+}
+
+// dequeue takes a pending record out of the pending index. The caller holds
+// the mutex.
+func (m *MemoryRepository) dequeue(r *memRecord) {
+	b := r.bucket
+	if b == nil {
+		return
+	}
+	b.remove(r)
+	if b.empty() {
+		delete(m.buckets, b.key)
+	}
+}
+
+// CreateTx implements [JobRepository.CreateTx]: a MemoryRepository cannot
+// join a bun transaction, so it always returns [ErrInvalidArgument] (or
+// [ErrClosed] after Close).
+func (m *MemoryRepository) CreateTx(ctx context.Context, tx bun.IDB, jobs ...*Job) error {
+	if err := m.lock(ctx, "create"); err != nil {
+		return err
+	}
+	m.mu.Unlock()
+	return invalid("create", "the memory repository cannot join a bun transaction")
+}
+
+// Get implements [JobRepository.Get].
+func (m *MemoryRepository) Get(ctx context.Context, id uuid.UUID) (*Job, error) {
+	if err := m.lock(ctx, "get"); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	r := m.jobs[id]
+	if r == nil {
+		return nil, notFound("get", id)
+	}
+	return cloneJob(&r.job), nil
+}
+
+// List implements [JobRepository.List].
+func (m *MemoryRepository) List(ctx context.Context, q ListQuery) (*Page, error) {
+	limit, after, err := checkList(q)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.lock(ctx, "list"); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	end := len(m.order) // index after the first candidate, walking down
+	if after != uuid.Nil {
+		end, _ = slices.BinarySearchFunc(m.order, after, func(r *memRecord, id uuid.UUID) int {
+			return bytes.Compare(r.job.ID[:], id[:])
+		})
+	}
+	page := &Page{Jobs: []*Job{}}
+	for i := end - 1; i >= 0; i-- {
+		j := &m.order[i].job
+		if !listMatches(q, j) {
+			continue
+		}
+		if len(page.Jobs) == limit {
+			page.Next = page.Jobs[limit-1].ID.String()
+			break
+		}
+		page.Jobs = append(page.Jobs, cloneJob(j))
+	}
+	return page, nil
+}
+
+// listMatches reports whether j passes the filters of q.
+func listMatches(q ListQuery, j *Job) bool {
+	return (len(q.Statuses) == 0 || slices.Contains(q.Statuses, j.Status)) &&
+		(q.Kind == "" || q.Kind == j.Kind) &&
+		(q.Queue == "" || q.Queue == j.Queue)
+}
+
+// Stats implements [JobRepository.Stats]. The maps are never nil.
+func (m *MemoryRepository) Stats(ctx context.Context) (*Stats, error) {
+	if err := m.lock(ctx, "stats"); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	s := &Stats{
+		ByStatus: map[Status]int{},
+		ByKind:   map[string]map[Status]int{},
+		ByQueue:  map[string]map[Status]int{},
+	}
+	for _, r := range m.order {
+		s.add(r.job.Queue, r.job.Kind, r.job.Status, 1)
+	}
+	return s, nil
+}
+
+// Prune implements [JobRepository.Prune].
+func (m *MemoryRepository) Prune(ctx context.Context, finishedBefore time.Time) (int, error) {
+	if err := m.lock(ctx, "prune"); err != nil {
+		return 0, err
+	}
+	defer m.mu.Unlock()
+	n := 0
+	m.order = slices.DeleteFunc(m.order, func(r *memRecord) bool {
+		if !r.job.Status.Terminal() || !r.job.FinishedAt.Before(finishedBefore) {
+			return false
+		}
+		delete(m.jobs, r.job.ID)
+		if r.job.UniqueKey != "" {
+			delete(m.unique, r.job.UniqueKey)
+		}
+		n++
+		return true
+	})
+	return n, nil
+}
+
+// Close implements [JobRepository.Close]: later calls return [ErrClosed]
+// and the jobs are dropped. It is idempotent and always returns nil.
+func (m *MemoryRepository) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	m.jobs, m.order, m.unique, m.buckets, m.running = nil, nil, nil, nil, nil
+	return nil
+}

@@ -1,0 +1,301 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// This file holds the worker side of [MemoryRepository]: claims and the
+// lease-fenced writes.
+
+// Claim implements [JobRepository.Claim].
+func (m *MemoryRepository) Claim(ctx context.Context, q ClaimQuery) ([]*Job, error) {
+	if err := checkClaim(q); err != nil {
+		return nil, err
+	}
+	if err := m.lock(ctx, "claim"); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	t := now()
+	var eligible []*memBucket
+	for key, b := range m.buckets {
+		if (len(q.Queues) == 0 || slices.Contains(q.Queues, key.queue)) &&
+			(len(q.Kinds) == 0 || slices.Contains(q.Kinds, key.kind)) {
+			b.promote(t)
+			eligible = append(eligible, b)
+		}
+	}
+	out := []*Job{}
+	for len(out) < q.Limit {
+		var best *memBucket
+		for _, b := range eligible {
+			if r := b.peek(); r != nil && (best == nil || claimsBefore(r, best.peek())) {
+				best = b
+			}
+		}
+		if best == nil {
+			break
+		}
+		r := best.popReady()
+		j := &r.job
+		j.Status = StatusRunning
+		j.Attempt++
+		j.LeaseOwner = q.Owner
+		j.LeaseToken = uuid.NewString()
+		j.LeaseExpiresAt = t.Add(q.LeaseDuration)
+		j.StartedAt, j.UpdatedAt = t, t
+		m.running[j.ID] = r
+		out = append(out, cloneJob(j))
+	}
+	for _, b := range eligible {
+		if b.empty() {
+			delete(m.buckets, b.key)
+		}
+	}
+	return out, nil
+}
+
+// leased returns the running record held under lease l, or nil. The caller
+// holds the mutex.
+func (m *MemoryRepository) leased(l Lease) *memRecord {
+	r := m.running[l.JobID]
+	if r == nil || l.Token == "" || r.job.LeaseToken != l.Token {
+		return nil
+	}
+	return r
+}
+
+// UpdateProgress implements [JobRepository.UpdateProgress].
+func (m *MemoryRepository) UpdateProgress(ctx context.Context, lease time.Duration, updates ...ProgressUpdate) error {
+	const op = "update progress"
+	if err := checkLeaseDuration(op, lease); err != nil {
+		return err
+	}
+	for _, u := range updates {
+		if err := u.Progress.Validate(); err != nil {
+			return err
+		}
+	}
+	if err := m.lock(ctx, op); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	t := now()
+	var errs []error
+	for _, u := range updates {
+		r := m.leased(u.Lease)
+		if r == nil {
+			errs = append(errs, leaseLost(op, u.Lease.JobID))
+			continue
+		}
+		r.job.Progress = u.Progress
+		r.job.LeaseExpiresAt = t.Add(lease)
+		r.job.UpdatedAt = t
+	}
+	return errors.Join(errs...)
+}
+
+// Heartbeat implements [JobRepository.Heartbeat].
+func (m *MemoryRepository) Heartbeat(ctx context.Context, lease time.Duration, leases ...Lease) error {
+	const op = "heartbeat"
+	if err := checkLeaseDuration(op, lease); err != nil {
+		return err
+	}
+	if err := m.lock(ctx, op); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	t := now()
+	var errs []error
+	for _, l := range leases {
+		r := m.leased(l)
+		if r == nil {
+			errs = append(errs, leaseLost(op, l.JobID))
+			continue
+		}
+		r.job.LeaseExpiresAt = t.Add(lease)
+		r.job.UpdatedAt = t
+	}
+	return errors.Join(errs...)
+}
+
+// Finish implements [JobRepository.Finish].
+func (m *MemoryRepository) Finish(ctx context.Context, completions ...Completion) error {
+	const op = "finish"
+	for _, c := range completions {
+		if err := checkCompletion(c, m.cfg.maxPayload); err != nil {
+			return err
+		}
+	}
+	if err := m.lock(ctx, op); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	t := now()
+	var errs []error
+	for _, c := range completions {
+		r := m.leased(c.Lease)
+		if r == nil {
+			errs = append(errs, leaseLost(op, c.Lease.JobID))
+			continue
+		}
+		j := &r.job
+		if c.Error != "" {
+			j.Error = truncateError(c.Error)
+			j.Errors = appendAttemptError(j.Errors, j.Attempt, c.Error, t)
+		}
+		if c.Progress != nil {
+			j.Progress = *c.Progress
+		}
+		status := c.Status
+		if status == StatusPending && j.CancelRequested {
+			status = StatusCanceled
+		}
+		switch status {
+		case StatusPending:
+			j.RunAt = t
+			if !c.RunAt.IsZero() {
+				j.RunAt = c.RunAt.UTC().Truncate(time.Microsecond)
+			}
+		case StatusSucceeded:
+			j.Result = nil
+			if len(c.Result) > 0 {
+				j.Result = slices.Clone(c.Result)
+			}
+			if c.Progress == nil {
+				j.Progress.Fraction = 1
+			}
+		}
+		m.settle(r, status, t)
+	}
+	return errors.Join(errs...)
+}
+
+// settle moves a running record to status (pending or terminal), clearing
+// its lease. The caller holds the mutex.
+func (m *MemoryRepository) settle(r *memRecord, status Status, t time.Time) {
+	j := &r.job
+	delete(m.running, j.ID)
+	j.Status = status
+	j.LeaseOwner, j.LeaseToken, j.LeaseExpiresAt = "", "", time.Time{}
+	j.UpdatedAt = t
+	if status == StatusPending {
+		m.enqueue(r, t)
+		return
+	}
+	j.FinishedAt = t
+}
+
+// Release implements [JobRepository.Release].
+func (m *MemoryRepository) Release(ctx context.Context, leases ...Lease) error {
+	const op = "release"
+	if err := m.lock(ctx, op); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	t := now()
+	var errs []error
+	for _, l := range leases {
+		r := m.leased(l)
+		if r == nil {
+			errs = append(errs, leaseLost(op, l.JobID))
+			continue
+		}
+		r.job.Attempt--
+		m.settle(r, releasedStatus(&r.job), t)
+	}
+	return errors.Join(errs...)
+}
+
+// releasedStatus is where a running job goes when its worker lets go of it.
+func releasedStatus(j *Job) Status {
+	if j.CancelRequested {
+		return StatusCanceled
+	}
+	return StatusPending
+}
+
+// RequestCancel implements [JobRepository.RequestCancel].
+func (m *MemoryRepository) RequestCancel(ctx context.Context, id uuid.UUID) (*Job, error) {
+	const op = "request cancel"
+	if err := m.lock(ctx, op); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	r := m.jobs[id]
+	if r == nil {
+		return nil, notFound(op, id)
+	}
+	j := &r.job
+	t := now()
+	switch j.Status {
+	case StatusPending:
+		m.dequeue(r)
+		j.Status = StatusCanceled
+		j.CancelRequested = true
+		j.FinishedAt, j.UpdatedAt = t, t
+	case StatusRunning:
+		if !j.CancelRequested {
+			j.CancelRequested = true
+			j.UpdatedAt = t
+		}
+	default:
+		return nil, newError(CodeConflict, op, id, "job is already %s", j.Status)
+	}
+	return cloneJob(j), nil
+}
+
+// CancelRequests implements [JobRepository.CancelRequests].
+func (m *MemoryRepository) CancelRequests(ctx context.Context, owner string) ([]uuid.UUID, error) {
+	const op = "cancel requests"
+	if err := checkName(op, "owner", owner, false); err != nil {
+		return nil, err
+	}
+	if err := m.lock(ctx, op); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	ids := []uuid.UUID{}
+	for id, r := range m.running {
+		if r.job.CancelRequested && r.job.LeaseOwner == owner {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// RescueExpired implements [JobRepository.RescueExpired]. The leases that
+// expired first are rescued first.
+func (m *MemoryRepository) RescueExpired(ctx context.Context, limit int) ([]*Job, error) {
+	const op = "rescue expired"
+	if err := checkRescueLimit(op, limit); err != nil {
+		return nil, err
+	}
+	if err := m.lock(ctx, op); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	t := now()
+	var expired []*memRecord
+	for _, r := range m.running {
+		if r.job.LeaseExpiresAt.Before(t) {
+			expired = append(expired, r)
+		}
+	}
+	slices.SortFunc(expired, func(a, b *memRecord) int { return a.job.LeaseExpiresAt.Compare(b.job.LeaseExpiresAt) })
+	out := []*Job{}
+	for _, r := range expired[:min(limit, len(expired))] {
+		status := releasedStatus(&r.job)
+		if status == StatusPending && r.job.Attempt >= r.job.MaxAttempts {
+			status = StatusFailed
+		}
+		m.settle(r, status, t)
+		out = append(out, cloneJob(&r.job))
+	}
+	return out, nil
+}
