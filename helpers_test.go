@@ -2,9 +2,11 @@ package jobs_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
 	"github.com/stretchr/testify/require"
 )
@@ -69,11 +71,104 @@ func start(t *testing.T, r *jobs.Runner) (stop func() error) {
 }
 
 // await waits for the job to finish, with a deadline.
-func await(t *testing.T, r *jobs.Runner, id [16]byte) *jobs.Job {
+func await(t *testing.T, r *jobs.Runner, id uuid.UUID) *jobs.Job {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	j, err := r.Await(ctx, id)
 	require.NoError(t, err)
 	return j
+}
+
+// faultRepo wraps a repository to count calls and inject faults.
+type faultRepo struct {
+	jobs.JobRepository
+	mu             sync.Mutex
+	finishCalls    int
+	progressWrites map[uuid.UUID]int
+	dropBeats      bool  // heartbeats and progress writes do nothing: the process looks dead
+	beatErr        error // heartbeats and progress writes fail with this
+}
+
+func newFaultRepo(r jobs.JobRepository) *faultRepo {
+	return &faultRepo{JobRepository: r, progressWrites: map[uuid.UUID]int{}}
+}
+
+func (f *faultRepo) setDropBeats(v bool) { f.mu.Lock(); f.dropBeats = v; f.mu.Unlock() }
+func (f *faultRepo) setBeatErr(err error) { f.mu.Lock(); f.beatErr = err; f.mu.Unlock() }
+
+func (f *faultRepo) beatFault() (drop bool, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dropBeats, f.beatErr
+}
+
+func (f *faultRepo) Heartbeat(ctx context.Context, lease time.Duration, ls ...jobs.Lease) error {
+	if drop, err := f.beatFault(); drop || err != nil {
+		return err
+	}
+	return f.JobRepository.Heartbeat(ctx, lease, ls...)
+}
+
+func (f *faultRepo) UpdateProgress(ctx context.Context, lease time.Duration, ups ...jobs.ProgressUpdate) error {
+	if drop, err := f.beatFault(); drop || err != nil {
+		return err
+	}
+	f.mu.Lock()
+	for _, u := range ups {
+		f.progressWrites[u.Lease.JobID]++
+	}
+	f.mu.Unlock()
+	return f.JobRepository.UpdateProgress(ctx, lease, ups...)
+}
+
+func (f *faultRepo) Finish(ctx context.Context, cs ...jobs.Completion) error {
+	f.mu.Lock()
+	f.finishCalls++
+	f.mu.Unlock()
+	return f.JobRepository.Finish(ctx, cs...)
+}
+
+func (f *faultRepo) progressWritesOf(id uuid.UUID) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.progressWrites[id]
+}
+
+func (f *faultRepo) finishes() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.finishCalls
+}
+
+// get reads a job, failing the test on error.
+func get(t *testing.T, r *jobs.Runner, id uuid.UUID) *jobs.Job {
+	t.Helper()
+	j, err := r.Get(context.WithoutCancel(t.Context()), id)
+	require.NoError(t, err)
+	return j
+}
+
+// requireStatus waits until the job has the given status (for state that is
+// reached by polling or by another runner).
+func requireStatus(t *testing.T, r *jobs.Runner, id uuid.UUID, st jobs.Status) *jobs.Job {
+	t.Helper()
+	var j *jobs.Job
+	require.Eventually(t, func() bool {
+		j = get(t, r, id)
+		return j.Status == st
+	}, 20*time.Second, 5*time.Millisecond, "job never became %s", st)
+	return j
+}
+
+// recv receives from ch with a deadline.
+func recv[T any](t *testing.T, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(20 * time.Second):
+		t.Fatal("timed out waiting on channel")
+	}
+	panic("unreachable")
 }
