@@ -19,8 +19,17 @@ type backend struct {
 
 func backends() []backend {
 	return []backend{
-		{"fake", func(t *testing.T) jobs.JobRepository { return jobs.NewFakeRepo() }},
+		{"memory", func(t *testing.T) jobs.JobRepository { return memRepo(t) }},
 	}
+}
+
+// memRepo returns a fresh memory repository, closed when the test ends.
+func memRepo(t *testing.T) jobs.JobRepository {
+	t.Helper()
+	m, err := jobs.NewMemoryRepository()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = m.Close() })
+	return m
 }
 
 // eachBackend runs f as a parallel subtest per backend.

@@ -27,7 +27,7 @@ func runInBubble(t *testing.T, r *jobs.Runner) (stop func() error) {
 func TestRetryTwiceThenSucceedWithBackoff(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		repo := jobs.NewFakeRepo()
+		repo := memRepo(t)
 		const base = 100 * time.Millisecond
 		// An hour-long poll: only the runner's own retry wake-up can start
 		// the next attempt, so attempt times show the backoff exactly.
@@ -68,7 +68,7 @@ func TestRetryTwiceThenSucceedWithBackoff(t *testing.T) {
 func TestRetryAfterSetsTheDelayAndLastAttemptFails(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		r, err := jobs.NewRunner(jobs.NewFakeRepo(), jobs.WithPollInterval(time.Hour))
+		r, err := jobs.NewRunner(memRepo(t), jobs.WithPollInterval(time.Hour))
 		require.NoError(t, err)
 		var starts []time.Time
 		r.Handle("k", func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {

@@ -62,7 +62,7 @@ func TestTypedHandlerBadPayloadFailsPermanently(t *testing.T) {
 
 func TestHandlePanicsOnProgrammerErrors(t *testing.T) {
 	t.Parallel()
-	r := newRunner(t, jobs.NewFakeRepo())
+	r := newRunner(t, memRepo(t))
 	r.Handle("k", noop)
 	tests := []struct {
 		name string
@@ -92,7 +92,7 @@ func TestHandlePanicsOnProgrammerErrors(t *testing.T) {
 
 func TestRunTwiceAndWithoutHandlers(t *testing.T) {
 	t.Parallel()
-	r := newRunner(t, jobs.NewFakeRepo())
+	r := newRunner(t, memRepo(t))
 	stop := start(t, r)
 	require.Eventually(t, func() bool {
 		return errors.Is(r.Run(t.Context()), jobs.ErrConflict)
