@@ -103,7 +103,7 @@ func newFaultRepo(r jobs.JobRepository) *faultRepo {
 	return &faultRepo{JobRepository: r, progressWrites: map[uuid.UUID]int{}}
 }
 
-func (f *faultRepo) setDropBeats(v bool) { f.mu.Lock(); f.dropBeats = v; f.mu.Unlock() }
+func (f *faultRepo) setDropBeats(v bool)  { f.mu.Lock(); f.dropBeats = v; f.mu.Unlock() }
 func (f *faultRepo) setBeatErr(err error) { f.mu.Lock(); f.beatErr = err; f.mu.Unlock() }
 
 func (f *faultRepo) beatFault() (drop bool, err error) {
