@@ -1,0 +1,70 @@
+package jobs_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/jobsmith/jobs"
+)
+
+// A job's life through the repository alone: create it, claim it as a
+// worker, report progress and finish it with a result. A Runner does the
+// worker's part for you; this is what it does underneath.
+func ExampleMemoryRepository() {
+	ctx := context.Background()
+	repo, err := jobs.NewMemoryRepository()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer repo.Close()
+
+	job := &jobs.Job{Kind: "transcribe", Payload: json.RawMessage(`{"file":"talk.mp3"}`)}
+	if err := repo.Create(ctx, job); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("created:", job.Status, job.Queue)
+
+	claimed, err := repo.Claim(ctx, jobs.ClaimQuery{Owner: "worker-1", Limit: 10, LeaseDuration: time.Minute})
+	if err != nil {
+		log.Fatal(err)
+	}
+	work := claimed[0]
+	fmt.Println("claimed:", work.Status, "attempt", work.Attempt)
+
+	err = repo.UpdateProgress(ctx, time.Minute, jobs.ProgressUpdate{
+		Lease:    work.Lease(),
+		Progress: jobs.Progress{Fraction: 0.5, Message: "segment 1/2"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	err = repo.Finish(ctx, jobs.Completion{
+		Lease:  work.Lease(),
+		Status: jobs.StatusSucceeded,
+		Result: json.RawMessage(`{"text":"hello"}`),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	done, err := repo.Get(ctx, job.ID)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("finished:", done.Status, "attempt", done.Attempt, "result", string(done.Result))
+	fmt.Printf("progress: %.0f%% %q\n", done.Progress.Fraction*100, done.Progress.Message)
+
+	// The lease ended with the attempt: a late write from the worker is fenced out.
+	err = repo.Heartbeat(ctx, time.Minute, work.Lease())
+	fmt.Println("late heartbeat lease lost:", errors.Is(err, jobs.ErrLeaseLost))
+	// Output:
+	// created: pending default
+	// claimed: running attempt 1
+	// finished: succeeded attempt 1 result {"text":"hello"}
+	// progress: 100% "segment 1/2"
+	// late heartbeat lease lost: true
+}

@@ -1,0 +1,188 @@
+package jobs
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+)
+
+func TestPrepareNewDefaults(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.FixedZone("X", 3600))
+	j := &Job{Kind: "k", Attempt: 7, Status: StatusFailed, Error: "old", LeaseToken: "t", Duplicate: true}
+	require.NoError(t, prepareNew(j, now, 100))
+	require.Equal(t, uuid.Version(7), j.ID.Version())
+	require.Equal(t, StatusPending, j.Status)
+	require.Equal(t, DefaultQueue, j.Queue)
+	require.Equal(t, DefaultMaxAttempts, j.MaxAttempts)
+	require.Equal(t, json.RawMessage("null"), j.Payload)
+	require.Zero(t, j.Attempt)
+	require.Empty(t, j.Error)
+	require.Empty(t, j.LeaseToken)
+	require.False(t, j.Duplicate)
+	want := now.UTC().Truncate(time.Microsecond)
+	for _, tm := range []time.Time{j.RunAt, j.CreatedAt, j.UpdatedAt} {
+		require.Equal(t, want, tm, "times are UTC microseconds")
+		require.Equal(t, time.UTC, tm.Location())
+	}
+}
+
+func TestPrepareNewKeepsCallerValues(t *testing.T) {
+	t.Parallel()
+	runAt := time.Date(2030, 1, 1, 0, 0, 0, 999, time.UTC)
+	j := &Job{Kind: "k", Queue: "q", MaxAttempts: 9, RunAt: runAt, Priority: -2, Timeout: time.Second, UniqueKey: "u"}
+	require.NoError(t, prepareNew(j, time.Now(), 100))
+	require.Equal(t, "q", j.Queue)
+	require.Equal(t, 9, j.MaxAttempts)
+	require.Equal(t, -2, j.Priority)
+	require.Equal(t, runAt.Truncate(time.Microsecond), j.RunAt)
+}
+
+func TestPrepareNewRefuses(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("x", MaxNameLength+1)
+	for _, tc := range []struct {
+		name string
+		job  *Job
+		code Code
+	}{
+		{"nil", nil, CodeInvalidArgument},
+		{"preset ID", &Job{ID: uuid.New(), Kind: "k"}, CodeInvalidArgument},
+		{"empty kind", &Job{}, CodeInvalidArgument},
+		{"long kind", &Job{Kind: long}, CodeInvalidArgument},
+		{"kind NUL", &Job{Kind: "\x00"}, CodeInvalidArgument},
+		{"kind not UTF-8", &Job{Kind: "\xff"}, CodeInvalidArgument},
+		{"long queue", &Job{Kind: "k", Queue: long}, CodeInvalidArgument},
+		{"payload too large", &Job{Kind: "k", Payload: json.RawMessage(`"` + strings.Repeat("p", 99) + `"`)}, CodeTooLarge},
+		{"payload invalid", &Job{Kind: "k", Payload: json.RawMessage(`{`)}, CodeInvalidArgument},
+		{"max attempts", &Job{Kind: "k", MaxAttempts: -1}, CodeInvalidArgument},
+		{"timeout", &Job{Kind: "k", Timeout: -1}, CodeInvalidArgument},
+		{"unique key long", &Job{Kind: "k", UniqueKey: strings.Repeat("u", MaxUniqueKeyLength+1)}, CodeInvalidArgument},
+		{"unique key NUL", &Job{Kind: "k", UniqueKey: "\x00"}, CodeInvalidArgument},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var before Job
+			if tc.job != nil {
+				before = *tc.job
+			}
+			err := prepareNew(tc.job, time.Now(), 100)
+			require.Equal(t, tc.code, CodeOf(err), "%v", err)
+			if tc.job != nil {
+				require.Equal(t, before, *tc.job, "nothing changes on error")
+			}
+		})
+	}
+}
+
+func TestCheckClaim(t *testing.T) {
+	t.Parallel()
+	ok := ClaimQuery{Owner: "w", Limit: 1, LeaseDuration: time.Second}
+	require.NoError(t, checkClaim(ok))
+	max := ok
+	max.Limit, max.Queues, max.Kinds = MaxClaimLimit, []string{"q"}, []string{"k"}
+	require.NoError(t, checkClaim(max))
+	for name, mod := range map[string]func(*ClaimQuery){
+		"no owner":      func(q *ClaimQuery) { q.Owner = "" },
+		"limit 0":       func(q *ClaimQuery) { q.Limit = 0 },
+		"limit too big": func(q *ClaimQuery) { q.Limit = MaxClaimLimit + 1 },
+		"lease 0":       func(q *ClaimQuery) { q.LeaseDuration = 0 },
+		"empty queue":   func(q *ClaimQuery) { q.Queues = []string{""} },
+		"long kind":     func(q *ClaimQuery) { q.Kinds = []string{strings.Repeat("k", MaxNameLength+1)} },
+	} {
+		q := ok
+		mod(&q)
+		require.ErrorIs(t, checkClaim(q), ErrInvalidArgument, name)
+	}
+}
+
+func TestCheckList(t *testing.T) {
+	t.Parallel()
+	limit, after, err := checkList(ListQuery{})
+	require.NoError(t, err)
+	require.Equal(t, DefaultListLimit, limit)
+	require.Equal(t, uuid.Nil, after)
+	id := uuid.Must(uuid.NewV7())
+	limit, after, err = checkList(ListQuery{Limit: 7, Cursor: id.String()})
+	require.NoError(t, err)
+	require.Equal(t, 7, limit)
+	require.Equal(t, id, after)
+	for _, cursor := range []string{"x", "urn:uuid:" + id.String(), strings.ReplaceAll(id.String(), "-", ""), "{" + id.String() + "}"} {
+		_, _, err := checkList(ListQuery{Cursor: cursor})
+		require.ErrorIs(t, err, ErrInvalidArgument, cursor)
+	}
+	for _, q := range []ListQuery{{Limit: -1}, {Limit: MaxListLimit + 1}, {Statuses: []Status{"x"}}, {Queue: "\x00"}} {
+		_, _, err := checkList(q)
+		require.ErrorIs(t, err, ErrInvalidArgument)
+	}
+}
+
+func TestCheckCompletion(t *testing.T) {
+	t.Parallel()
+	l := Lease{JobID: uuid.New(), Token: "t"}
+	for _, st := range []Status{StatusSucceeded, StatusFailed, StatusCanceled, StatusPending} {
+		require.NoError(t, checkCompletion(Completion{Lease: l, Status: st}, 10))
+	}
+	bad := Progress{Fraction: 2}
+	for name, tc := range map[string]struct {
+		c    Completion
+		code Code
+	}{
+		"running":          {Completion{Lease: l, Status: StatusRunning}, CodeInvalidArgument},
+		"empty status":     {Completion{Lease: l}, CodeInvalidArgument},
+		"result too large": {Completion{Lease: l, Status: StatusSucceeded, Result: json.RawMessage(`"0123456789"`)}, CodeTooLarge},
+		"result invalid":   {Completion{Lease: l, Status: StatusSucceeded, Result: json.RawMessage(`{`)}, CodeInvalidArgument},
+		"progress invalid": {Completion{Lease: l, Status: StatusSucceeded, Progress: &bad}, CodeInvalidArgument},
+	} {
+		require.Equal(t, tc.code, CodeOf(checkCompletion(tc.c, 10)), name)
+	}
+	e, ok := checkCompletion(Completion{Lease: l, Status: "x"}, 10).(*Error)
+	require.True(t, ok)
+	require.Equal(t, l.JobID, e.JobID, "the error names the job")
+}
+
+func TestCheckRescueLimitAndLease(t *testing.T) {
+	t.Parallel()
+	require.NoError(t, checkRescueLimit("r", 1))
+	require.NoError(t, checkRescueLimit("r", MaxClaimLimit))
+	require.ErrorIs(t, checkRescueLimit("r", 0), ErrInvalidArgument)
+	require.ErrorIs(t, checkRescueLimit("r", MaxClaimLimit+1), ErrInvalidArgument)
+	require.NoError(t, checkLeaseDuration("h", time.Nanosecond))
+	require.ErrorIs(t, checkLeaseDuration("h", 0), ErrInvalidArgument)
+}
+
+func TestAppendAttemptError(t *testing.T) {
+	t.Parallel()
+	at := time.Now()
+	var h []AttemptError
+	for i := 1; i <= MaxErrorHistory+5; i++ {
+		h = appendAttemptError(h, i, strings.Repeat("é", MaxErrorLength), at)
+	}
+	require.Len(t, h, MaxErrorHistory)
+	require.Equal(t, 6, h[0].Attempt, "the oldest entries go first")
+	require.Equal(t, MaxErrorHistory+5, h[len(h)-1].Attempt)
+	require.LessOrEqual(t, len(h[0].Error), MaxErrorLength)
+	require.True(t, utf8.ValidString(h[0].Error))
+}
+
+func TestTruncateError(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "short", truncateError("short"))
+	exact := strings.Repeat("a", MaxErrorLength)
+	require.Equal(t, exact, truncateError(exact))
+	cut := truncateError("a" + strings.Repeat("日", MaxErrorLength))
+	require.True(t, utf8.ValidString(cut))
+	require.LessOrEqual(t, len(cut), MaxErrorLength)
+	require.Greater(t, len(cut), MaxErrorLength-utf8.UTFMax)
+}
+
+func TestValidJSON(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]bool{"": true, "  ": true, "null": true, `{"a":1}`: true, "1 2": false, "{": false, "nul": false} {
+		require.Equal(t, want, validJSON([]byte(in)), "%q", in)
+	}
+}
