@@ -95,12 +95,13 @@ type faultRepo struct {
 	mu             sync.Mutex
 	finishCalls    int
 	progressWrites map[uuid.UUID]int
+	beats          map[uuid.UUID]int
 	dropBeats      bool  // heartbeats and progress writes do nothing: the process looks dead
 	beatErr        error // heartbeats and progress writes fail with this
 }
 
 func newFaultRepo(r jobs.JobRepository) *faultRepo {
-	return &faultRepo{JobRepository: r, progressWrites: map[uuid.UUID]int{}}
+	return &faultRepo{JobRepository: r, progressWrites: map[uuid.UUID]int{}, beats: map[uuid.UUID]int{}}
 }
 
 func (f *faultRepo) setDropBeats(v bool)  { f.mu.Lock(); f.dropBeats = v; f.mu.Unlock() }
@@ -116,6 +117,11 @@ func (f *faultRepo) Heartbeat(ctx context.Context, lease time.Duration, ls ...jo
 	if drop, err := f.beatFault(); drop || err != nil {
 		return err
 	}
+	f.mu.Lock()
+	for _, l := range ls {
+		f.beats[l.JobID]++
+	}
+	f.mu.Unlock()
 	return f.JobRepository.Heartbeat(ctx, lease, ls...)
 }
 
@@ -142,6 +148,12 @@ func (f *faultRepo) progressWritesOf(id uuid.UUID) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.progressWrites[id]
+}
+
+func (f *faultRepo) beatsOf(id uuid.UUID) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.beats[id]
 }
 
 func (f *faultRepo) finishes() int {
