@@ -142,6 +142,7 @@ func TestWatchErrors(t *testing.T) {
 		j, err := r.Enqueue(t.Context(), "k", nil) // never runs: no Run
 		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
 		errs = nil
 		for s, err := range r.Watch(ctx, j.ID) {
 			if err != nil {
