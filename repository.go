@@ -20,7 +20,9 @@ import (
 // transaction open after it returns. Errors are [*Error] values with the
 // codes named below; storage failures have [CodeUnavailable] (busy past its
 // retries, read-only, full, unreachable) and never expose driver errors as
-// part of the contract. After Close, methods return [ErrClosed].
+// part of the contract. After Close, methods return [ErrClosed]. A call
+// whose ctx is already done writes nothing and returns an error that
+// matches ctx.Err() with [errors.Is].
 //
 // Writes made by workers (UpdateProgress, Heartbeat, Finish, Release) are
 // fenced by [Lease]: they apply only while the job is running under that

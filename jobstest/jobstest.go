@@ -105,6 +105,8 @@ func Run(t *testing.T, newRepo func(t *testing.T) jobs.JobRepository, opts ...Op
 		{"Prune", pruneCases},
 		{"Tx", txCases},
 		{"Lifecycle", lifecycleCases},
+		{"Races", raceCases},
+		{"Context", contextCases},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
