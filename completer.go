@@ -124,8 +124,9 @@ func (r *Runner) store(batch []outcome) {
 }
 
 // finish stores completions and returns each one's error. A batch refused
-// as a whole for one bad item (a result too large or not JSON) is stored
-// item by item, and a refused result fails its job instead.
+// for one bad item (a result too large or not JSON: the repository then
+// writes nothing) is stored item by item, and a refused result fails its
+// job instead.
 func (r *Runner) finish(ctx context.Context, fin []outcome) []error {
 	cs := make([]Completion, len(fin))
 	for i, o := range fin {
@@ -133,16 +134,18 @@ func (r *Runner) finish(ctx context.Context, fin []outcome) []error {
 	}
 	errs := make([]error, len(fin))
 	perJob, other := retryBatch(ctx, r, func(ctx context.Context) error { return r.repo.Finish(ctx, cs...) })
-	if other != nil && len(perJob) == 0 && badInput(other) {
-		for i := range fin {
-			errs[i] = r.finishOne(ctx, &fin[i])
-		}
-		return errs
+	refused := badInput(other)
+	for _, err := range perJob {
+		refused = refused || badInput(err)
 	}
 	for i, o := range fin {
-		errs[i] = perJob[o.e.lease.JobID]
-		if errs[i] == nil {
-			errs[i] = other
+		switch {
+		case refused && len(fin) > 1:
+			errs[i] = r.finishOne(ctx, &fin[i])
+		case refused:
+			errs[i] = r.failRefused(ctx, &fin[i], firstErr(perJob[o.e.lease.JobID], other))
+		default:
+			errs[i] = firstErr(perJob[o.e.lease.JobID], other)
 		}
 	}
 	return errs
@@ -150,13 +153,31 @@ func (r *Runner) finish(ctx context.Context, fin []outcome) []error {
 
 // finishOne stores one completion; a refused result fails the job.
 func (r *Runner) finishOne(ctx context.Context, o *outcome) error {
-	_, other := retryBatch(ctx, r, func(ctx context.Context) error { return r.repo.Finish(ctx, o.c) })
-	if other == nil || !badInput(other) {
-		return other
+	perJob, other := retryBatch(ctx, r, func(ctx context.Context) error { return r.repo.Finish(ctx, o.c) })
+	err := firstErr(perJob[o.e.lease.JobID], other)
+	if !badInput(err) {
+		return err
 	}
-	o.c.Status, o.c.Result, o.c.Error = StatusFailed, nil, other.Error()
-	_, other = retryBatch(ctx, r, func(ctx context.Context) error { return r.repo.Finish(ctx, o.c) })
-	return other
+	return r.failRefused(ctx, o, err)
+}
+
+// failRefused stores a completion whose result the repository refused as a
+// failure carrying the refusal.
+func (r *Runner) failRefused(ctx context.Context, o *outcome, refusal error) error {
+	o.c.Status, o.c.Result, o.c.RunAt = StatusFailed, nil, time.Time{}
+	o.c.Error = "result refused: " + refusal.Error()
+	perJob, other := retryBatch(ctx, r, func(ctx context.Context) error { return r.repo.Finish(ctx, o.c) })
+	return firstErr(perJob[o.e.lease.JobID], other)
+}
+
+// firstErr returns the first non-nil error.
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func badInput(err error) bool {

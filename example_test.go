@@ -68,3 +68,58 @@ func ExampleMemoryRepository() {
 	// progress: 100% "segment 1/2"
 	// late heartbeat lease lost: true
 }
+
+// A handler that reports progress and is canceled half-way: its context ends
+// with cause ErrCanceled, and the job ends canceled with its last progress.
+func ExampleRunner_progressAndCancel() {
+	repo, err := jobs.NewMemoryRepository()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer repo.Close()
+	r, err := jobs.NewRunner(repo)
+	if err != nil {
+		log.Fatal(err)
+	}
+	halfway := make(chan struct{})
+	jobs.Handle(r, "count", func(ctx context.Context, j *jobs.Job, n int, p jobs.Reporter) (int, error) {
+		for i := 1; i <= n; i++ {
+			if err := p.Report(float64(i)/float64(n), fmt.Sprintf("step %d/%d", i, n)); err != nil {
+				return 0, err
+			}
+			if i == n/2 {
+				close(halfway)
+				<-ctx.Done() // a real handler would check ctx between steps
+				fmt.Println("handler stopped:", context.Cause(ctx))
+				return i, ctx.Err()
+			}
+		}
+		return n, nil
+	})
+
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- r.Run(ctx) }()
+
+	job, err := r.Enqueue(ctx, "count", 10)
+	if err != nil {
+		log.Fatal(err)
+	}
+	<-halfway
+	if _, err := r.Cancel(ctx, job.ID); err != nil {
+		log.Fatal(err)
+	}
+	final, err := r.Await(ctx, job.ID)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s at %.0f%% (%s), attempt %d\n", final.Status, final.Progress.Fraction*100, final.Progress.Message, final.Attempt)
+
+	stop()
+	if err := <-done; err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// handler stopped: jobs: canceled
+	// canceled at 50% (step 5/10), attempt 1
+}

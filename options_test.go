@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/jobsmith/jobs"
 	"github.com/stretchr/testify/require"
@@ -39,4 +40,49 @@ func TestWithMaxPayloadBytesApplies(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, repo.Create(t.Context(), &jobs.Job{Kind: "k", Payload: []byte(`1234`)}))
 	require.ErrorIs(t, repo.Create(t.Context(), &jobs.Job{Kind: "k", Payload: []byte(`12345`)}), jobs.ErrTooLarge)
+}
+
+func TestNewRunnerValidatesOptions(t *testing.T) {
+	t.Parallel()
+	repo, err := jobs.NewMemoryRepository()
+	require.NoError(t, err)
+	_, err = jobs.NewRunner(nil)
+	require.ErrorIs(t, err, jobs.ErrInvalidArgument)
+	for _, tc := range []struct {
+		name string
+		opt  jobs.Option
+	}{
+		{"concurrency 0", jobs.WithConcurrency(0)},
+		{"concurrency too high", jobs.WithConcurrency(jobs.MaxConcurrency + 1)},
+		{"lease under a second", jobs.WithLeaseDuration(999 * time.Millisecond)},
+		{"poll 0", jobs.WithPollInterval(0)},
+		{"cancel poll 0", jobs.WithCancelPollInterval(0)},
+		{"cancel poll over lease", jobs.WithCancelPollInterval(time.Hour)},
+		{"watch poll negative", jobs.WithWatchPollInterval(-time.Second)},
+		{"grace negative", jobs.WithGracePeriod(-time.Second)},
+		{"stop timeout 0", jobs.WithStopTimeout(0)},
+		{"progress interval 0", jobs.WithProgressInterval(0)},
+		{"retention negative", jobs.WithRetention(-time.Hour)},
+		{"backoff base 0", jobs.WithRetryBackoff(0, time.Second)},
+		{"backoff max under base", jobs.WithRetryBackoff(time.Second, time.Millisecond)},
+		{"nil logger", jobs.WithLogger(nil)},
+		{"bad queue", jobs.WithQueues("ok", "")},
+		{"bad owner", jobs.WithOwner("a\x00b")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := jobs.NewRunner(repo, tc.opt)
+			require.ErrorIs(t, err, jobs.ErrInvalidArgument)
+			require.Nil(t, r)
+		})
+	}
+	r1, err := jobs.NewRunner(repo, jobs.WithLeaseDuration(jobs.MinLeaseDuration), jobs.WithGracePeriod(0),
+		jobs.WithRetention(0), jobs.WithConcurrency(jobs.MaxConcurrency))
+	require.NoError(t, err)
+	r2, err := jobs.NewRunner(repo)
+	require.NoError(t, err)
+	require.NotEmpty(t, r1.Owner())
+	require.NotEqual(t, r1.Owner(), r2.Owner(), "default owners are unique")
+	r3, err := jobs.NewRunner(repo, jobs.WithOwner("node-1"))
+	require.NoError(t, err)
+	require.Equal(t, "node-1", r3.Owner())
 }

@@ -1,0 +1,63 @@
+package jobs_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/jobsmith/jobs"
+	"github.com/stretchr/testify/require"
+)
+
+func TestCompletionsShareRepositoryCalls(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
+		counted := newFaultRepo(repo)
+		r := newRunner(t, counted, jobs.WithConcurrency(8))
+		r.Handle("k", noop)
+		const n = 2000
+		reqs := make([]jobs.EnqueueRequest, n)
+		for i := range reqs {
+			reqs[i] = jobs.EnqueueRequest{Kind: "k"}
+		}
+		js, err := r.EnqueueMany(t.Context(), reqs...)
+		require.NoError(t, err)
+		start(t, r)
+		for _, j := range js {
+			require.Equal(t, jobs.StatusSucceeded, await(t, r, j.ID).Status)
+		}
+		require.Less(t, counted.finishes(), n/2, "finishes from many workers are grouped")
+	})
+}
+
+func TestRefusedResultFailsTheJob(t *testing.T) {
+	t.Parallel()
+	small, err := jobs.NewMemoryRepository(jobs.WithMaxPayloadBytes(64))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = small.Close() })
+	r := newRunner(t, small)
+	r.Handle("big", func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
+		return json.RawMessage(`"` + strings.Repeat("x", 100) + `"`), nil
+	})
+	r.Handle("invalid", func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
+		return json.RawMessage(`{not json`), nil
+	})
+	r.Handle("fine", func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
+		return json.RawMessage(`1`), nil
+	})
+	start(t, r)
+	big, err := r.Enqueue(t.Context(), "big", nil)
+	require.NoError(t, err)
+	inv, err := r.Enqueue(t.Context(), "invalid", nil)
+	require.NoError(t, err)
+	fine, err := r.Enqueue(t.Context(), "fine", nil)
+	require.NoError(t, err)
+	b := await(t, r, big.ID)
+	require.Equal(t, jobs.StatusFailed, b.Status)
+	require.Contains(t, b.Error, "over the limit")
+	i := await(t, r, inv.ID)
+	require.Equal(t, jobs.StatusFailed, i.Status)
+	require.Contains(t, i.Error, "not valid JSON")
+	require.Equal(t, jobs.StatusSucceeded, await(t, r, fine.ID).Status, "one bad result never blocks the others")
+}

@@ -1,0 +1,113 @@
+package jobs_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/jobsmith/jobs"
+	"github.com/stretchr/testify/require"
+)
+
+func TestEnqueueAppliesOptions(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
+		r := newRunner(t, repo)
+		r.Handle("k", noop)
+		at := time.Now().Add(time.Hour).UTC().Truncate(time.Millisecond)
+		j, err := r.Enqueue(t.Context(), "k", map[string]int{"n": 1},
+			jobs.InQueue("q"), jobs.WithPriority(7), jobs.WithRunAt(at), jobs.WithMaxAttempts(9),
+			jobs.WithTimeout(time.Minute), jobs.WithUniqueKey("key-1"))
+		require.NoError(t, err)
+		require.Equal(t, "q", j.Queue)
+		require.Equal(t, 7, j.Priority)
+		require.WithinDuration(t, at, j.RunAt, time.Millisecond)
+		require.Equal(t, 9, j.MaxAttempts)
+		require.Equal(t, time.Minute, j.Timeout)
+		require.Equal(t, "key-1", j.UniqueKey)
+		require.JSONEq(t, `{"n":1}`, string(j.Payload))
+		require.Equal(t, jobs.StatusPending, j.Status)
+
+		again, err := r.Enqueue(t.Context(), "k", nil, jobs.WithUniqueKey("key-1"))
+		require.NoError(t, err)
+		require.True(t, again.Duplicate)
+		require.Equal(t, j.ID, again.ID)
+
+		d, err := r.Enqueue(t.Context(), "k", json.RawMessage(`[1,2]`), jobs.WithDelay(time.Hour))
+		require.NoError(t, err)
+		require.JSONEq(t, `[1,2]`, string(d.Payload))
+		require.WithinDuration(t, time.Now().Add(time.Hour), d.RunAt, time.Minute)
+		b, err := r.Enqueue(t.Context(), "k", []byte(`{"raw":true}`))
+		require.NoError(t, err)
+		require.JSONEq(t, `{"raw":true}`, string(b.Payload))
+	})
+}
+
+func TestEnqueueRefusesBadInput(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
+		r := newRunner(t, repo)
+		r.Handle("k", noop)
+		ctx := t.Context()
+		tests := []struct {
+			name    string
+			kind    string
+			payload any
+			opts    []jobs.EnqueueOption
+			want    error
+		}{
+			{"unknown kind", "other", nil, nil, jobs.ErrUnknownKind},
+			{"empty kind", "", nil, nil, jobs.ErrInvalidArgument},
+			{"unencodable payload", "k", make(chan int), nil, jobs.ErrInvalidArgument},
+			{"raw payload not JSON", "k", json.RawMessage(`{`), nil, jobs.ErrInvalidArgument},
+			{"negative delay", "k", nil, []jobs.EnqueueOption{jobs.WithDelay(-time.Second)}, jobs.ErrInvalidArgument},
+			{"zero max attempts", "k", nil, []jobs.EnqueueOption{jobs.WithMaxAttempts(0)}, jobs.ErrInvalidArgument},
+			{"negative timeout", "k", nil, []jobs.EnqueueOption{jobs.WithTimeout(-time.Second)}, jobs.ErrInvalidArgument},
+			{"bad queue", "k", nil, []jobs.EnqueueOption{jobs.InQueue("a\x00b")}, jobs.ErrInvalidArgument},
+		}
+		for _, tt := range tests {
+			_, err := r.Enqueue(ctx, tt.kind, tt.payload, tt.opts...)
+			require.ErrorIs(t, err, tt.want, tt.name)
+		}
+		page, err := r.List(ctx, jobs.ListQuery{})
+		require.NoError(t, err)
+		require.Empty(t, page.Jobs, "nothing was written")
+
+		open := newRunner(t, repo, jobs.WithAllowUnknownKinds())
+		j, err := open.Enqueue(ctx, "other", nil)
+		require.NoError(t, err)
+		require.Equal(t, "other", j.Kind)
+	})
+}
+
+func TestEnqueueManyIsAllOrNothing(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
+		r := newRunner(t, repo)
+		r.Handle("k", noop)
+		ctx := t.Context()
+		_, err := r.EnqueueMany(ctx,
+			jobs.EnqueueRequest{Kind: "k", Payload: 1},
+			jobs.EnqueueRequest{Kind: "k", Payload: json.RawMessage(`not json`)})
+		require.ErrorIs(t, err, jobs.ErrInvalidArgument)
+		page, err := r.List(ctx, jobs.ListQuery{})
+		require.NoError(t, err)
+		require.Empty(t, page.Jobs)
+
+		js, err := r.EnqueueMany(ctx,
+			jobs.EnqueueRequest{Kind: "k", Payload: 1},
+			jobs.EnqueueRequest{Kind: "k", Payload: 2, Options: []jobs.EnqueueOption{jobs.WithPriority(3)}})
+		require.NoError(t, err)
+		require.Len(t, js, 2)
+		require.JSONEq(t, "2", string(js[1].Payload))
+		require.Equal(t, 3, js[1].Priority)
+		none, err := r.EnqueueMany(ctx)
+		require.NoError(t, err)
+		require.Empty(t, none)
+
+		start(t, r)
+		for _, j := range js {
+			require.Equal(t, jobs.StatusSucceeded, await(t, r, j.ID).Status)
+		}
+	})
+}
