@@ -20,6 +20,11 @@
 // repository built with a payload limit other than the default declares it
 // with [WithMaxPayloadBytes].
 //
+// The cases are grouped by topic: Create, BadInput, StateMachine, Finish,
+// Claim, Fencing, Progress, Cancel, Release, Rescue, List, Stats, Prune, Tx,
+// Lifecycle (Close and the poison row), Races (two writers on one job, where
+// exactly one must win) and Context.
+//
 // Every case runs as its own parallel subtest with its own repository, so a
 // failure names the broken rule (for example
 // "TestConformance/Fencing/RescuedLeaseIsLost"), and -run can select cases.
