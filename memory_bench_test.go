@@ -87,3 +87,39 @@ func BenchmarkMemoryClaimFinish(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "jobs/s")
 }
+
+// BenchmarkMemoryClaimLargeQueue claims 10 jobs from a queue of 100 000
+// pending jobs (plus 100 000 scheduled for later) and releases them again,
+// so the queue keeps its size: the cost must not grow with the queue.
+func BenchmarkMemoryClaimLargeQueue(b *testing.B) {
+	const size = 100_000
+	repo, err := jobs.NewMemoryRepository()
+	require.NoError(b, err)
+	later := time.Now().Add(time.Hour)
+	for range size / 1000 {
+		js := make([]*jobs.Job, 2000)
+		for i := range js {
+			js[i] = &jobs.Job{Kind: "k", Priority: i % 7, Payload: benchPayload}
+			if i%2 == 1 {
+				js[i].RunAt = later
+			}
+		}
+		require.NoError(b, repo.Create(b.Context(), js...))
+	}
+	q := jobs.ClaimQuery{Owner: "bench", Limit: 10, LeaseDuration: time.Minute}
+	leases := make([]jobs.Lease, 0, 10)
+	b.ReportAllocs()
+	for b.Loop() {
+		got, err := repo.Claim(b.Context(), q)
+		if err != nil || len(got) != 10 {
+			b.Fatal(len(got), err)
+		}
+		leases = leases[:0]
+		for _, j := range got {
+			leases = append(leases, j.Lease())
+		}
+		if err := repo.Release(b.Context(), leases...); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
