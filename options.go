@@ -61,7 +61,7 @@ const (
 	DefaultPollInterval = time.Second
 	// DefaultCancelPollInterval is how often a runner with running jobs asks
 	// the repository whether another process requested a cancel.
-	DefaultCancelPollInterval = 25 * time.Millisecond
+	DefaultCancelPollInterval = 20 * time.Millisecond
 	// DefaultWatchPollInterval is how often [Runner.Watch] reads a job that
 	// does not run in this process.
 	DefaultWatchPollInterval = 250 * time.Millisecond

@@ -188,12 +188,20 @@ func (r *Runner) List(ctx context.Context, q ListQuery) (*Page, error) { return 
 // Canceling a finished job returns [ErrConflict]; an unknown ID
 // [ErrNotFound].
 func (r *Runner) Cancel(ctx context.Context, id uuid.UUID) (*Job, error) {
+	// A job running here is stopped first, without waiting for the write.
+	local := r.exec(id)
+	if local != nil {
+		local.cancel(ErrCanceled)
+	}
 	j, err := r.repo.RequestCancel(ctx, id)
+	if errors.Is(err, ErrConflict) && local != nil {
+		// The local attempt may have stored its canceled outcome first.
+		if cur, gerr := r.repo.Get(ctx, id); gerr == nil && cur.Status == StatusCanceled {
+			j, err = cur, nil
+		}
+	}
 	if err != nil {
 		return nil, err
-	}
-	if e := r.exec(id); e != nil {
-		e.cancel(ErrCanceled)
 	}
 	r.touch(id)
 	return j, nil
