@@ -1,0 +1,106 @@
+// Package jobs runs durable background jobs that report live progress, can
+// be canceled while they run, survive a crash of the process that runs them,
+// and hand back a result. Jobs are stored through a [JobRepository]: SQLite
+// or PostgreSQL through bun, or memory for tests.
+//
+// # Jobs
+//
+// A [Job] has a kind (which handler runs it), a JSON payload, a queue, a
+// priority and a lifecycle: pending → running → succeeded, failed or
+// canceled. A [Runner] enqueues jobs and runs them:
+//
+//	repo, err := jobsqlite.Open(ctx, "data/jobs.db")
+//	r, err := jobs.NewRunner(repo, jobs.WithConcurrency(8))
+//	job, err := r.Enqueue(ctx, "transcribe", Audio{URL: url}, jobs.WithUniqueKey(key))
+//
+// # Handlers
+//
+// Register one handler per kind before calling [Runner.Run]. [Handle] is the
+// typed form: the payload is decoded into T and the returned R becomes the
+// job's result.
+//
+//	jobs.Handle(r, "transcribe", func(ctx context.Context, j *jobs.Job, in Audio, p jobs.Reporter) (Transcript, error) {
+//		return transcribe(ctx, in, p)
+//	})
+//	go r.Run(ctx) // returns after a graceful drain when ctx ends
+//
+// A runner claims only the kinds it has handlers for, so different processes
+// can serve different kinds.
+//
+// # Progress
+//
+// The [Reporter] passed to a handler takes a fraction in [0, 1] and a short
+// message. Report does no I/O: watchers in the same process see every value,
+// the repository gets at most one write per job per progress interval
+// ([DefaultProgressInterval]) plus the final value, and each write renews
+// the job's lease.
+//
+//	for i, seg := range in.Segments {
+//		if err := ctx.Err(); err != nil {
+//			return Transcript{}, err
+//		}
+//		// … work …
+//		p.Report(float64(i+1)/float64(len(in.Segments)), fmt.Sprintf("segment %d/%d", i+1, len(in.Segments)))
+//	}
+//
+// [Runner.Watch] streams snapshots of a job until it finishes, from any
+// process sharing the database; [Runner.Await] and [AwaitResult] wait for
+// the end.
+//
+//	for s, err := range r.Watch(ctx, job.ID) {
+//		if err != nil {
+//			return err
+//		}
+//		fmt.Printf("%s %.0f%% %s\n", s.Status, s.Progress*100, s.Message)
+//	}
+//
+// # Cancellation
+//
+// [Runner.Cancel] cancels a pending job at once. For a running job it stores
+// a cancel request: the handler's context is cancelled at once when the job
+// runs in this process, and within the cancel poll interval
+// ([DefaultCancelPollInterval]) in another. A canceled job is never retried.
+// Handlers learn why their context ended from [context.Cause]:
+//
+//	<-ctx.Done()
+//	switch cause := context.Cause(ctx); {
+//	case errors.Is(cause, jobs.ErrCanceled): // Cancel was called
+//	case errors.Is(cause, jobs.ErrTimeout):  // the attempt ran past its timeout
+//	case errors.Is(cause, jobs.ErrShutdown): // the runner stopped; the job will run again
+//	case errors.Is(cause, jobs.ErrLeaseLost): // another runner owns the job now
+//	}
+//
+// # Errors
+//
+// A handler error fails the attempt; the job is retried with exponential
+// backoff and jitter until its MaxAttempts are used up, then it fails.
+// [Permanent] fails it at once and [RetryAfter] chooses the delay. A panic
+// is recovered, logged with its stack, and counts as a failed attempt.
+//
+//	if errors.Is(err, errBadAudio) {
+//		return Transcript{}, jobs.Permanent(err)
+//	}
+//	if rateLimited {
+//		return Transcript{}, jobs.RetryAfter(time.Minute, err)
+//	}
+//
+// Every error of this package is an [*Error] with a stable [Code]; match the
+// sentinels with [errors.Is] (errors.Is(err, jobs.ErrNotFound)).
+//
+// # Shutdown
+//
+// When Run's context ends the runner stops claiming, waits up to the grace
+// period ([WithGracePeriod]) for running handlers, then cancels them with
+// [ErrShutdown] and releases their jobs to pending without counting the
+// attempt, so another runner takes them over at once. Outcomes are stored
+// with a context detached from the shutdown, so none is lost.
+//
+//	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+//	defer stop()
+//	if err := r.Run(ctx); err != nil {
+//		log.Print(err)
+//	}
+//
+// If a process dies instead, its leases stop being renewed and its jobs run
+// again elsewhere within about 1.5 lease durations ([WithLeaseDuration]).
+package jobs
