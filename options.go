@@ -18,7 +18,9 @@ type RepositoryOption func(*repoConfig)
 const DefaultMaxPayloadBytes = 1 << 20
 
 type repoConfig struct {
-	maxPayload int
+	maxPayload  int
+	closeDB     bool          // BunRepository only: Close closes the DB
+	busyTimeout time.Duration // BunRepository only: how long busy writes retry
 }
 
 // WithMaxPayloadBytes sets the size limit of a job's payload and of its
@@ -31,12 +33,15 @@ func WithMaxPayloadBytes(n int) RepositoryOption {
 
 // newRepoConfig applies the options over the defaults and validates them.
 func newRepoConfig(opts []RepositoryOption) (repoConfig, error) {
-	c := repoConfig{maxPayload: DefaultMaxPayloadBytes}
+	c := repoConfig{maxPayload: DefaultMaxPayloadBytes, busyTimeout: DefaultBusyTimeout}
 	for _, o := range opts {
 		o(&c)
 	}
 	if c.maxPayload < 1 {
 		return c, invalid("new repository", "max payload bytes %d is not positive", c.maxPayload)
+	}
+	if c.busyTimeout <= 0 {
+		return c, invalid("new repository", "busy timeout %v is not positive", c.busyTimeout)
 	}
 	return c, nil
 }

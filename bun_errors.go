@@ -1,0 +1,137 @@
+package jobs
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"strings"
+
+	"github.com/google/uuid"
+)
+
+// This file translates driver errors into the codes of the contract. The
+// root package imports no driver, so conditions are recognised by small
+// interfaces that the drivers' error types implement (modernc's Code() int,
+// pgx's SQLState() string) and, as a fallback, by their text.
+
+// SQLite result codes (the primary code is the low byte of an extended code).
+const (
+	sqliteBusy     = 5
+	sqliteLocked   = 6
+	sqliteReadOnly = 8
+	sqliteIOErr    = 10
+	sqliteCorrupt  = 11
+	sqliteFull     = 13
+	sqliteCantOpen = 14
+)
+
+// codedError is implemented by modernc's *sqlite.Error (an extended
+// SQLite result code).
+type codedError interface {
+	error
+	Code() int
+}
+
+// sqlStateError is implemented by pgx's *pgconn.PgError.
+type sqlStateError interface {
+	error
+	SQLState() string
+}
+
+// storageError wraps a database error as an [*Error] of the right code, or
+// returns err unchanged when it already is one (or is nil).
+func storageError(op string, id uuid.UUID, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := errors.AsType[*Error](err); ok {
+		return err
+	}
+	code := CodeInternal
+	msg := "storage error"
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		code, msg = CodeNotFound, "job not found"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		code, msg = CodeUnavailable, "storage request interrupted"
+	case errors.Is(err, sql.ErrConnDone) || strings.Contains(err.Error(), "sql: database is closed"):
+		code, msg = CodeClosed, "database is closed"
+	case isBusy(err):
+		code, msg = CodeUnavailable, "database is busy"
+	case isUnavailable(err):
+		code, msg = CodeUnavailable, "storage unavailable"
+	case isBadInput(err):
+		code, msg = CodeInvalidArgument, "value refused by the database"
+	}
+	return &Error{Code: code, Op: op, JobID: id, Msg: msg, Err: err}
+}
+
+// isBusy reports whether err means the database was locked by another
+// writer, so retrying the whole operation is safe and may succeed.
+func isBusy(err error) bool {
+	if c, ok := errors.AsType[codedError](err); ok {
+		switch c.Code() & 0xff {
+		case sqliteBusy, sqliteLocked:
+			return true
+		}
+	}
+	if s, ok := errors.AsType[sqlStateError](err); ok {
+		// serialization_failure, deadlock_detected, lock_not_available
+		switch s.SQLState() {
+		case "40001", "40P01", "55P03":
+			return true
+		}
+	}
+	t := err.Error()
+	return strings.Contains(t, "database is locked") || strings.Contains(t, "SQLITE_BUSY") ||
+		strings.Contains(t, "database table is locked")
+}
+
+// isUnavailable reports whether err means storage cannot serve requests for
+// now: read-only, full, I/O errors, lost or refused connections.
+func isUnavailable(err error) bool {
+	if errors.Is(err, driver.ErrBadConn) {
+		return true
+	}
+	if c, ok := errors.AsType[codedError](err); ok {
+		switch c.Code() & 0xff {
+		case sqliteReadOnly, sqliteIOErr, sqliteCorrupt, sqliteFull, sqliteCantOpen:
+			return true
+		}
+	}
+	if s, ok := errors.AsType[sqlStateError](err); ok {
+		st := s.SQLState()
+		switch {
+		case strings.HasPrefix(st, "08"), // connection exception
+			strings.HasPrefix(st, "53"), // insufficient resources (disk full, out of memory)
+			strings.HasPrefix(st, "57"), // operator intervention (shutdown, terminated)
+			strings.HasPrefix(st, "58"), // system error (I/O)
+			st == "25006":               // read-only transaction
+			return true
+		}
+	}
+	t := strings.ToLower(err.Error())
+	for _, s := range []string{
+		"readonly database", "read-only", "disk is full", "disk i/o error", "database disk image is malformed",
+		"unable to open database", "connection refused", "connection reset", "broken pipe",
+		"unexpected eof", "bad connection", "conn closed", "no such host", "i/o timeout",
+		"terminating connection", "server closed the connection",
+	} {
+		if strings.Contains(t, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// isBadInput reports whether the database refused a value that passed our
+// own checks (for example a JSON string with \u0000, which PostgreSQL's
+// jsonb cannot store).
+func isBadInput(err error) bool {
+	if s, ok := errors.AsType[sqlStateError](err); ok {
+		st := s.SQLState()
+		return strings.HasPrefix(st, "22") || st == "23514"
+	}
+	return false
+}

@@ -1,0 +1,149 @@
+package jobs
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+)
+
+// This file holds the parts of [BunRepository] that are not a worker's
+// fenced writes: cancellation and the maintenance queries.
+
+// RequestCancel implements [JobRepository.RequestCancel] with one
+// conditional UPDATE; only when it matches nothing does a read tell
+// ErrNotFound from ErrConflict.
+func (r *BunRepository) RequestCancel(ctx context.Context, id uuid.UUID) (*Job, error) {
+	const op = "request cancel"
+	t := now()
+	var got []*Job
+	err := r.write(ctx, op, false, func(ctx context.Context, db bun.IDB) error {
+		rows, err := db.QueryContext(ctx, "UPDATE jobs SET "+
+			"status = CASE WHEN status = 'pending' THEN 'canceled' ELSE status END, "+
+			"finished_at = CASE WHEN status = 'pending' THEN ?"+r.d.castTime()+" ELSE finished_at END, "+
+			"cancel_requested = TRUE, "+
+			"updated_at = CASE WHEN status = 'running' AND cancel_requested THEN updated_at ELSE ?"+r.d.castTime()+" END "+
+			"WHERE id = ? AND status IN ('pending', 'running') RETURNING "+jobColumns, t, t, id.String())
+		if err != nil {
+			return err
+		}
+		got, err = scanJobs(rows)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(got) > 0 {
+		return got[0], nil
+	}
+	j, err := r.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return nil, newError(CodeConflict, op, id, "job is already %s", j.Status)
+}
+
+// CancelRequests implements [JobRepository.CancelRequests] with one query
+// on the partial index of running jobs with a cancel request.
+func (r *BunRepository) CancelRequests(ctx context.Context, owner string) ([]uuid.UUID, error) {
+	const op = "cancel requests"
+	if err := checkName(op, "owner", owner, false); err != nil {
+		return nil, err
+	}
+	if err := r.read(op); err != nil {
+		return nil, err
+	}
+	rows, err := r.db.QueryContext(ctx,
+		"SELECT id FROM jobs WHERE status = 'running' AND cancel_requested AND lease_owner = ?", owner)
+	if err != nil {
+		return nil, storageError(op, uuid.Nil, err)
+	}
+	defer rows.Close()
+	ids := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, storageError(op, uuid.Nil, err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, storageError(op, uuid.Nil, err)
+	}
+	return ids, nil
+}
+
+// leaseExpiredError is the attempt error recorded when a lease expires.
+const leaseExpiredError = "lease expired"
+
+// RescueExpired implements [JobRepository.RescueExpired] with one UPDATE
+// whose WHERE re-checks that the lease is still expired and the job still
+// running, so concurrent rescuers each requeue an expired lease once. The
+// rescued attempt's error is "lease expired" (except for canceled jobs).
+func (r *BunRepository) RescueExpired(ctx context.Context, limit int) ([]*Job, error) {
+	const op = "rescue expired"
+	if err := checkRescueLimit(op, limit); err != nil {
+		return nil, err
+	}
+	t := now()
+	var rescued []*Job
+	err := r.write(ctx, op, false, func(ctx context.Context, db bun.IDB) error {
+		var b strings.Builder
+		b.WriteString("UPDATE jobs SET " +
+			"status = CASE WHEN cancel_requested THEN 'canceled' WHEN attempt >= max_attempts THEN 'failed' ELSE 'pending' END, " +
+			"finished_at = CASE WHEN cancel_requested OR attempt >= max_attempts THEN ?" + r.d.castTime() + " ELSE NULL END, " +
+			"error = CASE WHEN cancel_requested THEN error ELSE ? END, " +
+			"errors = CASE WHEN cancel_requested THEN errors ELSE " + r.d.appendError("errors", "attempt", "?", "?") + " END, " +
+			"lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = ? " +
+			"WHERE ")
+		args := []any{t, leaseExpiredError, leaseExpiredError, t.Format(time.RFC3339Nano), t}
+		nowSQL, args := r.d.now(args, t)
+		sub := "SELECT id FROM jobs WHERE status = 'running' AND lease_expires_at < " + nowSQL +
+			" ORDER BY lease_expires_at LIMIT ?" + r.d.skipLocked()
+		args = append(args, limit)
+		nowSQL, args = r.d.now(args, t)
+		b.WriteString(r.d.idIn(sub) + " AND status = 'running' AND lease_expires_at < " + nowSQL + " RETURNING " + jobColumns)
+		rows, err := db.QueryContext(ctx, b.String(), args...)
+		if err != nil {
+			return err
+		}
+		rescued, err = scanLenient(rows)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if rescued == nil {
+		rescued = []*Job{}
+	}
+	return rescued, nil
+}
+
+// Prune implements [JobRepository.Prune]: each batch is one DELETE of at
+// most [PruneBatchSize] rows found through the finished_at index, in its own
+// short write, so pruning never holds the write lock for long.
+func (r *BunRepository) Prune(ctx context.Context, finishedBefore time.Time) (int, error) {
+	const op = "prune"
+	total := 0
+	for {
+		var n int64
+		err := r.write(ctx, op, false, func(ctx context.Context, db bun.IDB) error {
+			res, err := db.ExecContext(ctx, "DELETE FROM jobs WHERE "+r.d.idIn("SELECT id FROM jobs WHERE finished_at < ? "+
+				"AND status IN ('succeeded', 'failed', 'canceled') LIMIT ?"), finishedBefore.UTC(), PruneBatchSize)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return total, err
+		}
+		total += int(n)
+		if n < PruneBatchSize {
+			return total, nil
+		}
+	}
+}

@@ -1,0 +1,157 @@
+package jobs
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
+)
+
+// This file is the only place where the SQL of [BunRepository] differs
+// between SQLite and PostgreSQL (the DDL of each lives in schema.go).
+//
+// Clocks: on SQLite every time comes from Go. On PostgreSQL the lease
+// arithmetic and the claim/rescue readiness checks use the database clock
+// (now()), so that many hosts with skewed clocks agree on when a lease
+// expired; the other timestamps still come from Go.
+
+// sqlDialect holds the dialect-specific fragments of the repository's SQL.
+type sqlDialect struct {
+	name dialect.Name
+	pg   bool
+}
+
+// newSQLDialect picks the fragments for db, or refuses a dialect other than
+// SQLite and PostgreSQL.
+func newSQLDialect(db *bun.DB) (sqlDialect, error) {
+	switch n := db.Dialect().Name(); n {
+	case dialect.SQLite:
+		return sqlDialect{name: n}, nil
+	case dialect.PG:
+		return sqlDialect{name: n, pg: true}, nil
+	default:
+		return sqlDialect{}, newError(CodeMisconfigured, "new repository", [16]byte{}, "unsupported dialect %s: use SQLite or PostgreSQL", n)
+	}
+}
+
+// sqlite reports whether the database is SQLite.
+func (d sqlDialect) sqlite() bool { return !d.pg }
+
+// now is the SQL for "now" in lease and readiness checks: the bound Go time
+// on SQLite ("?", consuming the argument goNow), now() on PostgreSQL.
+// It appends its argument to args when one is needed.
+func (d sqlDialect) now(args []any, goNow time.Time) (string, []any) {
+	if d.pg {
+		return "now()", args
+	}
+	return "?", append(args, goNow)
+}
+
+// leaseUntil is the SQL for "now + lease" and its arguments appended to args.
+func (d sqlDialect) leaseUntil(args []any, goNow time.Time, lease time.Duration) (string, []any) {
+	if d.pg {
+		return "(now() + ? * interval '1 microsecond')", append(args, lease.Microseconds())
+	}
+	return "?", append(args, goNow.Add(lease))
+}
+
+// newToken is the SQL expression giving each claimed row its own fresh
+// lease token within one statement.
+func (d sqlDialect) newToken() string {
+	if d.pg {
+		return "gen_random_uuid()::text"
+	}
+	return "lower(hex(randomblob(16)))"
+}
+
+// skipLocked is appended to the claim and rescue subqueries: on PostgreSQL
+// concurrent claimers skip each other's rows instead of waiting; SQLite has
+// one writer at a time and needs nothing.
+func (d sqlDialect) skipLocked() string {
+	if d.pg {
+		return " FOR UPDATE SKIP LOCKED"
+	}
+	return ""
+}
+
+// idIn is "id IN (sub)", for a subquery that picks rows to update. On
+// PostgreSQL it is "id = ANY(ARRAY(sub))", which runs the subquery once (an
+// InitPlan): planned as a semi-join, the subquery with LIMIT … FOR UPDATE
+// would be rescanned per row, skip the rows this statement already updated,
+// and pick more than LIMIT rows.
+func (d sqlDialect) idIn(sub string) string {
+	if d.pg {
+		return "id = ANY(ARRAY(" + sub + "))"
+	}
+	return "id IN (" + sub + ")"
+}
+
+// Casts for the placeholders of a VALUES list (PostgreSQL cannot infer the
+// column types of a VALUES list of untyped literals; SQLite needs none).
+func (d sqlDialect) castUUID() string  { return d.cast("uuid") }
+func (d sqlDialect) castText() string  { return d.cast("text") }
+func (d sqlDialect) castJSON() string  { return d.cast("jsonb") }
+func (d sqlDialect) castTime() string  { return d.cast("timestamptz") }
+func (d sqlDialect) castFloat() string { return d.cast("float8") }
+func (d sqlDialect) castBool() string  { return d.cast("boolean") }
+func (d sqlDialect) cast(t string) string {
+	if d.pg {
+		return "::" + t
+	}
+	return ""
+}
+
+// jsonArg turns a JSON document into a bind argument: a string on both
+// dialects (SQLite stores JSON as text; PostgreSQL parses the literal into
+// jsonb). nil stays NULL.
+func jsonArg(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return string(b)
+}
+
+// appendError is the SQL expression of the errors column with one more
+// attempt error {attempt, error, at} appended, keeping the last
+// MaxErrorHistory entries. col is the current column, attempt the SQL of the
+// attempt number, msg and at the SQL of the error text and the RFC 3339 time
+// (placeholders or columns). A stored history that is not a JSON array
+// (corrupt) is replaced instead of failing the statement.
+func (d sqlDialect) appendError(col, attempt, msg, at string) string {
+	if d.pg {
+		return fmt.Sprintf(`(SELECT CASE WHEN jsonb_array_length(a) > %[5]d THEN a - 0 ELSE a END FROM (SELECT `+
+			`(CASE WHEN jsonb_typeof(%[1]s) = 'array' THEN %[1]s ELSE '[]'::jsonb END) || `+
+			`jsonb_build_array(jsonb_build_object('attempt', %[2]s, 'error', (%[3]s)::text, 'at', (%[4]s)::text)) AS a) AS _h)`,
+			col, attempt, msg, at, MaxErrorHistory)
+	}
+	return fmt.Sprintf(`(SELECT CASE WHEN json_array_length(a) > %[5]d THEN json_remove(a, '$[0]') ELSE a END FROM (SELECT `+
+		`json_insert(CASE WHEN json_valid(%[1]s) THEN (CASE WHEN json_type(%[1]s) = 'array' THEN %[1]s ELSE '[]' END) ELSE '[]' END, `+
+		`'$[#]', json_object('attempt', %[2]s, 'error', %[3]s, 'at', %[4]s)) AS a))`,
+		col, attempt, msg, at, MaxErrorHistory)
+}
+
+// lockMigrations is the statement that serialises schema migrations across
+// processes inside the migration transaction. On SQLite the write lock
+// taken by the transaction's first write does it, so a harmless write is
+// enough; on PostgreSQL an advisory transaction lock.
+func (d sqlDialect) lockMigrations() string {
+	if d.pg {
+		return "SELECT pg_advisory_xact_lock(7428513690412)"
+	}
+	return "UPDATE jobs_schema_version SET version = version WHERE version < 0"
+}
+
+// valuesRow returns "(p1, p2, …)" with each placeholder carrying its cast.
+func valuesRow(b *strings.Builder, casts ...string) {
+	b.WriteByte('(')
+	for i, c := range casts {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('?')
+		b.WriteString(c)
+	}
+	b.WriteByte(')')
+}

@@ -1,0 +1,111 @@
+// Package jobspg opens a jobs repository on PostgreSQL through pgx (its
+// database/sql adapter) and bun's PostgreSQL dialect. Many processes on many
+// hosts may share one database: claims use FOR UPDATE SKIP LOCKED, leases
+// use the database clock, and schema migration takes an advisory lock.
+package jobspg
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/jobsmith/jobs"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+)
+
+// ApplicationName is the application_name of the connections this package
+// opens unless the URL sets one, so that operators (and tests) can find them
+// in pg_stat_activity.
+const ApplicationName = "jobs"
+
+// Pool defaults.
+const (
+	// DefaultMaxOpenConns is the default size of the connection pool.
+	DefaultMaxOpenConns = 16
+	// DefaultConnMaxIdleTime is how long an idle connection is kept.
+	DefaultConnMaxIdleTime = 5 * time.Minute
+)
+
+// Option configures [Open] and [OpenDB].
+type Option func(*config)
+
+type config struct {
+	maxOpenConns int
+	repoOpts     []jobs.RepositoryOption
+}
+
+// WithMaxOpenConns sets the size of the connection pool; the default is
+// [DefaultMaxOpenConns], n must be at least 1.
+func WithMaxOpenConns(n int) Option { return func(c *config) { c.maxOpenConns = n } }
+
+// WithRepositoryOptions passes options to [jobs.NewBunRepository], such as
+// jobs.WithMaxPayloadBytes. [OpenDB] ignores them.
+func WithRepositoryOptions(opts ...jobs.RepositoryOption) Option {
+	return func(c *config) { c.repoOpts = append(c.repoOpts, opts...) }
+}
+
+func newConfig(opts []Option) (config, error) {
+	c := config{maxOpenConns: DefaultMaxOpenConns}
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.maxOpenConns < 1 {
+		return c, &jobs.Error{Code: jobs.CodeInvalidArgument, Op: "open postgres",
+			Msg: fmt.Sprintf("max open conns %d is under 1", c.maxOpenConns)}
+	}
+	return c, nil
+}
+
+// Open connects to the PostgreSQL database at url (postgres://user@host/db?…;
+// runtime parameters such as search_path may be given in the query), migrates
+// the jobs schema and returns a repository whose Close also closes the pool.
+//
+// Open blocks while it connects and migrates. It returns
+// [jobs.ErrInvalidArgument] for a malformed URL or bad options and
+// [jobs.ErrUnavailable] when the server cannot be reached.
+func Open(ctx context.Context, url string, opts ...Option) (*jobs.BunRepository, error) {
+	c, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	db, err := OpenDB(ctx, url, opts...)
+	if err != nil {
+		return nil, err
+	}
+	repo, err := jobs.NewBunRepository(ctx, db, append(c.repoOpts, jobs.WithCloseDB())...)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return repo, nil
+}
+
+// OpenDB connects to the PostgreSQL database at url with the pool settings
+// of this package and checks the connection, for applications that keep
+// their own tables in the same database (pass the result to
+// jobs.NewBunRepository). The caller closes it. Errors are as for [Open].
+func OpenDB(ctx context.Context, url string, opts ...Option) (*bun.DB, error) {
+	c, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, &jobs.Error{Code: jobs.CodeInvalidArgument, Op: "open postgres", Msg: "malformed database URL", Err: err}
+	}
+	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
+		cfg.RuntimeParams["application_name"] = ApplicationName
+	}
+	sqldb := stdlib.OpenDB(*cfg)
+	sqldb.SetMaxOpenConns(c.maxOpenConns)
+	sqldb.SetMaxIdleConns(c.maxOpenConns)
+	sqldb.SetConnMaxIdleTime(DefaultConnMaxIdleTime)
+	if err := sqldb.PingContext(ctx); err != nil {
+		sqldb.Close()
+		return nil, &jobs.Error{Code: jobs.CodeUnavailable, Op: "open postgres", Msg: "cannot connect", Err: err}
+	}
+	return bun.NewDB(sqldb, pgdialect.New()), nil
+}

@@ -1,0 +1,46 @@
+package jobspg_test
+
+import (
+	"testing"
+
+	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/testdb"
+	"github.com/jobsmith/jobs/jobspg"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestOpenSetsApplicationNameAndMigrates(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dsn := testdb.PostgresDSN(t)
+	repo, err := jobspg.Open(ctx, dsn, jobspg.WithMaxOpenConns(2))
+	require.NoError(t, err)
+	defer repo.Close()
+	var app string
+	require.NoError(t, repo.DB().QueryRowContext(ctx, "SELECT current_setting('application_name')").Scan(&app))
+	require.Equal(t, jobspg.ApplicationName, app)
+	j := &jobs.Job{Kind: "k", Payload: []byte(`{"b": 1, "a": [true]}`)}
+	require.NoError(t, repo.Create(ctx, j))
+	got, err := repo.Get(ctx, j.ID)
+	require.NoError(t, err)
+	require.JSONEq(t, string(j.Payload), string(got.Payload))
+
+	// A second Open of the same schema finds it migrated.
+	again, err := jobspg.Open(ctx, dsn, jobspg.WithMaxOpenConns(1))
+	require.NoError(t, err)
+	require.NoError(t, again.Close())
+}
+
+func TestOpenErrors(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	_, err := jobspg.Open(ctx, "postgres://%zz")
+	require.ErrorIs(t, err, jobs.ErrInvalidArgument)
+	_, err = jobspg.Open(ctx, "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=2")
+	require.ErrorIs(t, err, jobs.ErrUnavailable)
+	_, err = jobspg.Open(ctx, "postgres://postgres@127.0.0.1:1/x", jobspg.WithMaxOpenConns(0))
+	require.ErrorIs(t, err, jobs.ErrInvalidArgument)
+}

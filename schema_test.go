@@ -1,0 +1,139 @@
+package jobs_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/testdb"
+	"github.com/jobsmith/jobs/jobsqlite"
+	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
+)
+
+// queryLog records the SQL that bun sends, to EXPLAIN the repository's own
+// queries.
+type queryLog struct {
+	mu      sync.Mutex
+	queries []string
+}
+
+func (l *queryLog) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context { return ctx }
+func (l *queryLog) AfterQuery(_ context.Context, e *bun.QueryEvent) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.queries = append(l.queries, e.Query)
+}
+
+func (l *queryLog) last(prefix string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := len(l.queries) - 1; i >= 0; i-- {
+		if strings.HasPrefix(l.queries[i], prefix) {
+			return l.queries[i]
+		}
+	}
+	return ""
+}
+
+func explainSQLite(t *testing.T, db *bun.DB, query string) string {
+	t.Helper()
+	require.NotEmpty(t, query)
+	rows, err := db.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+query)
+	require.NoError(t, err)
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		require.NoError(t, rows.Scan(&id, &parent, &unused, &detail))
+		plan = append(plan, detail)
+	}
+	require.NoError(t, rows.Err())
+	return strings.Join(plan, "\n")
+}
+
+// TestSQLiteQueriesUseTheirIndexes explains the repository's own claim,
+// cancel-poll, rescue and prune statements and checks each uses its index.
+func TestSQLiteQueriesUseTheirIndexes(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db, err := jobsqlite.OpenDB(ctx, testdb.SQLitePath(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	log := &queryLog{}
+	repo, err := jobs.NewBunRepository(ctx, db.WithQueryHook(log))
+	require.NoError(t, err)
+
+	require.NoError(t, repo.Create(ctx, newJob("k", 1), newJob("k", 2)))
+	_, err = repo.Claim(ctx, jobs.ClaimQuery{Owner: "w", Queues: []string{"default"}, Limit: 1, LeaseDuration: time.Minute})
+	require.NoError(t, err)
+	plan := explainSQLite(t, db, log.last("UPDATE jobs SET status = 'running'"))
+	require.Contains(t, plan, "jobs_claim_idx", plan)
+	require.NotContains(t, plan, "SCAN jobs\n", plan)
+
+	_, err = repo.CancelRequests(ctx, "w")
+	require.NoError(t, err)
+	plan = explainSQLite(t, db, log.last("SELECT id FROM jobs WHERE status = 'running' AND cancel_requested"))
+	require.Contains(t, plan, "jobs_cancel_idx", plan)
+
+	_, err = repo.RescueExpired(ctx, 10)
+	require.NoError(t, err)
+	plan = explainSQLite(t, db, log.last("UPDATE jobs SET status = CASE WHEN cancel_requested"))
+	require.Contains(t, plan, "jobs_rescue_idx", plan)
+
+	_, err = repo.Prune(ctx, time.Now())
+	require.NoError(t, err)
+	plan = explainSQLite(t, db, log.last("DELETE FROM jobs"))
+	require.Contains(t, plan, "jobs_prune_idx", plan)
+}
+
+func TestMigrationIsIdempotentAndConcurrent(t *testing.T) {
+	t.Parallel()
+	path := testdb.SQLitePath(t)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			repo, err := jobsqlite.Open(t.Context(), path)
+			if assertNoError(t, err) {
+				assertNoError(t, repo.Close())
+			}
+		})
+	}
+	wg.Wait()
+	repo := openSQLite(t)
+	_ = repo
+	db, err := jobsqlite.OpenDB(t.Context(), path)
+	require.NoError(t, err)
+	defer db.Close()
+	var n, v int
+	require.NoError(t, db.QueryRowContext(t.Context(), "SELECT COUNT(*), MAX(version) FROM jobs_schema_version").Scan(&n, &v))
+	require.Equal(t, 1, n)
+	require.Equal(t, 1, v)
+	_, err = db.ExecContext(t.Context(), "INSERT INTO jobs_schema_version (version, name, applied_at) VALUES (99, 'future', 'x')")
+	require.NoError(t, err)
+	_, err = jobs.NewBunRepository(t.Context(), db)
+	require.ErrorIs(t, err, jobs.ErrMisconfigured)
+}
+
+func TestSchemaChecksRefuseImpossibleRows(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, repo *jobs.BunRepository) {
+		ctx := t.Context()
+		j := newJob("k", 1)
+		require.NoError(t, repo.Create(ctx, j))
+		for _, set := range []string{
+			"status = 'weird'",
+			"progress_fraction = 1.5",
+			"max_attempts = 0",
+			"status = 'succeeded'", // without finished_at
+			"finished_at = created_at",
+		} {
+			_, err := repo.DB().ExecContext(ctx, "UPDATE jobs SET "+set+" WHERE id = ?", j.ID.String())
+			require.Error(t, err, set)
+		}
+	})
+}
