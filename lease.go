@@ -89,6 +89,7 @@ func (r *Runner) cancelPollLoop(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-r.pollCancels:
 		}
 		r.emu.Lock()
 		n := len(r.execs)

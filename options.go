@@ -109,6 +109,8 @@ type runnerConfig struct {
 	hooks        Hooks
 	allowAnyKind bool
 	loggerSet    bool
+	notifier     Notifier // see notifier.go
+	notifierSet  bool
 }
 
 // WithConcurrency sets how many handlers run at once, from 1 to
@@ -241,6 +243,8 @@ func newRunnerConfig(opts []Option) (runnerConfig, error) {
 		return c, invalid(op, "retry backoff base %v, max %v: need 0 < base ≤ max", c.retryBase, c.retryMax)
 	case c.loggerSet && c.logger == nil:
 		return c, invalid(op, "logger is nil")
+	case c.notifierSet && c.notifier == nil:
+		return c, invalid(op, "notifier is nil")
 	}
 	for _, q := range c.queues {
 		if err := checkName(op, "queue", q, false); err != nil {

@@ -68,6 +68,9 @@ type Runner struct {
 	stopping atomic.Bool     // Run's ctx is done: start nothing new
 	comp     chan outcome    // outcomes for the completer
 	compGone chan struct{}   // closed when the completer has stopped
+
+	hints       hintSubscription // to cfg.notifier; see notifier.go
+	pollCancels chan struct{}    // look for cancel requests now
 }
 
 // NewRunner returns a Runner over repo, configured by opts. It returns
@@ -89,6 +92,8 @@ func NewRunner(repo JobRepository, opts ...Option) (*Runner, error) {
 		watchers: map[uuid.UUID]*watchEntry{},
 		freed:    make(chan struct{}, 1),
 		compGone: make(chan struct{}),
+
+		pollCancels: make(chan struct{}, 1),
 	}
 	r.avgDur.Store(-1)
 	return r, nil
@@ -251,6 +256,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	kinds := r.kinds()
 	log := r.cfg.logger
 	log.Info("runner started", "owner", r.cfg.owner, "kinds", kinds, "concurrency", r.cfg.concurrency)
+	defer r.holdHints()()
 
 	// Handlers and bookkeeping outlive ctx (they get its values, not its
 	// cancellation); the loops stop when the drain is over.

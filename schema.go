@@ -101,7 +101,7 @@ var pgSteps = []migrate.Step{{
 	lease_token TEXT,
 	lease_expires_at TIMESTAMPTZ,` + schemaChecks + `
 )`}, schemaIndexes...),
-}}
+}, pgNotifyStep} // pgNotifyStep: schema_notify.go
 
 // steps returns the migration steps of the dialect.
 func (d sqlDialect) steps() []migrate.Step {

@@ -97,6 +97,7 @@ func (r *Runner) touch(id uuid.UUID) {
 func (r *Runner) Watch(ctx context.Context, id uuid.UUID) iter.Seq2[Snapshot, error] {
 	return func(yield func(Snapshot, error) bool) {
 		defer r.subscribe(id)()
+		defer r.holdHints()()
 		var last Snapshot
 		emitted := false
 		// emit yields s when it differs from the last one; false means stop.

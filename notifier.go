@@ -1,0 +1,155 @@
+package jobs
+
+import (
+	"sync"
+
+	"github.com/google/uuid"
+)
+
+// EventKind says what a notifier [Event] hints at.
+type EventKind uint8
+
+// The kinds of [Event].
+const (
+	// EventJobsReady: jobs were created or went back to pending (retry,
+	// rescue, release), so a runner may find work now.
+	EventJobsReady EventKind = iota + 1
+	// EventCancelRequested: a cancel was requested for the running jobs
+	// in JobIDs.
+	EventCancelRequested
+	// EventJobsChanged: the jobs in JobIDs changed status or progress.
+	EventJobsChanged
+	// EventResync: events may have been missed (the notifier reconnected,
+	// or too many jobs changed at once to name them): re-check everything.
+	EventResync
+)
+
+// String returns the kind's name, such as "jobs_ready".
+func (k EventKind) String() string {
+	switch k {
+	case EventJobsReady:
+		return "jobs_ready"
+	case EventCancelRequested:
+		return "cancel_requested"
+	case EventJobsChanged:
+		return "jobs_changed"
+	case EventResync:
+		return "resync"
+	}
+	return "unknown"
+}
+
+// Event is one hint from a [Notifier] about changes made by any process
+// that shares the database.
+type Event struct {
+	Kind   EventKind
+	JobIDs []uuid.UUID // the jobs concerned; empty for EventJobsReady and EventResync
+}
+
+// Notifier delivers hints about changes to the stored jobs, made by this or
+// any other process, so that a [Runner] reacts at once instead of at its
+// next poll: it claims new jobs, stops the handlers of jobs canceled
+// elsewhere, and wakes the watchers of jobs that changed. Pass one to
+// [WithNotifier]; jobspg.NewListener is the PostgreSQL implementation
+// (LISTEN/NOTIFY).
+//
+// Hints are an optimisation, never the source of truth: a notifier may
+// lose events (while it reconnects, say) and then delivers [EventResync],
+// and the runner keeps polling at its configured intervals either way.
+type Notifier interface {
+	// Subscribe calls fn for every event until the returned func is
+	// called. fn runs on the notifier's goroutine, one event at a time; it
+	// must return quickly and must not call Subscribe or the returned
+	// func. The returned func blocks until fn will not be called again;
+	// calling it more than once is harmless. Subscribe is safe for
+	// concurrent use and never blocks on the network.
+	Subscribe(fn func(Event)) (unsubscribe func())
+}
+
+// WithNotifier makes the runner react to the hints of n (see [Notifier]):
+// jobs enqueued by other processes start without waiting for the poll,
+// cancels requested elsewhere stop their handlers at once, and Watch and
+// Await follow jobs of other processes as they change. Polling continues as
+// the fallback. The default is no notifier; nil is invalid.
+func WithNotifier(n Notifier) Option {
+	return func(c *runnerConfig) { c.notifier, c.notifierSet = n, true }
+}
+
+// hintSubscription holds the runner's one subscription to its notifier
+// while anyone needs it: Run, or a Watch of a job that runs elsewhere.
+type hintSubscription struct {
+	mu    sync.Mutex
+	users int
+	stop  func()
+}
+
+// holdHints makes sure the runner receives its notifier's hints until the
+// returned func is called. Without a notifier it does nothing.
+func (r *Runner) holdHints() (release func()) {
+	n := r.cfg.notifier
+	if n == nil {
+		return func() {}
+	}
+	h := &r.hints
+	h.mu.Lock()
+	if h.users++; h.users == 1 {
+		h.stop = n.Subscribe(r.onHint)
+	}
+	h.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if h.users--; h.users == 0 {
+				h.stop()
+				h.stop = nil
+			}
+		})
+	}
+}
+
+// onHint reacts to one notifier event. It runs on the notifier's goroutine
+// and never blocks.
+func (r *Runner) onHint(ev Event) {
+	switch ev.Kind {
+	case EventJobsReady:
+		r.notify()
+	case EventCancelRequested:
+		for _, id := range ev.JobIDs {
+			if e := r.exec(id); e != nil {
+				e.cancel(ErrCanceled)
+			}
+		}
+	case EventJobsChanged:
+		for _, id := range ev.JobIDs {
+			r.touch(id)
+		}
+	case EventResync:
+		r.notify()
+		r.touchAll()
+		r.cancelPollNow()
+	}
+}
+
+// touchAll wakes every watcher.
+func (r *Runner) touchAll() {
+	if r.nwatch.Load() == 0 {
+		return
+	}
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	for _, w := range r.watchers {
+		close(w.ch)
+		w.ch = make(chan struct{})
+	}
+}
+
+// cancelPollNow asks the cancel poll loop to look for cancel requests at
+// once, without blocking.
+func (r *Runner) cancelPollNow() {
+	select {
+	case r.pollCancels <- struct{}{}:
+	default:
+	}
+}

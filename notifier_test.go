@@ -1,0 +1,192 @@
+package jobs_test
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jobsmith/jobs"
+	"github.com/stretchr/testify/require"
+)
+
+// fakeNotifier is a Notifier whose events the test sends by hand.
+type fakeNotifier struct {
+	mu     sync.Mutex
+	subs   map[int]func(jobs.Event)
+	next   int
+	joined chan struct{} // receives on every Subscribe
+}
+
+func newFakeNotifier() *fakeNotifier {
+	return &fakeNotifier{subs: map[int]func(jobs.Event){}, joined: make(chan struct{}, 16)}
+}
+
+func (f *fakeNotifier) Subscribe(fn func(jobs.Event)) func() {
+	f.mu.Lock()
+	id := f.next
+	f.next++
+	f.subs[id] = fn
+	f.mu.Unlock()
+	f.joined <- struct{}{}
+	return func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		delete(f.subs, id)
+	}
+}
+
+func (f *fakeNotifier) send(ev jobs.Event) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, fn := range f.subs {
+		fn(ev)
+	}
+}
+
+func (f *fakeNotifier) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.subs)
+}
+
+// hintRunner returns a runner whose polls are so slow that only hints can
+// explain a prompt reaction.
+func hintRunner(t *testing.T, repo jobs.JobRepository, n jobs.Notifier) *jobs.Runner {
+	const never = time.Hour
+	return newRunner(t, repo, jobs.WithNotifier(n), jobs.WithPollInterval(never),
+		jobs.WithLeaseDuration(never), jobs.WithCancelPollInterval(never), jobs.WithWatchPollInterval(never))
+}
+
+// blockingHandler registers kind "block": it reports its start and returns
+// the cause of its context's end.
+func blockingHandler(r *jobs.Runner) (started chan uuid.UUID, causes chan error) {
+	started, causes = make(chan uuid.UUID, 8), make(chan error, 8)
+	r.Handle("block", func(ctx context.Context, j *jobs.Job, _ jobs.Reporter) (json.RawMessage, error) {
+		started <- j.ID
+		<-ctx.Done()
+		causes <- context.Cause(ctx)
+		return nil, ctx.Err()
+	})
+	return started, causes
+}
+
+func TestNotifierCancelRequestedStopsHandler(t *testing.T) {
+	t.Parallel()
+	repo := memRepo(t)
+	n := newFakeNotifier()
+	r := hintRunner(t, repo, n)
+	started, causes := blockingHandler(r)
+	j, err := r.Enqueue(t.Context(), "block", nil)
+	require.NoError(t, err)
+	start(t, r)
+	require.Equal(t, j.ID, <-started)
+
+	// Another process asks to cancel: only the repository changes here,
+	// so without the hint the handler would wait for the hour-long poll.
+	_, err = repo.RequestCancel(t.Context(), j.ID)
+	require.NoError(t, err)
+	n.send(jobs.Event{Kind: jobs.EventCancelRequested, JobIDs: []uuid.UUID{uuid.New(), j.ID}})
+	require.ErrorIs(t, <-causes, jobs.ErrCanceled)
+	require.Equal(t, jobs.StatusCanceled, await(t, r, j.ID).Status)
+}
+
+func TestNotifierResyncPollsCancelRequests(t *testing.T) {
+	t.Parallel()
+	repo := memRepo(t)
+	n := newFakeNotifier()
+	r := hintRunner(t, repo, n)
+	started, causes := blockingHandler(r)
+	j, err := r.Enqueue(t.Context(), "block", nil)
+	require.NoError(t, err)
+	start(t, r)
+	<-started
+	_, err = repo.RequestCancel(t.Context(), j.ID)
+	require.NoError(t, err)
+	n.send(jobs.Event{Kind: jobs.EventResync})
+	require.ErrorIs(t, <-causes, jobs.ErrCanceled)
+}
+
+func TestNotifierJobsReadyWakesFetcher(t *testing.T) {
+	t.Parallel()
+	repo := memRepo(t)
+	n := newFakeNotifier()
+	r := hintRunner(t, repo, n)
+	started, _ := blockingHandler(r)
+	start(t, r)
+	<-n.joined
+	// Created by "another process": the runner's own Enqueue is not used.
+	j := &jobs.Job{Kind: "block", Payload: json.RawMessage(`{}`)}
+	require.NoError(t, repo.Create(t.Context(), j))
+	n.send(jobs.Event{Kind: jobs.EventJobsReady})
+	require.Equal(t, j.ID, <-started)
+}
+
+func TestNotifierJobsChangedWakesRemoteWatch(t *testing.T) {
+	t.Parallel()
+	repo := memRepo(t)
+	n := newFakeNotifier()
+	r := hintRunner(t, repo, n) // never runs: the job is "elsewhere"
+	r.Handle("block", func(context.Context, *jobs.Job, jobs.Reporter) (json.RawMessage, error) { return nil, nil })
+	j := &jobs.Job{Kind: "block", Payload: json.RawMessage(`{}`)}
+	require.NoError(t, repo.Create(t.Context(), j))
+
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	var seen []jobs.Status
+	for s, err := range r.Watch(ctx, j.ID) {
+		require.NoError(t, err)
+		seen = append(seen, s.Status)
+		if s.Status == jobs.StatusPending {
+			require.Equal(t, 1, n.count(), "a remote Watch subscribes to hints")
+			_, err := repo.RequestCancel(t.Context(), j.ID)
+			require.NoError(t, err)
+			n.send(jobs.Event{Kind: jobs.EventJobsChanged, JobIDs: []uuid.UUID{j.ID}})
+		}
+	}
+	require.Equal(t, []jobs.Status{jobs.StatusPending, jobs.StatusCanceled}, seen)
+	require.Zero(t, n.count(), "the subscription ends with the Watch")
+}
+
+func TestNotifierOneSubscriptionPerRunner(t *testing.T) {
+	t.Parallel()
+	repo := memRepo(t)
+	n := newFakeNotifier()
+	r := hintRunner(t, repo, n)
+	started, _ := blockingHandler(r)
+	j, err := r.Enqueue(t.Context(), "block", nil)
+	require.NoError(t, err)
+	stop := start(t, r)
+	<-started
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range r.Watch(ctx, j.ID) {
+		}
+	}()
+	require.Equal(t, 1, n.count())
+	cancel()
+	<-done
+	require.Equal(t, 1, n.count())
+	require.NoError(t, stop())
+	require.Zero(t, n.count())
+}
+
+func TestWithNotifierNil(t *testing.T) {
+	t.Parallel()
+	_, err := jobs.NewRunner(memRepo(t), jobs.WithNotifier(nil))
+	require.ErrorIs(t, err, jobs.ErrInvalidArgument)
+}
+
+func TestEventKindString(t *testing.T) {
+	t.Parallel()
+	for k, want := range map[jobs.EventKind]string{
+		jobs.EventJobsReady: "jobs_ready", jobs.EventCancelRequested: "cancel_requested",
+		jobs.EventJobsChanged: "jobs_changed", jobs.EventResync: "resync", 0: "unknown",
+	} {
+		require.Equal(t, want, k.String())
+	}
+}
