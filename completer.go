@@ -133,7 +133,15 @@ func (r *Runner) finish(ctx context.Context, fin []outcome) []error {
 		cs[i] = o.c
 	}
 	errs := make([]error, len(fin))
-	perJob, other := retryBatch(ctx, r, func(ctx context.Context) error { return r.repo.Finish(ctx, cs...) })
+	ambiguous := false // see ambiguous.go
+	perJob, other := retryBatch(ctx, r, func(ctx context.Context) error {
+		err := r.repo.Finish(ctx, cs...)
+		ambiguous = ambiguous || transient(err)
+		return err
+	})
+	if ambiguous && other == nil {
+		r.confirmFinished(ctx, fin, perJob)
+	}
 	refused := badInput(other)
 	for _, err := range perJob {
 		refused = refused || badInput(err)

@@ -27,6 +27,13 @@ const (
 	DefaultMaxOpenConns = 16
 	// DefaultConnMaxIdleTime is how long an idle connection is kept.
 	DefaultConnMaxIdleTime = 5 * time.Minute
+	// DefaultConnMaxLifetime is how long a connection is used before it is
+	// replaced, so that a pool follows failovers and DNS changes.
+	DefaultConnMaxLifetime = 30 * time.Minute
+	// DefaultConnectTimeout bounds each connection attempt unless the URL
+	// sets connect_timeout, so that an unreachable server is reported as
+	// ErrUnavailable instead of hanging on the operating system's timeout.
+	DefaultConnectTimeout = 10 * time.Second
 )
 
 // Option configures [Open] and [OpenDB].
@@ -96,6 +103,9 @@ func OpenDB(ctx context.Context, url string, opts ...Option) (*bun.DB, error) {
 	if err != nil {
 		return nil, &jobs.Error{Code: jobs.CodeInvalidArgument, Op: "open postgres", Msg: "malformed database URL", Err: err}
 	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
 	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
 		cfg.RuntimeParams["application_name"] = ApplicationName
 	}
@@ -103,6 +113,7 @@ func OpenDB(ctx context.Context, url string, opts ...Option) (*bun.DB, error) {
 	sqldb.SetMaxOpenConns(c.maxOpenConns)
 	sqldb.SetMaxIdleConns(c.maxOpenConns)
 	sqldb.SetConnMaxIdleTime(DefaultConnMaxIdleTime)
+	sqldb.SetConnMaxLifetime(DefaultConnMaxLifetime)
 	if err := sqldb.PingContext(ctx); err != nil {
 		sqldb.Close()
 		return nil, &jobs.Error{Code: jobs.CodeUnavailable, Op: "open postgres", Msg: "cannot connect", Err: err}
