@@ -45,8 +45,9 @@ func (r *Runner) complete(o outcome) {
 // completer stores outcomes in batches: while one batch is being written the
 // next one gathers, so many workers share each transaction (group commit)
 // without waiting for a timer. It returns when stop is closed and every
-// queued outcome is stored.
-func (r *Runner) completer(stop <-chan struct{}) {
+// queued outcome is stored. base carries Run's values but not its
+// cancellation.
+func (r *Runner) completer(base context.Context, stop <-chan struct{}) {
 	defer close(r.compGone)
 	batch := make([]outcome, 0, maxCompleteBatch)
 	for {
@@ -68,7 +69,7 @@ func (r *Runner) completer(stop <-chan struct{}) {
 				if len(batch) == 0 {
 					return
 				}
-				r.store(batch)
+				r.store(base, batch)
 			}
 		}
 	gather:
@@ -80,14 +81,15 @@ func (r *Runner) completer(stop <-chan struct{}) {
 				break gather
 			}
 		}
-		r.store(batch)
+		r.store(base, batch)
 	}
 }
 
 // store writes one batch of outcomes and then tells watchers, hooks and the
-// fetcher. Writes use a context detached from shutdown, with a timeout.
-func (r *Runner) store(batch []outcome) {
-	ctx, cancel := context.WithTimeout(context.Background(), bookkeepingTimeout)
+// fetcher. base is detached from Run's cancellation; each batch gets a
+// bounded time.
+func (r *Runner) store(base context.Context, batch []outcome) {
+	ctx, cancel := context.WithTimeout(base, bookkeepingTimeout)
 	defer cancel()
 	var fin, rel []outcome
 	for _, o := range batch {

@@ -52,7 +52,7 @@ func (r *Runner) heartbeat(ctx context.Context, every time.Duration) {
 		}
 		for _, e := range execs {
 			switch jerr := perJob[e.lease.JobID]; {
-			case errors.Is(jerr, ErrLeaseLost):
+			case errors.Is(jerr, ErrLeaseLost), errors.Is(jerr, ErrNotFound):
 				r.leaseLost(e)
 			case jerr == nil && other == nil:
 				e.renewed.Store(start.UnixNano())

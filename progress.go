@@ -185,7 +185,7 @@ func (r *Runner) flushProgress(ctx context.Context) {
 	}
 	for _, e := range execs {
 		switch jerr := perJob[e.lease.JobID]; {
-		case errors.Is(jerr, ErrLeaseLost):
+		case errors.Is(jerr, ErrLeaseLost), errors.Is(jerr, ErrNotFound):
 			r.leaseLost(e)
 		case jerr != nil || other != nil:
 			e.redirty()

@@ -273,7 +273,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.work = make(chan *execution, max(r.cfg.concurrency, MaxClaimLimit))
 	r.comp = make(chan outcome, 2*r.cfg.concurrency)
 	stopComp := make(chan struct{})
-	go r.completer(stopComp)
+	go r.completer(base, stopComp)
 	var workers sync.WaitGroup
 	for range r.cfg.concurrency {
 		workers.Go(r.worker)
@@ -299,7 +299,6 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		if !waitFor(done, r.cfg.stopTimeout) {
 			n := r.busy.Load()
-			log.Error("handlers ignored shutdown; their leases will expire", "count", n)
 			runErr = errors.Join(runErr, newError(CodeShutdown, "run", uuid.Nil, "%d handlers did not return after cancellation", n))
 		}
 	}
