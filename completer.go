@@ -25,10 +25,14 @@ type outcome struct {
 }
 
 // Completer tuning: one repository call stores up to maxCompleteBatch
-// outcomes; a failed call is retried for up to bookkeepingTimeout.
+// outcomes; a failed call is retried for up to bookkeepingTimeout. While
+// jobs run, the completer waits up to lingerFor to gather lingerUntil
+// outcomes per call.
 const (
 	maxCompleteBatch   = 500
 	bookkeepingTimeout = 10 * time.Second
+	lingerFor          = time.Millisecond
+	lingerUntil        = 128
 )
 
 // complete hands an outcome to the completer. After the completer stopped
@@ -50,6 +54,8 @@ func (r *Runner) complete(o outcome) {
 func (r *Runner) completer(base context.Context, stop <-chan struct{}) {
 	defer close(r.compGone)
 	batch := make([]outcome, 0, maxCompleteBatch)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for {
 		select {
 		case o := <-r.comp:
@@ -72,17 +78,39 @@ func (r *Runner) completer(base context.Context, stop <-chan struct{}) {
 				r.store(base, batch)
 			}
 		}
-	gather:
-		for len(batch) < maxCompleteBatch {
-			select {
-			case o := <-r.comp:
-				batch = append(batch, o)
-			default:
-				break gather
-			}
-		}
+		batch = r.gather(batch, linger)
 		r.store(base, batch)
 	}
+}
+
+// gather adds the outcomes already queued to batch. While other jobs are
+// still running it waits up to lingerFor for more, until the batch has
+// lingerUntil outcomes, so that a busy runner stores many outcomes per
+// transaction; an idle one stores at once.
+func (r *Runner) gather(batch []outcome, linger *time.Timer) []outcome {
+	for len(batch) < maxCompleteBatch {
+		select {
+		case o := <-r.comp:
+			batch = append(batch, o)
+			continue
+		default:
+		}
+		break
+	}
+	if len(batch) >= lingerUntil || r.busy.Load() == 0 {
+		return batch
+	}
+	linger.Reset(lingerFor)
+	defer linger.Stop()
+	for len(batch) < lingerUntil {
+		select {
+		case o := <-r.comp:
+			batch = append(batch, o)
+		case <-linger.C:
+			return batch
+		}
+	}
+	return batch
 }
 
 // store writes one batch of outcomes and then tells watchers, hooks and the

@@ -8,6 +8,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/testdb"
+	"github.com/jobsmith/jobs/jobspg"
+	"github.com/jobsmith/jobs/jobsqlite"
 	"github.com/stretchr/testify/require"
 )
 
@@ -17,10 +20,49 @@ type backend struct {
 	open func(t *testing.T) jobs.JobRepository
 }
 
+// backends are memory and SQLite always, PostgreSQL when its DSN is set.
 func backends() []backend {
 	return []backend{
 		{"memory", func(t *testing.T) jobs.JobRepository { return memRepo(t) }},
+		{"sqlite", func(t *testing.T) jobs.JobRepository {
+			path := testdb.SQLitePath(t)
+			open := func() jobs.JobRepository {
+				repo, err := jobsqlite.Open(context.Background(), path)
+				require.NoError(t, err)
+				t.Cleanup(func() { require.NoError(t, repo.Close()) })
+				return repo
+			}
+			repo := open()
+			reopeners.Store(repo, open)
+			return repo
+		}},
+		{"postgres", func(t *testing.T) jobs.JobRepository {
+			dsn := testdb.PostgresDSN(t)
+			open := func() jobs.JobRepository {
+				repo, err := jobspg.Open(context.Background(), dsn, jobspg.WithMaxOpenConns(4))
+				require.NoError(t, err)
+				t.Cleanup(func() { require.NoError(t, repo.Close()) })
+				return repo
+			}
+			repo := open()
+			reopeners.Store(repo, open)
+			return repo
+		}},
 	}
+}
+
+// reopeners maps a repository to a func that opens another repository on
+// the same database, as a second process would.
+var reopeners sync.Map
+
+// reopen returns another repository on repo's database: a new connection
+// pool for SQL backends, repo itself for memory.
+func reopen(t *testing.T, repo jobs.JobRepository) jobs.JobRepository {
+	t.Helper()
+	if f, ok := reopeners.Load(repo); ok {
+		return f.(func() jobs.JobRepository)()
+	}
+	return repo
 }
 
 // memRepo returns a fresh memory repository, closed when the test ends.

@@ -28,7 +28,7 @@ func TestHeartbeatsKeepALongJobLeased(t *testing.T) {
 		j, err := r1.Enqueue(t.Context(), "k", nil)
 		require.NoError(t, err)
 		requireStatus(t, r1, j.ID, jobs.StatusRunning)
-		r2 := newRunner(t, repo, jobs.WithLeaseDuration(time.Second)) // its rescuer must find nothing
+		r2 := newRunner(t, reopen(t, repo), jobs.WithLeaseDuration(time.Second)) // its rescuer must find nothing
 		r2.Handle("k", long)
 		start(t, r2)
 		final := await(t, r1, j.ID)
@@ -63,7 +63,7 @@ func TestLeaseExpiryRescueFencesOutTheFirstRunner(t *testing.T) {
 		<-startedA
 		repoA.setDropBeats(true)
 
-		b := newRunner(t, repo, jobs.WithLeaseDuration(time.Second))
+		b := newRunner(t, reopen(t, repo), jobs.WithLeaseDuration(time.Second))
 		b.Handle("k", func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
 			return json.RawMessage(`"B"`), nil
 		})
@@ -133,7 +133,7 @@ func TestCancelFromAnotherRunnerLandsViaCancelPoll(t *testing.T) {
 			return nil, ctx.Err()
 		})
 		start(t, worker)
-		other := newRunner(t, repo, jobs.WithAllowUnknownKinds())
+		other := newRunner(t, reopen(t, repo), jobs.WithAllowUnknownKinds())
 		j, err := other.Enqueue(t.Context(), "k", nil)
 		require.NoError(t, err)
 		<-started

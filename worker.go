@@ -17,7 +17,7 @@ import (
 // get them.
 const (
 	prefetchBelow  = time.Millisecond
-	prefetchFactor = 16
+	prefetchFactor = 32
 )
 
 // capacity returns how many jobs may be claimed and not yet ended.

@@ -27,7 +27,7 @@ func TestLongJobsAreNotClaimedAheadOfFreeWorkers(t *testing.T) {
 		}
 		a := newRunner(t, repo, jobs.WithConcurrency(2), jobs.WithOwner("a"))
 		a.Handle("long", handler("a"))
-		b := newRunner(t, repo, jobs.WithConcurrency(2), jobs.WithOwner("b"))
+		b := newRunner(t, reopen(t, repo), jobs.WithConcurrency(2), jobs.WithOwner("b"))
 		b.Handle("long", handler("b"))
 		reqs := make([]jobs.EnqueueRequest, 4)
 		for i := range reqs {
