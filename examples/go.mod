@@ -1,0 +1,12 @@
+module github.com/jobsmith/jobs/examples
+
+go 1.26.0
+
+replace github.com/jobsmith/jobs => ../
+
+require (
+	github.com/stretchr/testify v1.12.1
+	go.uber.org/goleak v1.3.0
+)
+
+require go.yaml.in/yaml/v3 v3.0.5 // indirect
