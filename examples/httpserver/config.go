@@ -1,0 +1,170 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jobsmith/jobs"
+)
+
+// Config is the server's configuration, read from APP_* environment
+// variables by [loadConfig].
+type Config struct {
+	// DatabaseURL is an SQLite file path (optionally "sqlite:" or "file:"
+	// prefixed) or a postgres:// URL. APP_DATABASE_URL, default data/jobs.db.
+	DatabaseURL string
+	// Addr is the listen address. APP_ADDR, default 127.0.0.1:8080.
+	Addr string
+	// Concurrency is how many jobs run at once. APP_CONCURRENCY, default 4.
+	Concurrency int
+	// AuthToken, when set, is required as "Authorization: Bearer …" (or the
+	// dashboard's cookie) on every API route. APP_AUTH_TOKEN, at least 16
+	// characters.
+	AuthToken string
+	// InsecureNoAuth allows a non-loopback Addr without AuthToken.
+	// APP_INSECURE_NO_AUTH=true; meant for containers behind a proxy.
+	InsecureNoAuth bool
+	// AllowedOrigins lists extra origins (scheme://host[:port]) whose pages
+	// may call the API and open WebSockets, besides the server's own.
+	// APP_ALLOWED_ORIGINS, comma separated.
+	AllowedOrigins []string
+	// AudioDir holds the WAV files that "file:" audio URLs name.
+	// APP_AUDIO_DIR, default data/audio.
+	AudioDir string
+	// SegmentDelay is the stand-in model's pause per half second of audio.
+	// APP_SEGMENT_DELAY, default 250ms (a 20 s tone takes 10 s), 0 to 10s.
+	SegmentDelay time.Duration
+}
+
+// Config defaults.
+const (
+	defaultDatabaseURL  = "data/jobs.db"
+	defaultAddr         = "127.0.0.1:8080"
+	defaultConcurrency  = 4
+	defaultAudioDir     = "data/audio"
+	defaultSegmentDelay = 250 * time.Millisecond
+	minTokenLength      = 16
+	maxSegmentDelay     = 10 * time.Second
+)
+
+// loadConfig reads the configuration through getenv (os.Getenv in main).
+// It returns every problem found, joined, each naming its variable.
+func loadConfig(getenv func(string) string) (Config, error) {
+	c := Config{
+		DatabaseURL:  or(getenv("APP_DATABASE_URL"), defaultDatabaseURL),
+		Addr:         or(getenv("APP_ADDR"), defaultAddr),
+		Concurrency:  defaultConcurrency,
+		AuthToken:    getenv("APP_AUTH_TOKEN"),
+		AudioDir:     or(getenv("APP_AUDIO_DIR"), defaultAudioDir),
+		SegmentDelay: defaultSegmentDelay,
+	}
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	if v := getenv("APP_CONCURRENCY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > jobs.MaxConcurrency {
+			bad("APP_CONCURRENCY", "%q is not a whole number from 1 to %d", v, jobs.MaxConcurrency)
+		}
+		c.Concurrency = n
+	}
+	if v := getenv("APP_SEGMENT_DELAY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > maxSegmentDelay {
+			bad("APP_SEGMENT_DELAY", "%q is not a duration from 0s to %v (such as 250ms)", v, maxSegmentDelay)
+		}
+		c.SegmentDelay = d
+	}
+	if v := getenv("APP_INSECURE_NO_AUTH"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			bad("APP_INSECURE_NO_AUTH", "%q is not true or false", v)
+		}
+		c.InsecureNoAuth = b
+	}
+	if _, err := parseDatabaseURL(c.DatabaseURL); err != nil {
+		bad("APP_DATABASE_URL", "%v", err)
+	}
+	loopback, err := checkAddr(c.Addr)
+	if err != nil {
+		bad("APP_ADDR", "%v", err)
+	}
+	switch {
+	case c.AuthToken != "" && (len(c.AuthToken) < minTokenLength || strings.ContainsFunc(c.AuthToken, func(r rune) bool { return r <= ' ' || r >= 0x7f })):
+		bad("APP_AUTH_TOKEN", "must be at least %d printable ASCII characters without spaces", minTokenLength)
+	case err == nil && !loopback && c.AuthToken == "" && !c.InsecureNoAuth:
+		bad("APP_ADDR", "%q is not a loopback address: set APP_AUTH_TOKEN (or APP_INSECURE_NO_AUTH=true to serve without authentication)", c.Addr)
+	}
+	for o := range strings.SplitSeq(getenv("APP_ALLOWED_ORIGINS"), ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			bad("APP_ALLOWED_ORIGINS", "%q is not an origin such as https://app.example.com", o)
+			continue
+		}
+		c.AllowedOrigins = append(c.AllowedOrigins, u.Scheme+"://"+u.Host)
+	}
+	return c, errors.Join(errs...)
+}
+
+// database is a parsed APP_DATABASE_URL.
+type database struct {
+	postgres bool
+	target   string // the postgres URL or the SQLite file path
+}
+
+// parseDatabaseURL tells PostgreSQL URLs from SQLite paths.
+func parseDatabaseURL(s string) (database, error) {
+	lower := strings.ToLower(s)
+	switch {
+	case strings.HasPrefix(lower, "postgres://"), strings.HasPrefix(lower, "postgresql://"):
+		if _, err := url.Parse(s); err != nil {
+			return database{}, errors.New("malformed postgres URL")
+		}
+		return database{postgres: true, target: s}, nil
+	case strings.HasPrefix(lower, "sqlite:"):
+		s = s[len("sqlite:"):]
+	case strings.HasPrefix(lower, "file:"):
+		s = s[len("file:"):]
+	case strings.Contains(s, "://"):
+		return database{}, errors.New("only postgres:// URLs and SQLite file paths are supported")
+	}
+	s = strings.TrimPrefix(s, "//")
+	if strings.TrimSpace(s) == "" || strings.ContainsAny(s, "?#\x00") || s == ":memory:" {
+		return database{}, fmt.Errorf("%q is not an SQLite file path such as data/jobs.db", s)
+	}
+	return database{target: s}, nil
+}
+
+// checkAddr validates a listen address and reports whether it is loopback
+// only. A host name other than localhost counts as non-loopback.
+func checkAddr(addr string) (loopback bool, err error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false, fmt.Errorf("%q is not host:port", addr)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return false, fmt.Errorf("%q has no valid port", addr)
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true, nil
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback(), nil
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

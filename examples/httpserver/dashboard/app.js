@@ -1,0 +1,237 @@
+// Dashboard of the jobs transcription example: no framework, no build step.
+// The job list is read from GET /api/jobs every few seconds; each job that
+// is not finished gets a WebSocket (/ws/jobs/{id}) that pushes its progress.
+// WebSockets are used rather than EventSource because browsers allow only six
+// HTTP/1.1 connections per host, which a few open SSE streams would use up.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const terminal = new Set(["succeeded", "failed", "canceled"]);
+const rows = new Map(); // job id → {el, job, ws}
+const POLL_MS = 3000;
+
+// api calls the JSON API; it throws an Error whose message is the server's
+// (or a network) message. A 401 opens the sign-in dialog.
+async function api(method, path, body, headers = {}) {
+  const init = { method, headers: { ...headers }, credentials: "same-origin" };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch (e) {
+    setConn("offline", "offline");
+    throw new Error("The server cannot be reached.");
+  }
+  setConn("live", "live");
+  if (res.status === 204) return null;
+  let data = null;
+  try {
+    data = await res.json();
+  } catch (e) {
+    data = null;
+  }
+  if (!res.ok) {
+    if (res.status === 401) showLogin();
+    const err = new Error((data && data.message) || `Request failed (${res.status}).`);
+    err.status = res.status;
+    err.code = data && data.code;
+    throw err;
+  }
+  return data;
+}
+
+function setConn(state, text) {
+  const el = $("#conn");
+  el.dataset.state = state;
+  el.textContent = text;
+}
+
+function showError(el, msg) {
+  el.textContent = msg || "";
+  el.hidden = !msg;
+}
+
+// --- job rows --------------------------------------------------------------
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function createRow(job) {
+  const li = el("li", "job");
+  li.dataset.id = job.id;
+  const head = el("div", "head");
+  head.append(el("span", "status"), el("span", "kind", job.kind), el("span", "jid", job.id.slice(-12)),
+    el("span", "when", new Date(job.created_at).toLocaleTimeString()));
+  const cancel = el("button", "cancel", "Cancel");
+  cancel.type = "button";
+  cancel.addEventListener("click", () => cancelJob(job.id, cancel));
+  head.append(cancel);
+  const progress = el("div", "progress");
+  const bar = el("div", "bar");
+  bar.append(el("div", "fill"));
+  progress.append(bar, el("span", "pct"), el("span", "msg"));
+  const result = el("div", "result");
+  result.hidden = true;
+  const error = el("div", "error");
+  error.hidden = true;
+  li.append(head, progress, result, error);
+  return li;
+}
+
+// render shows a job's state: status, progress, message, result or error.
+function render(id) {
+  const r = rows.get(id);
+  const j = r.job;
+  const li = r.el;
+  li.dataset.status = j.status;
+  li.querySelector(".status").textContent = j.status;
+  const pct = Math.round((j.progress || 0) * 100);
+  li.querySelector(".fill").style.width = pct + "%";
+  li.querySelector(".pct").textContent = pct + "%";
+  li.querySelector(".msg").textContent = j.message || "";
+  li.querySelector(".cancel").hidden = terminal.has(j.status);
+  const result = li.querySelector(".result");
+  if (j.status === "succeeded" && j.result) {
+    const t = j.result;
+    result.textContent = typeof t.text === "string"
+      ? `${t.duration.toFixed(1)} s of audio${t.language ? " (" + t.language + ")" : ""}: ${t.text}`
+      : JSON.stringify(t);
+    result.hidden = false;
+  }
+  showError(li.querySelector(".error"), j.rowError || (j.status === "failed" || j.status === "canceled" ? j.error : ""));
+}
+
+// fromJob flattens a job from the REST API into the fields render uses.
+function fromJob(job) {
+  return { id: job.id, kind: job.kind, created_at: job.created_at, status: job.status,
+    progress: job.progress.fraction, message: job.progress.message || "", error: job.error || "",
+    result: job.result };
+}
+
+function upsert(job, prepend) {
+  let r = rows.get(job.id);
+  if (!r) {
+    r = { el: createRow(job), job: fromJob(job), ws: null };
+    rows.set(job.id, r);
+    const list = $("#jobs");
+    if (prepend) list.prepend(r.el); else list.append(r.el);
+  } else if (!r.ws || terminal.has(job.status)) {
+    Object.assign(r.job, fromJob(job)); // while a socket is open, it is fresher
+  }
+  render(job.id);
+  if (!terminal.has(r.job.status)) watch(job.id);
+  updateCounts();
+}
+
+function updateCounts() {
+  const n = { running: 0, pending: 0 };
+  for (const r of rows.values()) if (r.job.status in n) n[r.job.status]++;
+  $("#counts").textContent = `${rows.size} shown · ${n.running} running · ${n.pending} pending`;
+  $("#empty").hidden = rows.size > 0;
+}
+
+// watch opens the job's WebSocket; each message is {id,status,progress,message}.
+function watch(id) {
+  const r = rows.get(id);
+  if (r.ws) return;
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(`${proto}//${location.host}/ws/jobs/${id}`);
+  r.ws = ws;
+  ws.onmessage = (ev) => {
+    const u = JSON.parse(ev.data);
+    Object.assign(r.job, { status: u.status, progress: u.progress, message: u.message || "", error: u.error || "" });
+    render(id);
+    updateCounts();
+  };
+  ws.onclose = () => {
+    r.ws = null;
+    if (terminal.has(r.job.status)) {
+      loadJob(id); // the socket carries no result: fetch it once
+    }
+    // otherwise the next poll reopens it
+  };
+}
+
+async function loadJob(id) {
+  try {
+    upsert(await api("GET", `/api/jobs/${id}`));
+  } catch (e) {
+    /* shown by the next refresh */
+  }
+}
+
+async function cancelJob(id, button) {
+  button.disabled = true;
+  const r = rows.get(id);
+  try {
+    const job = await api("POST", `/api/jobs/${id}/cancel`);
+    r.job.rowError = "";
+    upsert(job);
+  } catch (e) {
+    r.job.rowError = e.message;
+    render(id);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function refresh() {
+  try {
+    const page = await api("GET", "/api/jobs?limit=50");
+    showError($("#list-error"), "");
+    for (const job of page.jobs.slice().reverse()) upsert(job, true);
+  } catch (e) {
+    if (e.status !== 401) showError($("#list-error"), e.message);
+  }
+}
+
+// --- start form and sign-in --------------------------------------------------
+
+async function start(ev) {
+  ev.preventDefault();
+  const button = $("#start");
+  button.disabled = true;
+  showError($("#form-error"), "");
+  const body = { audio_url: $("#audio-url").value.trim(), language: $("#language").value.trim() };
+  const headers = {};
+  if (window.crypto && crypto.randomUUID) headers["Idempotency-Key"] = crypto.randomUUID();
+  try {
+    upsert(await api("POST", "/api/transcribe", body, headers), true);
+  } catch (e) {
+    showError($("#form-error"), e.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function showLogin() {
+  const d = $("#login");
+  if (!d.open) d.showModal();
+}
+
+async function login(ev) {
+  ev.preventDefault();
+  try {
+    await api("POST", "/api/login", { token: $("#token").value });
+    $("#token").value = "";
+    showError($("#login-error"), "");
+    $("#login").close();
+    refresh();
+  } catch (e) {
+    showError($("#login-error"), e.status === 401 ? "That token is not right." : e.message);
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("#start-form").addEventListener("submit", start);
+  $("#login-form").addEventListener("submit", login);
+  refresh();
+  setInterval(refresh, POLL_MS);
+});

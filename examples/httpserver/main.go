@@ -1,0 +1,171 @@
+// Command httpserver is the transcription service of the jobs library: a
+// REST API to create, list and cancel jobs, live progress over Server-Sent
+// Events and WebSocket, and a dashboard at /.
+//
+// Run it from the repository root:
+//
+//	go run ./examples/httpserver
+//
+// then open http://127.0.0.1:8080/, or:
+//
+//	curl -s -XPOST localhost:8080/api/transcribe -H 'Content-Type: application/json' -d '{"audio_url":"tone:20s","language":"en"}'
+//	curl -N localhost:8080/api/jobs/ID/events
+//
+// Configuration comes from the environment: APP_DATABASE_URL (default the
+// SQLite file data/jobs.db; a postgres:// URL selects PostgreSQL), APP_ADDR
+// (default 127.0.0.1:8080), APP_CONCURRENCY, APP_AUTH_TOKEN, APP_AUDIO_DIR,
+// APP_SEGMENT_DELAY, APP_ALLOWED_ORIGINS and APP_INSECURE_NO_AUTH; see
+// [Config]. Invalid configuration exits with status 2. SIGINT or SIGTERM
+// stops accepting requests, drains the runner and exits 0.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/examples/internal/transcribe"
+	"github.com/jobsmith/jobs/jobspg"
+	"github.com/jobsmith/jobs/jobsqlite"
+)
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitConfig = 2
+)
+
+// Server timeouts.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 30 * time.Second // streams extend it per event
+	idleTimeout       = 60 * time.Second
+	shutdownTimeout   = 10 * time.Second
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is the whole program: it serves until ctx is done, then shuts down
+// and returns the exit code. It prints the listening URL to stdout and
+// logs to stderr.
+func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) int {
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "httpserver: invalid configuration:\n%v\n", indent(err.Error()))
+		return exitConfig
+	}
+	repo, err := openRepository(ctx, cfg.DatabaseURL)
+	if err != nil {
+		fmt.Fprintf(stderr, "httpserver: cannot open the database: %v\n", err)
+		return exitFailed
+	}
+	defer repo.Close()
+	runner, err := jobs.NewRunner(repo, jobs.WithConcurrency(cfg.Concurrency), jobs.WithLogger(log))
+	if err != nil {
+		fmt.Fprintf(stderr, "httpserver: %v\n", err)
+		return exitFailed
+	}
+	transcribe.Register(runner, cfg.AudioDir, transcribe.Options{Delay: cfg.SegmentDelay})
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "httpserver: %v\n", err)
+		return exitFailed
+	}
+	shutdown, beginShutdown := context.WithCancel(context.WithoutCancel(ctx))
+	defer beginShutdown()
+	srv := &http.Server{
+		Handler:           newServer(shutdown, cfg, runner, log),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	runCtx, stopRunner := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRunner()
+	runDone := make(chan error, 1)
+	go func() { runDone <- runner.Run(runCtx) }()
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "listening on http://%s/\n", ln.Addr())
+	log.Info("serving", "addr", ln.Addr().String(), "database", describeDatabase(cfg.DatabaseURL),
+		"concurrency", cfg.Concurrency, "auth", cfg.AuthToken != "")
+
+	code := exitOK
+	select {
+	case <-ctx.Done():
+	case err := <-serveDone:
+		log.Error("server stopped", "err", err)
+		code = exitFailed
+	case err := <-runDone:
+		log.Error("runner stopped", "err", err)
+		runDone <- nil // already reported
+		code = exitFailed
+	}
+	// Stop accepting and end the streams, finish in-flight requests, then
+	// drain the runner: running jobs get its grace period, and whatever is
+	// still running after it goes back to pending for the next start.
+	log.Info("shutting down")
+	beginShutdown()
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("http shutdown", "err", err)
+		srv.Close()
+	}
+	stopRunner()
+	if err := <-runDone; err != nil {
+		log.Error("runner drain", "err", err)
+		code = exitFailed
+	}
+	log.Info("stopped")
+	return code
+}
+
+// openRepository opens SQLite or PostgreSQL according to the URL.
+func openRepository(ctx context.Context, dbURL string) (*jobs.BunRepository, error) {
+	db, err := parseDatabaseURL(dbURL)
+	if err != nil {
+		return nil, err
+	}
+	if db.postgres {
+		return jobspg.Open(ctx, db.target)
+	}
+	return jobsqlite.Open(ctx, db.target)
+}
+
+// describeDatabase names the database for the log without credentials.
+func describeDatabase(dbURL string) string {
+	db, err := parseDatabaseURL(dbURL)
+	switch {
+	case err != nil:
+		return "invalid"
+	case db.postgres:
+		return "postgres"
+	}
+	return "sqlite:" + db.target
+}
+
+// indent prefixes each line of s with two spaces.
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
+}
