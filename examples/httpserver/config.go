@@ -39,6 +39,10 @@ type Config struct {
 	// SegmentDelay is the stand-in model's pause per half second of audio.
 	// APP_SEGMENT_DELAY, default 250ms (a 20 s tone takes 10 s), 0 to 10s.
 	SegmentDelay time.Duration
+	// GracePeriod is how long a shutdown waits for running jobs before it
+	// hands them back to pending for the next start. APP_GRACE_PERIOD,
+	// default 10s, 0 to 5m.
+	GracePeriod time.Duration
 }
 
 // Config defaults.
@@ -50,6 +54,7 @@ const (
 	defaultSegmentDelay = 250 * time.Millisecond
 	minTokenLength      = 16
 	maxSegmentDelay     = 10 * time.Second
+	maxGracePeriod      = 5 * time.Minute
 )
 
 // loadConfig reads the configuration through getenv (os.Getenv in main).
@@ -62,6 +67,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		AuthToken:    getenv("APP_AUTH_TOKEN"),
 		AudioDir:     or(getenv("APP_AUDIO_DIR"), defaultAudioDir),
 		SegmentDelay: defaultSegmentDelay,
+		GracePeriod:  jobs.DefaultGracePeriod,
 	}
 	var errs []error
 	bad := func(name, format string, args ...any) {
@@ -80,6 +86,13 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			bad("APP_SEGMENT_DELAY", "%q is not a duration from 0s to %v (such as 250ms)", v, maxSegmentDelay)
 		}
 		c.SegmentDelay = d
+	}
+	if v := getenv("APP_GRACE_PERIOD"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > maxGracePeriod {
+			bad("APP_GRACE_PERIOD", "%q is not a duration from 0s to %v (such as 10s)", v, maxGracePeriod)
+		}
+		c.GracePeriod = d
 	}
 	if v := getenv("APP_INSECURE_NO_AUTH"); v != "" {
 		b, err := strconv.ParseBool(v)

@@ -14,7 +14,8 @@
 // Configuration comes from the environment: APP_DATABASE_URL (default the
 // SQLite file data/jobs.db; a postgres:// URL selects PostgreSQL), APP_ADDR
 // (default 127.0.0.1:8080), APP_CONCURRENCY, APP_AUTH_TOKEN, APP_AUDIO_DIR,
-// APP_SEGMENT_DELAY, APP_ALLOWED_ORIGINS and APP_INSECURE_NO_AUTH; see
+// APP_SEGMENT_DELAY, APP_GRACE_PERIOD, APP_ALLOWED_ORIGINS and
+// APP_INSECURE_NO_AUTH; see
 // [Config]. Invalid configuration exits with status 2. SIGINT or SIGTERM
 // stops accepting requests, drains the runner and exits 0.
 package main
@@ -77,7 +78,8 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		return exitFailed
 	}
 	defer repo.Close()
-	runner, err := jobs.NewRunner(repo, jobs.WithConcurrency(cfg.Concurrency), jobs.WithLogger(log))
+	runner, err := jobs.NewRunner(repo, jobs.WithConcurrency(cfg.Concurrency),
+		jobs.WithGracePeriod(cfg.GracePeriod), jobs.WithLogger(log))
 	if err != nil {
 		fmt.Fprintf(stderr, "httpserver: %v\n", err)
 		return exitFailed

@@ -105,7 +105,7 @@ function render(id) {
       : JSON.stringify(t);
     result.hidden = false;
   }
-  showError(li.querySelector(".error"), j.rowError || (j.status === "failed" || j.status === "canceled" ? j.error : ""));
+  showError(li.querySelector(".error"), j.rowError || (j.status === "failed" ? j.error || "failed" : ""));
 }
 
 // fromJob flattens a job from the REST API into the fields render uses.

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/jobsmith/jobs"
+	"github.com/stretchr/testify/require"
+)
+
+// browserPath returns the Chromium binary, skipping the test when there is
+// none, except in CI (env CI set), where a missing browser is a failure.
+func browserPath(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("Chromium is not installed; .ci/run installs the Debian packages chromium and chromium-driver")
+	}
+	t.Skip("Chromium is not installed (apt-get install chromium chromium-driver); skipping the browser test")
+	return ""
+}
+
+// newBrowser starts headless Chromium with a fresh profile.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	exe := browserPath(t)
+	profile, err := os.MkdirTemp("", "jobs-chromium-")
+	require.NoError(t, err)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe),
+		chromedp.Headless,
+		chromedp.NoSandbox, // tests run as root in CI containers
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.NoFirstRun,
+		chromedp.UserDataDir(profile),
+		chromedp.WindowSize(1100, 900),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+		// Chromium's helpers may still write for a moment after it exits.
+		for range 50 {
+			if os.RemoveAll(profile) == nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	require.NoError(t, chromedp.Do(ctx), "start the browser")
+	return ctx
+}
+
+// TestDashboardInBrowser drives the dashboard in headless Chromium: start a
+// transcription from the form and see its bar reach 100%, start another and
+// cancel it, see an input error, and keep a screenshot.
+func TestDashboardInBrowser(t *testing.T) {
+	t.Parallel()
+	bctx := newBrowser(t)
+	e := newEnv(t, envOptions{delay: 25 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(bctx, 60*time.Second)
+	defer cancel()
+	poll := func(expr string) error {
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(20*time.Second)))
+		return err
+	}
+
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(e.url+"/"),
+		chromedp.WaitVisible(chromedp.ID("start-form")),
+		chromedp.SetValue(chromedp.ID("audio-url"), "tone:3s"),
+		chromedp.Click(chromedp.ID("start")),
+	))
+	require.NoError(t, poll(`(() => {
+		const li = document.querySelector("#jobs li.job");
+		return !!li && li.dataset.status === "succeeded" &&
+			li.querySelector(".pct").textContent === "100%" &&
+			li.querySelector(".fill").style.width === "100%" &&
+			li.querySelector(".result").textContent.includes("speech");
+	})()`), "the first job's bar reaches 100%")
+	first, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#jobs li.job").dataset.id`))
+	require.NoError(t, err)
+
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.ID("audio-url"), "tone:2m"),
+		chromedp.Click(chromedp.ID("start")),
+	))
+	running := fmt.Sprintf(`(() => {
+		const li = document.querySelector("#jobs li.job");
+		return !!li && li.dataset.id !== %q && li.dataset.status === "running" &&
+			parseInt(li.querySelector(".pct").textContent) >= 5 ? li.dataset.id : "";
+	})()`, first)
+	second, err := chromedp.Run(ctx, chromedp.Poll[string](running, chromedp.WithPollingTimeout(20*time.Second)))
+	require.NoError(t, err, "the second job runs")
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`li.job[data-id="`+second+`"] .cancel`))))
+	require.NoError(t, poll(fmt.Sprintf(`(() => {
+		const li = document.querySelector('li.job[data-id="%s"]');
+		return li.dataset.status === "canceled" && li.querySelector(".status").textContent === "canceled" &&
+			li.querySelector(".cancel").hidden;
+	})()`, second)), "the second job shows canceled")
+
+	// A bad audio URL: the server's message is shown next to the form.
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.ID("audio-url"), "http://example.com/a.wav"),
+		chromedp.Click(chromedp.ID("start")),
+	))
+	require.NoError(t, poll(`(() => { const e = document.querySelector("#form-error");
+		return !e.hidden && e.textContent.startsWith("audio_url: must be"); })()`))
+
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	require.NoError(t, err)
+	dir := os.Getenv("JOBS_SCREENSHOT_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	path := filepath.Join(dir, "dashboard.png")
+	require.NoError(t, os.WriteFile(path, shot, 0o644))
+	t.Logf("screenshot: %s", path)
+
+	// The API agrees with what the page showed.
+	for id, want := range map[string]jobs.Status{first: jobs.StatusSucceeded, second: jobs.StatusCanceled} {
+		res, body := e.do("GET", "/api/jobs/"+id, "")
+		require.Equal(t, http.StatusOK, res.StatusCode)
+		require.Equal(t, want, decodeJob(t, body).Status)
+	}
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func getenv(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestLoadConfigDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := loadConfig(getenv(nil))
+	require.NoError(t, err)
+	require.Equal(t, Config{
+		DatabaseURL:  "data/jobs.db",
+		Addr:         "127.0.0.1:8080",
+		Concurrency:  4,
+		AudioDir:     "data/audio",
+		SegmentDelay: 250 * time.Millisecond,
+		GracePeriod:  10 * time.Second,
+	}, c)
+}
+
+func TestLoadConfigValues(t *testing.T) {
+	t.Parallel()
+	c, err := loadConfig(getenv(map[string]string{
+		"APP_DATABASE_URL":    "postgres://u@db/jobs?sslmode=disable",
+		"APP_ADDR":            "0.0.0.0:9000",
+		"APP_CONCURRENCY":     "16",
+		"APP_AUTH_TOKEN":      testToken,
+		"APP_AUDIO_DIR":       "/srv/audio",
+		"APP_SEGMENT_DELAY":   "0s",
+		"APP_ALLOWED_ORIGINS": " https://a.example , http://b.example:8080/ ",
+	}))
+	require.NoError(t, err)
+	require.Equal(t, 16, c.Concurrency)
+	require.Equal(t, time.Duration(0), c.SegmentDelay)
+	require.Equal(t, []string{"https://a.example", "http://b.example:8080"}, c.AllowedOrigins)
+
+	c, err = loadConfig(getenv(map[string]string{"APP_ADDR": "0.0.0.0:9000", "APP_INSECURE_NO_AUTH": "true"}))
+	require.NoError(t, err, "the explicit insecure flag allows no token")
+	require.True(t, c.InsecureNoAuth)
+	for _, addr := range []string{"localhost:1", "[::1]:8080", "127.0.0.2:0"} {
+		_, err := loadConfig(getenv(map[string]string{"APP_ADDR": addr}))
+		require.NoError(t, err, addr)
+	}
+}
+
+func TestLoadConfigErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"APP_CONCURRENCY": "zero"}, "APP_CONCURRENCY"},
+		{map[string]string{"APP_CONCURRENCY": "0"}, "APP_CONCURRENCY"},
+		{map[string]string{"APP_CONCURRENCY": "100000"}, "APP_CONCURRENCY"},
+		{map[string]string{"APP_SEGMENT_DELAY": "fast"}, "APP_SEGMENT_DELAY"},
+		{map[string]string{"APP_SEGMENT_DELAY": "-1s"}, "APP_SEGMENT_DELAY"},
+		{map[string]string{"APP_SEGMENT_DELAY": "1h"}, "APP_SEGMENT_DELAY"},
+		{map[string]string{"APP_GRACE_PERIOD": "1d"}, "APP_GRACE_PERIOD"},
+		{map[string]string{"APP_GRACE_PERIOD": "1h"}, "APP_GRACE_PERIOD"},
+		{map[string]string{"APP_ADDR": "8080"}, "APP_ADDR"},
+		{map[string]string{"APP_ADDR": "127.0.0.1:99999"}, "APP_ADDR"},
+		{map[string]string{"APP_ADDR": ":8080"}, "not a loopback address"},
+		{map[string]string{"APP_ADDR": "0.0.0.0:8080"}, "set APP_AUTH_TOKEN"},
+		{map[string]string{"APP_ADDR": "example.com:80"}, "not a loopback address"},
+		{map[string]string{"APP_AUTH_TOKEN": "short"}, "APP_AUTH_TOKEN"},
+		{map[string]string{"APP_AUTH_TOKEN": "has spaces in the token value"}, "APP_AUTH_TOKEN"},
+		{map[string]string{"APP_INSECURE_NO_AUTH": "maybe"}, "APP_INSECURE_NO_AUTH"},
+		{map[string]string{"APP_DATABASE_URL": "mysql://x/y"}, "APP_DATABASE_URL"},
+		{map[string]string{"APP_DATABASE_URL": "file:jobs.db?mode=memory"}, "APP_DATABASE_URL"},
+		{map[string]string{"APP_DATABASE_URL": ":memory:"}, "APP_DATABASE_URL"},
+		{map[string]string{"APP_DATABASE_URL": "postgres://%zz"}, "APP_DATABASE_URL"},
+		{map[string]string{"APP_ALLOWED_ORIGINS": "*"}, "APP_ALLOWED_ORIGINS"},
+		{map[string]string{"APP_ALLOWED_ORIGINS": "https://a.example/path"}, "APP_ALLOWED_ORIGINS"},
+	}
+	for _, tt := range tests {
+		_, err := loadConfig(getenv(tt.env))
+		require.ErrorContains(t, err, tt.want, "%v", tt.env)
+	}
+	_, err := loadConfig(getenv(map[string]string{"APP_CONCURRENCY": "x", "APP_SEGMENT_DELAY": "y"}))
+	require.Len(t, strings.Split(err.Error(), "\n"), 2, "every problem is reported at once")
+	_, err = loadConfig(getenv(map[string]string{"APP_AUTH_TOKEN": "short secret value"}))
+	require.NotContains(t, err.Error(), "short secret value", "the token is never printed")
+}
+
+func TestParseDatabaseURL(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]database{
+		"data/jobs.db":                   {target: "data/jobs.db"},
+		"sqlite:data/x.db":               {target: "data/x.db"},
+		"sqlite:///var/lib/jobs.db":      {target: "/var/lib/jobs.db"},
+		"file:x.db":                      {target: "x.db"},
+		"postgres://u@h/db":              {postgres: true, target: "postgres://u@h/db"},
+		"POSTGRESQL://u@h/db?sslmode=no": {postgres: true, target: "POSTGRESQL://u@h/db?sslmode=no"},
+	} {
+		got, err := parseDatabaseURL(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	require.Equal(t, "postgres", describeDatabase("postgres://user:secret@h/db"), "no credentials in logs")
+	require.Equal(t, "sqlite:x.db", describeDatabase("x.db"))
+	require.Equal(t, "invalid", describeDatabase("mysql://x"))
+}

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/jobsqlite"
+	"github.com/stretchr/testify/require"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server's log writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestRunRefusesBadConfig(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"APP_CONCURRENCY": "lots"}, "APP_CONCURRENCY"},
+		{map[string]string{"APP_ADDR": "0.0.0.0:8080"}, "APP_AUTH_TOKEN"},
+	} {
+		var stderr syncBuffer
+		code := run(t.Context(), getenv(tc.env), io.Discard, &stderr)
+		require.Equal(t, exitConfig, code)
+		require.Contains(t, stderr.String(), "httpserver: invalid configuration:")
+		require.Contains(t, stderr.String(), tc.want)
+	}
+
+	file := filepath.Join(t.TempDir(), "plain-file")
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
+	var stderr syncBuffer
+	code := run(t.Context(), getenv(map[string]string{"APP_DATABASE_URL": file + "/jobs.db"}), io.Discard, &stderr)
+	require.Equal(t, exitFailed, code)
+	require.Contains(t, stderr.String(), "cannot open the database")
+}
+
+// TestRunServesAndDrains runs the whole program: it serves a job, and at
+// shutdown (the signal's context) stops accepting, hands the running job
+// back to pending and returns 0.
+func TestRunServesAndDrains(t *testing.T) {
+	t.Parallel()
+	dbPath := filepath.Join(t.TempDir(), "data", "jobs.db")
+	ctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	pr, pw := io.Pipe()
+	var stderr syncBuffer
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, getenv(map[string]string{
+			"APP_DATABASE_URL":  dbPath,
+			"APP_ADDR":          "127.0.0.1:0",
+			"APP_SEGMENT_DELAY": "50ms",
+			"APP_GRACE_PERIOD":  "50ms",
+		}), pw, &stderr)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	require.NoError(t, err, "stderr: %s", stderr.String())
+	go io.Copy(io.Discard, pr) //nolint:errcheck // drains the rest of stdout
+	base := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(line), "listening on "), "/")
+	require.True(t, strings.HasPrefix(base, "http://127.0.0.1:"), line)
+
+	res, err := http.Post(base+"/api/transcribe", "application/json", strings.NewReader(`{"audio_url":"tone:10m"}`))
+	require.NoError(t, err)
+	job := decodeJob(t, mustRead(t, res))
+	require.Eventually(t, func() bool {
+		res, err := http.Get(base + "/api/jobs/" + job.ID.String())
+		return err == nil && decodeJob(t, mustRead(t, res)).Status == jobs.StatusRunning
+	}, 10*time.Second, 20*time.Millisecond)
+
+	stop()
+	require.Equal(t, exitOK, <-code, "stderr: %s", stderr.String())
+	_, err = http.Get(base + "/healthz")
+	require.Error(t, err, "no longer accepting")
+
+	repo, err := jobsqlite.Open(t.Context(), dbPath)
+	require.NoError(t, err)
+	defer repo.Close()
+	stored, err := repo.Get(t.Context(), job.ID)
+	require.NoError(t, err)
+	require.Equal(t, jobs.StatusPending, stored.Status, "released for the next start, not lost")
+	require.Equal(t, 0, stored.Attempt, "the interrupted attempt is not counted")
+}
+
+// TestSignalsExitZero builds the program and stops it with SIGINT and
+// SIGTERM, as a terminal or a supervisor would.
+func TestSignalsExitZero(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "httpserver")
+	out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		cmd := exec.CommandContext(t.Context(), bin)
+		cmd.Env = append(os.Environ(), "APP_ADDR=127.0.0.1:0", "APP_DATABASE_URL="+filepath.Join(dir, sig.String()+".db"))
+		stdout, err := cmd.StdoutPipe()
+		require.NoError(t, err)
+		var stderr syncBuffer
+		cmd.Stderr = &stderr
+		require.NoError(t, cmd.Start())
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		require.NoError(t, err, "stderr: %s", stderr.String())
+		require.Contains(t, line, "listening on http://127.0.0.1:")
+		require.NoError(t, cmd.Process.Signal(sig))
+		require.NoError(t, cmd.Wait(), "%v: exit 0; stderr: %s", sig, stderr.String())
+		require.Contains(t, stderr.String(), "msg=stopped")
+	}
+}
+
+func mustRead(t *testing.T, res *http.Response) []byte {
+	t.Helper()
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return b
+}
