@@ -59,11 +59,14 @@ func (r *Runner) heartbeat(ctx context.Context, every time.Duration) {
 			}
 		}
 	}
-	// A lease that the next tick could not renew in time is given up now,
-	// before it expires and another runner may claim the job.
+	// A lease that the next tick might not renew in time is given up now,
+	// well before it expires and another runner may claim the job: less than
+	// one and a half intervals left means two beats in a row have failed.
+	// (Exactly one interval would tie with the expiry when ticks are on time.)
 	now := time.Now()
 	for _, e := range r.execList() {
-		if !e.lost.Load() && now.Add(every).After(time.Unix(0, e.renewed.Load()).Add(r.cfg.lease)) {
+		left := time.Unix(0, e.renewed.Load()).Add(r.cfg.lease).Sub(now)
+		if !e.lost.Load() && left < every+every/2 {
 			r.cfg.logger.Error("lease not renewed in time", "job_id", e.lease.JobID, "kind", e.job.Kind)
 			r.leaseLost(e)
 		}
