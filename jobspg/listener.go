@@ -31,6 +31,10 @@ const (
 	// between two attempts to re-establish a lost listening connection.
 	DefaultReconnectMin = 100 * time.Millisecond
 	DefaultReconnectMax = 5 * time.Second
+
+	// minPingTimeout is the least time a ping may take before the
+	// connection is given up.
+	minPingTimeout = 5 * time.Second
 )
 
 // ListenerOption configures [NewListener].
@@ -280,7 +284,7 @@ func (l *Listener) listenOn(ctx context.Context, pc *pgx.Conn, running *atomic.B
 			if wctx.Err() != nil && !pc.IsClosed() {
 				// Quiet for a whole ping interval: make sure the
 				// connection is still there.
-				pctx, cancel := context.WithTimeout(ctx, l.cfg.ping)
+				pctx, cancel := context.WithTimeout(ctx, max(l.cfg.ping, minPingTimeout))
 				err = pc.Ping(pctx)
 				cancel()
 				if err == nil {

@@ -1,0 +1,221 @@
+package proctest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/jobspg"
+	"github.com/jobsmith/jobs/jobsqlite"
+)
+
+// envChild, when set, makes the test binary a worker process: TestMain runs
+// childMain with the JSON childConfig in the variable instead of the tests.
+const envChild = "JOBS_PROCTEST_CHILD"
+
+// childConfig is what a worker process is told by its parent.
+type childConfig struct {
+	Backend  string        // "sqlite" or "postgres"
+	URL      string        // SQLite file path or PostgreSQL DSN
+	Ledger   string        // this process's ledger file
+	Workers  int           // runner concurrency
+	Lease    time.Duration // runner lease
+	Poll     time.Duration // runner poll interval
+	NoNotify bool          // PostgreSQL: run without the LISTEN/NOTIFY listener
+}
+
+// The kinds the worker process handles. Each writes "start" to the ledger
+// when it begins and "done" just before it returns successfully: the side
+// effect whose count the tests check.
+const (
+	kindNoop   = "noop"   // start, done
+	kindWork   = "work"   // start, sleep payload.MS, done
+	kindBlock1 = "block1" // attempt 1: start, then block until ctx ends (ctxdone); later attempts: start, done
+	kindPause1 = "pause1" // attempt 1: start, report progress every 20 ms until ctx ends (ctxdone); later: start, done
+)
+
+// workPayload is the payload of kindWork.
+type workPayload struct {
+	MS int `json:"ms"`
+}
+
+// childMain runs one worker process until SIGTERM and returns its exit code.
+func childMain(raw string) int {
+	var cfg childConfig
+	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "child config:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := runChild(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		return 1
+	}
+	return 0
+}
+
+func runChild(ctx context.Context, cfg childConfig) error {
+	led, err := openLedger(cfg.Ledger)
+	if err != nil {
+		return err
+	}
+	defer led.Close()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var (
+		repo *jobs.BunRepository
+		opts []jobs.Option
+	)
+	switch cfg.Backend {
+	case "sqlite":
+		repo, err = jobsqlite.Open(ctx, cfg.URL)
+	case "postgres":
+		repo, err = jobspg.Open(ctx, cfg.URL, jobspg.WithMaxOpenConns(cfg.Workers+4))
+	default:
+		err = fmt.Errorf("unknown backend %q", cfg.Backend)
+	}
+	if err != nil {
+		return err
+	}
+	defer repo.Close()
+	var listener *jobspg.Listener
+	if cfg.Backend == "postgres" && !cfg.NoNotify {
+		listener = jobspg.NewListener(repo.DB(), jobspg.WithListenerLogger(log),
+			jobspg.WithReconnectBackoff(20*time.Millisecond, time.Second))
+		opts = append(opts, jobs.WithNotifier(listener))
+	}
+	pid := os.Getpid()
+	r, err := jobs.NewRunner(&recordingRepo{JobRepository: repo, led: led}, append(opts,
+		jobs.WithConcurrency(cfg.Workers), jobs.WithLeaseDuration(cfg.Lease), jobs.WithPollInterval(cfg.Poll),
+		jobs.WithOwner(fmt.Sprintf("proc-%d", pid)), jobs.WithRetryBackoff(10*time.Millisecond, 100*time.Millisecond),
+		jobs.WithGracePeriod(2*time.Second), jobs.WithLogger(log), jobs.WithRetention(0))...)
+	if err != nil {
+		return err
+	}
+	r.Handle(kindNoop, func(_ context.Context, j *jobs.Job, _ jobs.Reporter) (json.RawMessage, error) {
+		led.write("start", j.ID, j.Attempt, pid)
+		led.write("done", j.ID, j.Attempt, pid)
+		return nil, nil
+	})
+	r.Handle(kindWork, func(ctx context.Context, j *jobs.Job, _ jobs.Reporter) (json.RawMessage, error) {
+		led.write("start", j.ID, j.Attempt, pid)
+		var p workPayload
+		_ = json.Unmarshal(j.Payload, &p)
+		t := time.NewTimer(time.Duration(p.MS) * time.Millisecond)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			led.write("ctxdone", j.ID, j.Attempt, pid, string(jobs.CodeOf(context.Cause(ctx))))
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		led.write("done", j.ID, j.Attempt, pid)
+		return nil, nil
+	})
+	firstBlocks := func(report bool) jobs.HandlerFunc {
+		return func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
+			led.write("start", j.ID, j.Attempt, pid)
+			if j.Attempt > 1 {
+				if report {
+					_ = p.Report(1, fmt.Sprintf("done by %d", pid))
+				}
+				led.write("done", j.ID, j.Attempt, pid)
+				return nil, nil
+			}
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for n := 0; ; n++ {
+				select {
+				case <-ctx.Done():
+					led.write("ctxdone", j.ID, j.Attempt, pid, string(jobs.CodeOf(context.Cause(ctx))))
+					return nil, ctx.Err()
+				case <-tick.C:
+					if report {
+						_ = p.Report(0.5, fmt.Sprintf("pid %d tick %d", pid, n))
+					}
+				}
+			}
+		}
+	}
+	r.Handle(kindBlock1, firstBlocks(false))
+	r.Handle(kindPause1, firstBlocks(true))
+
+	runErr := make(chan error, 1)
+	go func() { runErr <- r.Run(ctx) }()
+	if listener != nil {
+		for !listener.Connected() && ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	fmt.Println("ready")
+	return <-runErr
+}
+
+// recordingRepo writes to the ledger every write that fencing refused and
+// every storage error that reached the runner.
+type recordingRepo struct {
+	jobs.JobRepository
+	led *ledgerFile
+}
+
+func (r *recordingRepo) record(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		je, _ := errors.AsType[*jobs.Error](e)
+		switch {
+		case errors.Is(e, jobs.ErrLeaseLost) && je != nil:
+			r.led.writeLine(fmt.Sprintf("fenced %s %s %d", je.JobID, op, os.Getpid()))
+		case jobs.CodeOf(e) == jobs.CodeUnavailable || jobs.CodeOf(e) == jobs.CodeInternal:
+			r.led.writeLine(fmt.Sprintf("error %s %s %d %q", op, jobs.CodeOf(e), os.Getpid(), e.Error()))
+		}
+	}
+	return err
+}
+
+func (r *recordingRepo) Claim(ctx context.Context, q jobs.ClaimQuery) ([]*jobs.Job, error) {
+	js, err := r.JobRepository.Claim(ctx, q)
+	return js, r.record("claim", err)
+}
+
+func (r *recordingRepo) UpdateProgress(ctx context.Context, lease time.Duration, ups ...jobs.ProgressUpdate) error {
+	return r.record("progress", r.JobRepository.UpdateProgress(ctx, lease, ups...))
+}
+
+func (r *recordingRepo) Heartbeat(ctx context.Context, lease time.Duration, ls ...jobs.Lease) error {
+	return r.record("heartbeat", r.JobRepository.Heartbeat(ctx, lease, ls...))
+}
+
+func (r *recordingRepo) Finish(ctx context.Context, cs ...jobs.Completion) error {
+	return r.record("finish", r.JobRepository.Finish(ctx, cs...))
+}
+
+func (r *recordingRepo) Release(ctx context.Context, ls ...jobs.Lease) error {
+	return r.record("release", r.JobRepository.Release(ctx, ls...))
+}
+
+func (r *recordingRepo) RescueExpired(ctx context.Context, limit int) ([]*jobs.Job, error) {
+	js, err := r.JobRepository.RescueExpired(ctx, limit)
+	for _, j := range js {
+		r.led.writeLine(fmt.Sprintf("rescued %s %d %d", j.ID, j.Attempt, os.Getpid()))
+	}
+	return js, r.record("rescue", err)
+}
+
+func (r *recordingRepo) CancelRequests(ctx context.Context, owner string) ([]uuid.UUID, error) {
+	ids, err := r.JobRepository.CancelRequests(ctx, owner)
+	return ids, r.record("cancel requests", err)
+}
