@@ -1,7 +1,10 @@
 package jobs_test
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
@@ -35,13 +38,27 @@ func TestSQLiteConformance(t *testing.T) {
 		bunOptions("UPDATE jobs SET payload = '{not json', errors = 'garbage[' WHERE id = ?")...)
 }
 
-// TestSQLiteConformanceSmallPayloadLimit checks that the payload limit
-// reaches the SQLite repository through jobsqlite.
-func TestSQLiteConformanceSmallPayloadLimit(t *testing.T) {
+// TestSQLiteRepositoryOptionsReachTheRepository checks that a payload limit
+// given to jobsqlite applies to payloads and results (the full suite runs
+// with the default limit; running it again for one option is not worth the
+// minute it costs under -race).
+func TestSQLiteRepositoryOptionsReachTheRepository(t *testing.T) {
 	t.Parallel()
-	jobstest.Run(t, func(t *testing.T) jobs.JobRepository {
-		return openSQLite(t, jobsqlite.WithRepositoryOptions(jobs.WithMaxPayloadBytes(64)))
-	}, jobstest.WithMaxPayloadBytes(64))
+	repo := openSQLite(t, jobsqlite.WithRepositoryOptions(jobs.WithMaxPayloadBytes(64)))
+	fits := &jobs.Job{Kind: "k", Payload: json.RawMessage(`"` + strings.Repeat("a", 62) + `"`)}
+	require.NoError(t, repo.Create(t.Context(), fits))
+	tooBig := &jobs.Job{Kind: "k", Payload: json.RawMessage(`"` + strings.Repeat("a", 63) + `"`)}
+	require.ErrorIs(t, repo.Create(t.Context(), tooBig), jobs.ErrTooLarge)
+
+	claimed, err := repo.Claim(t.Context(), jobs.ClaimQuery{Owner: "o", Limit: 1, LeaseDuration: time.Minute})
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+	err = repo.Finish(t.Context(), jobs.Completion{Lease: claimed[0].Lease(), Status: jobs.StatusSucceeded,
+		Result: json.RawMessage(`"` + strings.Repeat("b", 63) + `"`)})
+	require.ErrorIs(t, err, jobs.ErrTooLarge)
+	got, err := repo.Get(t.Context(), fits.ID)
+	require.NoError(t, err)
+	require.Equal(t, jobs.StatusRunning, got.Status, "a refused result changes nothing")
 }
 
 // TestPostgresConformance runs the storage contract on PostgreSQL schemas
