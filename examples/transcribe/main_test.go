@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/examples/internal/transcribe"
+	"github.com/jobsmith/jobs/jobsqlite"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// syncBuffer is a buffer safe for concurrent writes, calling onWrite with
+// everything written so far.
+type syncBuffer struct {
+	mu      sync.Mutex
+	b       bytes.Buffer
+	onWrite func(string)
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, err := s.b.Write(p)
+	if s.onWrite != nil {
+		s.onWrite(s.b.String())
+	}
+	return n, err
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// runCLI runs the program in-process with a never-interrupted context.
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errs syncBuffer
+	code = run(context.Background(), func() {}, args, &out, &errs, false)
+	return code, out.String(), errs.String()
+}
+
+var jobLine = regexp.MustCompile(`job ([0-9a-f-]{36})`)
+
+func TestTranscribeToneAndResume(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "jobs.db")
+	code, out, errs := runCLI(t, "--tone", "2s", "--delay", "5ms", "--db", db)
+	require.Equal(t, exitOK, code, errs)
+	require.Contains(t, out, "Transcript (2.0 s, en): speech (1.5 s) silence (0.5 s)")
+	require.Contains(t, out, "silence  -120.0 dB")
+	require.Contains(t, errs, "100%  succeeded")
+	id := jobLine.FindStringSubmatch(errs)[1]
+
+	code, out, _ = runCLI(t, "--resume", id, "--db", db, "--json")
+	require.Equal(t, exitOK, code)
+	require.Contains(t, out, `"text":"speech (1.5 s) silence (0.5 s)"`)
+
+	code, _, errs = runCLI(t, "--resume", uuid.NewString(), "--db", db)
+	require.Equal(t, exitFailed, code)
+	require.Contains(t, errs, "not found")
+}
+
+func TestTranscribeWAVFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	wav := filepath.Join(dir, "talk.wav")
+	f, err := os.Create(wav)
+	require.NoError(t, err)
+	require.NoError(t, transcribe.EncodeWAV(f, transcribe.NewTone(time.Second, 300)))
+	require.NoError(t, f.Close())
+	code, out, errs := runCLI(t, "--delay", "0s", "--lang", "fr", "--db", filepath.Join(dir, "jobs.db"), wav)
+	require.Equal(t, exitOK, code, errs)
+	require.Contains(t, out, "Transcript (1.0 s, fr): speech (1.0 s)")
+
+	junk := filepath.Join(dir, "junk.wav")
+	require.NoError(t, os.WriteFile(junk, []byte("not a wav"), 0o600))
+	code, _, errs = runCLI(t, "--db", filepath.Join(dir, "jobs.db"), junk)
+	require.Equal(t, exitFailed, code)
+	require.Contains(t, errs, "failed: ")
+	require.Contains(t, errs, "bad audio")
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "jobs.db")
+	for _, args := range [][]string{
+		{},
+		{"--tone", "2s", "a.wav"},
+		{"--tone", "2s", "--resume", uuid.NewString()},
+		{"--tone", "3h"},
+		{"--tone", "-2s"},
+		{"--resume", "abc"},
+		{"--resume", "{" + uuid.NewString() + "}"},
+		{"missing.wav"},
+		{"--tone", "2s", "--lang", "not a language"},
+		{"--tone", "2s", "--delay", "1h"},
+		{"--nope"},
+	} {
+		code, _, errs := runCLI(t, append(args, "--db", db)...)
+		require.Equal(t, exitUsage, code, "%v: %s", args, errs)
+		require.NotEmpty(t, errs)
+	}
+	code, _, errs := runCLI(t, "-h")
+	require.Equal(t, exitOK, code)
+	require.Contains(t, errs, "usage: transcribe")
+	_, err := os.Stat(db)
+	require.ErrorIs(t, err, os.ErrNotExist, "usage errors touch no database")
+}
+
+// TestInterruptCancels interrupts a run in-process once it shows 10%
+// (segment 12/120): the job ends canceled and the status is 130.
+func TestInterruptCancels(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "jobs.db")
+	interrupt, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errs := &syncBuffer{onWrite: func(s string) {
+		if strings.Contains(s, "segment 12/") {
+			cancel()
+		}
+	}}
+	code := run(interrupt, func() {}, []string{"--tone", "1m", "--delay", "20ms", "--db", db}, &bytes.Buffer{}, errs, false)
+	require.Equal(t, exitInterrupted, code, errs.String())
+	requireCanceled(t, db, jobLine.FindStringSubmatch(errs.String())[1])
+}
+
+// TestSIGINTExits130 builds the program, runs it and presses Ctrl-C.
+func TestSIGINTExits130(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "transcribe")
+	out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	db := filepath.Join(dir, "jobs.db")
+	cmd := exec.CommandContext(t.Context(), bin, "--tone", "1m", "--delay", "20ms", "--db", db)
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	var id string
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if m := jobLine.FindStringSubmatch(sc.Text()); m != nil {
+			id = m[1]
+		}
+		if strings.Contains(sc.Text(), "segment 12/") {
+			break
+		}
+	}
+	require.NotEmpty(t, id)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	var rest strings.Builder
+	for sc.Scan() {
+		rest.WriteString(sc.Text() + "\n")
+	}
+	err = cmd.Wait()
+	exitErr, ok := err.(*exec.ExitError)
+	require.True(t, ok, "%v", err)
+	require.Equal(t, exitInterrupted, exitErr.ExitCode(), rest.String())
+	require.Contains(t, rest.String(), "canceled")
+	requireCanceled(t, db, id)
+}
+
+func requireCanceled(t *testing.T, db, id string) {
+	t.Helper()
+	repo, err := jobsqlite.Open(t.Context(), db)
+	require.NoError(t, err)
+	defer repo.Close()
+	job, err := repo.Get(t.Context(), uuid.MustParse(id))
+	require.NoError(t, err)
+	require.Equal(t, jobs.StatusCanceled, job.Status)
+	require.Less(t, job.Progress.Fraction, 0.5, "canceled mid-way")
+}

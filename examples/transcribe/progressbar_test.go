@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jobsmith/jobs"
+	"github.com/stretchr/testify/require"
+)
+
+func TestRenderLine(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		snap jobs.Snapshot
+		eta  time.Duration
+		want string
+	}{
+		{jobs.Snapshot{Status: jobs.StatusPending}, -1,
+			"[░░░░░░░░░░░░░░░░░░░░░░░░░░░░░░]   0%  waiting for a worker"},
+		{jobs.Snapshot{Status: jobs.StatusRunning, Progress: 0.425, Message: "segment 17/40"}, 6 * time.Second,
+			"[█████████████░░░░░░░░░░░░░░░░░]  42%  segment 17/40                 ETA 6s"},
+		{jobs.Snapshot{Status: jobs.StatusSucceeded, Progress: 1, Message: "segment 40/40"}, -1,
+			"[██████████████████████████████] 100%  succeeded"},
+		{jobs.Snapshot{Status: jobs.StatusRunning, Progress: 1.5, Message: strings.Repeat("é", 40)}, -1,
+			"[██████████████████████████████] 100%  ééééééééééééééééééééééééééé…"},
+	}
+	for _, tt := range tests {
+		require.Equal(t, tt.want, renderLine(tt.snap, tt.eta))
+	}
+}
+
+func TestFormatETA(t *testing.T) {
+	t.Parallel()
+	for d, want := range map[time.Duration]string{
+		0:                               "0s",
+		6400 * time.Millisecond:         "6s",
+		65 * time.Second:                "1m05s",
+		time.Hour + 2*time.Minute + 9e9: "1h02m",
+	} {
+		require.Equal(t, want, formatETA(d))
+	}
+}
+
+// fakeClock is a now func the test moves by hand.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time { return c.t }
+
+func TestProgressBarTTY(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	clock := &fakeClock{t: time.Unix(0, 0)}
+	b := newProgressBar(&out, true)
+	b.now = clock.now
+	id := jobs.Snapshot{Status: jobs.StatusRunning, Message: "segment 0/4"}
+	b.update(id)
+	clock.t = clock.t.Add(2 * time.Second)
+	id.Progress, id.Message = 0.25, "segment 1/4"
+	b.update(id)
+	b.finish()
+	lines := strings.Split(out.String(), "\r")
+	require.Len(t, lines, 3, "one redraw per update")
+	require.True(t, strings.HasSuffix(lines[2], "ETA 6s\x1b[K\n"), "%q: 2 s for a quarter leaves 6 s", lines[2])
+	b.finish()
+	require.True(t, strings.HasSuffix(out.String(), "\n") && !strings.HasSuffix(out.String(), "\n\n"), "finish ends the line once")
+}
+
+func TestProgressBarPlain(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	b := newProgressBar(&out, false)
+	b.update(jobs.Snapshot{Status: jobs.StatusPending})
+	for i := range 41 {
+		b.update(jobs.Snapshot{Status: jobs.StatusRunning, Progress: float64(i) / 40})
+	}
+	b.update(jobs.Snapshot{Status: jobs.StatusSucceeded, Progress: 1})
+	b.finish()
+	s := out.String()
+	require.NotContains(t, s, "\r", "no redraws in a pipe")
+	require.NotContains(t, s, "\x1b")
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	require.Len(t, lines, 13, "pending, 0%..100% in 10% steps, succeeded: %s", s)
+}
