@@ -85,7 +85,7 @@ func scanLenient(rows *sql.Rows) ([]*Job, error) {
 }
 
 // fencedRow is one job of a fenced batch write: its lease and the values of
-// the extra VALUES columns.
+// the batch's extra columns.
 type fencedRow struct {
 	lease Lease
 	data  []any
@@ -93,40 +93,27 @@ type fencedRow struct {
 
 // fencedUpdate runs one UPDATE of the jobs named by rows, fenced by
 // (id, lease token, running), and returns an ErrLeaseLost error for each row
-// it matched nothing for. The rows come as a VALUES list with the columns
-// d_id, d_token and dataCols (with dataCasts on PostgreSQL); set returns the
+// it matched nothing for. The rows form the table _data (see
+// sqlDialect.batchTable) with the columns d_id, d_token and cols; set returns the
 // SET clause, which may use them, with its arguments appended to args.
-func (r *BunRepository) fencedUpdate(ctx context.Context, op string, dataCols []string, dataCasts []string,
+func (r *BunRepository) fencedUpdate(ctx context.Context, op string, cols []batchCol,
 	rows []fencedRow, set func(args []any) (string, []any)) error {
 	if len(rows) == 0 {
 		return nil
 	}
+	all := append(leaseCols[:len(leaseCols):len(leaseCols)], cols...)
+	values := make([][]any, len(rows))
+	for i, row := range rows {
+		values[i] = append([]any{row.lease.JobID.String(), row.lease.Token}, row.data...)
+	}
+	table, args := r.d.batchTable(all, values)
+	setSQL, args := set(args)
+	query := "WITH _data AS (" + table + ") UPDATE jobs SET " + setSQL +
+		" FROM _data WHERE id = d_id AND lease_token = d_token AND status = 'running' RETURNING id"
 	var matched map[uuid.UUID]bool
 	err := r.write(ctx, op, false, func(ctx context.Context, db bun.IDB) error {
 		matched = make(map[uuid.UUID]bool, len(rows))
-		var b strings.Builder
-		args := make([]any, 0, len(rows)*(2+len(dataCols))+8)
-		b.WriteString("WITH _data (d_id, d_token")
-		for _, c := range dataCols {
-			b.WriteString(", ")
-			b.WriteString(c)
-		}
-		b.WriteString(") AS (VALUES ")
-		casts := append([]string{r.d.castUUID(), r.d.castText()}, dataCasts...)
-		for i, row := range rows {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			valuesRow(&b, casts...)
-			args = append(args, row.lease.JobID.String(), row.lease.Token)
-			args = append(args, row.data...)
-		}
-		b.WriteString(") UPDATE jobs SET ")
-		var s string
-		s, args = set(args)
-		b.WriteString(s)
-		b.WriteString(" FROM _data WHERE id = d_id AND lease_token = d_token AND status = 'running' RETURNING id")
-		res, err := db.QueryContext(ctx, b.String(), args...)
+		res, err := db.QueryContext(ctx, query, args...)
 		if err != nil {
 			return err
 		}
@@ -193,7 +180,7 @@ func (r *BunRepository) UpdateProgress(ctx context.Context, lease time.Duration,
 	for i, u := range updates {
 		rows[i] = fencedRow{lease: u.Lease, data: []any{u.Progress.Fraction, u.Progress.Message}}
 	}
-	return r.fencedUpdate(ctx, op, []string{"d_frac", "d_msg"}, []string{r.d.castFloat(), r.d.castText()}, rows,
+	return r.fencedUpdate(ctx, op, []batchCol{{"d_frac", "float8"}, {"d_msg", "text"}}, rows,
 		func(args []any) (string, []any) {
 			args = append(args, t)
 			exp, args := r.d.leaseUntil(args, t, lease)
@@ -213,7 +200,7 @@ func (r *BunRepository) Heartbeat(ctx context.Context, lease time.Duration, leas
 	for i, l := range leases {
 		rows[i] = fencedRow{lease: l}
 	}
-	return r.fencedUpdate(ctx, op, nil, nil, rows, func(args []any) (string, []any) {
+	return r.fencedUpdate(ctx, op, nil, rows, func(args []any) (string, []any) {
 		args = append(args, t)
 		exp, args := r.d.leaseUntil(args, t, lease)
 		return "updated_at = ?, lease_expires_at = " + exp, args
@@ -263,18 +250,17 @@ func (r *BunRepository) Finish(ctx context.Context, completions ...Completion) e
 		if len(strings.TrimSpace(string(c.Result))) > 0 {
 			result = c.Result
 		}
-		rows[i] = fencedRow{lease: c.Lease, data: []any{string(c.Status), jsonArg(result), cleanText(truncateError(c.Error)),
+		rows[i] = fencedRow{lease: c.Lease, data: []any{string(c.Status), result, cleanText(truncateError(c.Error)),
 			runAt, c.Progress != nil, frac, msg}}
 	}
 	d := r.d
-	err := r.fencedUpdate(ctx, op,
-		[]string{"d_status", "d_result", "d_error", "d_run_at", "d_has_progress", "d_frac", "d_msg"},
-		[]string{d.castText(), d.castJSON(), d.castText(), d.castTime(), d.castBool(), d.castFloat(), d.castText()},
+	err := r.fencedUpdate(ctx, op, []batchCol{{"d_status", "text"}, {"d_result", "text"}, {"d_error", "text"},
+		{"d_run_at", "timestamptz"}, {"d_has_progress", "boolean"}, {"d_frac", "float8"}, {"d_msg", "text"}},
 		rows, func(args []any) (string, []any) {
 			// A retry of a job with a cancel request ends it as canceled.
 			const retry = "(d_status = 'pending' AND NOT cancel_requested)"
 			set := "status = CASE WHEN d_status = 'pending' AND cancel_requested THEN 'canceled' ELSE d_status END, " +
-				"result = CASE WHEN d_status = 'succeeded' THEN d_result ELSE result END, " +
+				"result = CASE WHEN d_status = 'succeeded' THEN " + d.jsonFromText("d_result") + " ELSE result END, " +
 				"progress_fraction = CASE WHEN d_has_progress THEN d_frac WHEN d_status = 'succeeded' THEN 1 ELSE progress_fraction END, " +
 				"progress_message = CASE WHEN d_has_progress THEN d_msg ELSE progress_message END, " +
 				"error = CASE WHEN d_error <> '' THEN d_error ELSE error END, " +
@@ -296,7 +282,7 @@ func (r *BunRepository) Release(ctx context.Context, leases ...Lease) error {
 	for i, l := range leases {
 		rows[i] = fencedRow{lease: l}
 	}
-	return r.fencedUpdate(ctx, op, nil, nil, rows, func(args []any) (string, []any) {
+	return r.fencedUpdate(ctx, op, nil, rows, func(args []any) (string, []any) {
 		return "status = CASE WHEN cancel_requested THEN 'canceled' ELSE 'pending' END, " +
 			"attempt = CASE WHEN attempt > 0 THEN attempt - 1 ELSE 0 END, " +
 			"finished_at = CASE WHEN cancel_requested THEN ?" + r.d.castTime() + " ELSE NULL END, " +

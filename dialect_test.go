@@ -28,7 +28,7 @@ func TestDialectFragments(t *testing.T) {
 	require.Contains(t, s, "now()")
 	require.Equal(t, []any{int64(1500000)}, args)
 
-	require.Empty(t, lite.skipLocked()+lite.castUUID()+lite.castJSON())
+	require.Empty(t, lite.skipLocked()+lite.castUUID()+lite.castTime())
 	require.Equal(t, " FOR UPDATE SKIP LOCKED", pg.skipLocked())
 	require.Equal(t, "id IN (SELECT 1)", lite.idIn("SELECT 1"))
 	require.Equal(t, "id = ANY(ARRAY(SELECT 1))", pg.idIn("SELECT 1"))
@@ -38,9 +38,14 @@ func TestDialectFragments(t *testing.T) {
 		require.Equal(t, 2, strings.Count(e, "?"), "only the two placeholders: %s", e)
 		require.Contains(t, e, "100")
 	}
-	var b strings.Builder
-	valuesRow(&b, "::uuid", "")
-	require.Equal(t, "(?::uuid, ?)", b.String())
-	require.Nil(t, jsonArg(nil))
-	require.Equal(t, "{}", jsonArg([]byte("{}")))
+	cols := []batchCol{{"d_id", "uuid"}, {"d_n", "float8"}}
+	rows := [][]any{{"a", 0.5}, {"b", []byte(`{"x":1}`)}, {"c", []byte(nil)}}
+	q, args := lite.batchTable(cols, rows)
+	require.Equal(t, "SELECT column1 AS d_id, column2 AS d_n FROM (VALUES (?, ?), (?, ?), (?, ?))", q)
+	require.Equal(t, []any{"a", 0.5, "b", `{"x":1}`, "c", nil}, args, "JSON bytes bind as text")
+	q, args = pg.batchTable(cols, rows)
+	require.Equal(t, "SELECT * FROM jsonb_to_recordset(?::jsonb) AS _r(d_id uuid, d_n float8)", q)
+	require.Len(t, args, 1)
+	require.Equal(t, "x", lite.jsonFromText("x"))
+	require.Equal(t, "x::jsonb", pg.jsonFromText("x"))
 }

@@ -16,7 +16,11 @@ import (
 //
 // Indexes, each named after the query it serves:
 //   - jobs_claim_idx: partial on pending rows, ordered like the claim
-//     (queue, priority DESC, run_at, id);
+//     (priority DESC, run_at, id), then queue and kind, so that a claim
+//     walks the index in order, filters queues and kinds without reading
+//     rows, and stops after LIMIT matches (a leading queue column would make
+//     a claim over all queues, the runner's default, read and sort every
+//     pending row);
 //   - jobs_unique_key_idx: unique on unique_key where set (idempotent create);
 //   - jobs_rescue_idx: running rows by lease expiry (the rescuer);
 //   - jobs_cancel_idx: partial on running rows with a cancel request, by
@@ -34,7 +38,7 @@ const schemaChecks = `
 
 // schemaIndexes are the index statements shared by both dialects.
 var schemaIndexes = []string{
-	`CREATE INDEX jobs_claim_idx ON jobs (queue, priority DESC, run_at, id) WHERE status = 'pending'`,
+	`CREATE INDEX jobs_claim_idx ON jobs (priority DESC, run_at, id, queue, kind) WHERE status = 'pending'`,
 	`CREATE UNIQUE INDEX jobs_unique_key_idx ON jobs (unique_key) WHERE unique_key IS NOT NULL`,
 	`CREATE INDEX jobs_rescue_idx ON jobs (lease_expires_at) WHERE status = 'running'`,
 	`CREATE INDEX jobs_cancel_idx ON jobs (lease_owner) WHERE status = 'running' AND cancel_requested`,

@@ -1,0 +1,155 @@
+package jobs_test
+
+import (
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/testdb"
+	"github.com/jobsmith/jobs/jobspg"
+	"github.com/jobsmith/jobs/jobsqlite"
+)
+
+// Storage benchmarks: the repository alone, without a runner, on each
+// backend (SQLite in a temp file, WAL, synchronous NORMAL and FULL; memory;
+// PostgreSQL when JOBS_TEST_POSTGRES_DSN is set). Run them with
+//
+//	go test -run '^$' -bench 'BenchmarkRepo' -benchtime 3s .
+
+// repoBenchBackends are the repositories the storage benchmarks run on.
+func repoBenchBackends() []benchBackend {
+	bs := []benchBackend{
+		{"sqlite", func(b *testing.B) jobs.JobRepository { return openSQLite(b) }},
+		{"sqlite-full", func(b *testing.B) jobs.JobRepository {
+			return openSQLite(b, jobsqlite.WithSynchronous(jobsqlite.Full))
+		}},
+		{"memory", func(b *testing.B) jobs.JobRepository {
+			m, err := jobs.NewMemoryRepository()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = m.Close() })
+			return m
+		}},
+	}
+	if os.Getenv(testdb.PostgresEnv) != "" {
+		bs = append(bs, benchBackend{"postgres", func(b *testing.B) jobs.JobRepository {
+			return openPostgres(b, jobspg.WithMaxOpenConns(8))
+		}})
+	}
+	return bs
+}
+
+// BenchmarkRepoCreate enqueues one job per call from one caller.
+func BenchmarkRepoCreate(b *testing.B) {
+	for _, be := range repoBenchBackends() {
+		b.Run(be.name, func(b *testing.B) {
+			repo := be.open(b)
+			b.ReportAllocs()
+			allocs := startAllocs()
+			n := 0
+			for b.Loop() {
+				if err := repo.Create(b.Context(), &jobs.Job{Kind: "k", Payload: benchPayload}); err != nil {
+					b.Fatal(err)
+				}
+				n++
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "jobs/s")
+			b.ReportMetric(allocs.perJob(n), "allocs/job")
+		})
+	}
+}
+
+// BenchmarkRepoCreateBatch enqueues 1 000 jobs per call.
+func BenchmarkRepoCreateBatch(b *testing.B) {
+	const batch = 1000
+	for _, be := range repoBenchBackends() {
+		b.Run(be.name, func(b *testing.B) {
+			repo := be.open(b)
+			js := make([]*jobs.Job, batch)
+			b.ReportAllocs()
+			allocs := startAllocs()
+			n := 0
+			for b.Loop() {
+				for i := range js {
+					js[i] = &jobs.Job{Kind: "k", Payload: benchPayload}
+				}
+				if err := repo.Create(b.Context(), js...); err != nil {
+					b.Fatal(err)
+				}
+				n += batch
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "jobs/s")
+			b.ReportMetric(allocs.perJob(n), "allocs/job")
+		})
+	}
+}
+
+// BenchmarkRepoClaimFinish claims 100 jobs per call and finishes them in one
+// Finish call (the group commit of a runner's completer), from a queue
+// refilled outside the timer.
+func BenchmarkRepoClaimFinish(b *testing.B) {
+	const batch = 100
+	for _, be := range repoBenchBackends() {
+		b.Run(be.name, func(b *testing.B) {
+			repo := be.open(b)
+			refill := func() {
+				js := make([]*jobs.Job, 10_000)
+				for i := range js {
+					js[i] = &jobs.Job{Kind: "k", Payload: benchPayload}
+				}
+				if err := repo.Create(b.Context(), js...); err != nil {
+					b.Fatal(err)
+				}
+			}
+			q := jobs.ClaimQuery{Owner: "bench", Kinds: []string{"k"}, Limit: batch, LeaseDuration: time.Minute}
+			cs := make([]jobs.Completion, 0, batch)
+			b.ReportAllocs()
+			allocs := startAllocs()
+			n := 0
+			for b.Loop() {
+				got, err := repo.Claim(b.Context(), q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(got) == 0 {
+					b.StopTimer()
+					refill()
+					b.StartTimer()
+					continue
+				}
+				cs = cs[:0]
+				for _, j := range got {
+					cs = append(cs, jobs.Completion{Lease: j.Lease(), Status: jobs.StatusSucceeded})
+				}
+				if err := repo.Finish(b.Context(), cs...); err != nil {
+					b.Fatal(err)
+				}
+				n += len(got)
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "jobs/s")
+			b.ReportMetric(allocs.perJob(n), "allocs/job")
+		})
+	}
+}
+
+// allocCounter counts heap allocations from its start, to report them per
+// job (allocs/op is per call, and calls handle many jobs).
+type allocCounter uint64
+
+func startAllocs() allocCounter {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return allocCounter(m.Mallocs)
+}
+
+func (c allocCounter) perJob(n int) float64 {
+	if n == 0 {
+		return 0
+	}
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return float64(m.Mallocs-uint64(c)) / float64(n)
+}
