@@ -29,6 +29,7 @@ type BunRepository struct {
 	busyTimeout time.Duration
 	closeDB     bool
 	gate        writeGate // SQLite only: one writer at a time
+	stmts       stmtCache // SQLite only: prepared hot statements
 	closed      atomic.Bool
 }
 
@@ -61,6 +62,7 @@ func NewBunRepository(ctx context.Context, db *bun.DB, opts ...RepositoryOption)
 	if d.sqlite() {
 		r.gate = make(writeGate, 1)
 	}
+	r.stmts.db = db.DB
 	if err := r.migrate(ctx); err != nil {
 		return nil, err
 	}
@@ -75,7 +77,11 @@ func (r *BunRepository) DB() *bun.DB { return r.db }
 // closes the database only when the repository was created with
 // [WithCloseDB]. Close is idempotent and safe for concurrent use.
 func (r *BunRepository) Close() error {
-	if r.closed.Swap(true) || !r.closeDB {
+	if r.closed.Swap(true) {
+		return nil
+	}
+	r.stmts.close()
+	if !r.closeDB {
 		return nil
 	}
 	if err := r.db.Close(); err != nil {
@@ -138,6 +144,7 @@ func (r *BunRepository) create(ctx context.Context, idb bun.IDB, jobs []*Job) er
 		j.RunAt = j.RunAt.Truncate(time.Microsecond)
 	}
 	chunks, anyKey := chunkJobs(jobs)
+	// Several statements need a transaction to be all or nothing.
 	multi := len(chunks) > 1 || anyKey
 	var dups map[int]*Job
 	fn := func(ctx context.Context, db bun.IDB) error {
@@ -147,6 +154,8 @@ func (r *BunRepository) create(ctx context.Context, idb bun.IDB, jobs []*Job) er
 	}
 	var err error
 	switch {
+	case idb == nil && len(jobs) == 1 && !anyKey && r.d.bindsArgs():
+		err = r.write(ctx, op, false, func(ctx context.Context, _ bun.IDB) error { return r.insertOneBound(ctx, jobs[0]) })
 	case idb == nil:
 		err = r.write(ctx, op, multi, fn)
 	case multi:
@@ -183,49 +192,9 @@ func chunkJobs(jobs []*Job) (chunks [][2]int, anyKey bool) {
 // insert writes the prepared jobs and returns, by index, the existing jobs
 // that took the place of those whose unique key was already used.
 func (r *BunRepository) insert(ctx context.Context, db bun.IDB, jobs []*Job, chunks [][2]int, anyKey bool) (map[int]*Job, error) {
-	var b strings.Builder
-	var inserted map[uuid.UUID]bool
-	if anyKey {
-		inserted = make(map[uuid.UUID]bool, len(jobs))
-	}
-	for _, c := range chunks {
-		b.Reset()
-		args := make([]any, 0, 11*(c[1]-c[0]))
-		b.WriteString("INSERT INTO jobs (id, kind, queue, priority, payload, max_attempts, timeout, unique_key, run_at, created_at, updated_at) VALUES ")
-		for i, j := range jobs[c[0]:c[1]] {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-			var key any
-			if j.UniqueKey != "" {
-				key = j.UniqueKey
-			}
-			args = append(args, j.ID.String(), j.Kind, j.Queue, j.Priority, string(j.Payload), j.MaxAttempts,
-				int64(j.Timeout), key, j.RunAt, j.CreatedAt, j.UpdatedAt)
-		}
-		if !anyKey {
-			if _, err := db.ExecContext(ctx, b.String(), args...); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		b.WriteString(" ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING RETURNING id")
-		rows, err := db.QueryContext(ctx, b.String(), args...)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			var id uuid.UUID
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			inserted[id] = true
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return nil, err
-		}
+	inserted, err := insertMultiRow(ctx, db, jobs, chunks, anyKey)
+	if err != nil {
+		return nil, err
 	}
 	if !anyKey || len(inserted) == len(jobs) {
 		return nil, nil
@@ -261,6 +230,66 @@ func (r *BunRepository) insert(ctx context.Context, db bun.IDB, jobs []*Job, chu
 		dups[i] = &c
 	}
 	return dups, nil
+}
+
+const insertColumns = "INSERT INTO jobs (id, kind, queue, priority, payload, max_attempts, timeout, unique_key, " +
+	"run_at, created_at, updated_at) VALUES "
+
+const onConflictKey = " ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING"
+
+// insertMultiRow inserts with one multi-row INSERT per chunk and returns the
+// IDs it inserted when anyKey is set (nil otherwise).
+func insertMultiRow(ctx context.Context, db bun.IDB, jobs []*Job, chunks [][2]int, anyKey bool) (map[uuid.UUID]bool, error) {
+	var b strings.Builder
+	var inserted map[uuid.UUID]bool
+	if anyKey {
+		inserted = make(map[uuid.UUID]bool, len(jobs))
+	}
+	for _, c := range chunks {
+		b.Reset()
+		args := make([]any, 0, 11*(c[1]-c[0]))
+		b.WriteString(insertColumns)
+		for i, j := range jobs[c[0]:c[1]] {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			args = append(args, insertArgs(j)...)
+		}
+		if !anyKey {
+			if _, err := db.ExecContext(ctx, b.String(), args...); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		b.WriteString(onConflictKey + " RETURNING id")
+		rows, err := db.QueryContext(ctx, b.String(), args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id uuid.UUID
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			inserted[id] = true
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return nil, err
+		}
+	}
+	return inserted, nil
+}
+
+// insertArgs are the values of one job for insertColumns.
+func insertArgs(j *Job) []any {
+	var key any
+	if j.UniqueKey != "" {
+		key = j.UniqueKey
+	}
+	return []any{j.ID.String(), j.Kind, j.Queue, j.Priority, string(j.Payload), j.MaxAttempts,
+		int64(j.Timeout), key, j.RunAt, j.CreatedAt, j.UpdatedAt}
 }
 
 // Get implements [JobRepository.Get].

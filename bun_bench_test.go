@@ -48,7 +48,7 @@ func BenchmarkRepoCreate(b *testing.B) {
 		b.Run(be.name, func(b *testing.B) {
 			repo := be.open(b)
 			b.ReportAllocs()
-			allocs := startAllocs()
+			allocs, cpu := startAllocs(), processCPU()
 			n := 0
 			for b.Loop() {
 				if err := repo.Create(b.Context(), &jobs.Job{Kind: "k", Payload: benchPayload}); err != nil {
@@ -58,6 +58,7 @@ func BenchmarkRepoCreate(b *testing.B) {
 			}
 			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "jobs/s")
 			b.ReportMetric(allocs.perJob(n), "allocs/job")
+			reportCPU(b, cpu, n)
 		})
 	}
 }
@@ -70,7 +71,7 @@ func BenchmarkRepoCreateBatch(b *testing.B) {
 			repo := be.open(b)
 			js := make([]*jobs.Job, batch)
 			b.ReportAllocs()
-			allocs := startAllocs()
+			allocs, cpu := startAllocs(), processCPU()
 			n := 0
 			for b.Loop() {
 				for i := range js {
@@ -83,6 +84,7 @@ func BenchmarkRepoCreateBatch(b *testing.B) {
 			}
 			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "jobs/s")
 			b.ReportMetric(allocs.perJob(n), "allocs/job")
+			reportCPU(b, cpu, n)
 		})
 	}
 }
@@ -104,10 +106,11 @@ func BenchmarkRepoClaimFinish(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			refill()
 			q := jobs.ClaimQuery{Owner: "bench", Kinds: []string{"k"}, Limit: batch, LeaseDuration: time.Minute}
 			cs := make([]jobs.Completion, 0, batch)
 			b.ReportAllocs()
-			allocs := startAllocs()
+			allocs, cpu := startAllocs(), processCPU()
 			n := 0
 			for b.Loop() {
 				got, err := repo.Claim(b.Context(), q)
@@ -131,6 +134,7 @@ func BenchmarkRepoClaimFinish(b *testing.B) {
 			}
 			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "jobs/s")
 			b.ReportMetric(allocs.perJob(n), "allocs/job")
+			reportCPU(b, cpu, n)
 		})
 	}
 }
@@ -152,4 +156,11 @@ func (c allocCounter) perJob(n int) float64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return float64(m.Mallocs-uint64(c)) / float64(n)
+}
+
+// reportCPU reports jobs per CPU-second of the whole process since start.
+func reportCPU(b *testing.B, start time.Duration, n int) {
+	if used := processCPU() - start; used > 0 && n > 0 {
+		b.ReportMetric(float64(n)/used.Seconds(), "jobs/cpu-s")
+	}
 }

@@ -24,35 +24,10 @@ func (r *BunRepository) Claim(ctx context.Context, q ClaimQuery) ([]*Job, error)
 	if err := checkClaim(q); err != nil {
 		return nil, err
 	}
-	t := now()
+	query, args := r.claimSQL(q, now())
 	var claimed []*Job
 	err := r.write(ctx, op, false, func(ctx context.Context, db bun.IDB) error {
-		var b strings.Builder
-		args := make([]any, 0, 10)
-		b.WriteString("UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_token = ")
-		b.WriteString(r.d.newToken())
-		b.WriteString(", lease_owner = ?, started_at = ?, updated_at = ?, lease_expires_at = ")
-		args = append(args, q.Owner, t, t)
-		var s string
-		s, args = r.d.leaseUntil(args, t, q.LeaseDuration)
-		b.WriteString(s)
-		var sub strings.Builder
-		sub.WriteString("SELECT id FROM jobs WHERE status = 'pending' AND run_at <= ")
-		s, args = r.d.now(args, t)
-		sub.WriteString(s)
-		if len(q.Queues) > 0 {
-			sub.WriteString(" AND queue IN (?)")
-			args = append(args, bun.List(q.Queues))
-		}
-		if len(q.Kinds) > 0 {
-			sub.WriteString(" AND kind IN (?)")
-			args = append(args, bun.List(q.Kinds))
-		}
-		sub.WriteString(" ORDER BY priority DESC, run_at, id LIMIT ?")
-		args = append(args, q.Limit)
-		sub.WriteString(r.d.skipLocked())
-		b.WriteString(" WHERE " + r.d.idIn(sub.String()) + " AND status = 'pending' RETURNING " + jobColumns)
-		rows, err := db.QueryContext(ctx, b.String(), args...)
+		rows, err := r.query(ctx, db, query, args...)
 		if err != nil {
 			return err
 		}
@@ -67,6 +42,44 @@ func (r *BunRepository) Claim(ctx context.Context, q ClaimQuery) ([]*Job, error)
 		claimed = []*Job{}
 	}
 	return claimed, nil
+}
+
+// claimSQL is the claim statement of q at time t and its arguments.
+func (r *BunRepository) claimSQL(q ClaimQuery, t time.Time) (string, []any) {
+	var b strings.Builder
+	args := make([]any, 0, 10)
+	b.WriteString("UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_token = ")
+	b.WriteString(r.d.newToken())
+	b.WriteString(", lease_owner = ?, started_at = ?, updated_at = ?, lease_expires_at = ")
+	args = append(args, q.Owner, t, t)
+	var s string
+	s, args = r.d.leaseUntil(args, t, q.LeaseDuration)
+	b.WriteString(s)
+	var sub strings.Builder
+	sub.WriteString("SELECT id FROM jobs WHERE status = 'pending' AND run_at <= ")
+	s, args = r.d.now(args, t)
+	sub.WriteString(s)
+	if len(q.Queues) > 0 {
+		sub.WriteString(" AND queue IN (")
+		placeholders(&sub, len(q.Queues))
+		sub.WriteString(")")
+		for _, s := range q.Queues {
+			args = append(args, s)
+		}
+	}
+	if len(q.Kinds) > 0 {
+		sub.WriteString(" AND kind IN (")
+		placeholders(&sub, len(q.Kinds))
+		sub.WriteString(")")
+		for _, s := range q.Kinds {
+			args = append(args, s)
+		}
+	}
+	sub.WriteString(" ORDER BY priority DESC, run_at, id LIMIT ?")
+	args = append(args, q.Limit)
+	sub.WriteString(r.d.skipLocked())
+	b.WriteString(" WHERE " + r.d.idIn(sub.String()) + " AND status = 'pending' RETURNING " + jobColumns)
+	return b.String(), args
 }
 
 // scanLenient scans every row it can: a row that cannot be scanned is left
@@ -113,7 +126,7 @@ func (r *BunRepository) fencedUpdate(ctx context.Context, op string, cols []batc
 	var matched map[uuid.UUID]bool
 	err := r.write(ctx, op, false, func(ctx context.Context, db bun.IDB) error {
 		matched = make(map[uuid.UUID]bool, len(rows))
-		res, err := db.QueryContext(ctx, query, args...)
+		res, err := r.query(ctx, db, query, args...)
 		if err != nil {
 			return err
 		}

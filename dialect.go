@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"fmt"
+	"math/bits"
 	"strings"
 	"time"
 
@@ -120,7 +121,13 @@ func (d sqlDialect) batchTable(cols []batchCol, rows [][]any) (string, []any) {
 		b.WriteString(")")
 		return b.String(), []any{string(appendBatchJSON(nil, cols, rows))}
 	}
-	args := make([]any, 0, len(cols)*len(rows))
+	// Pad to a power of two with rows of NULLs (they match no job), so
+	// that few distinct statements exist and stay prepared (stmtCache).
+	n := len(rows)
+	if n > 0 && n <= 1024 {
+		n = 1 << bits.Len(uint(n-1))
+	}
+	args := make([]any, 0, len(cols)*n)
 	b.WriteString("SELECT ")
 	for i, c := range cols {
 		if i > 0 {
@@ -129,9 +136,13 @@ func (d sqlDialect) batchTable(cols []batchCol, rows [][]any) (string, []any) {
 		fmt.Fprintf(&b, "column%d AS %s", i+1, c.name)
 	}
 	b.WriteString(" FROM (VALUES ")
-	for i, row := range rows {
+	for i := range n {
 		if i > 0 {
 			b.WriteString(", ")
+		}
+		row := make([]any, len(cols))
+		if i < len(rows) {
+			row = rows[i]
 		}
 		b.WriteByte('(')
 		for j, v := range row {
@@ -152,6 +163,12 @@ func (d sqlDialect) batchTable(cols []batchCol, rows [][]any) (string, []any) {
 	b.WriteString(")")
 	return b.String(), args
 }
+
+// bindsArgs reports whether the repository runs its hottest fixed statements
+// as cached prepared statements with driver-bound "?" arguments (SQLite,
+// where preparing costs as much as running; see stmtCache). On PostgreSQL
+// every statement goes through bun, which formats the values into the SQL.
+func (d sqlDialect) bindsArgs() bool { return !d.pg }
 
 // jsonFromText is the SQL of a JSON column value from a text column of a
 // batch table.

@@ -41,8 +41,9 @@ func TestDialectFragments(t *testing.T) {
 	cols := []batchCol{{"d_id", "uuid"}, {"d_n", "float8"}}
 	rows := [][]any{{"a", 0.5}, {"b", []byte(`{"x":1}`)}, {"c", []byte(nil)}}
 	q, args := lite.batchTable(cols, rows)
-	require.Equal(t, "SELECT column1 AS d_id, column2 AS d_n FROM (VALUES (?, ?), (?, ?), (?, ?))", q)
-	require.Equal(t, []any{"a", 0.5, "b", `{"x":1}`, "c", nil}, args, "JSON bytes bind as text")
+	require.Equal(t, "SELECT column1 AS d_id, column2 AS d_n FROM (VALUES (?, ?), (?, ?), (?, ?), (?, ?))", q,
+		"padded to a power of two")
+	require.Equal(t, []any{"a", 0.5, "b", `{"x":1}`, "c", nil, nil, nil}, args, "JSON bytes bind as text")
 	q, args = pg.batchTable(cols, rows)
 	require.Equal(t, "SELECT * FROM jsonb_to_recordset(?::jsonb) AS _r(d_id uuid, d_n float8)", q)
 	require.Len(t, args, 1)

@@ -109,6 +109,10 @@ func OpenDB(ctx context.Context, url string, opts ...Option) (*bun.DB, error) {
 	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
 		cfg.RuntimeParams["application_name"] = ApplicationName
 	}
+	// bun formats every value into the SQL text, so no two statements are
+	// alike: pgx's default statement cache would prepare each one (an extra
+	// round trip) and evict the others. Send them as they are instead.
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 	sqldb := stdlib.OpenDB(*cfg)
 	sqldb.SetMaxOpenConns(c.maxOpenConns)
 	sqldb.SetMaxIdleConns(c.maxOpenConns)
