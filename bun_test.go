@@ -229,6 +229,8 @@ func TestBunBadInput(t *testing.T) {
 		require.Len(t, got.Errors, 1)
 		require.Equal(t, got.Error, got.Errors[0].Error)
 
+		err = repo.UpdateProgress(ctx, time.Minute, jobs.ProgressUpdate{Lease: cl[0].Lease(), Progress: jobs.Progress{Message: "a\x00b"}})
+		require.ErrorIs(t, err, jobs.ErrInvalidArgument, "NUL in a message")
 		for _, p := range []float64{-0.1, 1.1} {
 			err := repo.UpdateProgress(ctx, time.Minute, jobs.ProgressUpdate{Lease: cl[0].Lease(), Progress: jobs.Progress{Fraction: p}})
 			require.ErrorIs(t, err, jobs.ErrInvalidArgument)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -135,8 +136,8 @@ type Progress struct {
 }
 
 // Validate returns an [ErrInvalidArgument] error when Fraction is NaN,
-// infinite or outside [0, 1], or Message is longer than [MaxMessageLength]
-// or not UTF-8.
+// infinite or outside [0, 1], or Message is longer than [MaxMessageLength],
+// not UTF-8 or holds a NUL byte (which PostgreSQL cannot store).
 func (p Progress) Validate() error {
 	if math.IsNaN(p.Fraction) || math.IsInf(p.Fraction, 0) || p.Fraction < 0 || p.Fraction > 1 {
 		return invalid("progress", "fraction %v is not in [0, 1]", p.Fraction)
@@ -144,8 +145,8 @@ func (p Progress) Validate() error {
 	if len(p.Message) > MaxMessageLength {
 		return invalid("progress", "message is %d bytes, over the limit of %d", len(p.Message), MaxMessageLength)
 	}
-	if !utf8.ValidString(p.Message) {
-		return invalid("progress", "message is not valid UTF-8")
+	if !utf8.ValidString(p.Message) || strings.IndexByte(p.Message, 0) >= 0 {
+		return invalid("progress", "message is not valid UTF-8 without NUL")
 	}
 	return nil
 }
