@@ -43,6 +43,7 @@ func (r *Runner) complete(o outcome) {
 	case r.comp <- o:
 	case <-r.compGone:
 		r.cfg.logger.Error("outcome dropped after shutdown", "job_id", o.e.lease.JobID, "kind", o.e.job.Kind)
+		r.untrack(o.e)
 	}
 }
 
@@ -260,6 +261,13 @@ func (r *Runner) forget(o outcome, st Status, err error) {
 			r.wakeAt(o.c.RunAt)
 		}
 	}
+	r.untrack(e)
+}
+
+// untrack removes an ended attempt from the running set and wakes its
+// watchers, who then read the repository.
+func (r *Runner) untrack(e *execution) {
+	id := e.lease.JobID
 	r.emu.Lock()
 	if r.execs[id] == e {
 		delete(r.execs, id)

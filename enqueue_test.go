@@ -111,3 +111,35 @@ func TestEnqueueManyIsAllOrNothing(t *testing.T) {
 		}
 	})
 }
+
+func TestEnqueueTxFollowsTheCallersTransaction(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
+		r := newRunner(t, repo)
+		r.Handle("k", noop)
+		br, ok := repo.(*jobs.BunRepository)
+		if !ok {
+			_, err := r.EnqueueTx(t.Context(), nil, "k", nil)
+			require.ErrorIs(t, err, jobs.ErrInvalidArgument, "repositories without bun refuse EnqueueTx")
+			return
+		}
+		ctx := t.Context()
+		tx, err := br.DB().BeginTx(ctx, nil)
+		require.NoError(t, err)
+		rolledBack, err := r.EnqueueTx(ctx, tx, "k", nil)
+		require.NoError(t, err)
+		require.NoError(t, tx.Rollback())
+		_, err = r.Get(ctx, rolledBack.ID)
+		require.ErrorIs(t, err, jobs.ErrNotFound)
+
+		tx, err = br.DB().BeginTx(ctx, nil)
+		require.NoError(t, err)
+		committed, err := r.EnqueueTx(ctx, tx, "k", map[string]string{"a": "b"}, jobs.WithPriority(2))
+		require.NoError(t, err)
+		require.NoError(t, tx.Commit())
+		start(t, r)
+		final := await(t, r, committed.ID)
+		require.Equal(t, jobs.StatusSucceeded, final.Status)
+		require.Equal(t, 2, final.Priority)
+	})
+}

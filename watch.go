@@ -123,7 +123,9 @@ func (r *Runner) Watch(ctx context.Context, id uuid.UUID) iter.Seq2[Snapshot, er
 				return
 			}
 			ev := r.events(id)
-			if e := r.exec(id); e != nil {
+			// A local attempt is followed live, unless its lease is lost:
+			// then another runner may own the job and the repository knows.
+			if e := r.exec(id); e != nil && !e.lost.Load() {
 				s, changed := e.snapshot(true)
 				if !emit(s) {
 					return
