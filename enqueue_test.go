@@ -1,7 +1,11 @@
 package jobs_test
 
 import (
+	"context"
 	"encoding/json"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -141,5 +145,54 @@ func TestEnqueueTxFollowsTheCallersTransaction(t *testing.T) {
 		final := await(t, r, committed.ID)
 		require.Equal(t, jobs.StatusSucceeded, final.Status)
 		require.Equal(t, 2, final.Priority)
+	})
+}
+
+func TestConcurrentEnqueuesIsolateBadInput(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
+		r := newRunner(t, repo)
+		r.Handle("k", noop)
+		huge := json.RawMessage(`"` + strings.Repeat("x", jobs.DefaultMaxPayloadBytes) + `"`)
+		const callers = 32
+		type result struct {
+			i   int
+			job *jobs.Job
+			err error
+		}
+		results := make(chan result, callers)
+		var wg sync.WaitGroup
+		for i := range callers {
+			wg.Go(func() {
+				var payload any = i
+				if i%8 == 3 {
+					payload = huge
+				}
+				j, err := r.Enqueue(t.Context(), "k", payload)
+				results <- result{i, j, err}
+			})
+		}
+		wg.Wait()
+		close(results)
+		for res := range results {
+			if res.i%8 == 3 {
+				require.ErrorIs(t, res.err, jobs.ErrTooLarge)
+				continue
+			}
+			require.NoError(t, res.err, "caller %d", res.i)
+			stored := get(t, r, res.job.ID)
+			require.JSONEq(t, strconv.Itoa(res.i), string(stored.Payload))
+		}
+		page, err := r.List(t.Context(), jobs.ListQuery{Limit: jobs.MaxListLimit})
+		require.NoError(t, err)
+		require.Len(t, page.Jobs, callers-callers/8)
+
+		canceled, cancel := context.WithCancel(t.Context())
+		cancel()
+		_, err = r.Enqueue(canceled, "k", 1)
+		require.ErrorIs(t, err, context.Canceled)
+		page, err = r.List(t.Context(), jobs.ListQuery{Limit: jobs.MaxListLimit})
+		require.NoError(t, err)
+		require.Len(t, page.Jobs, callers-callers/8, "a canceled Enqueue writes nothing")
 	})
 }

@@ -50,6 +50,7 @@ type Runner struct {
 	handlers map[string]*handler
 	started  atomic.Bool
 
+	batch  enqueueBatcher
 	wake   chan struct{} // a local enqueue or a retry is ready
 	seq    atomic.Uint64 // snapshot sequence numbers
 	avgDur atomic.Int64  // moving average of handler run time, ns; -1 unknown
