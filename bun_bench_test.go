@@ -1,8 +1,11 @@
 package jobs_test
 
 import (
+	"fmt"
 	"os"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -162,5 +165,67 @@ func (c allocCounter) perJob(n int) float64 {
 func reportCPU(b *testing.B, start time.Duration, n int) {
 	if used := processCPU() - start; used > 0 && n > 0 {
 		b.ReportMetric(float64(n)/used.Seconds(), "jobs/cpu-s")
+	}
+}
+
+// BenchmarkSQLiteReadsDuringWrites measures Get from 8 readers while one
+// writer claims and finishes batches, with pools of 1, 2 and 4 connections:
+// writes are serialised by the repository, so extra connections only serve
+// readers beside the writer (WAL). It reports reads/s and jobs/s.
+func BenchmarkSQLiteReadsDuringWrites(b *testing.B) {
+	for _, conns := range []int{1, 2, 4} {
+		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {
+			repo := openSQLite(b, jobsqlite.WithMaxOpenConns(conns))
+			ctx := b.Context()
+			js := make([]*jobs.Job, 20_000)
+			for i := range js {
+				js[i] = &jobs.Job{Kind: "k", Payload: benchPayload}
+			}
+			if err := repo.Create(ctx, js...); err != nil {
+				b.Fatal(err)
+			}
+			stop := make(chan struct{})
+			var written atomic.Int64
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				q := jobs.ClaimQuery{Owner: "w", Limit: 100, LeaseDuration: time.Minute}
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					got, err := repo.Claim(ctx, q)
+					if err != nil || len(got) == 0 {
+						return
+					}
+					cs := make([]jobs.Completion, len(got))
+					for i, j := range got {
+						cs[i] = jobs.Completion{Lease: j.Lease(), Status: jobs.StatusSucceeded}
+					}
+					if err := repo.Finish(ctx, cs...); err != nil {
+						return
+					}
+					written.Add(int64(len(got)))
+				}
+			})
+			var reads atomic.Int64
+			b.SetParallelism(4) // 8 readers on 2 cores
+			b.RunParallel(func(pb *testing.PB) {
+				i := 0
+				for pb.Next() {
+					if _, err := repo.Get(ctx, js[i%len(js)].ID); err != nil {
+						b.Error(err)
+						return
+					}
+					reads.Add(1)
+					i += 7919
+				}
+			})
+			close(stop)
+			wg.Wait()
+			b.ReportMetric(float64(reads.Load())/b.Elapsed().Seconds(), "reads/s")
+			b.ReportMetric(float64(written.Load())/b.Elapsed().Seconds(), "jobs/s")
+		})
 	}
 }

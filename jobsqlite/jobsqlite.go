@@ -58,6 +58,9 @@ const DefaultBusyTimeout = 5 * time.Second
 // DefaultMaxOpenConns is the default size of the connection pool. Writes are
 // serialised by the repository, so one connection writes at a time; the
 // others serve concurrent reads (WAL lets readers run beside the writer).
+// Measured on 2 cores with 8 readers beside a claiming writer
+// (BenchmarkSQLiteReadsDuringWrites): 1 connection served about 3 300
+// reads/s, 2 about 6 500 and 4 about 10 000, while the writer kept going.
 const DefaultMaxOpenConns = 4
 
 // Option configures [Open] and [OpenDB].
