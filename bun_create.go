@@ -1,0 +1,217 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+)
+
+// This file holds Create and CreateTx of [BunRepository]: validation, then
+// multi-row INSERT statements (with ON CONFLICT DO NOTHING when unique keys
+// are involved) in one transaction.
+
+// Create implements [JobRepository.Create]. It inserts the jobs with
+// multi-row INSERT statements in one transaction.
+func (r *BunRepository) Create(ctx context.Context, jobs ...*Job) error {
+	return r.create(ctx, nil, jobs)
+}
+
+// CreateTx implements [JobRepository.CreateTx]: the jobs are inserted with
+// tx and become visible when tx commits. tx may be a bun.Tx, a bun.Conn or
+// a *bun.DB of the same database.
+func (r *BunRepository) CreateTx(ctx context.Context, tx bun.IDB, jobs ...*Job) error {
+	if tx == nil {
+		return invalid("create", "tx is nil")
+	}
+	if db, ok := tx.(*bun.DB); ok && db == r.db {
+		tx = nil
+	}
+	return r.create(ctx, tx, jobs)
+}
+
+// insertChunkRows and insertChunkBytes bound one INSERT statement.
+const (
+	insertChunkRows  = 1000
+	insertChunkBytes = 4 << 20
+)
+
+func (r *BunRepository) create(ctx context.Context, idb bun.IDB, jobs []*Job) error {
+	const op = "create"
+	if r.closed.Load() {
+		return newError(CodeClosed, op, uuid.Nil, "repository is closed")
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	saved := make([]Job, len(jobs))
+	for i, j := range jobs {
+		if j == nil {
+			return invalid(op, "job %d is nil", i)
+		}
+		saved[i] = *j
+	}
+	restore := func() {
+		for i, j := range jobs {
+			*j = saved[i]
+		}
+	}
+	t := now()
+	for _, j := range jobs {
+		if err := prepareNew(j, t, r.maxPayload); err != nil {
+			restore()
+			return err
+		}
+		j.RunAt = j.RunAt.Truncate(time.Microsecond)
+	}
+	chunks, anyKey := chunkJobs(jobs)
+	// Several statements need a transaction to be all or nothing.
+	multi := len(chunks) > 1 || anyKey
+	var dups map[int]*Job
+	fn := func(ctx context.Context, db bun.IDB) error {
+		var err error
+		dups, err = r.insert(ctx, db, jobs, chunks, anyKey)
+		return err
+	}
+	var err error
+	switch {
+	case idb == nil && len(jobs) == 1 && !anyKey && r.d.bindsArgs():
+		err = r.write(ctx, op, false, func(ctx context.Context, _ bun.IDB) error { return r.insertOneBound(ctx, jobs[0]) })
+	case idb == nil:
+		err = r.write(ctx, op, multi, fn)
+	case multi:
+		err = storageError(op, uuid.Nil, idb.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error { return fn(ctx, tx) }))
+	default:
+		err = storageError(op, uuid.Nil, fn(ctx, idb))
+	}
+	if err != nil {
+		restore()
+		return err
+	}
+	for i, existing := range dups {
+		*jobs[i] = *existing
+		jobs[i].Duplicate = true
+	}
+	return nil
+}
+
+// chunkJobs splits jobs into index ranges [lo, hi) for INSERT statements and
+// reports whether any job has a unique key.
+func chunkJobs(jobs []*Job) (chunks [][2]int, anyKey bool) {
+	lo, size := 0, 0
+	for i, j := range jobs {
+		anyKey = anyKey || j.UniqueKey != ""
+		if i > lo && (i-lo >= insertChunkRows || size+len(j.Payload) > insertChunkBytes) {
+			chunks = append(chunks, [2]int{lo, i})
+			lo, size = i, 0
+		}
+		size += len(j.Payload) + 200
+	}
+	return append(chunks, [2]int{lo, len(jobs)}), anyKey
+}
+
+// insert writes the prepared jobs and returns, by index, the existing jobs
+// that took the place of those whose unique key was already used.
+func (r *BunRepository) insert(ctx context.Context, db bun.IDB, jobs []*Job, chunks [][2]int, anyKey bool) (map[int]*Job, error) {
+	inserted, err := insertMultiRow(ctx, db, jobs, chunks, anyKey)
+	if err != nil {
+		return nil, err
+	}
+	if !anyKey || len(inserted) == len(jobs) {
+		return nil, nil
+	}
+	var keys []string
+	for _, j := range jobs {
+		if !inserted[j.ID] {
+			keys = append(keys, j.UniqueKey)
+		}
+	}
+	rows, err := db.QueryContext(ctx, "SELECT "+jobColumns+" FROM jobs WHERE unique_key IN (?)", bun.List(keys))
+	if err != nil {
+		return nil, err
+	}
+	existing, err := scanJobs(rows)
+	if err != nil {
+		return nil, err
+	}
+	byKey := make(map[string]*Job, len(existing))
+	for _, e := range existing {
+		byKey[e.UniqueKey] = e
+	}
+	dups := make(map[int]*Job, len(keys))
+	for i, j := range jobs {
+		if inserted[j.ID] {
+			continue
+		}
+		e := byKey[j.UniqueKey]
+		if e == nil {
+			return nil, newError(CodeInternal, "create", j.ID, "job with unique key vanished during create")
+		}
+		c := *e
+		dups[i] = &c
+	}
+	return dups, nil
+}
+
+const insertColumns = "INSERT INTO jobs (id, kind, queue, priority, payload, max_attempts, timeout, unique_key, " +
+	"run_at, created_at, updated_at) VALUES "
+
+const onConflictKey = " ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING"
+
+// insertMultiRow inserts with one multi-row INSERT per chunk and returns the
+// IDs it inserted when anyKey is set (nil otherwise).
+func insertMultiRow(ctx context.Context, db bun.IDB, jobs []*Job, chunks [][2]int, anyKey bool) (map[uuid.UUID]bool, error) {
+	var b strings.Builder
+	var inserted map[uuid.UUID]bool
+	if anyKey {
+		inserted = make(map[uuid.UUID]bool, len(jobs))
+	}
+	for _, c := range chunks {
+		b.Reset()
+		args := make([]any, 0, 11*(c[1]-c[0]))
+		b.WriteString(insertColumns)
+		for i, j := range jobs[c[0]:c[1]] {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			args = append(args, insertArgs(j)...)
+		}
+		if !anyKey {
+			if _, err := db.ExecContext(ctx, b.String(), args...); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		b.WriteString(onConflictKey + " RETURNING id")
+		rows, err := db.QueryContext(ctx, b.String(), args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id uuid.UUID
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			inserted[id] = true
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return nil, err
+		}
+	}
+	return inserted, nil
+}
+
+// insertArgs are the values of one job for insertColumns.
+func insertArgs(j *Job) []any {
+	var key any
+	if j.UniqueKey != "" {
+		key = j.UniqueKey
+	}
+	return []any{j.ID.String(), j.Kind, j.Queue, j.Priority, string(j.Payload), j.MaxAttempts,
+		int64(j.Timeout), key, j.RunAt, j.CreatedAt, j.UpdatedAt}
+}
