@@ -31,7 +31,7 @@ func benchBackends() []benchBackend {
 		}
 		b.Cleanup(func() { _ = m.Close() })
 		return m
-	}}}, sqliteBenchBackends()...)
+	}}}, append(sqliteBenchBackends(), postgresBenchBackends()...)...)
 }
 
 // enqueueN creates n no-op jobs of kind in batches, keeping none in memory.
