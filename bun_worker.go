@@ -78,7 +78,7 @@ func (r *BunRepository) claimSQL(q ClaimQuery, t time.Time) (string, []any) {
 	sub.WriteString(" ORDER BY priority DESC, run_at, id LIMIT ?")
 	args = append(args, q.Limit)
 	sub.WriteString(r.d.skipLocked())
-	b.WriteString(" WHERE " + r.d.idIn(sub.String()) + " AND status = 'pending' RETURNING " + jobColumns)
+	b.WriteString(" WHERE " + r.d.idIn(sub.String()) + " AND " + r.d.stillPending() + " RETURNING " + jobColumns)
 	return b.String(), args
 }
 

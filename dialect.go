@@ -77,6 +77,21 @@ func (d sqlDialect) skipLocked() string {
 	return ""
 }
 
+// stillPending is the claim's re-check, in the outer UPDATE, that a picked
+// row is still pending. On PostgreSQL it compares under the "C" collation:
+// the same test for these ASCII values, but it does not imply the
+// predicate of the partial claim index, so the planner cannot use that
+// index to find the picked IDs. Without statistics (a new or freshly filled
+// table) it otherwise does exactly that, scanning the whole partial index
+// for "id = ANY(…)" (id is its third column): 60 ms instead of 2 ms per
+// claim of 100 jobs among 20 000; the primary key is the right path.
+func (d sqlDialect) stillPending() string {
+	if d.pg {
+		return `status = 'pending' COLLATE "C"`
+	}
+	return "status = 'pending'"
+}
+
 // idIn is "id IN (sub)", for a subquery that picks rows to update. On
 // PostgreSQL it is "id = ANY(ARRAY(sub))", which runs the subquery once (an
 // InitPlan): planned as a semi-join, the subquery with LIMIT … FOR UPDATE
