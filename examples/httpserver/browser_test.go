@@ -108,6 +108,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	})()`, first)
 	second, err := chromedp.Run(ctx, chromedp.Poll[string](running, chromedp.WithPollingTimeout(20*time.Second)))
 	require.NoError(t, err, "the second job runs")
+	saveScreenshot(t, ctx, "dashboard-running.png")
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`li.job[data-id="`+second+`"] .cancel`))))
 	require.NoError(t, poll(fmt.Sprintf(`(() => {
 		const li = document.querySelector('li.job[data-id="%s"]');
@@ -123,15 +124,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	require.NoError(t, poll(`(() => { const e = document.querySelector("#form-error");
 		return !e.hidden && e.textContent.startsWith("audio_url: must be"); })()`))
 
-	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	require.NoError(t, err)
-	dir := os.Getenv("JOBS_SCREENSHOT_DIR")
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	path := filepath.Join(dir, "dashboard.png")
-	require.NoError(t, os.WriteFile(path, shot, 0o644))
-	t.Logf("screenshot: %s", path)
+	saveScreenshot(t, ctx, "dashboard.png")
 
 	// The API agrees with what the page showed.
 	for id, want := range map[string]jobs.Status{first: jobs.StatusSucceeded, second: jobs.StatusCanceled} {
@@ -139,4 +132,19 @@ func TestDashboardInBrowser(t *testing.T) {
 		require.Equal(t, http.StatusOK, res.StatusCode)
 		require.Equal(t, want, decodeJob(t, body).Status)
 	}
+}
+
+// saveScreenshot writes a PNG of the page under JOBS_SCREENSHOT_DIR, or a
+// temporary directory.
+func saveScreenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	require.NoError(t, err)
+	dir := os.Getenv("JOBS_SCREENSHOT_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	path := filepath.Join(dir, name)
+	require.NoError(t, os.WriteFile(path, shot, 0o644))
+	t.Logf("screenshot: %s", path)
 }

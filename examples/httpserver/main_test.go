@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -68,26 +69,11 @@ func TestRunRefusesBadConfig(t *testing.T) {
 func TestRunServesAndDrains(t *testing.T) {
 	t.Parallel()
 	dbPath := filepath.Join(t.TempDir(), "data", "jobs.db")
-	ctx, stop := context.WithCancel(t.Context())
-	defer stop()
-	pr, pw := io.Pipe()
-	var stderr syncBuffer
-	code := make(chan int, 1)
-	go func() {
-		code <- run(ctx, getenv(map[string]string{
-			"APP_DATABASE_URL":  dbPath,
-			"APP_ADDR":          "127.0.0.1:0",
-			"APP_SEGMENT_DELAY": "50ms",
-			"APP_GRACE_PERIOD":  "50ms",
-		}), pw, &stderr)
-		pw.Close()
-	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	require.NoError(t, err, "stderr: %s", stderr.String())
-	go io.Copy(io.Discard, pr) //nolint:errcheck // drains the rest of stdout
-	base := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(line), "listening on "), "/")
-	require.True(t, strings.HasPrefix(base, "http://127.0.0.1:"), line)
-
+	base, stop, code, stderr := startRun(t, map[string]string{
+		"APP_DATABASE_URL":  dbPath,
+		"APP_SEGMENT_DELAY": "50ms",
+		"APP_GRACE_PERIOD":  "50ms",
+	})
 	res, err := http.Post(base+"/api/transcribe", "application/json", strings.NewReader(`{"audio_url":"tone:10m"}`))
 	require.NoError(t, err)
 	job := decodeJob(t, mustRead(t, res))
@@ -108,6 +94,55 @@ func TestRunServesAndDrains(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, jobs.StatusPending, stored.Status, "released for the next start, not lost")
 	require.Equal(t, 0, stored.Attempt, "the interrupted attempt is not counted")
+}
+
+// startRun runs the program with env (and APP_ADDR 127.0.0.1:0) until the
+// returned stop is called; code receives its exit status.
+func startRun(t *testing.T, env map[string]string) (base string, stop func(), code <-chan int, stderr *syncBuffer) {
+	t.Helper()
+	env["APP_ADDR"] = "127.0.0.1:0"
+	if env["APP_DATABASE_URL"] == "" {
+		env["APP_DATABASE_URL"] = filepath.Join(t.TempDir(), "jobs.db")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	pr, pw := io.Pipe()
+	stderr = &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, getenv(env), pw, stderr)
+		close(done)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	require.NoError(t, err, "stderr: %s", stderr.String())
+	go io.Copy(io.Discard, pr) // the rest of stdout, until run returns
+	base = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(line), "listening on "), "/")
+	require.True(t, strings.HasPrefix(base, "http://127.0.0.1:"), line)
+	t.Cleanup(func() {
+		cancel()
+		for range done { // wait for run to return, whether or not the test read its status
+		}
+	})
+	return base, cancel, done, stderr
+}
+
+// TestSlowHeadersAreCut: a client that sends its headers slowly
+// (slowloris) is disconnected after ReadHeaderTimeout (SE-4).
+func TestSlowHeadersAreCut(t *testing.T) {
+	t.Parallel()
+	base, _, _, _ := startRun(t, map[string]string{})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	require.NoError(t, err)
+	defer conn.Close()
+	start := time.Now()
+	_, err = conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "))
+	require.NoError(t, err)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(20*time.Second)))
+	_, err = io.ReadAll(conn) // the server's 408 or a plain close
+	require.NoError(t, err)
+	elapsed := time.Since(start)
+	require.GreaterOrEqual(t, elapsed, readHeaderTimeout-time.Second)
+	require.LessOrEqual(t, elapsed, 10*time.Second)
 }
 
 // TestSignalsExitZero builds the program and stops it with SIGINT and

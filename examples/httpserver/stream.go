@@ -92,8 +92,11 @@ func (s *server) watch(r *http.Request, id uuid.UUID) (ctx context.Context, ch <
 
 // events handles GET /api/jobs/{id}/events: Server-Sent Events, one "data:"
 // line of JSON per change, ending after the terminal state. Each event has
-// an ID; a client that reconnects with Last-Event-ID gets only changes after
-// it (a job whose state did not change since is not repeated).
+// an ID "boot.seq" (seq from jobs.Snapshot.Seq, boot naming this server
+// run). A client that reconnects with Last-Event-ID gets no state it
+// already had from this run, only later ones; every update is a whole
+// state, so nothing is lost by skipping. After a restart the old IDs mean
+// nothing and the client gets the current state first.
 func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	id, err := jobID(r)
 	if err != nil {
