@@ -97,6 +97,9 @@ func scanLenient(rows *sql.Rows) ([]*Job, error) {
 	return out, rows.Err()
 }
 
+// maxBatchRows is the most rows one batch statement carries.
+const maxBatchRows = 1024
+
 // fencedRow is one job of a fenced batch write: its lease and the values of
 // the batch's extra columns.
 type fencedRow struct {
@@ -115,30 +118,45 @@ func (r *BunRepository) fencedUpdate(ctx context.Context, op string, cols []batc
 		return nil
 	}
 	all := append(leaseCols[:len(leaseCols):len(leaseCols)], cols...)
-	values := make([][]any, len(rows))
-	for i, row := range rows {
-		values[i] = append([]any{row.lease.JobID.String(), row.lease.Token}, row.data...)
+	type stmt struct {
+		query string
+		args  []any
 	}
-	table, args := r.d.batchTable(all, values)
-	setSQL, args := set(args)
-	query := "WITH _data AS (" + table + ") UPDATE jobs SET " + setSQL +
-		" FROM _data WHERE id = d_id AND lease_token = d_token AND status = 'running' RETURNING id"
-	var matched map[uuid.UUID]bool
-	err := r.write(ctx, op, false, func(ctx context.Context, db bun.IDB) error {
-		matched = make(map[uuid.UUID]bool, len(rows))
-		res, err := r.query(ctx, db, query, args...)
-		if err != nil {
-			return err
+	// Batches over maxBatchRows run as several statements in one
+	// transaction (SQLite binds at most 32 766 values per statement).
+	var stmts []stmt
+	for lo := 0; lo < len(rows); lo += maxBatchRows {
+		chunk := rows[lo:min(lo+maxBatchRows, len(rows))]
+		values := make([][]any, len(chunk))
+		for i, row := range chunk {
+			values[i] = append([]any{row.lease.JobID.String(), row.lease.Token}, row.data...)
 		}
-		defer res.Close()
-		for res.Next() {
-			var id uuid.UUID
-			if err := res.Scan(&id); err != nil {
+		table, args := r.d.batchTable(all, values)
+		setSQL, args := set(args)
+		stmts = append(stmts, stmt{"WITH _data AS (" + table + ") UPDATE jobs SET " + setSQL +
+			" FROM _data WHERE id = d_id AND lease_token = d_token AND status = 'running' RETURNING id", args})
+	}
+	var matched map[uuid.UUID]bool
+	err := r.write(ctx, op, len(stmts) > 1, func(ctx context.Context, db bun.IDB) error {
+		matched = make(map[uuid.UUID]bool, len(rows))
+		for _, st := range stmts {
+			res, err := r.query(ctx, db, st.query, st.args...)
+			if err != nil {
 				return err
 			}
-			matched[id] = true
+			for res.Next() {
+				var id uuid.UUID
+				if err := res.Scan(&id); err != nil {
+					res.Close()
+					return err
+				}
+				matched[id] = true
+			}
+			if err := errors.Join(res.Err(), res.Close()); err != nil {
+				return err
+			}
 		}
-		return res.Err()
+		return nil
 	})
 	if err != nil {
 		return err

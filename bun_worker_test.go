@@ -187,3 +187,35 @@ func TestSQLitePoisonRowsDoNotBreakABatch(t *testing.T) {
 	require.Len(t, g.Errors, 1)
 	require.Equal(t, "cannot decode", g.Errors[0].Error)
 }
+
+// TestBunLargeBatches writes batches over one statement's size (SQLite binds
+// at most 32 766 values per statement): they still apply in one call.
+func TestBunLargeBatches(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, repo *jobs.BunRepository) {
+		ctx := t.Context()
+		const n = 3700 // 9 values per completion: over 32 766 in one statement
+		js := make([]*jobs.Job, n)
+		for i := range js {
+			js[i] = &jobs.Job{Kind: "k"}
+		}
+		require.NoError(t, repo.Create(ctx, js...))
+		var cl []*jobs.Job
+		for len(cl) < n {
+			got := claimAll(t, repo, jobs.MaxClaimLimit)
+			require.NotEmpty(t, got)
+			cl = append(cl, got...)
+		}
+		leases := make([]jobs.Lease, n)
+		cs := make([]jobs.Completion, n)
+		for i, j := range cl {
+			leases[i] = j.Lease()
+			cs[i] = jobs.Completion{Lease: j.Lease(), Status: jobs.StatusFailed}
+		}
+		require.NoError(t, repo.Heartbeat(ctx, time.Minute, leases...))
+		require.NoError(t, repo.Finish(ctx, cs...))
+		st, err := repo.Stats(ctx)
+		require.NoError(t, err)
+		require.Equal(t, n, st.ByStatus[jobs.StatusFailed])
+	})
+}

@@ -139,8 +139,8 @@ func (d sqlDialect) batchTable(cols []batchCol, rows [][]any) (string, []any) {
 	// Pad to a power of two with rows of NULLs (they match no job), so
 	// that few distinct statements exist and stay prepared (stmtCache).
 	n := len(rows)
-	if n > 0 && n <= 1024 {
-		n = 1 << bits.Len(uint(n-1))
+	if n > 0 {
+		n = 1 << bits.Len(uint(n-1)) // callers send at most maxBatchRows
 	}
 	args := make([]any, 0, len(cols)*n)
 	b.WriteString("SELECT ")
