@@ -71,7 +71,9 @@ func (r *BunRepository) insertOneBound(ctx context.Context, j *Job) error {
 // uses the cached prepared statement with driver-bound arguments (times as
 // bun's text); otherwise db formats the arguments into the SQL as usual.
 func (r *BunRepository) query(ctx context.Context, db bun.IDB, q string, args ...any) (*sql.Rows, error) {
-	if !r.d.bindsArgs() || db != bun.IDB(r.db) {
+	// SQLite binds at most 32 766 values; a longer list (a claim naming
+	// thousands of kinds) is formatted into the SQL instead.
+	if !r.d.bindsArgs() || db != bun.IDB(r.db) || len(args) > 32000 {
 		return db.QueryContext(ctx, q, args...)
 	}
 	st, err := r.stmts.get(ctx, q)
