@@ -69,8 +69,8 @@ func drain(b *testing.B, r *jobs.Runner, done *atomic.Int64, n int64) time.Durat
 }
 
 // BenchmarkDrain measures an end-to-end drain of pre-enqueued no-op jobs:
-// claim, run, store the outcome. The runner serves the default queue by
-// name, as the reference loops do.
+// claim, run, store the outcome, with the default runner settings and 8
+// workers.
 func BenchmarkDrain(b *testing.B) {
 	const n = 20000
 	for _, be := range benchBackends() {
@@ -79,7 +79,7 @@ func BenchmarkDrain(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				repo := be.open(b)
-				r, err := jobs.NewRunner(repo, jobs.WithConcurrency(8), jobs.WithQueues(jobs.DefaultQueue))
+				r, err := jobs.NewRunner(repo, jobs.WithConcurrency(8))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -124,8 +124,7 @@ func BenchmarkBareRepositoryLoop(b *testing.B) {
 
 func bareLoop(b *testing.B, repo jobs.JobRepository, n int) {
 	ctx := context.Background()
-	q := jobs.ClaimQuery{Owner: "bare", Queues: []string{jobs.DefaultQueue}, Kinds: []string{"noop"},
-		Limit: 100, LeaseDuration: time.Minute}
+	q := jobs.ClaimQuery{Owner: "bare", Kinds: []string{"noop"}, Limit: 100, LeaseDuration: time.Minute}
 	cs := make([]jobs.Completion, 0, 100)
 	for done := 0; done < n; {
 		js, err := repo.Claim(ctx, q)

@@ -57,7 +57,7 @@ func bareBunLoop(b *testing.B, db *bun.DB, n int) {
 		now := time.Now().UTC()
 		rows, err := db.QueryContext(ctx, `UPDATE jobs SET status = 'running', attempt = attempt + 1,
 			lease_owner = 'bare', lease_token = lower(hex(randomblob(16))), started_at = ?, updated_at = ?,
-			lease_expires_at = ? WHERE id IN (SELECT id FROM jobs WHERE status = 'pending' AND queue = 'default'
+			lease_expires_at = ? WHERE id IN (SELECT id FROM jobs WHERE status = 'pending' 
 			AND kind IN ('noop') AND run_at <= ? ORDER BY priority DESC, run_at, id LIMIT 100) RETURNING id`,
 			now, now, now.Add(time.Minute), now)
 		if err != nil {
