@@ -50,10 +50,11 @@ type Runner struct {
 	handlers map[string]*handler
 	started  atomic.Bool
 
-	batch  enqueueBatcher
-	wake   chan struct{} // a local enqueue or a retry is ready
-	seq    atomic.Uint64 // snapshot sequence numbers
-	avgDur atomic.Int64  // moving average of handler run time, ns; -1 unknown
+	batch     enqueueBatcher
+	wake      chan struct{} // a local enqueue or a retry is ready
+	seq       atomic.Uint64 // snapshot sequence numbers
+	avgDur    atomic.Int64  // moving average of handler run time, ns; -1 unknown
+	lastFreed atomic.Int64  // unix ns when a worker last finished a job
 
 	emu   sync.Mutex // guards execs
 	execs map[uuid.UUID]*execution
@@ -270,6 +271,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	g.Go(func() error { return r.cancelPollLoop(loopCtx) })
 	g.Go(func() error { return r.rescueLoop(loopCtx) })
 	g.Go(func() error { return r.pruneLoop(loopCtx) })
+	g.Go(func() error { return r.giveBackLoop(loopCtx) })
 
 	r.work = make(chan *execution, max(r.cfg.concurrency, MaxClaimLimit))
 	r.comp = make(chan outcome, 2*r.cfg.concurrency)

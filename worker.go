@@ -10,23 +10,70 @@ import (
 )
 
 // Claiming: the fetcher claims as many jobs as there are free slots. While
-// handlers are short (their moving average is under prefetchBelow) it also
-// keeps up to prefetchFactor×concurrency claimed jobs buffered, so that a
-// stream of small jobs costs one claim transaction per batch, not per job.
-// Long jobs are never claimed ahead of a free worker, so that other runners
-// get them.
+// handlers are short (their moving average is under prefetchBelow, and a
+// worker became free within prefetchFresh) it also keeps up to
+// prefetchFactor×concurrency claimed jobs buffered, so that a stream of
+// small jobs costs one claim transaction per batch, not per job. Long jobs
+// are never claimed ahead of a free worker, so that other runners get them;
+// and buffered jobs that wait because every worker is stuck in a long job
+// are given back after giveBackAfter.
 const (
 	prefetchBelow  = time.Millisecond
+	prefetchFresh  = 10 * time.Millisecond
 	prefetchFactor = 32
+	giveBackAfter  = 100 * time.Millisecond
 )
 
 // capacity returns how many jobs may be claimed and not yet ended.
 func (r *Runner) capacity() int {
 	c := r.cfg.concurrency
-	if avg := r.avgDur.Load(); avg >= 0 && avg < int64(prefetchBelow) {
+	avg := r.avgDur.Load()
+	if avg >= 0 && avg < int64(prefetchBelow) && r.sinceFreed() < prefetchFresh {
 		c += c * prefetchFactor
 	}
 	return min(c, max(r.cfg.concurrency, MaxClaimLimit))
+}
+
+// sinceFreed returns the time since a worker last finished a job.
+func (r *Runner) sinceFreed() time.Duration {
+	return time.Since(time.Unix(0, r.lastFreed.Load()))
+}
+
+// giveBackLoop hands buffered jobs back to pending when no worker has
+// become free for giveBackAfter: the jobs ahead of them turned out long,
+// and another runner may be idle.
+func (r *Runner) giveBackLoop(ctx context.Context) error {
+	t := time.NewTicker(giveBackAfter)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if len(r.work) == 0 || r.sinceFreed() < giveBackAfter || r.stopping.Load() {
+			continue
+		}
+		n := 0
+	drain:
+		for {
+			select {
+			case e, ok := <-r.work:
+				if !ok {
+					break drain
+				}
+				e.end()
+				r.complete(outcome{e: e, kind: outRelease})
+				n++
+			default:
+				break drain
+			}
+		}
+		if n > 0 {
+			r.busy.Add(-int64(n))
+			r.cfg.logger.Debug("claimed jobs given back", "count", n)
+		}
+	}
 }
 
 // claimLimit returns how many jobs to claim now, or 0 to wait for a slot.
@@ -119,6 +166,7 @@ func (r *Runner) worker() {
 	for e := range r.work {
 		o := r.execute(e)
 		r.complete(o)
+		r.lastFreed.Store(time.Now().UnixNano())
 		r.busy.Add(-1)
 		select {
 		case r.freed <- struct{}{}:
