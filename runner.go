@@ -265,6 +265,8 @@ func (r *Runner) Run(ctx context.Context) error {
 	base := context.WithoutCancel(ctx)
 	loopCtx, stopLoops := context.WithCancel(base)
 	defer stopLoops()
+	r.work = make(chan *execution, max(r.cfg.concurrency, MaxClaimLimit))
+	r.comp = make(chan outcome, 2*r.cfg.concurrency)
 	var g errgroup.Group
 	g.Go(func() error { return r.heartbeatLoop(loopCtx) })
 	g.Go(func() error { return r.progressLoop(loopCtx) })
@@ -272,9 +274,6 @@ func (r *Runner) Run(ctx context.Context) error {
 	g.Go(func() error { return r.rescueLoop(loopCtx) })
 	g.Go(func() error { return r.pruneLoop(loopCtx) })
 	g.Go(func() error { return r.giveBackLoop(loopCtx) })
-
-	r.work = make(chan *execution, max(r.cfg.concurrency, MaxClaimLimit))
-	r.comp = make(chan outcome, 2*r.cfg.concurrency)
 	stopComp := make(chan struct{})
 	go r.completer(base, stopComp)
 	var workers sync.WaitGroup
