@@ -108,9 +108,9 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	go func() { runDone <- runner.Run(runCtx) }()
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(ln) }()
-	fmt.Fprintf(stdout, "listening on http://%s/\n", ln.Addr())
 	log.Info("serving", "addr", ln.Addr().String(), "database", describeDatabase(cfg.DatabaseURL),
 		"concurrency", cfg.Concurrency, "auth", cfg.AuthToken != "")
+	fmt.Fprintf(stdout, "listening on http://%s/\n", ln.Addr())
 
 	code := exitOK
 	select {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/testdb"
 	"github.com/jobsmith/jobs/jobsqlite"
 	"github.com/stretchr/testify/require"
 )
@@ -179,4 +180,23 @@ func mustRead(t *testing.T, res *http.Response) []byte {
 	b, err := io.ReadAll(res.Body)
 	require.NoError(t, err)
 	return b
+}
+
+// TestRunOnPostgres: a postgres:// APP_DATABASE_URL selects PostgreSQL.
+func TestRunOnPostgres(t *testing.T) {
+	t.Parallel()
+	dsn := testdb.PostgresDSN(t)
+	base, stop, code, stderr := startRun(t, map[string]string{"APP_DATABASE_URL": dsn, "APP_SEGMENT_DELAY": "1ms"})
+	require.Contains(t, stderr.String(), "database=postgres")
+	require.NotContains(t, stderr.String(), dsn, "no credentials in the log")
+	res, err := http.Post(base+"/api/transcribe", "application/json", strings.NewReader(`{"audio_url":"tone:2s"}`))
+	require.NoError(t, err)
+	job := decodeJob(t, mustRead(t, res))
+	res, err = http.Get(base + "/api/jobs/" + job.ID.String() + "/events")
+	require.NoError(t, err)
+	evs := readEvents(t, res.Body, nil)
+	res.Body.Close()
+	require.Equal(t, jobs.StatusSucceeded, evs[len(evs)-1].upd.Status)
+	stop()
+	require.Equal(t, exitOK, <-code, "stderr: %s", stderr.String())
 }
