@@ -192,6 +192,12 @@ func TestGetAndList(t *testing.T) {
 	require.Equal(t, ids[0], page.Jobs[0].ID)
 	require.Empty(t, page.Next)
 
+	res, body = e.do("GET", "/api/jobs?status=&kind=&queue=&limit=&cursor=", "")
+	require.Equal(t, http.StatusOK, res.StatusCode, "empty parameters filter nothing: %s", body)
+	page = jobs.Page{}
+	require.NoError(t, json.Unmarshal(body, &page))
+	require.Len(t, page.Jobs, 3)
+
 	res, body = e.do("GET", "/api/jobs?status=succeeded", "")
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	require.JSONEq(t, `{"jobs":[]}`, string(body), "an empty page is an empty array")
@@ -251,6 +257,13 @@ func TestMalformedIDs(t *testing.T) {
 		}
 	}
 	require.Equal(t, before, e.repo.calls.Load(), "no repository call for a malformed ID")
+
+	// An empty ID matches no route, or is redirected to a cleaned path that
+	// is then refused: never a 500.
+	for _, p := range []string{"/api/jobs/", "/ws/jobs/", "/api/jobs//events"} {
+		res, body := e.do("GET", p, "")
+		require.Contains(t, []int{http.StatusBadRequest, http.StatusNotFound}, res.StatusCode, "%s: %s", p, body)
+	}
 }
 
 // unavailableRepo fails every call the way a locked or unreachable database

@@ -148,3 +148,40 @@ func saveScreenshot(t *testing.T, ctx context.Context, name string) {
 	require.NoError(t, os.WriteFile(path, shot, 0o644))
 	t.Logf("screenshot: %s", path)
 }
+
+// TestDashboardLoginInBrowser: with APP_AUTH_TOKEN set, the dashboard asks
+// for the token, keeps it in the HttpOnly cookie, and its WebSockets work.
+func TestDashboardLoginInBrowser(t *testing.T) {
+	t.Parallel()
+	bctx := newBrowser(t)
+	e := newEnv(t, envOptions{token: testToken, delay: 5 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(bctx, 60*time.Second)
+	defer cancel()
+	poll := func(expr string) error {
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(20*time.Second)))
+		return err
+	}
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(e.url+"/"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), "wrong-token-0123456789"),
+		chromedp.Click(chromedp.CSS("#login-form button")),
+	))
+	require.NoError(t, poll(`!document.querySelector("#login-error").hidden && document.querySelector("#login").open`),
+		"a wrong token is refused and the dialog stays")
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.ID("token"), testToken),
+		chromedp.Click(chromedp.CSS("#login-form button")),
+	))
+	require.NoError(t, poll(`!document.querySelector("#login").open`), "signed in")
+	cookies, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.cookie`))
+	require.NoError(t, err)
+	require.Empty(t, cookies, "the token cookie is HttpOnly: scripts cannot read it")
+
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.ID("audio-url"), "tone:2s"),
+		chromedp.Click(chromedp.ID("start")),
+	))
+	require.NoError(t, poll(`(() => { const li = document.querySelector("#jobs li.job");
+		return !!li && li.dataset.status === "succeeded" && li.querySelector(".pct").textContent === "100%"; })()`))
+}

@@ -126,6 +126,9 @@ func listQuery(r *http.Request) (jobs.ListQuery, error) {
 	for _, v := range q["status"] {
 		for s := range strings.SplitSeq(v, ",") {
 			st := jobs.Status(strings.TrimSpace(s))
+			if st == "" {
+				continue // an empty filter, as a form sends it
+			}
 			if !st.Valid() {
 				return lq, &fieldError{field: "status", msg: "must be pending, running, succeeded, failed or canceled"}
 			}
