@@ -140,6 +140,29 @@ type faultRepo struct {
 	beats          map[uuid.UUID]int
 	dropBeats      bool  // heartbeats and progress writes do nothing: the process looks dead
 	beatErr        error // heartbeats and progress writes fail with this
+	failClaims     int   // the next Claim calls that fail as unavailable
+	failFinishes   int   // the next Finish calls that fail as unavailable
+	failProgress   int   // the next UpdateProgress calls that fail as unavailable
+}
+
+var errInjected = &jobs.Error{Code: jobs.CodeUnavailable, Op: "test", Msg: "injected fault"}
+
+// take reports whether to inject a fault, counting it down.
+func (f *faultRepo) take(n *int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if *n > 0 {
+		*n--
+		return true
+	}
+	return false
+}
+
+func (f *faultRepo) Claim(ctx context.Context, q jobs.ClaimQuery) ([]*jobs.Job, error) {
+	if f.take(&f.failClaims) {
+		return nil, errInjected
+	}
+	return f.JobRepository.Claim(ctx, q)
 }
 
 func newFaultRepo(r jobs.JobRepository) *faultRepo {
@@ -171,6 +194,9 @@ func (f *faultRepo) UpdateProgress(ctx context.Context, lease time.Duration, ups
 	if drop, err := f.beatFault(); drop || err != nil {
 		return err
 	}
+	if f.take(&f.failProgress) {
+		return errInjected
+	}
 	f.mu.Lock()
 	for _, u := range ups {
 		f.progressWrites[u.Lease.JobID]++
@@ -180,6 +206,9 @@ func (f *faultRepo) UpdateProgress(ctx context.Context, lease time.Duration, ups
 }
 
 func (f *faultRepo) Finish(ctx context.Context, cs ...jobs.Completion) error {
+	if f.take(&f.failFinishes) {
+		return errInjected
+	}
 	f.mu.Lock()
 	f.finishCalls++
 	f.mu.Unlock()

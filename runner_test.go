@@ -351,3 +351,35 @@ func TestDrainRunsEveryJobExactlyOnce(t *testing.T) {
 		require.Empty(t, page.Jobs)
 	})
 }
+
+func TestRunnerRidesOutStorageFaults(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
+		faulty := newFaultRepo(repo)
+		faulty.failClaims, faulty.failFinishes, faulty.failProgress = 2, 2, 1
+		r := newRunner(t, faulty)
+		reported := make(chan struct{})
+		proceed := make(chan struct{})
+		r.Handle("k", func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
+			if err := p.Report(0.4, "stored despite a failed write"); err != nil {
+				return nil, err
+			}
+			close(reported)
+			<-proceed
+			return json.RawMessage(`"ok"`), nil
+		})
+		j, err := r.Enqueue(t.Context(), "k", nil)
+		require.NoError(t, err)
+		start(t, r)
+		<-reported
+		// The first progress write fails; the value is written again later.
+		require.Eventually(t, func() bool {
+			return get(t, r, j.ID).Progress.Message == "stored despite a failed write"
+		}, 20*time.Second, 5*time.Millisecond)
+		close(proceed)
+		final := await(t, r, j.ID)
+		require.Equal(t, jobs.StatusSucceeded, final.Status, "claims and finishes are retried")
+		require.Equal(t, 1, final.Attempt)
+		require.JSONEq(t, `"ok"`, string(final.Result))
+	})
+}
