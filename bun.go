@@ -17,10 +17,13 @@ import (
 // jobspg.Open. It is safe for concurrent use, and several processes may
 // share one database (on SQLite: one host, a local file system).
 //
-// All SQL is written with bun placeholders (every value is an argument, never
-// concatenated) and scanned without reflection. On SQLite the repository
-// serialises its own writes and retries while another process holds the
-// write lock (see [WithBusyTimeout]).
+// Every value travels as a placeholder argument, never concatenated into
+// SQL: bun formats it, except on SQLite's hottest statements (single
+// enqueue, claim, the batch writes of workers), which are prepared once and
+// bound by the driver, and therefore bypass bun's query hooks. Rows are
+// scanned without reflection. On SQLite the repository serialises its own
+// writes and retries while another process holds the write lock (see
+// [WithBusyTimeout]).
 type BunRepository struct {
 	db          *bun.DB
 	d           sqlDialect
