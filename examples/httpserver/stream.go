@@ -113,6 +113,9 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	ctx, ch, stop := s.watch(r, id)
 	defer stop()
 
+	// Each write sets its own deadline, which also lifts the server's
+	// WriteTimeout for a long stream (net/http clears the read deadline
+	// itself once the request is read).
 	rc := http.NewResponseController(w)
 	write := func(format string, args ...any) error {
 		if err := rc.SetWriteDeadline(time.Now().Add(s.writeTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {

@@ -365,3 +365,27 @@ func TestWebSocketSlowClientIsDropped(t *testing.T) {
 	}
 	require.NotEqual(t, jobs.StatusSucceeded, last.Status, "the dropped client never got the end")
 }
+
+// TestStreamsOutliveServerTimeouts: SSE and WebSocket streams last longer
+// than the http.Server's ReadTimeout and WriteTimeout.
+func TestStreamsOutliveServerTimeouts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{delay: 20 * time.Millisecond, httpSrv: func(ts *httptest.Server) {
+		ts.Config.ReadTimeout = 300 * time.Millisecond
+		ts.Config.WriteTimeout = 300 * time.Millisecond
+	}})
+	sse := e.createTranscription("tone:40s") // 80 segments: 1.6 s
+	ws := e.createTranscription("tone:40s")
+	c, _, err := e.dialWS(ws.ID.String(), nil)
+	require.NoError(t, err)
+	defer c.CloseNow()
+	res, done := e.openEvents(sse.ID, "")
+	defer done()
+
+	evs := readEvents(t, res.Body, nil)
+	require.Equal(t, jobs.StatusSucceeded, evs[len(evs)-1].upd.Status)
+	ups, status := readWS(t, c, nil)
+	t.Logf("sse %d events, ws %d updates, status %v", len(evs), len(ups), status)
+	require.Equal(t, websocket.StatusNormalClosure, status)
+	require.Equal(t, jobs.StatusSucceeded, ups[len(ups)-1].Status)
+}
