@@ -313,3 +313,26 @@ func TestStorageErrorsDoNotLeak(t *testing.T) {
 	res, body := e.do("GET", "/api/jobs/"+id, "")
 	requireError(t, res, body, http.StatusInternalServerError, jobs.CodeInternal)
 }
+
+// BenchmarkCreateTranscription measures POST /api/transcribe end to end
+// (HTTP, strict decoding, validation, one SQLite insert).
+func BenchmarkCreateTranscription(b *testing.B) {
+	e := newEnv(b, envOptions{noRun: true})
+	client := &http.Client{}
+	defer client.CloseIdleConnections()
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		res, err := client.Post(e.url+"/api/transcribe", "application/json", strings.NewReader(`{"audio_url":"tone:5s","language":"en"}`))
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusCreated {
+			b.Fatalf("status %d", res.StatusCode)
+		}
+		n++
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "jobs/s")
+}

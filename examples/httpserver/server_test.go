@@ -43,7 +43,7 @@ type envOptions struct {
 
 // env is a server on httptest with its own SQLite database and runner.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	url    string
 	srv    *server
 	runner *jobs.Runner
@@ -53,7 +53,7 @@ type env struct {
 }
 
 // newEnv starts a server; everything stops when the test ends.
-func newEnv(t *testing.T, o envOptions) *env {
+func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	ctx := context.Background()
 	bun, err := jobsqlite.Open(ctx, filepath.Join(t.TempDir(), "jobs.db"))
@@ -145,7 +145,7 @@ func requireError(t *testing.T, res *http.Response, body []byte, status int, cod
 }
 
 // decodeJob parses a job response.
-func decodeJob(t *testing.T, body []byte) *jobs.Job {
+func decodeJob(t testing.TB, body []byte) *jobs.Job {
 	t.Helper()
 	var j jobs.Job
 	require.NoError(t, json.Unmarshal(body, &j), "body: %s", body)

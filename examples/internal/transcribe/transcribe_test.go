@@ -158,3 +158,15 @@ func TestRequestValidate(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkRun measures the stand-in model without its demo delay: decoding
+// and measuring one minute of generated audio.
+func BenchmarkRun(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Run(b.Context(), NewTone(time.Minute, 200), Options{}, &recorder{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(60*float64(b.N)/b.Elapsed().Seconds(), "audio-s/s")
+}
