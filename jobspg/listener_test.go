@@ -73,7 +73,7 @@ func next(t *testing.T, ch <-chan jobs.Event, kind jobs.EventKind) jobs.Event {
 	}
 }
 
-func openPG(t *testing.T, dsn string) *jobs.BunRepository {
+func openPG(t testing.TB, dsn string) *jobs.BunRepository {
 	t.Helper()
 	repo, err := jobspg.Open(t.Context(), dsn, jobspg.WithMaxOpenConns(4))
 	require.NoError(t, err)

@@ -26,7 +26,7 @@ type node struct {
 	r    *jobs.Runner
 }
 
-func newNode(t *testing.T, dsn string, opts ...jobs.Option) *node {
+func newNode(t testing.TB, dsn string, opts ...jobs.Option) *node {
 	t.Helper()
 	repo := openPG(t, dsn)
 	l := jobspg.NewListener(repo.DB(), jobspg.WithReconnectBackoff(10*time.Millisecond, 20*time.Millisecond))
@@ -39,7 +39,7 @@ func newNode(t *testing.T, dsn string, opts ...jobs.Option) *node {
 }
 
 // run runs the node's runner until the test ends.
-func (n *node) run(t *testing.T) {
+func (n *node) run(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
 	done := make(chan error, 1)

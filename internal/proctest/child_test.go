@@ -56,6 +56,18 @@ func childMain(raw string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// Pdeathsig follows the parent's thread, not the process; also stop
+	// when the parent is gone.
+	parent := os.Getppid()
+	go func() {
+		for {
+			time.Sleep(200 * time.Millisecond)
+			if os.Getppid() != parent {
+				fmt.Fprintln(os.Stderr, "child: parent gone, exiting")
+				os.Exit(3)
+			}
+		}
+	}()
 	if err := runChild(ctx, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 1

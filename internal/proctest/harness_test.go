@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 const envLong = "JOBS_LONG_TESTS"
 
 // long skips the test unless the long suites are on.
-func long(t *testing.T) {
+func long(t testing.TB) {
 	t.Helper()
 	if os.Getenv(envLong) == "" {
 		t.Skipf("long real-process suite: set %s=1 to run it", envLong)
@@ -46,7 +46,7 @@ func long(t *testing.T) {
 // cluster is a set of worker processes (this test binary, re-executed) on
 // one database, plus the parent's own repository to enqueue and observe.
 type cluster struct {
-	t    *testing.T
+	t    testing.TB
 	cfg  childConfig
 	dir  string
 	repo *jobs.BunRepository
@@ -69,7 +69,7 @@ var backendNames = []string{"sqlite", "postgres"}
 // newCluster prepares a database of the backend (skipping PostgreSQL
 // without its DSN) and returns a cluster with no process yet. appName, when
 // set, names the PostgreSQL connections of the workers.
-func newCluster(t *testing.T, backend string, cfg childConfig, appName string) *cluster {
+func newCluster(t testing.TB, backend string, cfg childConfig, appName string) *cluster {
 	t.Helper()
 	dir := ledgerDir(t)
 	cfg.Backend = backend
@@ -127,6 +127,8 @@ func (c *cluster) start() *proc {
 	require.NoError(c.t, err)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envChild+"="+string(raw))
+	// A worker must never outlive the test: it dies with its parent.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := os.Create(strings.TrimSuffix(cfg.Ledger, ".ledger") + ".stderr")
 	require.NoError(c.t, err)
 	defer stderr.Close()
@@ -190,20 +192,20 @@ func (c *cluster) running() []*proc {
 }
 
 // kill SIGKILLs p and waits until it is gone.
-func (p *proc) kill(t *testing.T) {
+func (p *proc) kill(t testing.TB) {
 	t.Helper()
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
 	<-p.exited
 }
 
 // signal sends sig to p.
-func (p *proc) signal(t *testing.T, sig syscall.Signal) {
+func (p *proc) signal(t testing.TB, sig syscall.Signal) {
 	t.Helper()
 	require.NoError(t, p.cmd.Process.Signal(sig))
 }
 
 // stop asks p to shut down gracefully and waits for a clean exit.
-func (p *proc) stop(t *testing.T) {
+func (p *proc) stop(t testing.TB) {
 	t.Helper()
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -299,7 +301,7 @@ func (c *cluster) job(id uuid.UUID) *jobs.Job {
 // process held SQLite's write lock, are retried by the runner on its next
 // tick; they are counted and logged, and any harm they do (a lost lease,
 // a job run twice) shows in the other checks.
-func checkNoBusyErrors(t *testing.T, l *ledger) {
+func checkNoBusyErrors(t testing.TB, l *ledger) {
 	t.Helper()
 	var busy, other []string
 	for _, e := range l.events("error") {
@@ -317,7 +319,7 @@ func checkNoBusyErrors(t *testing.T, l *ledger) {
 
 // checkExactlyOnce checks that every job ran to done exactly once and that
 // no other job appears in the ledger.
-func checkExactlyOnce(t *testing.T, l *ledger, ids []uuid.UUID) {
+func checkExactlyOnce(t testing.TB, l *ledger, ids []uuid.UUID) {
 	t.Helper()
 	want := make(map[uuid.UUID]bool, len(ids))
 	for _, id := range ids {

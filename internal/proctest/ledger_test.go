@@ -60,7 +60,7 @@ type ledger struct {
 }
 
 // readLedgers parses every *.ledger file in dir.
-func readLedgers(t *testing.T, dir string) *ledger {
+func readLedgers(t testing.TB, dir string) *ledger {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(dir, "*.ledger"))
 	if err != nil {
@@ -192,7 +192,7 @@ func TestLedgerRoundTrip(t *testing.T) {
 // the page cache), which is all these tests need; on ext4 here each O_SYNC
 // line costs about 0.75 ms and the syncs of all processes queue behind one
 // journal, so a disk would measure the disk instead of the library.
-func ledgerDir(t *testing.T) string {
+func ledgerDir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("/dev/shm", "jobs-ledger-")
 	if err != nil {
