@@ -302,6 +302,12 @@ func (r *Runner) Run(ctx context.Context) error {
 		if !waitFor(done, r.cfg.stopTimeout) {
 			n := r.busy.Load()
 			runErr = errors.Join(runErr, newError(CodeShutdown, "run", uuid.Nil, "%d handlers did not return after cancellation", n))
+			// Their leases are no longer renewed: from now on the
+			// repository, not this process, knows their jobs' state.
+			for _, e := range r.execList() {
+				e.lost.Store(true)
+				r.touch(e.lease.JobID)
+			}
 		}
 	}
 	close(stopComp)
