@@ -243,7 +243,8 @@ func (r *Runner) execList() []*execution {
 // releases their jobs to pending without counting the attempt. Handlers that
 // still do not return within the stop timeout ([WithStopTimeout]) are left
 // behind: their leases expire and another runner takes the jobs over; Run
-// then returns an [ErrShutdown] error. Outcomes are stored with a context
+// then returns an [ErrShutdown] error, and the goroutines of those handlers
+// end only when the handlers return (their outcomes are not stored). Outcomes are stored with a context
 // detached from ctx, so none is lost to the shutdown.
 //
 // Run returns nil after a clean shutdown, an [ErrConflict] error when called
