@@ -141,11 +141,11 @@ func run(ctx context.Context, c config, out io.Writer) error {
 	fmt.Fprintf(out, "enqueued %d jobs\n", len(enqueued))
 
 	var (
-		mu      sync.Mutex
-		byPID   = map[int]int{}
+		mu       sync.Mutex
+		byPID    = map[int]int{}
 		firstErr error
-		wg      sync.WaitGroup
-		done    int
+		wg       sync.WaitGroup
+		done     int
 	)
 	killed := -1
 	for _, j := range enqueued {
