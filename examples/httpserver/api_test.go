@@ -114,7 +114,7 @@ func TestPayloadLimits(t *testing.T) {
 	e := newEnv(t, envOptions{noRun: true})
 	payload := func(n int) string { return `"` + strings.Repeat("a", n-2) + `"` } // a JSON string of n bytes
 	res, body := e.do("POST", "/api/jobs", `{"kind":"echo","payload":`+payload(jobs.DefaultMaxPayloadBytes)+`}`)
-	require.Equal(t, http.StatusCreated, res.StatusCode, "a payload of exactly the limit is accepted")
+	require.Equal(t, http.StatusCreated, res.StatusCode, "a payload of exactly the limit is accepted: %.200s", body)
 	res, body = e.do("POST", "/api/jobs", `{"kind":"echo","payload":`+payload(jobs.DefaultMaxPayloadBytes+1)+`}`)
 	requireError(t, res, body, http.StatusRequestEntityTooLarge, jobs.CodeTooLarge)
 	res, body = e.do("POST", "/api/jobs", `{"kind":"echo","payload":`+payload(maxJobBody)+`}`)

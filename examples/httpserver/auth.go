@@ -56,17 +56,6 @@ func (s *server) sameOrigin(r *http.Request) bool {
 	return false
 }
 
-// originHosts lists the allowed origins' hosts for websocket.AcceptOptions.
-func (s *server) originHosts() []string {
-	var hosts []string
-	for _, a := range s.cfg.AllowedOrigins {
-		if u, err := url.Parse(a); err == nil {
-			hosts = append(hosts, u.Host)
-		}
-	}
-	return hosts
-}
-
 // loginRequest is the body of POST /api/login.
 type loginRequest struct {
 	Token string `json:"token"`
