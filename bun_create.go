@@ -116,7 +116,11 @@ func chunkJobs(jobs []*Job) (chunks [][2]int, anyKey bool) {
 // insert writes the prepared jobs and returns, by index, the existing jobs
 // that took the place of those whose unique key was already used.
 func (r *BunRepository) insert(ctx context.Context, db bun.IDB, jobs []*Job, chunks [][2]int, anyKey bool) (map[int]*Job, error) {
-	inserted, err := insertMultiRow(ctx, db, jobs, chunks, anyKey)
+	insertRows := insertMultiRow
+	if r.d.pg {
+		insertRows = insertUnnest // bun_create_pg.go
+	}
+	inserted, err := insertRows(ctx, db, jobs, chunks, anyKey)
 	if err != nil {
 		return nil, err
 	}
