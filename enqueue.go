@@ -17,9 +17,10 @@ import (
 type EnqueueOption func(*enqueueConfig)
 
 type enqueueConfig struct {
-	job   *Job
-	delay time.Duration
-	runAt time.Time
+	job            *Job
+	delay          time.Duration
+	runAt          time.Time
+	maxAttemptsSet bool
 }
 
 // InQueue puts the job into the named queue instead of [DefaultQueue].
@@ -40,12 +41,7 @@ func WithRunAt(t time.Time) EnqueueOption { return func(c *enqueueConfig) { c.ru
 // WithMaxAttempts sets how many attempts the job may have: at least 1; the
 // default is [DefaultMaxAttempts].
 func WithMaxAttempts(n int) EnqueueOption {
-	return func(c *enqueueConfig) {
-		if n == 0 {
-			n = -1 // 0 would silently mean the default
-		}
-		c.job.MaxAttempts = n
-	}
+	return func(c *enqueueConfig) { c.job.MaxAttempts, c.maxAttemptsSet = n, true }
 }
 
 // WithTimeout limits each attempt of the job to d, after which the handler's
@@ -162,6 +158,9 @@ func (r *Runner) newJob(kind string, payload any, opts []EnqueueOption) (*Job, e
 	}
 	if c.delay < 0 {
 		return nil, invalid(op, "delay %v is negative", c.delay)
+	}
+	if c.maxAttemptsSet && c.job.MaxAttempts < 1 {
+		return nil, invalid(op, "max attempts %d is under 1", c.job.MaxAttempts)
 	}
 	if c.delay > 0 || !c.runAt.IsZero() {
 		at := time.Now().Add(c.delay)
