@@ -123,3 +123,63 @@ func ExampleRunner_progressAndCancel() {
 	// handler stopped: jobs: canceled
 	// canceled at 50% (step 5/10), attempt 1
 }
+
+// Watch streams a job's state as it changes. Here the handler takes one
+// step each time the watcher has seen the previous one, so the output shows
+// every value; a watcher that falls behind skips to the latest value.
+func ExampleRunner_Watch() {
+	repo, err := jobs.NewMemoryRepository()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer repo.Close()
+	r, err := jobs.NewRunner(repo)
+	if err != nil {
+		log.Fatal(err)
+	}
+	next := make(chan struct{})
+	r.Handle("encode", func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
+		for i := 1; i <= 3; i++ {
+			<-next
+			if err := p.Report(float64(i)/4, fmt.Sprintf("pass %d", i)); err != nil {
+				return nil, err
+			}
+		}
+		<-next
+		return json.RawMessage(`{"bytes":42}`), nil
+	})
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- r.Run(ctx) }()
+
+	job, err := r.Enqueue(ctx, "encode", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for s, err := range r.Watch(ctx, job.ID) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		if s.Status == jobs.StatusPending {
+			continue // not claimed yet
+		}
+		line := fmt.Sprintf("%-9s %3.0f%%", s.Status, s.Progress*100)
+		if s.Message != "" {
+			line += " " + s.Message
+		}
+		fmt.Println(line)
+		if s.Status == jobs.StatusRunning {
+			next <- struct{}{}
+		}
+	}
+	stop()
+	if err := <-done; err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// running     0%
+	// running    25% pass 1
+	// running    50% pass 2
+	// running    75% pass 3
+	// succeeded 100% pass 3
+}
