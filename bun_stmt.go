@@ -22,12 +22,22 @@ type stmtCache struct {
 	stmts map[string]*sql.Stmt
 }
 
-// get returns the prepared statement of query, preparing it once.
+// maxCachedStmts bounds the cache: claims differ in their number of queues
+// and kinds and in their limit (a literal, see claimSQL), so the set of
+// statements is open-ended. Past the bound, statements are not cached.
+const maxCachedStmts = 512
+
+// get returns the prepared statement of query, preparing it once. It
+// returns nil and no error when the cache is full and query is not in it;
+// the caller then runs query without a prepared statement.
 func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if st := c.stmts[query]; st != nil {
 		return st, nil
+	}
+	if len(c.stmts) >= maxCachedStmts {
+		return nil, nil
 	}
 	st, err := c.db.PrepareContext(ctx, query)
 	if err != nil {
@@ -57,27 +67,64 @@ func boundTime(t time.Time) string { return t.UTC().Format(sqlTimeLayout) }
 // insertOneBound inserts one job without a unique key through the cached
 // prepared INSERT.
 func (r *BunRepository) insertOneBound(ctx context.Context, j *Job) error {
-	st, err := r.stmts.get(ctx, insertColumns+"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-	if err != nil {
-		return err
-	}
-	_, err = st.ExecContext(ctx, j.ID.String(), j.Kind, j.Queue, j.Priority, string(j.Payload), j.MaxAttempts,
-		int64(j.Timeout), nil, boundTime(j.RunAt), boundTime(j.CreatedAt), boundTime(j.UpdatedAt))
-	return err
+	return r.exec(ctx, r.db, insertColumns+"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", j.ID.String(), j.Kind, j.Queue,
+		j.Priority, string(j.Payload), j.MaxAttempts, int64(j.Timeout), nil, boundTime(j.RunAt),
+		boundTime(j.CreatedAt), boundTime(j.UpdatedAt))
 }
 
 // query runs a statement whose placeholders are plain "?" with one argument
-// each (no bun.List, no named arguments). Outside a transaction on SQLite it
-// uses the cached prepared statement with driver-bound arguments (times as
-// bun's text); otherwise db formats the arguments into the SQL as usual.
+// each (no bun.List, no named arguments). db is the repository's database or
+// a transaction that [BunRepository.write] opened. On SQLite it uses the
+// cached prepared statement with driver-bound arguments (times as bun's
+// text); otherwise db formats the arguments into the SQL as usual.
 func (r *BunRepository) query(ctx context.Context, db bun.IDB, q string, args ...any) (*sql.Rows, error) {
+	st, err := r.boundStmt(ctx, db, q, args)
+	if st == nil || err != nil {
+		if err == nil {
+			return db.QueryContext(ctx, q, args...)
+		}
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// exec is query for statements that return no rows.
+func (r *BunRepository) exec(ctx context.Context, db bun.IDB, q string, args ...any) error {
+	st, err := r.boundStmt(ctx, db, q, args)
+	if st == nil || err != nil {
+		if err == nil {
+			_, err = db.ExecContext(ctx, q, args...)
+		}
+		return err
+	}
+	_, err = st.ExecContext(ctx, args...)
+	return err
+}
+
+// boundStmt returns the cached prepared statement of q for db (the
+// repository's database, or a transaction of it), with the times in args
+// replaced by their text, or nil when q must go through db's formatting
+// instead: on PostgreSQL, in a connection the repository did not open,
+// when the cache is full, or with more arguments than SQLite binds.
+func (r *BunRepository) boundStmt(ctx context.Context, db bun.IDB, q string, args []any) (*sql.Stmt, error) {
 	// SQLite binds at most 32 766 values; a longer list (a claim naming
 	// thousands of kinds) is formatted into the SQL instead.
-	if !r.d.bindsArgs() || db != bun.IDB(r.db) || len(args) > 32000 {
-		return db.QueryContext(ctx, q, args...)
+	if !r.d.bindsArgs() || len(args) > 32000 {
+		return nil, nil
+	}
+	var tx *sql.Tx
+	switch db := db.(type) {
+	case *bun.DB:
+		if db != r.db {
+			return nil, nil
+		}
+	case bun.Tx:
+		tx = db.Tx
+	default:
+		return nil, nil
 	}
 	st, err := r.stmts.get(ctx, q)
-	if err != nil {
+	if st == nil || err != nil {
 		return nil, err
 	}
 	for i, a := range args {
@@ -85,7 +132,12 @@ func (r *BunRepository) query(ctx context.Context, db bun.IDB, q string, args ..
 			args[i] = boundTime(t)
 		}
 	}
-	return st.QueryContext(ctx, args...)
+	if tx != nil {
+		// Prepared once per pooled connection and kept by st; the
+		// transaction's handle is released when the transaction ends.
+		st = tx.StmtContext(ctx, st)
+	}
+	return st, nil
 }
 
 // placeholders appends n comma-separated "?" to b.

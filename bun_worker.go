@@ -1,9 +1,11 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -75,8 +77,9 @@ func (r *BunRepository) claimSQL(q ClaimQuery, t time.Time) (string, []any) {
 			args = append(args, s)
 		}
 	}
-	sub.WriteString(" ORDER BY priority DESC, run_at, id LIMIT ?")
-	args = append(args, q.Limit)
+	// The limit is a literal: a bound LIMIT makes SQLite re-prepare the
+	// statement on every run (its plan depends on the value).
+	sub.WriteString(" ORDER BY priority DESC, run_at, id LIMIT " + strconv.Itoa(q.Limit))
 	sub.WriteString(r.d.skipLocked())
 	b.WriteString(" WHERE " + r.d.idIn(sub.String()) + " AND " + r.d.stillPending() + " RETURNING " + jobColumns)
 	return b.String(), args
@@ -114,31 +117,57 @@ type fencedRow struct {
 // SET clause, which may use them, with its arguments appended to args.
 func (r *BunRepository) fencedUpdate(ctx context.Context, op string, cols []batchCol,
 	rows []fencedRow, set func(args []any) (string, []any)) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	all := append(leaseCols[:len(leaseCols):len(leaseCols)], cols...)
-	type stmt struct {
-		query string
-		args  []any
-	}
-	// Batches over maxBatchRows run as several statements in one
-	// transaction (SQLite binds at most 32 766 values per statement).
-	var stmts []stmt
-	for lo := 0; lo < len(rows); lo += maxBatchRows {
-		chunk := rows[lo:min(lo+maxBatchRows, len(rows))]
+	return r.runFenced(ctx, op, fencedBatch{cols, rows, set})
+}
+
+// fencedBatch is the rows of a fenced update with its columns and SET
+// clause (see fencedUpdate).
+type fencedBatch struct {
+	cols []batchCol
+	rows []fencedRow
+	set  func(args []any) (string, []any)
+}
+
+// fencedStmt is one statement of a fenced write.
+type fencedStmt struct {
+	query string
+	args  []any
+}
+
+// stmts appends the batch's statements to out: one per maxBatchRows rows
+// (SQLite binds at most 32 766 values per statement).
+func (b fencedBatch) stmts(d sqlDialect, out []fencedStmt) []fencedStmt {
+	all := append(leaseCols[:len(leaseCols):len(leaseCols)], b.cols...)
+	for lo := 0; lo < len(b.rows); lo += maxBatchRows {
+		chunk := b.rows[lo:min(lo+maxBatchRows, len(b.rows))]
 		values := make([][]any, len(chunk))
 		for i, row := range chunk {
 			values[i] = append([]any{row.lease.JobID.String(), row.lease.Token}, row.data...)
 		}
-		table, args := r.d.batchTable(all, values)
-		setSQL, args := set(args)
-		stmts = append(stmts, stmt{"WITH _data AS (" + table + ") UPDATE jobs SET " + setSQL +
+		table, args := d.batchTable(all, values)
+		setSQL, args := b.set(args)
+		out = append(out, fencedStmt{"WITH _data AS (" + table + ") UPDATE jobs SET " + setSQL +
 			" FROM _data WHERE id = d_id AND lease_token = d_token AND status = 'running' RETURNING id", args})
+	}
+	return out
+}
+
+// runFenced runs the statements of the batches as one write (a transaction
+// when there are several) and returns an ErrLeaseLost error for each row
+// that matched nothing.
+func (r *BunRepository) runFenced(ctx context.Context, op string, batches ...fencedBatch) error {
+	var stmts []fencedStmt
+	n := 0
+	for _, b := range batches {
+		stmts = b.stmts(r.d, stmts)
+		n += len(b.rows)
+	}
+	if len(stmts) == 0 {
+		return nil
 	}
 	var matched map[uuid.UUID]bool
 	err := r.write(ctx, op, len(stmts) > 1, func(ctx context.Context, db bun.IDB) error {
-		matched = make(map[uuid.UUID]bool, len(rows))
+		matched = make(map[uuid.UUID]bool, n)
 		for _, st := range stmts {
 			res, err := r.query(ctx, db, st.query, st.args...)
 			if err != nil {
@@ -162,9 +191,11 @@ func (r *BunRepository) fencedUpdate(ctx context.Context, op string, cols []batc
 		return err
 	}
 	var errs []error
-	for _, row := range rows {
-		if !matched[row.lease.JobID] {
-			errs = append(errs, leaseLost(op, row.lease.JobID))
+	for _, b := range batches {
+		for _, row := range b.rows {
+			if !matched[row.lease.JobID] {
+				errs = append(errs, leaseLost(op, row.lease.JobID))
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -266,8 +297,14 @@ func (r *BunRepository) Finish(ctx context.Context, completions ...Completion) e
 		keep = append(keep, c)
 	}
 	t := now()
-	rows := make([]fencedRow, len(keep))
-	for i, c := range keep {
+	// A plain success (no result, error or progress: the common case) needs
+	// only the lease in its row; the others carry every value.
+	var plain, full []fencedRow
+	for _, c := range keep {
+		if c.Status == StatusSucceeded && c.Progress == nil && c.Error == "" && len(bytes.TrimSpace(c.Result)) == 0 {
+			plain = append(plain, fencedRow{lease: c.Lease})
+			continue
+		}
 		runAt := c.RunAt.UTC().Truncate(time.Microsecond)
 		if runAt.IsZero() {
 			runAt = t
@@ -278,29 +315,39 @@ func (r *BunRepository) Finish(ctx context.Context, completions ...Completion) e
 			frac, msg = c.Progress.Fraction, c.Progress.Message
 		}
 		var result []byte
-		if len(strings.TrimSpace(string(c.Result))) > 0 {
+		if len(bytes.TrimSpace(c.Result)) > 0 {
 			result = c.Result
 		}
-		rows[i] = fencedRow{lease: c.Lease, data: []any{string(c.Status), result, cleanText(truncateError(c.Error)),
-			runAt, c.Progress != nil, frac, msg}}
+		full = append(full, fencedRow{lease: c.Lease, data: []any{string(c.Status), result, cleanText(truncateError(c.Error)),
+			runAt, c.Progress != nil, frac, msg}})
 	}
 	d := r.d
-	err := r.fencedUpdate(ctx, op, []batchCol{{"d_status", "text"}, {"d_result", "text"}, {"d_error", "text"},
-		{"d_run_at", "timestamptz"}, {"d_has_progress", "boolean"}, {"d_frac", "float8"}, {"d_msg", "text"}},
-		rows, func(args []any) (string, []any) {
-			// A retry of a job with a cancel request ends it as canceled.
-			const retry = "(d_status = 'pending' AND NOT cancel_requested)"
-			set := "status = CASE WHEN d_status = 'pending' AND cancel_requested THEN 'canceled' ELSE d_status END, " +
-				"result = CASE WHEN d_status = 'succeeded' THEN " + d.jsonFromText("d_result") + " ELSE result END, " +
-				"progress_fraction = CASE WHEN d_has_progress THEN d_frac WHEN d_status = 'succeeded' THEN 1 ELSE progress_fraction END, " +
-				"progress_message = CASE WHEN d_has_progress THEN d_msg ELSE progress_message END, " +
-				"error = CASE WHEN d_error <> '' THEN d_error ELSE error END, " +
-				"errors = CASE WHEN d_error <> '' THEN " + d.appendError("errors", "attempt", "d_error", "?") + " ELSE errors END, " +
-				"run_at = CASE WHEN " + retry + " THEN d_run_at ELSE run_at END, " +
-				"finished_at = CASE WHEN " + retry + " THEN NULL ELSE ?" + d.castTime() + " END, " +
-				"lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = ?"
-			return set, append(args, t.Format(time.RFC3339Nano), t, t)
-		})
+	var batches []fencedBatch
+	if len(plain) > 0 {
+		batches = append(batches, fencedBatch{nil, plain, func(args []any) (string, []any) {
+			return "status = 'succeeded', result = NULL, progress_fraction = 1, finished_at = ?" + d.castTime() + ", " +
+				"lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = ?", append(args, t, t)
+		}})
+	}
+	if len(full) > 0 {
+		batches = append(batches, fencedBatch{[]batchCol{{"d_status", "text"}, {"d_result", "text"}, {"d_error", "text"},
+			{"d_run_at", "timestamptz"}, {"d_has_progress", "boolean"}, {"d_frac", "float8"}, {"d_msg", "text"}},
+			full, func(args []any) (string, []any) {
+				// A retry of a job with a cancel request ends it as canceled.
+				const retry = "(d_status = 'pending' AND NOT cancel_requested)"
+				set := "status = CASE WHEN d_status = 'pending' AND cancel_requested THEN 'canceled' ELSE d_status END, " +
+					"result = CASE WHEN d_status = 'succeeded' THEN " + d.jsonFromText("d_result") + " ELSE result END, " +
+					"progress_fraction = CASE WHEN d_has_progress THEN d_frac WHEN d_status = 'succeeded' THEN 1 ELSE progress_fraction END, " +
+					"progress_message = CASE WHEN d_has_progress THEN d_msg ELSE progress_message END, " +
+					"error = CASE WHEN d_error <> '' THEN d_error ELSE error END, " +
+					"errors = CASE WHEN d_error <> '' THEN " + d.appendError("errors", "attempt", "d_error", "?") + " ELSE errors END, " +
+					"run_at = CASE WHEN " + retry + " THEN d_run_at ELSE run_at END, " +
+					"finished_at = CASE WHEN " + retry + " THEN NULL ELSE ?" + d.castTime() + " END, " +
+					"lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = ?"
+				return set, append(args, t.Format(time.RFC3339Nano), t, t)
+			}})
+	}
+	err := r.runFenced(ctx, op, batches...)
 	return errors.Join(append(errs, err)...)
 }
 
