@@ -297,11 +297,14 @@ func (r *BunRepository) Finish(ctx context.Context, completions ...Completion) e
 		keep = append(keep, c)
 	}
 	t := now()
-	// A plain success (no result, error or progress: the common case) needs
-	// only the lease in its row; the others carry every value.
+	d := r.d
+	// On SQLite a plain success (no result, error or progress: the common
+	// case) needs only the lease in its row and the others carry every
+	// value: fewer values to bind. On PostgreSQL the rows travel as one
+	// JSON value and one statement (one notification) does all.
 	var plain, full []fencedRow
 	for _, c := range keep {
-		if c.Status == StatusSucceeded && c.Progress == nil && c.Error == "" && len(bytes.TrimSpace(c.Result)) == 0 {
+		if d.sqlite() && c.Status == StatusSucceeded && c.Progress == nil && c.Error == "" && len(bytes.TrimSpace(c.Result)) == 0 {
 			plain = append(plain, fencedRow{lease: c.Lease})
 			continue
 		}
@@ -321,7 +324,6 @@ func (r *BunRepository) Finish(ctx context.Context, completions ...Completion) e
 		full = append(full, fencedRow{lease: c.Lease, data: []any{string(c.Status), result, cleanText(truncateError(c.Error)),
 			runAt, c.Progress != nil, frac, msg}})
 	}
-	d := r.d
 	var batches []fencedBatch
 	if len(plain) > 0 {
 		batches = append(batches, fencedBatch{nil, plain, func(args []any) (string, []any) {

@@ -219,3 +219,41 @@ func TestBunLargeBatches(t *testing.T) {
 		require.Equal(t, n, st.ByStatus[jobs.StatusFailed])
 	})
 }
+
+func TestBunFinishPlainSuccessesBesideOthers(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, repo *jobs.BunRepository) {
+		ctx := t.Context()
+		plain, reported, failed := newJob("k", 1), newJob("k", 2), newJob("k", 3)
+		require.NoError(t, repo.Create(ctx, plain, reported, failed))
+		lease := map[uuid.UUID]jobs.Lease{}
+		for _, j := range claimAll(t, repo, 3) {
+			lease[j.ID] = j.Lease()
+		}
+		require.NoError(t, repo.UpdateProgress(ctx, time.Minute,
+			jobs.ProgressUpdate{Lease: lease[reported.ID], Progress: jobs.Progress{Fraction: 0.5, Message: "half"}}))
+		require.NoError(t, repo.Finish(ctx,
+			jobs.Completion{Lease: lease[plain.ID], Status: jobs.StatusSucceeded},
+			jobs.Completion{Lease: lease[failed.ID], Status: jobs.StatusFailed, Error: "bad"},
+			jobs.Completion{Lease: lease[reported.ID], Status: jobs.StatusSucceeded, Result: json.RawMessage(" \n")},
+		))
+		for _, id := range []uuid.UUID{plain.ID, reported.ID} {
+			g := mustGet(t, repo, id)
+			require.Equal(t, jobs.StatusSucceeded, g.Status)
+			require.Nil(t, g.Result)
+			require.Equal(t, 1.0, g.Progress.Fraction)
+			require.Empty(t, g.Error)
+			require.Nil(t, g.Errors)
+			require.False(t, g.FinishedAt.IsZero())
+			require.Empty(t, g.LeaseToken)
+			require.Empty(t, g.LeaseOwner)
+			require.True(t, g.LeaseExpiresAt.IsZero())
+			require.Equal(t, g.FinishedAt, g.UpdatedAt)
+		}
+		require.Equal(t, "half", mustGet(t, repo, reported.ID).Progress.Message, "a plain success keeps the last message")
+		g := mustGet(t, repo, failed.ID)
+		require.Equal(t, jobs.StatusFailed, g.Status)
+		require.Equal(t, "bad", g.Error)
+		require.ErrorIs(t, repo.Finish(ctx, jobs.Completion{Lease: lease[plain.ID], Status: jobs.StatusSucceeded}), jobs.ErrLeaseLost)
+	})
+}
