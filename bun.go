@@ -18,9 +18,10 @@ import (
 // share one database (on SQLite: one host, a local file system).
 //
 // Every value travels as a placeholder argument, never concatenated into
-// SQL: bun formats it, except on SQLite's hottest statements (single
-// enqueue, claim, the batch writes of workers), which are prepared once and
-// bound by the driver, and therefore bypass bun's query hooks. Rows are
+// SQL: bun formats it, except on SQLite's hottest statements (Create
+// without unique keys, Claim, the batch writes of workers), which are
+// prepared once and bound by the driver, and therefore bypass bun's query
+// hooks. Rows are
 // scanned without reflection. On SQLite the repository serialises its own
 // writes and retries while another process holds the write lock (see
 // [WithBusyTimeout]).

@@ -80,6 +80,8 @@ func (r *BunRepository) create(ctx context.Context, idb bun.IDB, jobs []*Job) er
 	switch {
 	case idb == nil && len(jobs) == 1 && !anyKey && r.d.bindsArgs():
 		err = r.write(ctx, op, false, func(ctx context.Context, _ bun.IDB) error { return r.insertOneBound(ctx, jobs[0]) })
+	case idb == nil && !anyKey && r.d.bindsArgs():
+		err = r.write(ctx, op, true, func(ctx context.Context, db bun.IDB) error { return r.insertBound(ctx, db, jobs) })
 	case idb == nil:
 		err = r.write(ctx, op, multi, fn)
 	case multi:

@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"database/sql"
+	"math/bits"
 	"strings"
 	"sync"
 	"time"
@@ -70,6 +71,64 @@ func (r *BunRepository) insertOneBound(ctx context.Context, j *Job) error {
 	return r.exec(ctx, r.db, insertColumns+"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", j.ID.String(), j.Kind, j.Queue,
 		j.Priority, string(j.Payload), j.MaxAttempts, int64(j.Timeout), nil, boundTime(j.RunAt),
 		boundTime(j.CreatedAt), boundTime(j.UpdatedAt))
+}
+
+// insertBoundRows is the most rows one prepared INSERT of insertBound
+// carries. modernc matches bound arguments to parameters in quadratic time,
+// so statements of many rows cost more per row than they save (measured on
+// 1 000-row batches: 100 rows per statement ~88 000 jobs/cpu-s, 16–32 rows
+// ~105 000, 1 000 rows ~16 000).
+const insertBoundRows = 32
+
+// insertBoundSQL holds the INSERT statements of 1, 2, 4, … insertBoundRows
+// rows: insertBoundSQL[k] has 1<<k rows.
+var insertBoundSQL = func() []string {
+	var out []string
+	for n := 1; n <= insertBoundRows; n *= 2 {
+		var b strings.Builder
+		// OR ROLLBACK: a failing row ends the whole transaction (which
+		// fails anyway), so SQLite keeps no statement journal, which
+		// otherwise copies every page a statement touches first.
+		b.WriteString(strings.Replace(insertColumns, "INSERT", "INSERT OR ROLLBACK", 1))
+		for i := range n {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		}
+		out = append(out, b.String())
+	}
+	return out
+}()
+
+// insertBound inserts jobs without unique keys with cached prepared
+// INSERTs of insertBoundRows rows, the rest with the statements of the
+// powers of two that make it up. db is a transaction of [BunRepository.write]
+// (several statements must be all or nothing).
+func (r *BunRepository) insertBound(ctx context.Context, db bun.IDB, jobs []*Job) error {
+	args := make([]any, 0, 11*insertBoundRows)
+	for lo := 0; lo < len(jobs); {
+		k := bits.Len(uint(min(len(jobs)-lo, insertBoundRows))) - 1
+		n := 1 << k
+		args = args[:0]
+		for _, j := range jobs[lo : lo+n] {
+			created := boundTime(j.CreatedAt)
+			updated, runAt := created, created
+			if !j.UpdatedAt.Equal(j.CreatedAt) {
+				updated = boundTime(j.UpdatedAt)
+			}
+			if !j.RunAt.Equal(j.CreatedAt) {
+				runAt = boundTime(j.RunAt)
+			}
+			args = append(args, j.ID.String(), j.Kind, j.Queue, j.Priority, string(j.Payload), j.MaxAttempts,
+				int64(j.Timeout), nil, runAt, created, updated)
+		}
+		if err := r.exec(ctx, db, insertBoundSQL[k], args...); err != nil {
+			return err
+		}
+		lo += n
+	}
+	return nil
 }
 
 // query runs a statement whose placeholders are plain "?" with one argument

@@ -1,8 +1,13 @@
 package jobs
 
 import (
+	"context"
+	"encoding/json"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/uptrace/bun"
 
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun/dialect/sqlitedialect"
@@ -38,4 +43,64 @@ func TestStmtCachePreparesOnceAndCloses(t *testing.T) {
 
 	require.NoError(t, r.Close())
 	require.Empty(t, r.stmts.stmts, "Close closes the prepared statements")
+}
+
+func TestInsertBoundChunksAndRollsBackWhole(t *testing.T) {
+	t.Parallel()
+	r := openTestSQLite(t)
+	ctx := t.Context()
+	const n = 3*insertBoundRows + 7 // full chunks, then 4 + 2 + 1
+	js := make([]*Job, n)
+	for i := range js {
+		js[i] = &Job{Kind: "k", Priority: i, Payload: json.RawMessage(`{"i":` + strconv.Itoa(i) + `}`)}
+	}
+	js[5].RunAt = time.Now().Add(time.Hour)
+	require.NoError(t, r.Create(ctx, js...))
+	for _, i := range []int{0, 5, n - 1} {
+		got, err := r.Get(ctx, js[i].ID)
+		require.NoError(t, err)
+		require.Equal(t, i, got.Priority)
+		require.JSONEq(t, string(js[i].Payload), string(got.Payload))
+		require.True(t, js[i].RunAt.Equal(got.RunAt))
+		require.True(t, js[i].CreatedAt.Equal(got.CreatedAt))
+	}
+	st, err := r.Stats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, n, st.Total)
+
+	// A row that fails in the last statement undoes the whole batch, and
+	// the repository writes normally afterwards.
+	more := make([]*Job, insertBoundRows+1)
+	for i := range more {
+		more[i] = &Job{Kind: "k", Payload: json.RawMessage(`{}`)}
+		require.NoError(t, prepareNew(more[i], now(), r.maxPayload))
+	}
+	more[len(more)-1].ID = js[0].ID
+	err = r.write(ctx, "create", true, func(ctx context.Context, db bun.IDB) error { return r.insertBound(ctx, db, more) })
+	require.ErrorContains(t, err, "UNIQUE constraint failed")
+	st, err = r.Stats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, n, st.Total, "nothing of the failed batch is stored")
+	require.NoError(t, r.Create(ctx, &Job{Kind: "k"}, &Job{Kind: "k"}))
+}
+
+func TestStmtCacheIsBounded(t *testing.T) {
+	t.Parallel()
+	r := openTestSQLite(t)
+	ctx := t.Context()
+	for i := range maxCachedStmts {
+		st, err := r.stmts.get(ctx, "SELECT "+strconv.Itoa(i))
+		require.NoError(t, err)
+		require.NotNil(t, st)
+	}
+	st, err := r.stmts.get(ctx, "SELECT -1")
+	require.NoError(t, err)
+	require.Nil(t, st, "a full cache prepares nothing more")
+	rows, err := r.query(ctx, r.db, "SELECT ? + 1", 41)
+	require.NoError(t, err, "an uncached statement runs through bun")
+	require.True(t, rows.Next())
+	var v int
+	require.NoError(t, rows.Scan(&v))
+	require.Equal(t, 42, v)
+	require.NoError(t, rows.Close())
 }
