@@ -17,18 +17,18 @@ func TestHeartbeatsKeepALongJobLeased(t *testing.T) {
 		var runs atomic.Int32
 		long := func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
 			runs.Add(1)
-			if !sleepOrDone(ctx, 2200*time.Millisecond) { // over two leases, no progress
+			if !sleepOrDone(ctx, 4500*time.Millisecond) { // over two leases, no progress
 				return nil, context.Cause(ctx)
 			}
 			return nil, nil
 		}
-		r1 := newRunner(t, repo, jobs.WithLeaseDuration(time.Second))
+		r1 := newRunner(t, repo, jobs.WithLeaseDuration(2*time.Second))
 		r1.Handle("k", long)
 		start(t, r1)
 		j, err := r1.Enqueue(t.Context(), "k", nil)
 		require.NoError(t, err)
 		requireStatus(t, r1, j.ID, jobs.StatusRunning)
-		r2 := newRunner(t, reopen(t, repo), jobs.WithLeaseDuration(time.Second)) // its rescuer must find nothing
+		r2 := newRunner(t, reopen(t, repo), jobs.WithLeaseDuration(2*time.Second)) // its rescuer must find nothing
 		r2.Handle("k", long)
 		start(t, r2)
 		final := await(t, r1, j.ID)
@@ -89,7 +89,9 @@ func TestFailingHeartbeatsCancelBeforeTheLeaseExpires(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
 		faulty := newFaultRepo(repo)
-		r := newRunner(t, faulty, jobs.WithLeaseDuration(time.Second))
+		// A lease of 3 s leaves the runner a 1.5 s margin to give it up in
+		// time, even on a loaded machine.
+		r := newRunner(t, faulty, jobs.WithLeaseDuration(3*time.Second))
 		type seen struct {
 			cause    error
 			at       time.Time

@@ -236,7 +236,7 @@ func TestCancel(t *testing.T) {
 func TestShutdownFinishesWithinGraceAndReleasesTheRest(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
-		r1 := newRunner(t, repo, jobs.WithGracePeriod(300*time.Millisecond))
+		r1 := newRunner(t, repo, jobs.WithGracePeriod(time.Second))
 		running := make(chan string, 2)
 		finishQuick := make(chan struct{})
 		stubbornCause := make(chan error, 1)
