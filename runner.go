@@ -193,7 +193,8 @@ func (r *Runner) List(ctx context.Context, q ListQuery) (*Page, error) { return 
 // cause [ErrCanceled]; another runner sees the request within its cancel
 // poll interval. Either way the job ends canceled and is not retried.
 // Canceling a finished job returns [ErrConflict]; an unknown ID
-// [ErrNotFound].
+// [ErrNotFound]. A handler running in this process is stopped before the
+// request is stored, so it stops even when storing the request fails.
 func (r *Runner) Cancel(ctx context.Context, id uuid.UUID) (*Job, error) {
 	// A job running here is stopped first, without waiting for the write.
 	local := r.exec(id)
