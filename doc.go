@@ -103,4 +103,35 @@
 //
 // If a process dies instead, its leases stop being renewed and its jobs run
 // again elsewhere within about 1.5 lease durations ([WithLeaseDuration]).
+// Delivery is at least once: a process killed after a handler's side effect
+// but before its outcome is stored runs that job again, so handlers that
+// touch the outside world should be idempotent.
+//
+// # Databases
+//
+// The root package imports no database driver: [NewBunRepository] works with
+// any *bun.DB on SQLite or PostgreSQL and creates or migrates its schema (the
+// tables jobs and jobs_schema_version) on open. The subpackages open one for
+// you, so a program compiles only the driver it uses:
+//
+//	repo, err := jobsqlite.Open(ctx, "data/jobs.db")                  // embedded, pure Go, one host
+//	repo, err := jobspg.Open(ctx, "postgres://user@db:5432/app")      // many processes on many hosts
+//	repo, err := jobs.NewMemoryRepository()                           // tests; nothing survives a restart
+//
+// To enqueue atomically with your own rows, open the database yourself
+// (jobsqlite.OpenDB or jobspg.OpenDB), share it with [NewBunRepository], and
+// enqueue inside your transaction with [Runner.EnqueueTx]; [RunInTx] commits
+// on success and rolls back on error or panic:
+//
+//	err := jobs.RunInTx(ctx, db, func(ctx context.Context, tx bun.Tx) error {
+//		if _, err := tx.NewInsert().Model(&order).Exec(ctx); err != nil {
+//			return err
+//		}
+//		_, err := r.EnqueueTx(ctx, tx, "invoice", order)
+//		return err
+//	})
+//
+// Every implementation of [JobRepository] must pass the conformance suite in
+// package jobstest, which runs the same cases on memory, SQLite and
+// PostgreSQL.
 package jobs
