@@ -2,6 +2,18 @@
 // database/sql adapter) and bun's PostgreSQL dialect. Many processes on many
 // hosts may share one database: claims use FOR UPDATE SKIP LOCKED, leases
 // use the database clock, and schema migration takes an advisory lock.
+//
+// Triggers on the jobs table send LISTEN/NOTIFY hints when jobs are created,
+// requeued, canceled or finished. A [Listener] receives them; pass it to
+// jobs.WithNotifier so that a runner starts new work, stops canceled
+// handlers and follows watched jobs at once instead of at its next poll:
+//
+//	repo, err := jobspg.Open(ctx, "postgres://app@db/app?sslmode=verify-full")
+//	…
+//	r, err := jobs.NewRunner(repo, jobs.WithNotifier(jobspg.NewListener(repo.DB())))
+//
+// Polling stays the source of truth: notifications missed while the
+// listener reconnects are covered by it.
 package jobspg
 
 import (
