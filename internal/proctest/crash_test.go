@@ -64,7 +64,9 @@ func TestKillMidJob(t *testing.T) {
 			median, worst := took[len(took)/2], took[len(took)-1]
 			t.Logf("%s: %d kills, kill → succeeded: median %v, max %v (lease 1s)", backend, len(took),
 				median.Round(time.Millisecond), worst.Round(time.Millisecond))
-			require.LessOrEqual(t, median, 1500*time.Millisecond, "median kill → completion")
+			if len(took) >= 10 { // one sample of a loaded -race run is no median
+				require.LessOrEqual(t, median, 1500*time.Millisecond, "median kill → completion")
+			}
 			require.LessOrEqual(t, worst, 3*time.Second, "max kill → completion")
 		})
 	}
