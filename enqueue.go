@@ -305,7 +305,7 @@ func (r *Runner) writeBatch(self *enqueueReq) {
 			close(q.wake)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(self.ctx), bookkeepingTimeout)
+	ctx, cancel := batchContext(self, live)
 	defer cancel()
 	js := make([]*Job, len(live))
 	for i, q := range live {
@@ -339,4 +339,31 @@ func (r *Runner) writeBatch(self *enqueueReq) {
 	next := b.pending[0]
 	next.state = reqLead
 	close(next.wake)
+}
+
+// batchContext returns the context of a shared write: the caller's own when
+// it writes alone; otherwise one detached from any single caller, which ends
+// at the latest deadline among them (bookkeepingTimeout at most).
+func batchContext(self *enqueueReq, live []*enqueueReq) (context.Context, context.CancelFunc) {
+	if len(live) == 1 && live[0] == self {
+		return context.WithCancel(self.ctx)
+	}
+	latest := time.Now().Add(bookkeepingTimeout)
+	if len(live) > 0 {
+		var d time.Time
+		for _, q := range live {
+			qd, ok := q.ctx.Deadline()
+			if !ok {
+				d = latest
+				break
+			}
+			if qd.After(d) {
+				d = qd
+			}
+		}
+		if d.Before(latest) {
+			latest = d
+		}
+	}
+	return context.WithDeadline(context.WithoutCancel(self.ctx), latest)
 }
