@@ -241,3 +241,34 @@ func TestListenerWithoutServerKeepsRetrying(t *testing.T) {
 	require.Never(t, l.Connected, 100*time.Millisecond, 10*time.Millisecond)
 	stop()
 }
+
+// TestListenerCreateTxNotifiesOnCommit checks that a job created in the
+// caller's transaction is announced when, and only if, it commits.
+func TestListenerCreateTxNotifiesOnCommit(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	repo := openPG(t, testdb.PostgresDSN(t))
+	ch := events(t, jobspg.NewListener(repo.DB()))
+	next(t, ch, jobs.EventResync)
+	quiet := func(what string) {
+		t.Helper()
+		select {
+		case ev := <-ch:
+			t.Fatalf("%s: unexpected event %v", what, ev)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+
+	tx, err := repo.DB().BeginTx(ctx, nil)
+	require.NoError(t, err)
+	require.NoError(t, repo.CreateTx(ctx, tx, &jobs.Job{Kind: "k", Payload: json.RawMessage(`{}`)}))
+	quiet("before commit")
+	require.NoError(t, tx.Rollback())
+	quiet("after rollback")
+
+	tx, err = repo.DB().BeginTx(ctx, nil)
+	require.NoError(t, err)
+	require.NoError(t, repo.CreateTx(ctx, tx, &jobs.Job{Kind: "k", Payload: json.RawMessage(`{}`)}))
+	require.NoError(t, tx.Commit())
+	next(t, ch, jobs.EventJobsReady)
+}
