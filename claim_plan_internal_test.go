@@ -58,4 +58,6 @@ func TestPostgresClaimFindsPickedRowsByPrimaryKey(t *testing.T) {
 		}
 	}
 	require.True(t, found, "plan:\n%s", strings.Join(plan, "\n"))
+	// CC-2: the rows are locked (SKIP LOCKED) inside the subquery.
+	require.Contains(t, strings.Join(plan, "\n"), "LockRows")
 }

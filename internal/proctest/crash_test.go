@@ -131,6 +131,7 @@ func TestSoakRandomKills(t *testing.T) {
 		extra += done - 1
 	}
 	checkNoBusyErrors(t, l)
+	checkAttemptsWithinLimit(t, c)
 	require.Greater(t, took, killing, "the kills must land while jobs run")
 	t.Logf("soak: %d jobs, %d kills over %v, all succeeded after %v; %d side effects repeated "+
 		"because a process died between the side effect and the commit (at-least-once)", n, len(killed),

@@ -341,3 +341,12 @@ func checkExactlyOnce(t testing.TB, l *ledger, ids []uuid.UUID) {
 	require.Zero(t, dups, "jobs done more than once")
 	require.Len(t, l.events("done"), len(ids))
 }
+
+// checkAttemptsWithinLimit fails when a job has more attempts than allowed.
+func checkAttemptsWithinLimit(t testing.TB, c *cluster) {
+	t.Helper()
+	var over int
+	require.NoError(t, c.repo.DB().QueryRowContext(t.Context(),
+		"SELECT count(*) FROM jobs WHERE attempt > max_attempts").Scan(&over))
+	require.Zero(t, over, "jobs with more attempts than max_attempts")
+}

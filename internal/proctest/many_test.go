@@ -36,6 +36,7 @@ func TestManyProcessesNoCrash(t *testing.T) {
 			l := readLedgers(t, c.dir)
 			checkNoBusyErrors(t, l)
 			checkExactlyOnce(t, l, ids)
+			checkAttemptsWithinLimit(t, c)
 			shares := ""
 			for pid, n := range l.donesByPid() {
 				shares += fmt.Sprintf(" %d:%d", pid, n)
