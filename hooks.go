@@ -22,8 +22,9 @@ type Hooks struct {
 	// OnRetrying runs after a failed attempt is stored for a retry; the job
 	// is pending with the error and the RunAt of the next attempt.
 	OnRetrying func(*Job)
-	// OnReleased runs after a job was handed back to pending at shutdown,
-	// its attempt not counted.
+	// OnReleased runs after a job was handed back to pending, its attempt
+	// not counted: at shutdown, or unstarted when the workers that would
+	// run it are all busy with long jobs.
 	OnReleased func(*Job)
 	// OnProgress runs with the latest progress of a job each time it is
 	// written to the repository (at most once per progress interval).
