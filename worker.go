@@ -120,7 +120,7 @@ func (r *Runner) fetch(ctx, base context.Context, kinds []string) error {
 				return err
 			}
 			failures++
-			wait := backoff(failures, 50*time.Millisecond, 5*time.Second)
+			wait := backoff(failures, 200*time.Millisecond, 5*time.Second) // at least 100 ms: no hot loop
 			r.cfg.logger.Warn("claim jobs", "error", err, "retry_in", wait)
 			if !sleepCtx(ctx, wait) {
 				return nil
