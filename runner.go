@@ -268,7 +268,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	loopCtx, stopLoops := context.WithCancel(base)
 	defer stopLoops()
 	r.work = make(chan *execution, max(r.cfg.concurrency, MaxClaimLimit))
-	r.comp = make(chan outcome, 2*r.cfg.concurrency)
+	// Room for every claimed job's outcome: a slow write never stalls the
+	// workers, and the fetcher still stops claiming when outcomes pile up.
+	r.comp = make(chan outcome, cap(r.work))
 	var g errgroup.Group
 	g.Go(func() error { return r.heartbeatLoop(loopCtx) })
 	g.Go(func() error { return r.progressLoop(loopCtx) })

@@ -165,8 +165,8 @@ func (r *Runner) dispatch(base context.Context, js []*Job, claimed time.Time) {
 func (r *Runner) worker() {
 	for e := range r.work {
 		o := r.execute(e)
+		r.lastFreed.Store(time.Now().UnixNano()) // the handler returned
 		r.complete(o)
-		r.lastFreed.Store(time.Now().UnixNano())
 		r.busy.Add(-1)
 		select {
 		case r.freed <- struct{}{}:
