@@ -2,6 +2,8 @@ package jobs
 
 import (
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -81,7 +83,18 @@ type hintSubscription struct {
 	mu    sync.Mutex
 	users int
 	stop  func()
+
+	lastWake atomic.Int64 // UnixNano of the last wake by a hint of new jobs
+	pending  atomic.Bool  // a delayed wake is scheduled
 }
+
+// readyCooldown is the least time between two wake-ups of the fetcher by
+// hints of new jobs. Every insert in any process sends such a hint to every
+// runner, and only one of them gets each job: without a bound, a stream of
+// single enqueues would make every runner claim once per enqueue. A hint
+// inside the cooldown is not dropped but delayed to its end, so the last
+// one always wakes the fetcher. Local enqueues wake it at once regardless.
+const readyCooldown = 5 * time.Millisecond
 
 // holdHints makes sure the runner receives its notifier's hints until the
 // returned func is called. Without a notifier it does nothing.
@@ -114,7 +127,7 @@ func (r *Runner) holdHints() (release func()) {
 func (r *Runner) onHint(ev Event) {
 	switch ev.Kind {
 	case EventJobsReady:
-		r.notify()
+		r.wakeForHint()
 	case EventCancelRequested:
 		for _, id := range ev.JobIDs {
 			if e := r.exec(id); e != nil {
@@ -129,6 +142,29 @@ func (r *Runner) onHint(ev Event) {
 		r.notify()
 		r.touchAll()
 		r.cancelPollNow()
+	}
+}
+
+// wakeForHint wakes the fetcher for a hint of new jobs, at most once per
+// readyCooldown; a hint within the cooldown schedules one wake at its end.
+func (r *Runner) wakeForHint() {
+	h := &r.hints
+	if h.pending.Load() {
+		return // the scheduled wake will come
+	}
+	now := time.Now().UnixNano()
+	wait := h.lastWake.Load() + int64(readyCooldown) - now
+	if wait <= 0 {
+		h.lastWake.Store(now)
+		r.notify()
+		return
+	}
+	if h.pending.CompareAndSwap(false, true) {
+		time.AfterFunc(time.Duration(wait), func() {
+			h.lastWake.Store(time.Now().UnixNano())
+			h.pending.Store(false)
+			r.notify()
+		})
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -189,4 +190,47 @@ func TestEventKindString(t *testing.T) {
 	} {
 		require.Equal(t, want, k.String())
 	}
+}
+
+// claimCounter counts Claim calls.
+type claimCounter struct {
+	jobs.JobRepository
+	claims atomic.Int64
+}
+
+func (c *claimCounter) Claim(ctx context.Context, q jobs.ClaimQuery) ([]*jobs.Job, error) {
+	c.claims.Add(1)
+	return c.JobRepository.Claim(ctx, q)
+}
+
+// TestNotifierJobsReadyStormIsBounded checks that a stream of hints of new
+// jobs (one per insert anywhere) does not make the runner claim once per
+// hint, and that the last hint still wakes it.
+func TestNotifierJobsReadyStormIsBounded(t *testing.T) {
+	t.Parallel()
+	repo := &claimCounter{JobRepository: memRepo(t)}
+	n := newFakeNotifier()
+	r := hintRunner(t, repo, n)
+	started, _ := blockingHandler(r)
+	start(t, r)
+	<-n.joined
+	tick := time.NewTicker(500 * time.Microsecond)
+	defer tick.Stop()
+	before := repo.claims.Load()
+	begin := time.Now()
+	sent := 0
+	for ; sent < 200; sent++ {
+		<-tick.C
+		n.send(jobs.Event{Kind: jobs.EventJobsReady})
+	}
+	took := time.Since(begin)
+	// At most one claim per cooldown (5 ms) while the hints came, plus the
+	// delayed one after the last.
+	limit := int64(took/(5*time.Millisecond)) + 3
+	require.LessOrEqual(t, repo.claims.Load()-before, limit, "%d hints in %v", sent, took)
+
+	j := &jobs.Job{Kind: "block", Payload: json.RawMessage(`{}`)}
+	require.NoError(t, repo.Create(t.Context(), j))
+	n.send(jobs.Event{Kind: jobs.EventJobsReady})
+	require.Equal(t, j.ID, <-started, "a hint right after the storm is not lost")
 }
