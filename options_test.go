@@ -1,6 +1,9 @@
 package jobs_test
 
 import (
+	"context"
+	"encoding/json"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -85,4 +88,28 @@ func TestNewRunnerValidatesOptions(t *testing.T) {
 	r3, err := jobs.NewRunner(repo, jobs.WithOwner("node-1"))
 	require.NoError(t, err)
 	require.Equal(t, "node-1", r3.Owner())
+}
+
+// TestRunnerLogsNothingByDefault checks that a runner without WithLogger
+// writes nothing, not even to slog's default logger. Not parallel: it swaps
+// the process-wide default logger.
+func TestRunnerLogsNothingByDefault(t *testing.T) {
+	var logs syncBuffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	defer slog.SetDefault(prev)
+
+	repo, err := jobs.NewMemoryRepository()
+	require.NoError(t, err)
+	r, err := jobs.NewRunner(repo)
+	require.NoError(t, err)
+	r.Handle("boom", func(context.Context, *jobs.Job, jobs.Reporter) (json.RawMessage, error) {
+		panic("logged only with WithLogger")
+	})
+	stop := start(t, r)
+	j, err := r.Enqueue(t.Context(), "boom", nil, jobs.WithMaxAttempts(1))
+	require.NoError(t, err)
+	require.Equal(t, jobs.StatusFailed, await(t, r, j.ID).Status)
+	require.NoError(t, stop())
+	require.Empty(t, logs.String())
 }
