@@ -99,7 +99,7 @@ func (r *BunRepository) Get(ctx context.Context, id uuid.UUID) (*Job, error) {
 	if err := r.read(op); err != nil {
 		return nil, err
 	}
-	rows, err := r.db.QueryContext(ctx, "SELECT "+jobColumns+" FROM jobs WHERE id = ?", id.String())
+	rows, err := r.db.QueryContext(ctx, "SELECT "+r.d.jobColumns()+" FROM jobs WHERE id = ?", id.String())
 	if err != nil {
 		return nil, storageError(op, id, err)
 	}
@@ -126,7 +126,7 @@ func (r *BunRepository) List(ctx context.Context, q ListQuery) (*Page, error) {
 	}
 	var b strings.Builder
 	args := make([]any, 0, 5)
-	b.WriteString("SELECT " + jobColumns + " FROM jobs WHERE TRUE")
+	b.WriteString("SELECT " + r.d.jobColumns() + " FROM jobs WHERE TRUE")
 	if len(q.Statuses) > 0 {
 		st := make([]string, len(q.Statuses))
 		for i, s := range q.Statuses {

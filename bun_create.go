@@ -135,7 +135,7 @@ func (r *BunRepository) insert(ctx context.Context, db bun.IDB, jobs []*Job, chu
 			keys = append(keys, j.UniqueKey)
 		}
 	}
-	rows, err := db.QueryContext(ctx, "SELECT "+jobColumns+" FROM jobs WHERE unique_key IN (?)", bun.List(keys))
+	rows, err := db.QueryContext(ctx, "SELECT "+r.d.jobColumns()+" FROM jobs WHERE unique_key IN (?)", bun.List(keys))
 	if err != nil {
 		return nil, err
 	}

@@ -25,7 +25,7 @@ func (r *BunRepository) RequestCancel(ctx context.Context, id uuid.UUID) (*Job, 
 			"finished_at = CASE WHEN status = 'pending' THEN ?"+r.d.castTime()+" ELSE finished_at END, "+
 			"cancel_requested = TRUE, "+
 			"updated_at = CASE WHEN status = 'running' AND cancel_requested THEN updated_at ELSE ?"+r.d.castTime()+" END "+
-			"WHERE id = ? AND status IN ('pending', 'running') RETURNING "+jobColumns, t, t, id.String())
+			"WHERE id = ? AND status IN ('pending', 'running') RETURNING "+r.d.jobColumns(), t, t, id.String())
 		if err != nil {
 			return err
 		}
@@ -104,7 +104,7 @@ func (r *BunRepository) RescueExpired(ctx context.Context, limit int) ([]*Job, e
 			" ORDER BY lease_expires_at LIMIT ?" + r.d.skipLocked()
 		args = append(args, limit)
 		nowSQL, args = r.d.now(args, t)
-		b.WriteString(r.d.idIn(sub) + " AND status = 'running' AND lease_expires_at < " + nowSQL + " RETURNING " + jobColumns)
+		b.WriteString(r.d.idIn(sub) + " AND status = 'running' AND lease_expires_at < " + nowSQL + " RETURNING " + r.d.jobColumns())
 		rows, err := db.QueryContext(ctx, b.String(), args...)
 		if err != nil {
 			return err

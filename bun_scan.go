@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -12,6 +13,28 @@ import (
 const jobColumns = "id, kind, queue, status, priority, payload, result, progress_fraction, progress_message, " +
 	"error, errors, attempt, max_attempts, timeout, unique_key, cancel_requested, run_at, created_at, " +
 	"updated_at, started_at, finished_at, lease_owner, lease_token, lease_expires_at"
+
+// sqliteJobColumns is jobColumns for SQLite, with each timestamp as the
+// expression +col (the same text): modernc parses a column declared
+// TIMESTAMP itself, with a failing and a succeeding time.Parse per value,
+// whereas an expression comes back as text that timeCol parses directly.
+var sqliteJobColumns = func() string {
+	cols := strings.Split(jobColumns, ", ")
+	for i, c := range cols {
+		if strings.HasSuffix(c, "_at") {
+			cols[i] = "+" + c
+		}
+	}
+	return strings.Join(cols, ", ")
+}()
+
+// jobColumns returns the column list of the dialect (see sqliteJobColumns).
+func (d sqlDialect) jobColumns() string {
+	if d.pg {
+		return jobColumns
+	}
+	return sqliteJobColumns
+}
 
 // jobScanner scans rows of jobColumns into Jobs without reflection. One
 // scanner serves one result set; its destinations are allocated once.
@@ -146,6 +169,10 @@ func (c *timeCol) Scan(v any) error {
 }
 
 func (c *timeCol) parse(s string) error {
+	if t, ok := parseSQLTime(s); ok {
+		c.t = t
+		return nil
+	}
 	for _, l := range timeLayouts {
 		if t, err := time.Parse(l, s); err == nil {
 			c.t = t.UTC()
@@ -153,4 +180,64 @@ func (c *timeCol) parse(s string) error {
 		}
 	}
 	return fmt.Errorf("jobs: cannot parse timestamp %q", s)
+}
+
+// parseSQLTime parses the layout every timestamp is stored in,
+// "2006-01-02 15:04:05.999999999-07:00" (also with T or Z), without
+// time.Parse, and reports false for anything else.
+func parseSQLTime(s string) (time.Time, bool) {
+	if len(s) < 20 || s[4] != '-' || s[7] != '-' || (s[10] != ' ' && s[10] != 'T') || s[13] != ':' || s[16] != ':' {
+		return time.Time{}, false
+	}
+	num := func(s string) int {
+		n := 0
+		for i := 0; i < len(s); i++ {
+			if s[i] < '0' || s[i] > '9' {
+				return -1
+			}
+			n = n*10 + int(s[i]-'0')
+		}
+		return n
+	}
+	y, mo, d, h, mi, sec := num(s[0:4]), num(s[5:7]), num(s[8:10]), num(s[11:13]), num(s[14:16]), num(s[17:19])
+	if y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59 {
+		return time.Time{}, false
+	}
+	rest := s[19:]
+	ns := 0
+	if rest != "" && rest[0] == '.' {
+		i := 1
+		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+			i++
+		}
+		digits := rest[1:i]
+		if len(digits) == 0 || len(digits) > 9 {
+			return time.Time{}, false
+		}
+		ns = num(digits)
+		for range 9 - len(digits) {
+			ns *= 10
+		}
+		rest = rest[i:]
+	}
+	off := 0
+	switch {
+	case rest == "Z":
+	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':':
+		oh, om := num(rest[1:3]), num(rest[4:6])
+		if oh < 0 || oh > 23 || om < 0 || om > 59 {
+			return time.Time{}, false
+		}
+		off = (oh*60 + om) * 60
+		if rest[0] == '-' {
+			off = -off
+		}
+	default:
+		return time.Time{}, false
+	}
+	t := time.Date(y, time.Month(mo), d, h, mi, sec, ns, time.UTC)
+	if t.Day() != d { // a day past the end of its month
+		return time.Time{}, false
+	}
+	return t.Add(-time.Duration(off) * time.Second), true
 }

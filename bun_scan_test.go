@@ -42,3 +42,38 @@ func TestRawJSONCopiesAndAcceptsNumbers(t *testing.T) {
 	require.Nil(t, r)
 	require.Error(t, r.Scan(struct{}{}))
 }
+
+func TestParseSQLTimeAgreesWithTimeParse(t *testing.T) {
+	t.Parallel()
+	base := time.Date(2026, 2, 28, 23, 59, 58, 0, time.UTC)
+	for _, at := range []time.Time{base, base.Add(123456 * time.Microsecond), base.Add(time.Nanosecond),
+		base.Add(100 * time.Millisecond), base.In(time.FixedZone("w", -(9*3600 + 30*60))), time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		for _, l := range []string{sqlTimeLayout, "2006-01-02T15:04:05.999999999Z07:00"} {
+			s := at.Format(l)
+			want, err := time.Parse(l, s)
+			require.NoError(t, err)
+			got, ok := parseSQLTime(s)
+			require.True(t, ok, s)
+			require.True(t, want.Equal(got), "%s: %v", s, got)
+			require.Equal(t, time.UTC, got.Location())
+		}
+	}
+	for _, s := range []string{"", "2026-02-30 00:00:00+00:00", "2026-13-01 00:00:00+00:00", "2026-01-01 24:00:00+00:00",
+		"2026-01-01 00:00:00", "2026-01-01 00:00:00.+00:00", "2026-01-01 00:00:00.1234567890+00:00", "2026-01-01 00:00:00+0000",
+		"2026-01-01 00:00:00+24:00", "2026-0a-01 00:00:00+00:00", "2026/01/01 00:00:00+00:00", "2026-01-01 00:00:00+00:00x"} {
+		_, ok := parseSQLTime(s)
+		require.False(t, ok, s)
+	}
+	var c timeCol
+	require.NoError(t, c.Scan("2026-01-01 00:00:00"), "other layouts still parse")
+}
+
+func BenchmarkTimeColScan(b *testing.B) {
+	s := time.Now().Format(sqlTimeLayout)
+	var c timeCol
+	for b.Loop() {
+		if err := c.Scan(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -81,7 +81,7 @@ func (r *BunRepository) claimSQL(q ClaimQuery, t time.Time) (string, []any) {
 	// statement on every run (its plan depends on the value).
 	sub.WriteString(" ORDER BY priority DESC, run_at, id LIMIT " + strconv.Itoa(q.Limit))
 	sub.WriteString(r.d.skipLocked())
-	b.WriteString(" WHERE " + r.d.idIn(sub.String()) + " AND " + r.d.stillPending() + " RETURNING " + jobColumns)
+	b.WriteString(" WHERE " + r.d.idIn(sub.String()) + " AND " + r.d.stillPending() + " RETURNING " + r.d.jobColumns())
 	return b.String(), args
 }
 
