@@ -109,7 +109,7 @@ func (r *BunRepository) RescueExpired(ctx context.Context, limit int) ([]*Job, e
 		if err != nil {
 			return err
 		}
-		rescued, err = scanLenient(rows)
+		rescued, err = scanLenient(rows, newJobScanner())
 		return err
 	})
 	if err != nil {

@@ -64,6 +64,24 @@ func newJobScanner() *jobScanner {
 	return s
 }
 
+// sqliteClaimColumns are the columns a claim returns on SQLite: those it
+// does not set to values known in Go (status, owner, start, update and
+// lease expiry; finished_at is NULL), in the order of newClaimScanner.
+// Fewer columns cost less to store for RETURNING and to read.
+const sqliteClaimColumns = "id, kind, queue, priority, payload, result, progress_fraction, progress_message, " +
+	"error, errors, attempt, max_attempts, timeout, unique_key, cancel_requested, +run_at, +created_at, lease_token"
+
+// newClaimScanner scans rows of sqliteClaimColumns; the caller sets the
+// other fields (see BunRepository.Claim).
+func newClaimScanner() *jobScanner {
+	s := &jobScanner{}
+	j := &s.j
+	s.dest = []any{&j.ID, &j.Kind, &j.Queue, &j.Priority, &s.payload, &s.result,
+		&j.Progress.Fraction, &j.Progress.Message, &j.Error, &s.errs, &j.Attempt, &j.MaxAttempts,
+		&s.timeout, &s.uniqueKey, &j.CancelRequested, &s.runAt, &s.created, &s.token}
+	return s
+}
+
 // scan reads the current row into a new Job.
 func (s *jobScanner) scan(rows *sql.Rows) (*Job, error) {
 	s.payload, s.result, s.errs = nil, nil, nil

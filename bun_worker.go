@@ -26,18 +26,31 @@ func (r *BunRepository) Claim(ctx context.Context, q ClaimQuery) ([]*Job, error)
 	if err := checkClaim(q); err != nil {
 		return nil, err
 	}
-	query, args := r.claimSQL(q, now())
+	t := now()
+	query, args := r.claimSQL(q, t)
 	var claimed []*Job
 	err := r.write(ctx, op, false, func(ctx context.Context, db bun.IDB) error {
 		rows, err := r.query(ctx, db, query, args...)
 		if err != nil {
 			return err
 		}
-		claimed, err = scanLenient(rows)
+		if r.d.pg {
+			claimed, err = scanLenient(rows, newJobScanner())
+			return err
+		}
+		claimed, err = scanLenient(rows, newClaimScanner())
 		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	if r.d.sqlite() {
+		// The values the claim set from Go, as stored (to the microsecond).
+		expires := t.Add(q.LeaseDuration).Truncate(time.Microsecond)
+		for _, j := range claimed {
+			j.Status, j.LeaseOwner = StatusRunning, q.Owner
+			j.StartedAt, j.UpdatedAt, j.LeaseExpiresAt, j.FinishedAt = t, t, expires, time.Time{}
+		}
 	}
 	sortClaimed(claimed)
 	if claimed == nil {
@@ -81,16 +94,19 @@ func (r *BunRepository) claimSQL(q ClaimQuery, t time.Time) (string, []any) {
 	// statement on every run (its plan depends on the value).
 	sub.WriteString(" ORDER BY priority DESC, run_at, id LIMIT " + strconv.Itoa(q.Limit))
 	sub.WriteString(r.d.skipLocked())
-	b.WriteString(" WHERE " + r.d.idIn(sub.String()) + " AND " + r.d.stillPending() + " RETURNING " + r.d.jobColumns())
+	returning := jobColumns
+	if r.d.sqlite() {
+		returning = sqliteClaimColumns
+	}
+	b.WriteString(" WHERE " + r.d.idIn(sub.String()) + " AND " + r.d.stillPending() + " RETURNING " + returning)
 	return b.String(), args
 }
 
 // scanLenient scans every row it can: a row that cannot be scanned is left
 // out (it stays running and the rescuer retries it when its lease expires)
 // so that it does not fail the rows claimed with it.
-func scanLenient(rows *sql.Rows) ([]*Job, error) {
+func scanLenient(rows *sql.Rows, s *jobScanner) ([]*Job, error) {
 	defer rows.Close()
-	s := newJobScanner()
 	var out []*Job
 	for rows.Next() {
 		if j, err := s.scan(rows); err == nil {

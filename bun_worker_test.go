@@ -257,3 +257,22 @@ func TestBunFinishPlainSuccessesBesideOthers(t *testing.T) {
 		require.ErrorIs(t, repo.Finish(ctx, jobs.Completion{Lease: lease[plain.ID], Status: jobs.StatusSucceeded}), jobs.ErrLeaseLost)
 	})
 }
+
+func TestBunClaimReturnsTheStoredJob(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, repo *jobs.BunRepository) {
+		ctx := t.Context()
+		j := &jobs.Job{Kind: "k", Queue: "q", Priority: 3, MaxAttempts: 5, Timeout: time.Second, UniqueKey: "u",
+			Payload: json.RawMessage(`{"a":1}`)}
+		require.NoError(t, repo.Create(ctx, j))
+		cl, err := repo.Claim(ctx, jobs.ClaimQuery{Owner: "w", Limit: 1, LeaseDuration: 1500*time.Millisecond + 7*time.Nanosecond})
+		require.NoError(t, err)
+		require.Len(t, cl, 1)
+		got := mustGet(t, repo, j.ID)
+		require.JSONEq(t, string(got.Payload), string(cl[0].Payload))
+		cl[0].Payload = got.Payload
+		require.Equal(t, got, cl[0], "a claimed job is the stored job")
+		require.Equal(t, jobs.StatusRunning, got.Status)
+		require.Equal(t, "w", got.LeaseOwner)
+	})
+}
