@@ -24,8 +24,8 @@ type stmtCache struct {
 }
 
 // maxCachedStmts bounds the cache: claims differ in their number of queues
-// and kinds and in their limit (a literal, see claimSQL), so the set of
-// statements is open-ended. Past the bound, statements are not cached.
+// and kinds, so the set of statements is open-ended. Past the bound,
+// statements are not cached.
 const maxCachedStmts = 512
 
 // get returns the prepared statement of query, preparing it once. It

@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"strconv"
 	"strings"
 	"time"
 
@@ -90,9 +89,11 @@ func (r *BunRepository) claimSQL(q ClaimQuery, t time.Time) (string, []any) {
 			args = append(args, s)
 		}
 	}
-	// The limit is a literal: a bound LIMIT makes SQLite re-prepare the
-	// statement on every run (its plan depends on the value).
-	sub.WriteString(" ORDER BY priority DESC, run_at, id LIMIT " + strconv.Itoa(q.Limit))
+	// On SQLite the limit is bound as +?: a plain bound LIMIT makes SQLite
+	// re-prepare the statement on every run (it plans with the value), and a
+	// literal would prepare one statement per limit.
+	sub.WriteString(" ORDER BY priority DESC, run_at, id LIMIT " + r.d.limitArg())
+	args = append(args, q.Limit)
 	sub.WriteString(r.d.skipLocked())
 	returning := jobColumns
 	if r.d.sqlite() {

@@ -77,6 +77,18 @@ func (d sqlDialect) skipLocked() string {
 	return ""
 }
 
+// limitArg is the placeholder of a LIMIT whose value changes between runs
+// of a cached statement. On SQLite, "LIMIT ?" lets the planner read the
+// bound value, which marks the statement to be re-prepared whenever the
+// value is bound again (every run); "+?" is the same value, evaluated at
+// run time.
+func (d sqlDialect) limitArg() string {
+	if d.pg {
+		return "?"
+	}
+	return "+?"
+}
+
 // stillPending is the claim's re-check, in the outer UPDATE, that a picked
 // row is still pending. On PostgreSQL it compares under the "C" collation:
 // the same test for these ASCII values, but it does not imply the
