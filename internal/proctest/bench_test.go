@@ -2,10 +2,12 @@ package proctest
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/jobspg"
 )
 
 // BenchmarkDrainProcesses measures an end-to-end drain of 20 000 no-op jobs
@@ -41,6 +43,66 @@ func BenchmarkDrainProcesses(b *testing.B) {
 				b.StartTimer()
 			}
 			b.ReportMetric(float64(n*b.N)/total.Seconds(), "jobs/s")
+		})
+	}
+}
+
+// BenchmarkCrossProcessCancel measures the time from Cancel in this process
+// to the handler's context being done in a worker process on PostgreSQL
+// (both read the host's wall clock; the worker writes the moment to its
+// ledger). "notify": the worker's cancel poll is a minute, so only
+// LISTEN/NOTIFY can deliver the cancel in time; "poll": no listener, the
+// default cancel poll interval.
+//
+//	JOBS_LONG_TESTS=1 go test -run '^$' -bench CrossProcessCancel -benchtime 200x ./internal/proctest
+func BenchmarkCrossProcessCancel(b *testing.B) {
+	long(b)
+	for _, mode := range []string{"notify", "poll"} {
+		b.Run(mode, func(b *testing.B) {
+			cfg := childConfig{Workers: 2, Lease: time.Minute, Poll: 5 * time.Millisecond}
+			if mode == "notify" {
+				cfg.CancelPoll = time.Minute
+			} else {
+				cfg.NoNotify = true
+			}
+			c := newCluster(b, "postgres", cfg, "")
+			c.start()
+			// The coordinator awaits each canceled job through its own
+			// listener, so that it reads the ledger only afterwards and
+			// takes no CPU from the worker while the cancel travels.
+			r, err := jobs.NewRunner(c.repo, jobs.WithAllowUnknownKinds(),
+				jobs.WithNotifier(jobspg.NewListener(c.repo.DB())))
+			if err != nil {
+				b.Fatal(err)
+			}
+			var lat []time.Duration
+			for b.Loop() {
+				id := c.enqueue(1, kindWait, nil, nil)[0]
+				c.waitLedger(10*time.Second, func(l *ledger) bool { return l.count(id, "start") == 1 })
+				t0 := time.Now()
+				if _, err := r.Cancel(b.Context(), id); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := r.Await(b.Context(), id); err != nil {
+					b.Fatal(err)
+				}
+				l := readLedgers(b, c.dir)
+				for _, e := range l.byJob[id] {
+					if e.event == "ctxdone" {
+						var code string
+						var at int64
+						if _, err := fmt.Sscan(e.rest, &code, &at); err != nil || code != string(jobs.CodeCanceled) {
+							b.Fatalf("ctxdone %q", e.rest)
+						}
+						lat = append(lat, time.Unix(0, at).Sub(t0))
+					}
+				}
+			}
+			slices.Sort(lat)
+			ms := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))]) / float64(time.Millisecond) }
+			b.ReportMetric(ms(0.5), "cancel-p50-ms")
+			b.ReportMetric(ms(0.99), "cancel-p99-ms")
+			b.ReportMetric(ms(1), "cancel-max-ms")
 		})
 	}
 }

@@ -30,6 +30,8 @@ type childConfig struct {
 	Lease    time.Duration // runner lease
 	Poll     time.Duration // runner poll interval
 	NoNotify bool          // PostgreSQL: run without the LISTEN/NOTIFY listener
+	// CancelPoll is the runner's cancel poll interval; 0 keeps the default.
+	CancelPoll time.Duration
 }
 
 // The kinds the worker process handles. Each writes "start" to the ledger
@@ -40,6 +42,7 @@ const (
 	kindWork   = "work"   // start, sleep payload.MS, done
 	kindBlock1 = "block1" // attempt 1: start, then block until ctx ends (ctxdone); later attempts: start, done
 	kindPause1 = "pause1" // attempt 1: start, report progress every 20 ms until ctx ends (ctxdone); later: start, done
+	kindWait   = "wait"   // start, block until ctx ends, then ctxdone with the cause and the wall clock in UnixNano
 )
 
 // workPayload is the payload of kindWork.
@@ -104,6 +107,9 @@ func runChild(ctx context.Context, cfg childConfig) error {
 			jobspg.WithReconnectBackoff(20*time.Millisecond, time.Second))
 		opts = append(opts, jobs.WithNotifier(listener))
 	}
+	if cfg.CancelPoll > 0 {
+		opts = append(opts, jobs.WithCancelPollInterval(cfg.CancelPoll))
+	}
 	pid := os.Getpid()
 	r, err := jobs.NewRunner(&recordingRepo{JobRepository: repo, led: led}, append(opts,
 		jobs.WithConcurrency(cfg.Workers), jobs.WithLeaseDuration(cfg.Lease), jobs.WithPollInterval(cfg.Poll),
@@ -157,6 +163,13 @@ func runChild(ctx context.Context, cfg childConfig) error {
 			}
 		}
 	}
+	r.Handle(kindWait, func(ctx context.Context, j *jobs.Job, _ jobs.Reporter) (json.RawMessage, error) {
+		led.write("start", j.ID, j.Attempt, pid)
+		<-ctx.Done()
+		at := time.Now().UnixNano()
+		led.write("ctxdone", j.ID, j.Attempt, pid, string(jobs.CodeOf(context.Cause(ctx))), fmt.Sprint(at))
+		return nil, ctx.Err()
+	})
 	r.Handle(kindBlock1, firstBlocks(false))
 	r.Handle(kindPause1, firstBlocks(true))
 
