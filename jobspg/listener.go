@@ -224,10 +224,11 @@ func (l *Listener) run(ctx context.Context, done chan struct{}, running *atomic.
 
 // backoff returns the jittered delay before reconnection attempt n ≥ 1.
 func (l *Listener) backoff(n int) time.Duration {
-	d := l.cfg.backoffMax
-	if n < 30 && l.cfg.backoffMin<<(n-1) < d {
-		d = l.cfg.backoffMin << (n - 1)
+	d := l.cfg.backoffMin
+	for i := 1; i < n && d < l.cfg.backoffMax; i++ {
+		d *= 2 // stops at the cap, so it never overflows
 	}
+	d = min(d, l.cfg.backoffMax)
 	return d/2 + rand.N(d/2+1)
 }
 
