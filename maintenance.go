@@ -29,7 +29,9 @@ func (r *Runner) rescueLoop(ctx context.Context) error {
 
 func (r *Runner) rescue(ctx context.Context) {
 	for ctx.Err() == nil {
-		rctx, cancel := context.WithTimeout(ctx, r.rescueInterval())
+		// A whole lease, not one interval: a rescue that commits but whose
+		// reply is cut off would go unreported (no wake-up, no log).
+		rctx, cancel := context.WithTimeout(ctx, r.cfg.lease)
 		js, err := r.repo.RescueExpired(rctx, rescueLimit)
 		cancel()
 		if err != nil {
