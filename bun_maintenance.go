@@ -75,9 +75,6 @@ func (r *BunRepository) CancelRequests(ctx context.Context, owner string) ([]uui
 	return ids, nil
 }
 
-// leaseExpiredError is the attempt error recorded when a lease expires.
-const leaseExpiredError = "lease expired"
-
 // RescueExpired implements [JobRepository.RescueExpired] with one UPDATE
 // whose WHERE re-checks that the lease is still expired and the job still
 // running, so concurrent rescuers each requeue an expired lease once. The

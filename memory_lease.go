@@ -294,6 +294,10 @@ func (m *MemoryRepository) RescueExpired(ctx context.Context, limit int) ([]*Job
 		if status == StatusPending && r.job.Attempt >= r.job.MaxAttempts {
 			status = StatusFailed
 		}
+		if status != StatusCanceled {
+			r.job.Error = leaseExpiredError
+			r.job.Errors = appendAttemptError(r.job.Errors, r.job.Attempt, leaseExpiredError, t)
+		}
 		m.settle(r, status, t)
 		out = append(out, cloneJob(&r.job))
 	}

@@ -137,7 +137,8 @@ type JobRepository interface {
 	// RescueExpired finds up to limit running jobs whose lease has expired
 	// and returns them to pending (the attempt stays counted), or to failed
 	// when no attempts remain, or to canceled when a cancel was requested;
-	// it clears their leases, so the old owner's writes are fenced out. Each
+	// it clears their leases, so the old owner's writes are fenced out, and
+	// records "lease expired" as the attempt's error (unless canceled). Each
 	// expired lease is rescued once, even with several rescuers at once.
 	// It returns the rescued jobs as stored after the change. A lease has
 	// expired when its LeaseExpiresAt is before now. A limit outside [1,

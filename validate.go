@@ -188,6 +188,10 @@ func checkCompletion(c Completion, maxResult int) error {
 	return nil
 }
 
+// leaseExpiredError is the attempt error every repository records when
+// RescueExpired requeues or fails a job whose lease ran out.
+const leaseExpiredError = "lease expired"
+
 // leaseLost is the error of a fenced-out write.
 func leaseLost(op string, id uuid.UUID) *Error {
 	return newError(CodeLeaseLost, op, id, "lease lost")
