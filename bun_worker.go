@@ -151,19 +151,19 @@ type fencedStmt struct {
 	args  []any
 }
 
-// stmts appends the batch's statements to out: one per maxBatchRows rows
-// (SQLite binds at most 32 766 values per statement).
+// stmts appends the batch's statements to out: one per d.batchRows rows.
 func (b fencedBatch) stmts(d sqlDialect, out []fencedStmt) []fencedStmt {
 	all := append(leaseCols[:len(leaseCols):len(leaseCols)], b.cols...)
-	for lo := 0; lo < len(b.rows); lo += maxBatchRows {
-		chunk := b.rows[lo:min(lo+maxBatchRows, len(b.rows))]
+	per := d.batchRows(len(all))
+	for lo := 0; lo < len(b.rows); lo += per {
+		chunk := b.rows[lo:min(lo+per, len(b.rows))]
 		values := make([][]any, len(chunk))
 		for i, row := range chunk {
 			values[i] = append([]any{row.lease.JobID.String(), row.lease.Token}, row.data...)
 		}
 		table, args := d.batchTable(all, values)
 		setSQL, args := b.set(args)
-		out = append(out, fencedStmt{"WITH _data AS (" + table + ") UPDATE jobs SET " + setSQL +
+		out = append(out, fencedStmt{"WITH _data AS (" + table + ") UPDATE " + d.orRollback() + "jobs SET " + setSQL +
 			" FROM _data WHERE id = d_id AND lease_token = d_token AND status = 'running' RETURNING id", args})
 	}
 	return out

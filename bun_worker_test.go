@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"encoding/json"
+	"strconv"
 	"testing"
 	"time"
 
@@ -274,5 +275,40 @@ func TestBunClaimReturnsTheStoredJob(t *testing.T) {
 		require.Equal(t, got, cl[0], "a claimed job is the stored job")
 		require.Equal(t, jobs.StatusRunning, got.Status)
 		require.Equal(t, "w", got.LeaseOwner)
+	})
+}
+
+func TestBunFinishOverSeveralStatements(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, repo *jobs.BunRepository) {
+		ctx := t.Context()
+		const n = 75 // over two SQLite statements of 32 completions with results
+		js := make([]*jobs.Job, n)
+		for i := range js {
+			js[i] = newJob("k", i)
+		}
+		require.NoError(t, repo.Create(ctx, js...))
+		cl := claimAll(t, repo, n)
+		require.Len(t, cl, n)
+		cs := make([]jobs.Completion, n)
+		for i, j := range cl {
+			cs[i] = jobs.Completion{Lease: j.Lease(), Status: jobs.StatusSucceeded, Result: json.RawMessage(`{"i":` + strconv.Itoa(i) + `}`)}
+		}
+		stale := cl[40].ID
+		cs[40].Lease.Token = "stale"
+		err := repo.Finish(ctx, cs...)
+		require.ErrorIs(t, err, jobs.ErrLeaseLost)
+		e, ok := errorsAs(err)
+		require.True(t, ok)
+		require.Equal(t, stale, e.JobID)
+		for i, j := range cl {
+			g := mustGet(t, repo, j.ID)
+			if j.ID == stale {
+				require.Equal(t, jobs.StatusRunning, g.Status)
+				continue
+			}
+			require.Equal(t, jobs.StatusSucceeded, g.Status)
+			require.JSONEq(t, `{"i":`+strconv.Itoa(i)+`}`, string(g.Result))
+		}
 	})
 }

@@ -50,3 +50,15 @@ func TestDialectFragments(t *testing.T) {
 	require.Equal(t, "x", lite.jsonFromText("x"))
 	require.Equal(t, "x::jsonb", pg.jsonFromText("x"))
 }
+
+func TestBatchRowsBoundTheValuesPerStatement(t *testing.T) {
+	t.Parallel()
+	lite, pg := sqlDialect{name: dialect.SQLite}, sqlDialect{name: dialect.PG, pg: true}
+	for cols, want := range map[int]int{2: 128, 4: 64, 9: 32, 40: 16} {
+		require.Equal(t, want, lite.batchRows(cols), "%d columns", cols)
+		require.LessOrEqual(t, lite.batchRows(cols)*cols, max(sqliteBatchValues, 16*cols))
+		require.Equal(t, maxBatchRows, pg.batchRows(cols))
+	}
+	require.Equal(t, "OR ROLLBACK ", lite.orRollback())
+	require.Empty(t, pg.orRollback())
+}
