@@ -107,6 +107,27 @@ var insertBoundSQL = func() []string {
 	return out
 }()
 
+// insertSameTimeSQL holds the INSERT statements of 1, 2, 4, …
+// insertBoundRows rows that were created and run at one time, bound once
+// (the common batch): 7 values a row instead of 10.
+var insertSameTimeSQL = func() []string {
+	var out []string
+	for n := 1; n <= insertBoundRows; n *= 2 {
+		var b strings.Builder
+		b.WriteString("WITH _t(ts) AS (SELECT ?) INSERT OR ROLLBACK" + strings.TrimSuffix(keylessInsert, " VALUES ") +
+			" SELECT column1, column2, column3, column4, column5, column6, column7, ts, ts, ts FROM (VALUES ")
+		for i := range n {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+		}
+		b.WriteString("), _t")
+		out = append(out, b.String())
+	}
+	return out
+}()
+
 // insertBoundArgs appends the values of j for keylessRow to args; equal
 // times are formatted once.
 func insertBoundArgs(args []any, j *Job) []any {
@@ -124,18 +145,34 @@ func insertBoundArgs(args []any, j *Job) []any {
 
 // insertBound inserts jobs without unique keys with cached prepared
 // INSERTs of insertBoundRows rows, the rest with the statements of the
-// powers of two that make it up. db is a transaction of [BunRepository.write]
+// powers of two that make it up. A chunk whose jobs share one creation and
+// run time binds that time once (insertSameTimeSQL). db is a transaction of [BunRepository.write]
 // (several statements must be all or nothing).
 func (r *BunRepository) insertBound(ctx context.Context, db bun.IDB, jobs []*Job) error {
 	args := make([]any, 0, 10*insertBoundRows)
 	for lo := 0; lo < len(jobs); {
 		k := bits.Len(uint(min(len(jobs)-lo, insertBoundRows))) - 1
 		n := 1 << k
-		args = args[:0]
-		for _, j := range jobs[lo : lo+n] {
-			args = insertBoundArgs(args, j)
+		chunk := jobs[lo : lo+n]
+		at := chunk[0].CreatedAt
+		same := true
+		for _, j := range chunk {
+			same = same && j.CreatedAt.Equal(at) && j.UpdatedAt.Equal(at) && j.RunAt.Equal(at)
 		}
-		if err := r.exec(ctx, db, insertBoundSQL[k], args...); err != nil {
+		args = args[:0]
+		q := insertBoundSQL[k]
+		if same {
+			q = insertSameTimeSQL[k]
+			args = append(args, boundTime(at))
+			for _, j := range chunk {
+				args = append(args, j.ID.String(), j.Kind, j.Queue, j.Priority, string(j.Payload), j.MaxAttempts, int64(j.Timeout))
+			}
+		} else {
+			for _, j := range chunk {
+				args = insertBoundArgs(args, j)
+			}
+		}
+		if err := r.exec(ctx, db, q, args...); err != nil {
 			return err
 		}
 		lo += n

@@ -71,9 +71,10 @@ func TestInsertBoundChunksAndRollsBackWhole(t *testing.T) {
 	// A row that fails in the last statement undoes the whole batch, and
 	// the repository writes normally afterwards.
 	more := make([]*Job, insertBoundRows+1)
+	at := now() // one time: the statements that bind it once
 	for i := range more {
 		more[i] = &Job{Kind: "k", Payload: json.RawMessage(`{}`)}
-		require.NoError(t, prepareNew(more[i], now(), r.maxPayload))
+		require.NoError(t, prepareNew(more[i], at, r.maxPayload))
 	}
 	more[len(more)-1].ID = js[0].ID
 	err = r.write(ctx, "create", true, func(ctx context.Context, db bun.IDB) error { return r.insertBound(ctx, db, more) })
