@@ -37,6 +37,7 @@ import (
 	"github.com/jobsmith/jobs/examples/internal/transcribe"
 	"github.com/jobsmith/jobs/jobspg"
 	"github.com/jobsmith/jobs/jobsqlite"
+	"github.com/uptrace/bun/dialect"
 )
 
 // Exit codes.
@@ -78,8 +79,14 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		return exitFailed
 	}
 	defer repo.Close()
-	runner, err := jobs.NewRunner(repo, jobs.WithConcurrency(cfg.Concurrency),
-		jobs.WithGracePeriod(cfg.GracePeriod), jobs.WithLogger(log))
+	opts := []jobs.Option{jobs.WithConcurrency(cfg.Concurrency),
+		jobs.WithGracePeriod(cfg.GracePeriod), jobs.WithLogger(log)}
+	if repo.DB().Dialect().Name() == dialect.PG {
+		// Several servers on one database: new jobs, cancels and progress
+		// from the others arrive by LISTEN/NOTIFY instead of the next poll.
+		opts = append(opts, jobs.WithNotifier(jobspg.NewListener(repo.DB(), jobspg.WithListenerLogger(log))))
+	}
+	runner, err := jobs.NewRunner(repo, opts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "httpserver: %v\n", err)
 		return exitFailed
