@@ -29,8 +29,9 @@ type stmtCache struct {
 const maxCachedStmts = 512
 
 // get returns the prepared statement of query, preparing it once. It
-// returns nil and no error when the cache is full and query is not in it;
-// the caller then runs query without a prepared statement.
+// returns nil and no error when query is not in the cache and the cache is
+// full or the pool has no free connection; the caller then runs query
+// without a prepared statement.
 func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -38,6 +39,13 @@ func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
 		return st, nil
 	}
 	if len(c.stmts) >= maxCachedStmts {
+		return nil, nil
+	}
+	// Preparing on the pool needs a free connection. When every connection
+	// is in use, one of them may be the caller's own transaction (always so
+	// with a pool of one), and waiting would deadlock: run unprepared now
+	// and prepare on a later call.
+	if s := c.db.Stats(); s.MaxOpenConnections > 0 && s.InUse >= s.MaxOpenConnections {
 		return nil, nil
 	}
 	st, err := c.db.PrepareContext(ctx, query)

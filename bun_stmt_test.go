@@ -105,3 +105,30 @@ func TestStmtCacheIsBounded(t *testing.T) {
 	require.Equal(t, 42, v)
 	require.NoError(t, rows.Close())
 }
+
+// TestStmtCacheWithOneConnection: with a pool of one connection, the first
+// use of a statement inside the repository's own transaction must not wait
+// for a second connection to prepare it (it used to hang for ever).
+func TestStmtCacheWithOneConnection(t *testing.T) {
+	t.Parallel()
+	r := openTestSQLite(t)
+	r.db.SetMaxOpenConns(1)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	js := make([]*Job, 2*insertBoundRows+3)
+	for i := range js {
+		js[i] = &Job{Kind: "k"}
+	}
+	require.NoError(t, r.Create(ctx, js...), "a batch create in one transaction")
+	claimed, err := r.Claim(ctx, ClaimQuery{Owner: "o", Limit: len(js), LeaseDuration: time.Minute})
+	require.NoError(t, err)
+	require.Len(t, claimed, len(js))
+	cs := make([]Completion, len(claimed))
+	for i, j := range claimed {
+		cs[i] = Completion{Lease: j.Lease(), Status: StatusSucceeded}
+	}
+	require.NoError(t, r.Finish(ctx, cs...))
+	st, err := r.Stats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, len(js), st.ByStatus[StatusSucceeded])
+}
