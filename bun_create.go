@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"strings"
 	"time"
@@ -197,19 +198,25 @@ func insertMultiRow(ctx context.Context, db bun.IDB, jobs []*Job, chunks [][2]in
 		if err != nil {
 			return nil, err
 		}
-		for rows.Next() {
-			var id uuid.UUID
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			inserted[id] = true
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		if err := scanInsertedIDs(rows, inserted); err != nil {
 			return nil, err
 		}
 	}
 	return inserted, nil
+}
+
+// scanInsertedIDs reads the ids of an INSERT … RETURNING id into inserted
+// and closes rows.
+func scanInsertedIDs(rows *sql.Rows, inserted map[uuid.UUID]bool) error {
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		inserted[id] = true
+	}
+	return errors.Join(rows.Err(), rows.Close())
 }
 
 // insertArgs are the values of one job for insertColumns.

@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -55,15 +54,7 @@ func insertUnnest(ctx context.Context, db bun.IDB, jobs []*Job, chunks [][2]int,
 		if err != nil {
 			return nil, err
 		}
-		for rows.Next() {
-			var id uuid.UUID
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			inserted[id] = true
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		if err := scanInsertedIDs(rows, inserted); err != nil {
 			return nil, err
 		}
 	}

@@ -46,18 +46,7 @@ func (r *Runner) heartbeat(ctx context.Context, every time.Duration) {
 		hctx, cancel := context.WithTimeout(ctx, every)
 		err := r.repo.Heartbeat(hctx, r.cfg.lease, leases...)
 		cancel()
-		perJob, other := splitErrors(err)
-		if other != nil {
-			r.cfg.logger.Warn("renew leases", "error", other, "jobs", len(leases))
-		}
-		for _, e := range execs {
-			switch jerr := perJob[e.lease.JobID]; {
-			case errors.Is(jerr, ErrLeaseLost), errors.Is(jerr, ErrNotFound):
-				r.leaseLost(e)
-			case jerr == nil && other == nil:
-				e.renewed.Store(start.UnixNano())
-			}
-		}
+		r.settleRenewals("renew leases", execs, err, start, nil)
 	}
 	// A lease that the next tick might not renew in time is given up now,
 	// well before it expires and another runner may claim the job: less than
@@ -69,6 +58,30 @@ func (r *Runner) heartbeat(ctx context.Context, every time.Duration) {
 		if !e.lost.Load() && left < every+every/2 {
 			r.cfg.logger.Error("lease not renewed in time", "job_id", e.lease.JobID, "kind", e.job.Kind)
 			r.leaseLost(e)
+		}
+	}
+}
+
+// settleRenewals applies the result err of a batch write that renews the
+// leases of execs (a heartbeat or a progress write) begun at start: a job
+// whose lease was lost is stopped, a job written counts as renewed, and a
+// job whose write failed otherwise keeps its lease until it runs out and is
+// handed to retry, when not nil.
+func (r *Runner) settleRenewals(msg string, execs []*execution, err error, start time.Time, retry func(*execution)) {
+	perJob, other := splitErrors(err)
+	if other != nil {
+		r.cfg.logger.Warn(msg, "error", other, "jobs", len(execs))
+	}
+	for _, e := range execs {
+		switch jerr := perJob[e.lease.JobID]; {
+		case errors.Is(jerr, ErrLeaseLost), errors.Is(jerr, ErrNotFound):
+			r.leaseLost(e)
+		case jerr != nil || other != nil:
+			if retry != nil {
+				retry(e)
+			}
+		default:
+			e.renewed.Store(start.UnixNano())
 		}
 	}
 }

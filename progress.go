@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -179,20 +178,9 @@ func (r *Runner) flushProgress(ctx context.Context) {
 	wctx, cancel := context.WithTimeout(ctx, r.cfg.lease/3)
 	err := r.repo.UpdateProgress(wctx, r.cfg.lease, ups...)
 	cancel()
-	perJob, other := splitErrors(err)
-	if other != nil {
-		r.cfg.logger.Warn("store progress", "error", other, "jobs", len(ups))
-	}
-	for _, e := range execs {
-		switch jerr := perJob[e.lease.JobID]; {
-		case errors.Is(jerr, ErrLeaseLost), errors.Is(jerr, ErrNotFound):
-			r.leaseLost(e)
-		case jerr != nil || other != nil:
-			e.redirty()
-		default:
-			e.renewed.Store(start.UnixNano())
-		}
-		if r.cfg.hooks.OnProgress != nil {
+	r.settleRenewals("store progress", execs, err, start, (*execution).redirty)
+	if r.cfg.hooks.OnProgress != nil {
+		for _, e := range execs {
 			s, _ := e.snapshot(false)
 			r.callHook("progress", func() { r.cfg.hooks.OnProgress(s) })
 		}
