@@ -28,13 +28,20 @@ import (
 //   - jobs_prune_idx: finished rows by finished_at (Prune);
 //   - the primary key: List, newest first (IDs are UUIDv7).
 
-// schemaChecks are the CHECK constraints shared by both dialects.
+// schemaChecks are the CHECK constraints shared by both dialects. They test
+// status with = and OR, never IN: SQLite evaluates an IN list in a CHECK by
+// building a temporary table for every row written, which cost a quarter of
+// a batch INSERT (measured on modernc: 133k -> 170k jobs/s).
+//
+// Before any release, step 1 changed once, from IN lists to these
+// equivalent tests; a database created before that keeps the IN lists,
+// which accept and refuse the same rows.
 const schemaChecks = `
-	CONSTRAINT jobs_status_check CHECK (status IN ('pending', 'running', 'succeeded', 'failed', 'canceled')),
+	CONSTRAINT jobs_status_check CHECK (status = 'pending' OR status = 'running' OR status = 'succeeded' OR status = 'failed' OR status = 'canceled'),
 	CONSTRAINT jobs_progress_check CHECK (progress_fraction >= 0 AND progress_fraction <= 1),
 	CONSTRAINT jobs_max_attempts_check CHECK (max_attempts >= 1),
 	CONSTRAINT jobs_attempt_check CHECK (attempt >= 0),
-	CONSTRAINT jobs_finished_check CHECK ((status IN ('succeeded', 'failed', 'canceled')) = (finished_at IS NOT NULL))`
+	CONSTRAINT jobs_finished_check CHECK ((status = 'pending' OR status = 'running') = (finished_at IS NULL))`
 
 // schemaIndexes are the index statements shared by both dialects.
 var schemaIndexes = []string{
