@@ -59,7 +59,9 @@
 // [Runner.Cancel] cancels a pending job at once. For a running job it stores
 // a cancel request: the handler's context is cancelled at once when the job
 // runs in this process, and within the cancel poll interval
-// ([DefaultCancelPollInterval]) in another. A canceled job is never retried.
+// ([DefaultCancelPollInterval]) in another. A canceled job is never retried,
+// and once Cancel has reached the handler's context the job ends canceled
+// whatever the handler returns: a result it returns anyway is not stored.
 // Handlers learn why their context ended from [context.Cause]:
 //
 //	<-ctx.Done()

@@ -233,6 +233,31 @@ func TestCancel(t *testing.T) {
 	})
 }
 
+// A handler that ignores the cancel and returns a result anyway: the user
+// asked to cancel, so the job ends canceled and the result is not stored.
+func TestCancelWinsOverAResultReturnedAfterIt(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
+		r := newRunner(t, repo)
+		running := make(chan struct{})
+		r.Handle("stubborn", func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
+			close(running)
+			<-ctx.Done()
+			return json.RawMessage(`{"transcript":"done anyway"}`), nil
+		})
+		start(t, r)
+		j, err := r.Enqueue(t.Context(), "stubborn", nil)
+		require.NoError(t, err)
+		recv(t, running)
+		_, err = r.Cancel(t.Context(), j.ID)
+		require.NoError(t, err)
+		final := await(t, r, j.ID)
+		require.Equal(t, jobs.StatusCanceled, final.Status)
+		require.Empty(t, final.Result)
+		require.Equal(t, "canceled", final.Error)
+	})
+}
+
 func TestShutdownFinishesWithinGraceAndReleasesTheRest(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
