@@ -21,10 +21,9 @@ import (
 // SQL: bun formats it, except on SQLite's hottest statements (Create
 // without unique keys, Claim, the batch writes of workers), which are
 // prepared once and bound by the driver, and therefore bypass bun's query
-// hooks. Rows are
-// scanned without reflection. On SQLite the repository serialises its own
-// writes and retries while another process holds the write lock (see
-// [WithBusyTimeout]).
+// hooks. Rows are scanned without reflection. On SQLite the repository
+// serialises its own writes and retries while another process holds the
+// write lock (see [WithBusyTimeout]).
 type BunRepository struct {
 	db          *bun.DB
 	d           sqlDialect

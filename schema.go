@@ -31,7 +31,7 @@ import (
 // schemaChecks are the CHECK constraints shared by both dialects. They test
 // status with = and OR, never IN: SQLite evaluates an IN list in a CHECK by
 // building a temporary table for every row written, which cost a quarter of
-// a batch INSERT (measured on modernc: 133k -> 170k jobs/s).
+// a batch INSERT (measured on modernc, batch enqueue: 133 000 -> 168 000 jobs/s).
 //
 // Before any release, step 1 changed once, from IN lists to these
 // equivalent tests; a database created before that keeps the IN lists,
