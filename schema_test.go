@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -85,6 +86,34 @@ func TestSQLiteQueriesUseTheirIndexes(t *testing.T) {
 	require.NoError(t, err)
 	plan = explainSQLite(t, db, log.last("DELETE FROM jobs"))
 	require.Contains(t, plan, "jobs_prune_idx", plan)
+}
+
+// TestSQLiteWritesBuildNoTemporaryTables checks the bytecode of an insert
+// and of a status change: SQLite evaluates the CHECK constraints for every
+// row written, and an IN list there builds a temporary table each time
+// (see schemaChecks), which cost a quarter of a batch insert.
+func TestSQLiteWritesBuildNoTemporaryTables(t *testing.T) {
+	t.Parallel()
+	repo := openSQLite(t)
+	for _, q := range []string{
+		"INSERT INTO jobs (id, kind, queue, payload, max_attempts, run_at, created_at, updated_at) " +
+			"VALUES ('a', 'k', 'q', '{}', 1, '2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')",
+		"UPDATE jobs SET status = 'succeeded', finished_at = '2026-01-01 00:00:00+00:00' WHERE id = 'a'",
+	} {
+		rows, err := repo.DB().QueryContext(t.Context(), "EXPLAIN "+q)
+		require.NoError(t, err)
+		var ops []string
+		for rows.Next() {
+			var addr, p1, p2, p3, p5 any
+			var op, p4, comment any
+			require.NoError(t, rows.Scan(&addr, &op, &p1, &p2, &p3, &p4, &p5, &comment))
+			ops = append(ops, fmt.Sprint(op))
+		}
+		require.NoError(t, rows.Err())
+		require.NoError(t, rows.Close())
+		require.Contains(t, ops, "Insert", q) // the statement was explained
+		require.NotContains(t, ops, "OpenEphemeral", q)
+	}
 }
 
 func TestMigrationIsIdempotentAndConcurrent(t *testing.T) {
