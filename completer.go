@@ -63,16 +63,7 @@ func (r *Runner) completer(base context.Context, stop <-chan struct{}) {
 			batch = append(batch[:0], o)
 		case <-stop:
 			for {
-				batch = batch[:0]
-				for len(batch) < maxCompleteBatch {
-					select {
-					case o := <-r.comp:
-						batch = append(batch, o)
-						continue
-					default:
-					}
-					break
-				}
+				batch = r.queued(batch[:0])
 				if len(batch) == 0 {
 					return
 				}
@@ -89,15 +80,7 @@ func (r *Runner) completer(base context.Context, stop <-chan struct{}) {
 // lingerUntil outcomes, so that a busy runner stores many outcomes per
 // transaction; an idle one stores at once.
 func (r *Runner) gather(batch []outcome, linger *time.Timer) []outcome {
-	for len(batch) < maxCompleteBatch {
-		select {
-		case o := <-r.comp:
-			batch = append(batch, o)
-			continue
-		default:
-		}
-		break
-	}
+	batch = r.queued(batch)
 	if len(batch) >= lingerUntil || r.busy.Load() == 0 {
 		return batch
 	}
@@ -108,6 +91,20 @@ func (r *Runner) gather(batch []outcome, linger *time.Timer) []outcome {
 		case o := <-r.comp:
 			batch = append(batch, o)
 		case <-linger.C:
+			return batch
+		}
+	}
+	return batch
+}
+
+// queued adds to batch the outcomes already queued, without waiting, up to
+// maxCompleteBatch.
+func (r *Runner) queued(batch []outcome) []outcome {
+	for len(batch) < maxCompleteBatch {
+		select {
+		case o := <-r.comp:
+			batch = append(batch, o)
+		default:
 			return batch
 		}
 	}
