@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/logbuf"
 	"github.com/stretchr/testify/require"
 )
 
@@ -94,7 +95,7 @@ func TestNewRunnerValidatesOptions(t *testing.T) {
 // writes nothing, not even to slog's default logger. Not parallel: it swaps
 // the process-wide default logger.
 func TestRunnerLogsNothingByDefault(t *testing.T) {
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	prev := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	defer slog.SetDefault(prev)

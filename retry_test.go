@@ -1,17 +1,16 @@
 package jobs_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/logbuf"
 	"github.com/stretchr/testify/require"
 )
 
@@ -122,28 +121,10 @@ func TestAttemptsUsedUpFail(t *testing.T) {
 	})
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestPanicBecomesFailedAttemptAndOthersRun(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
-		var logs syncBuffer
+		var logs logbuf.Buffer
 		r := newRunner(t, repo, jobs.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 		r.Handle("boom", func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
 			panic("kaboom")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"io"
 	"net"
@@ -11,34 +10,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/logbuf"
 	"github.com/jobsmith/jobs/internal/testdb"
 	"github.com/jobsmith/jobs/jobsqlite"
 	"github.com/stretchr/testify/require"
 )
-
-// syncBuffer is a bytes.Buffer safe for the server's log writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestRunRefusesBadConfig(t *testing.T) {
 	t.Parallel()
@@ -49,7 +30,7 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		{map[string]string{"APP_CONCURRENCY": "lots"}, "APP_CONCURRENCY"},
 		{map[string]string{"APP_ADDR": "0.0.0.0:8080"}, "APP_AUTH_TOKEN"},
 	} {
-		var stderr syncBuffer
+		var stderr logbuf.Buffer
 		code := run(t.Context(), getenv(tc.env), io.Discard, &stderr)
 		require.Equal(t, exitConfig, code)
 		require.Contains(t, stderr.String(), "httpserver: invalid configuration:")
@@ -58,7 +39,7 @@ func TestRunRefusesBadConfig(t *testing.T) {
 
 	file := filepath.Join(t.TempDir(), "plain-file")
 	require.NoError(t, os.WriteFile(file, nil, 0o600))
-	var stderr syncBuffer
+	var stderr logbuf.Buffer
 	code := run(t.Context(), getenv(map[string]string{"APP_DATABASE_URL": file + "/jobs.db"}), io.Discard, &stderr)
 	require.Equal(t, exitFailed, code)
 	require.Contains(t, stderr.String(), "cannot open the database")
@@ -99,7 +80,7 @@ func TestRunServesAndDrains(t *testing.T) {
 
 // startRun runs the program with env (and APP_ADDR 127.0.0.1:0) until the
 // returned stop is called; code receives its exit status.
-func startRun(t *testing.T, env map[string]string) (base string, stop func(), code <-chan int, stderr *syncBuffer) {
+func startRun(t *testing.T, env map[string]string) (base string, stop func(), code <-chan int, stderr *logbuf.Buffer) {
 	t.Helper()
 	env["APP_ADDR"] = "127.0.0.1:0"
 	if env["APP_DATABASE_URL"] == "" {
@@ -107,7 +88,7 @@ func startRun(t *testing.T, env map[string]string) (base string, stop func(), co
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	pr, pw := io.Pipe()
-	stderr = &syncBuffer{}
+	stderr = &logbuf.Buffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, getenv(env), pw, stderr)
@@ -162,7 +143,7 @@ func TestSignalsExitZero(t *testing.T) {
 		cmd.Env = append(os.Environ(), "APP_ADDR=127.0.0.1:0", "APP_DATABASE_URL="+filepath.Join(dir, sig.String()+".db"))
 		stdout, err := cmd.StdoutPipe()
 		require.NoError(t, err)
-		var stderr syncBuffer
+		var stderr logbuf.Buffer
 		cmd.Stderr = &stderr
 		require.NoError(t, cmd.Start())
 		line, err := bufio.NewReader(stdout).ReadString('\n')

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
 	"github.com/jobsmith/jobs/examples/internal/transcribe"
+	"github.com/jobsmith/jobs/internal/logbuf"
 	"github.com/jobsmith/jobs/jobsqlite"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -26,34 +26,10 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// syncBuffer is a buffer safe for concurrent writes, calling onWrite with
-// everything written so far.
-type syncBuffer struct {
-	mu      sync.Mutex
-	b       bytes.Buffer
-	onWrite func(string)
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n, err := s.b.Write(p)
-	if s.onWrite != nil {
-		s.onWrite(s.b.String())
-	}
-	return n, err
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // runCLI runs the program in-process with a never-interrupted context.
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errs syncBuffer
+	var out, errs logbuf.Buffer
 	code = run(context.Background(), func() {}, args, &out, &errs, false)
 	return code, out.String(), errs.String()
 }
@@ -133,7 +109,7 @@ func TestInterruptCancels(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "jobs.db")
 	interrupt, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	errs := &syncBuffer{onWrite: func(s string) {
+	errs := &logbuf.Buffer{OnWrite: func(s string) {
 		if strings.Contains(s, "segment 12/") {
 			cancel()
 		}
