@@ -35,6 +35,13 @@ func explain(t *testing.T, r *BunRepository, query string, args []any) string {
 	t.Helper()
 	rows, err := r.query(context.Background(), r.db, "EXPLAIN QUERY PLAN "+query, args...)
 	require.NoError(t, err)
+	return QueryPlan(t, rows)
+}
+
+// QueryPlan reads and closes the rows of an EXPLAIN QUERY PLAN, one line
+// per step. It is exported for the external tests of this package.
+func QueryPlan(t *testing.T, rows *sql.Rows) string {
+	t.Helper()
 	defer rows.Close()
 	var plan []string
 	for rows.Next() {

@@ -45,16 +45,7 @@ func explainSQLite(t *testing.T, db *bun.DB, query string) string {
 	require.NotEmpty(t, query)
 	rows, err := db.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+query)
 	require.NoError(t, err)
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		require.NoError(t, rows.Scan(&id, &parent, &unused, &detail))
-		plan = append(plan, detail)
-	}
-	require.NoError(t, rows.Err())
-	return strings.Join(plan, "\n")
+	return jobs.QueryPlan(t, rows)
 }
 
 // TestSQLiteQueriesUseTheirIndexes explains the repository's own
