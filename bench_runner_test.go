@@ -50,6 +50,23 @@ func enqueueN(b *testing.B, r *jobs.Runner, kind string, n int) {
 	}
 }
 
+// noopRunner is a runner of 8 workers on repo with n no-op jobs enqueued,
+// and the count of jobs its handler has run.
+func noopRunner(b *testing.B, repo jobs.JobRepository, n int) (*jobs.Runner, *atomic.Int64) {
+	b.Helper()
+	r, err := jobs.NewRunner(repo, jobs.WithConcurrency(8))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var done atomic.Int64
+	r.Handle("noop", func(context.Context, *jobs.Job, jobs.Reporter) (json.RawMessage, error) {
+		done.Add(1)
+		return nil, nil
+	})
+	enqueueN(b, r, "noop", n)
+	return r, &done
+}
+
 // drain runs r until done reports n handled jobs, then stops it and
 // returns how long it took from Run to Run's return.
 func drain(b *testing.B, r *jobs.Runner, done *atomic.Int64, n int64) time.Duration {
@@ -79,18 +96,9 @@ func BenchmarkDrain(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				repo := be.open(b)
-				r, err := jobs.NewRunner(repo, jobs.WithConcurrency(8))
-				if err != nil {
-					b.Fatal(err)
-				}
-				var done atomic.Int64
-				r.Handle("noop", func(context.Context, *jobs.Job, jobs.Reporter) (json.RawMessage, error) {
-					done.Add(1)
-					return nil, nil
-				})
-				enqueueN(b, r, "noop", n)
+				r, done := noopRunner(b, repo, n)
 				b.StartTimer()
-				total += drain(b, r, &done, n)
+				total += drain(b, r, done, n)
 			}
 			b.ReportMetric(float64(n*b.N)/total.Seconds(), "jobs/s")
 		})
@@ -360,17 +368,8 @@ func BenchmarkDrainMemory(b *testing.B) {
 		b.Run(be.name, func(b *testing.B) {
 			for b.Loop() {
 				repo := be.open(b)
-				r, err := jobs.NewRunner(repo, jobs.WithConcurrency(8))
-				if err != nil {
-					b.Fatal(err)
-				}
-				var done atomic.Int64
-				r.Handle("noop", func(context.Context, *jobs.Job, jobs.Reporter) (json.RawMessage, error) {
-					done.Add(1)
-					return nil, nil
-				})
-				enqueueN(b, r, "noop", n)
-				drain(b, r, &done, n)
+				r, done := noopRunner(b, repo, n)
+				drain(b, r, done, n)
 			}
 			b.ReportMetric(peakRSSMB(), "peak-RSS-MB")
 		})
