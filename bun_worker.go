@@ -25,10 +25,16 @@ func (r *BunRepository) Claim(ctx context.Context, q ClaimQuery) ([]*Job, error)
 	if err := checkClaim(q); err != nil {
 		return nil, err
 	}
-	t := now()
-	query, args := r.claimSQL(q, t)
-	var claimed []*Job
-	err := r.write(ctx, op, false, func(ctx context.Context, db bun.IDB) error {
+	var (
+		claimed []*Job
+		t       time.Time
+	)
+	// On SQLite the claim is a transaction, so that its clock is read once
+	// it holds the write lock: a claim that waited for another process
+	// still hands out a whole lease.
+	err := r.write(ctx, op, r.d.sqlite(), func(ctx context.Context, db bun.IDB) error {
+		t = now()
+		query, args := r.claimSQL(q, t)
 		rows, err := r.query(ctx, db, query, args...)
 		if err != nil {
 			return err
@@ -120,39 +126,59 @@ func scanLenient(rows *sql.Rows, s *jobScanner) ([]*Job, error) {
 // maxBatchRows is the most rows one batch statement carries.
 const maxBatchRows = 1024
 
-// fencedRow is one job of a fenced batch write: its lease and the values of
-// the batch's extra columns.
+// fencedRow is one job of a fenced batch write: its lease, the values of
+// the batch's extra columns and, for Finish, the status it asks for.
 type fencedRow struct {
 	lease Lease
 	data  []any
-}
-
-// fencedUpdate runs one UPDATE of the jobs named by rows, fenced by
-// (id, lease token, running), and returns an ErrLeaseLost error for each row
-// it matched nothing for. The rows form the table _data (see
-// sqlDialect.batchTable) with the columns d_id, d_token and cols; set returns the
-// SET clause, which may use them, with its arguments appended to args.
-func (r *BunRepository) fencedUpdate(ctx context.Context, op string, cols []batchCol,
-	rows []fencedRow, set func(args []any) (string, []any)) error {
-	return r.runFenced(ctx, op, fencedBatch{cols, rows, set})
+	want  Status // "" when the write does not change the status
 }
 
 // fencedBatch is the rows of a fenced update with its columns and SET
-// clause (see fencedUpdate).
+// clause. set gets the time of the write, taken once the write holds the
+// database's write lock, and returns the SET clause, which may use the
+// columns d_id, d_token and cols, with its arguments appended to args.
 type fencedBatch struct {
 	cols []batchCol
 	rows []fencedRow
-	set  func(args []any) (string, []any)
+	set  func(args []any, t time.Time) (string, []any)
 }
 
-// fencedStmt is one statement of a fenced write.
+// fencedStmt is one statement of a fenced write and the round it belongs to.
 type fencedStmt struct {
 	query string
 	args  []any
+	round int
 }
 
-// stmts appends the batch's statements to out: one per d.batchRows rows.
-func (b fencedBatch) stmts(d sqlDialect, out []fencedStmt) []fencedStmt {
+// rounds splits the batch so that no job appears twice in one round: the
+// k-th row of each job goes to round k. One statement can then update a job
+// only once, and a row with a stale lease cannot hide a row with the
+// current lease of the same job.
+func (b fencedBatch) rounds() []fencedBatch {
+	seen := make(map[uuid.UUID]int, len(b.rows))
+	for _, row := range b.rows {
+		seen[row.lease.JobID]++
+	}
+	if len(seen) == len(b.rows) {
+		return []fencedBatch{b}
+	}
+	clear(seen)
+	var out []fencedBatch
+	for _, row := range b.rows {
+		k := seen[row.lease.JobID]
+		seen[row.lease.JobID] = k + 1
+		for len(out) <= k {
+			out = append(out, fencedBatch{cols: b.cols, set: b.set})
+		}
+		out[k].rows = append(out[k].rows, row)
+	}
+	return out
+}
+
+// stmts appends the batch's statements at time t to out, as round round:
+// one per d.batchRows rows.
+func (b fencedBatch) stmts(d sqlDialect, t time.Time, round int, out []fencedStmt) []fencedStmt {
 	all := append(leaseCols[:len(leaseCols):len(leaseCols)], b.cols...)
 	per := d.batchRows(len(all))
 	for lo := 0; lo < len(b.rows); lo += per {
@@ -162,43 +188,47 @@ func (b fencedBatch) stmts(d sqlDialect, out []fencedStmt) []fencedStmt {
 			values[i] = append([]any{row.lease.JobID.String(), row.lease.Token}, row.data...)
 		}
 		table, args := d.batchTable(all, values)
-		setSQL, args := b.set(args)
+		setSQL, args := b.set(args, t)
 		out = append(out, fencedStmt{"WITH _data AS (" + table + ") UPDATE " + d.orRollback() + "jobs SET " + setSQL +
-			" FROM _data WHERE id = d_id AND lease_token = d_token AND status = 'running' RETURNING id", args})
+			" FROM _data WHERE id = d_id AND lease_token = d_token AND status = 'running' RETURNING id, status", args, round})
 	}
 	return out
 }
 
-// runFenced runs the statements of the batches as one write (a transaction
-// when there are several) and returns an ErrLeaseLost error for each row
-// that matched nothing.
-func (r *BunRepository) runFenced(ctx context.Context, op string, batches ...fencedBatch) error {
-	var stmts []fencedStmt
+// runFenced runs the statements of the batches as one write and returns an
+// ErrLeaseLost error for each row that matched nothing, and an ErrCanceled
+// error for each row stored as canceled instead of the status it asked for
+// (a cancel request took over; see [JobRepository.Finish]). The write is a
+// transaction when it has several statements, or when renews is set on
+// SQLite: a write that sets leases must read the clock after it got the
+// write lock, so that a write that waited for another process never stores
+// a lease that had run out before it landed.
+func (r *BunRepository) runFenced(ctx context.Context, op string, renews bool, batches ...fencedBatch) error {
+	var rounds []fencedBatch
 	n := 0
 	for _, b := range batches {
-		stmts = b.stmts(r.d, stmts)
-		n += len(b.rows)
+		if len(b.rows) > 0 {
+			rounds = append(rounds, b.rounds()...)
+			n += len(b.rows)
+		}
 	}
-	if len(stmts) == 0 {
+	if n == 0 {
 		return nil
 	}
-	var matched map[uuid.UUID]bool
-	err := r.write(ctx, op, len(stmts) > 1, func(ctx context.Context, db bun.IDB) error {
-		matched = make(map[uuid.UUID]bool, n)
-		for _, st := range stmts {
-			res, err := r.query(ctx, db, st.query, st.args...)
-			if err != nil {
-				return err
-			}
-			for res.Next() {
-				var id uuid.UUID
-				if err := res.Scan(&id); err != nil {
-					res.Close()
-					return err
-				}
-				matched[id] = true
-			}
-			if err := errors.Join(res.Err(), res.Close()); err != nil {
+	stmts := 0
+	for _, b := range rounds {
+		stmts += (len(b.rows) + r.d.batchRows(len(leaseCols)+len(b.cols)) - 1) / r.d.batchRows(len(leaseCols)+len(b.cols))
+	}
+	stored := make([]map[uuid.UUID]Status, len(rounds))
+	err := r.write(ctx, op, stmts > 1 || renews && r.d.sqlite(), func(ctx context.Context, db bun.IDB) error {
+		t := now()
+		var all []fencedStmt
+		for i, b := range rounds {
+			all = b.stmts(r.d, t, i, all)
+			stored[i] = make(map[uuid.UUID]Status, len(b.rows))
+		}
+		for _, st := range all {
+			if err := r.scanStored(ctx, db, st, stored[st.round]); err != nil {
 				return err
 			}
 		}
@@ -208,28 +238,55 @@ func (r *BunRepository) runFenced(ctx context.Context, op string, batches ...fen
 		return err
 	}
 	var errs []error
-	for _, b := range batches {
+	for i, b := range rounds {
 		for _, row := range b.rows {
-			if !matched[row.lease.JobID] {
+			st, ok := stored[i][row.lease.JobID]
+			switch {
+			case !ok:
 				errs = append(errs, leaseLost(op, row.lease.JobID))
+			case row.want != "" && st != row.want && st == StatusCanceled:
+				errs = append(errs, canceledInstead(op, row.lease.JobID, row.want))
 			}
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// dedupeIndex keeps the last item per job ID, in order, and returns the
-// earlier items it dropped.
-func dedupeIndex[T any](items []T, id func(T) uuid.UUID) (keep []T, dropped []T) {
-	last := make(map[uuid.UUID]int, len(items))
-	for i, it := range items {
-		last[id(it)] = i
+// scanStored runs one fenced statement and records the status of each job
+// it updated.
+func (r *BunRepository) scanStored(ctx context.Context, db bun.IDB, st fencedStmt, stored map[uuid.UUID]Status) error {
+	res, err := r.query(ctx, db, st.query, st.args...)
+	if err != nil {
+		return err
 	}
-	if len(last) == len(items) {
+	for res.Next() {
+		var (
+			id     uuid.UUID
+			status string
+		)
+		if err := res.Scan(&id, &status); err != nil {
+			res.Close()
+			return err
+		}
+		stored[id] = Status(status)
+	}
+	return errors.Join(res.Err(), res.Close())
+}
+
+// dedupe keeps one item per key, in order: the first one when first is
+// set, else the last one. It returns the items it dropped.
+func dedupe[T any, K comparable](items []T, key func(T) K, first bool) (keep []T, dropped []T) {
+	pick := make(map[K]int, len(items))
+	for i, it := range items {
+		if _, ok := pick[key(it)]; !ok || !first {
+			pick[key(it)] = i
+		}
+	}
+	if len(pick) == len(items) {
 		return items, nil
 	}
 	for i, it := range items {
-		if last[id(it)] == i {
+		if pick[key(it)] == i {
 			keep = append(keep, it)
 		} else {
 			dropped = append(dropped, it)
@@ -239,7 +296,7 @@ func dedupeIndex[T any](items []T, id func(T) uuid.UUID) (keep []T, dropped []T)
 }
 
 // UpdateProgress implements [JobRepository.UpdateProgress] in one
-// statement. When one job appears several times, the last update wins.
+// statement. When one lease appears several times, its last update wins.
 func (r *BunRepository) UpdateProgress(ctx context.Context, lease time.Duration, updates ...ProgressUpdate) error {
 	const op = "update progress"
 	if err := checkLeaseDuration(op, lease); err != nil {
@@ -253,18 +310,17 @@ func (r *BunRepository) UpdateProgress(ctx context.Context, lease time.Duration,
 			return err
 		}
 	}
-	updates, _ = dedupeIndex(updates, func(u ProgressUpdate) uuid.UUID { return u.Lease.JobID })
-	t := now()
+	updates, _ = dedupe(updates, func(u ProgressUpdate) Lease { return u.Lease }, false)
 	rows := make([]fencedRow, len(updates))
 	for i, u := range updates {
 		rows[i] = fencedRow{lease: u.Lease, data: []any{u.Progress.Fraction, u.Progress.Message}}
 	}
-	return r.fencedUpdate(ctx, op, []batchCol{{"d_frac", "float8"}, {"d_msg", "text"}}, rows,
-		func(args []any) (string, []any) {
+	return r.runFenced(ctx, op, true, fencedBatch{[]batchCol{{"d_frac", "float8"}, {"d_msg", "text"}}, rows,
+		func(args []any, t time.Time) (string, []any) {
 			args = append(args, t)
 			exp, args := r.d.leaseUntil(args, t, lease)
 			return "progress_fraction = d_frac, progress_message = d_msg, updated_at = ?, lease_expires_at = " + exp, args
-		})
+		}})
 }
 
 // Heartbeat implements [JobRepository.Heartbeat] in one statement.
@@ -273,25 +329,30 @@ func (r *BunRepository) Heartbeat(ctx context.Context, lease time.Duration, leas
 	if err := checkLeaseDuration(op, lease); err != nil {
 		return err
 	}
-	leases, _ = dedupeIndex(leases, func(l Lease) uuid.UUID { return l.JobID })
-	t := now()
+	return r.runFenced(ctx, op, true, fencedBatch{nil, leaseRows(leases), func(args []any, t time.Time) (string, []any) {
+		args = append(args, t)
+		exp, args := r.d.leaseUntil(args, t, lease)
+		return "updated_at = ?, lease_expires_at = " + exp, args
+	}})
+}
+
+// leaseRows returns one fenced row per distinct lease.
+func leaseRows(leases []Lease) []fencedRow {
+	leases, _ = dedupe(leases, func(l Lease) Lease { return l }, true)
 	rows := make([]fencedRow, len(leases))
 	for i, l := range leases {
 		rows[i] = fencedRow{lease: l}
 	}
-	return r.fencedUpdate(ctx, op, nil, rows, func(args []any) (string, []any) {
-		args = append(args, t)
-		exp, args := r.d.leaseUntil(args, t, lease)
-		return "updated_at = ?, lease_expires_at = " + exp, args
-	})
+	return rows
 }
 
 // Finish implements [JobRepository.Finish] in one statement: every
 // completion's row is joined from a VALUES list, and the attempt error is
-// appended to the job's history in SQL. When one job appears several times,
-// the first completion is applied and the later ones report ErrLeaseLost
-// (the first one ended the lease). A retry (StatusPending) of a job with a
-// cancel request ends it as canceled.
+// appended to the job's history in SQL. When one lease appears several
+// times, its first completion is applied and the later ones report
+// ErrLeaseLost (the first one ended the lease); completions of the same job
+// under other leases are matched on their own. A job with a cancel request
+// ends canceled whatever the completion asks.
 func (r *BunRepository) Finish(ctx context.Context, completions ...Completion) error {
 	const op = "finish"
 	for _, c := range completions {
@@ -302,18 +363,11 @@ func (r *BunRepository) Finish(ctx context.Context, completions ...Completion) e
 			return err
 		}
 	}
-	var errs []error
-	seen := make(map[uuid.UUID]bool, len(completions))
-	keep := completions[:0:0]
-	for _, c := range completions {
-		if seen[c.Lease.JobID] {
-			errs = append(errs, leaseLost(op, c.Lease.JobID))
-			continue
-		}
-		seen[c.Lease.JobID] = true
-		keep = append(keep, c)
+	keep, dropped := dedupe(completions, func(c Completion) Lease { return c.Lease }, true)
+	errs := make([]error, 0, len(dropped)+1)
+	for _, c := range dropped {
+		errs = append(errs, leaseLost(op, c.Lease.JobID))
 	}
-	t := now()
 	d := r.d
 	// On SQLite a plain success (no result, error or progress: the common
 	// case) needs only the lease in its row and the others carry every
@@ -322,12 +376,12 @@ func (r *BunRepository) Finish(ctx context.Context, completions ...Completion) e
 	var plain, full []fencedRow
 	for _, c := range keep {
 		if d.sqlite() && c.Status == StatusSucceeded && c.Progress == nil && c.Error == "" && len(bytes.TrimSpace(c.Result)) == 0 {
-			plain = append(plain, fencedRow{lease: c.Lease})
+			plain = append(plain, fencedRow{lease: c.Lease, want: StatusSucceeded})
 			continue
 		}
-		runAt := c.RunAt.UTC().Truncate(time.Microsecond)
-		if runAt.IsZero() {
-			runAt = t
+		var runAt any // nil: at once, the time of the write
+		if !c.RunAt.IsZero() {
+			runAt = c.RunAt.UTC().Truncate(time.Microsecond)
 		}
 		var frac float64
 		var msg string
@@ -338,53 +392,46 @@ func (r *BunRepository) Finish(ctx context.Context, completions ...Completion) e
 		if len(bytes.TrimSpace(c.Result)) > 0 {
 			result = c.Result
 		}
-		full = append(full, fencedRow{lease: c.Lease, data: []any{string(c.Status), result, cleanText(truncateError(c.Error)),
-			runAt, c.Progress != nil, frac, msg}})
+		full = append(full, fencedRow{lease: c.Lease, want: c.Status, data: []any{string(c.Status), result,
+			cleanText(truncateError(c.Error)), runAt, c.Progress != nil, frac, msg}})
 	}
-	var batches []fencedBatch
-	if len(plain) > 0 {
-		batches = append(batches, fencedBatch{nil, plain, func(args []any) (string, []any) {
-			return "status = 'succeeded', result = NULL, progress_fraction = 1, finished_at = ?" + d.castTime() + ", " +
-				"lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = ?", append(args, t, t)
+	// A cancel request wins over whatever the attempt reports: the job ends
+	// canceled, without its result.
+	const (
+		canceled  = "cancel_requested"
+		succeeded = "(d_status = 'succeeded' AND NOT cancel_requested)"
+		retry     = "(d_status = 'pending' AND NOT cancel_requested)"
+	)
+	err := r.runFenced(ctx, op, false, fencedBatch{nil, plain, func(args []any, t time.Time) (string, []any) {
+		return "status = CASE WHEN " + canceled + " THEN 'canceled' ELSE 'succeeded' END, result = NULL, " +
+			"progress_fraction = CASE WHEN " + canceled + " THEN progress_fraction ELSE 1 END, finished_at = ?" + d.castTime() + ", " +
+			"lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = ?", append(args, t, t)
+	}}, fencedBatch{[]batchCol{{"d_status", "text"}, {"d_result", "text"}, {"d_error", "text"},
+		{"d_run_at", "timestamptz"}, {"d_has_progress", "boolean"}, {"d_frac", "float8"}, {"d_msg", "text"}},
+		full, func(args []any, t time.Time) (string, []any) {
+			set := "status = CASE WHEN " + canceled + " THEN 'canceled' ELSE d_status END, " +
+				"result = CASE WHEN " + succeeded + " THEN " + d.jsonFromText("d_result") + " ELSE result END, " +
+				"progress_fraction = CASE WHEN d_has_progress THEN d_frac WHEN " + succeeded + " THEN 1 ELSE progress_fraction END, " +
+				"progress_message = CASE WHEN d_has_progress THEN d_msg ELSE progress_message END, " +
+				"error = CASE WHEN d_error <> '' THEN d_error ELSE error END, " +
+				"errors = CASE WHEN d_error <> '' THEN " + d.appendError("errors", "attempt", "d_error", "?") + " ELSE errors END, " +
+				"run_at = CASE WHEN " + retry + " THEN COALESCE(d_run_at, ?" + d.castTime() + ") ELSE run_at END, " +
+				"finished_at = CASE WHEN " + retry + " THEN NULL ELSE ?" + d.castTime() + " END, " +
+				"lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = ?"
+			return set, append(args, t.Format(time.RFC3339Nano), t, t, t)
 		}})
-	}
-	if len(full) > 0 {
-		batches = append(batches, fencedBatch{[]batchCol{{"d_status", "text"}, {"d_result", "text"}, {"d_error", "text"},
-			{"d_run_at", "timestamptz"}, {"d_has_progress", "boolean"}, {"d_frac", "float8"}, {"d_msg", "text"}},
-			full, func(args []any) (string, []any) {
-				// A retry of a job with a cancel request ends it as canceled.
-				const retry = "(d_status = 'pending' AND NOT cancel_requested)"
-				set := "status = CASE WHEN d_status = 'pending' AND cancel_requested THEN 'canceled' ELSE d_status END, " +
-					"result = CASE WHEN d_status = 'succeeded' THEN " + d.jsonFromText("d_result") + " ELSE result END, " +
-					"progress_fraction = CASE WHEN d_has_progress THEN d_frac WHEN d_status = 'succeeded' THEN 1 ELSE progress_fraction END, " +
-					"progress_message = CASE WHEN d_has_progress THEN d_msg ELSE progress_message END, " +
-					"error = CASE WHEN d_error <> '' THEN d_error ELSE error END, " +
-					"errors = CASE WHEN d_error <> '' THEN " + d.appendError("errors", "attempt", "d_error", "?") + " ELSE errors END, " +
-					"run_at = CASE WHEN " + retry + " THEN d_run_at ELSE run_at END, " +
-					"finished_at = CASE WHEN " + retry + " THEN NULL ELSE ?" + d.castTime() + " END, " +
-					"lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = ?"
-				return set, append(args, t.Format(time.RFC3339Nano), t, t)
-			}})
-	}
-	err := r.runFenced(ctx, op, batches...)
 	return errors.Join(append(errs, err)...)
 }
 
 // Release implements [JobRepository.Release] in one statement.
 func (r *BunRepository) Release(ctx context.Context, leases ...Lease) error {
 	const op = "release"
-	leases, _ = dedupeIndex(leases, func(l Lease) uuid.UUID { return l.JobID })
-	t := now()
-	rows := make([]fencedRow, len(leases))
-	for i, l := range leases {
-		rows[i] = fencedRow{lease: l}
-	}
-	return r.fencedUpdate(ctx, op, nil, rows, func(args []any) (string, []any) {
+	return r.runFenced(ctx, op, false, fencedBatch{nil, leaseRows(leases), func(args []any, t time.Time) (string, []any) {
 		return "status = CASE WHEN cancel_requested THEN 'canceled' ELSE 'pending' END, " +
 			"attempt = CASE WHEN attempt > 0 THEN attempt - 1 ELSE 0 END, " +
 			"finished_at = CASE WHEN cancel_requested THEN ?" + r.d.castTime() + " ELSE NULL END, " +
 			"lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = ?", append(args, t, t)
-	})
+	}})
 }
 
 // cleanText makes s storable in a text column of either database: valid

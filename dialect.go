@@ -51,9 +51,13 @@ func (d sqlDialect) now(args []any, goNow time.Time) (string, []any) {
 }
 
 // leaseUntil is the SQL for "now + lease" and its arguments appended to args.
+// It reads the clock when the row is written, after any wait for a lock:
+// clock_timestamp() on PostgreSQL, where now() is the time the statement
+// began; on SQLite goNow, which the caller reads once it holds the write
+// lock. A write that waited for a lock therefore still grants a whole lease.
 func (d sqlDialect) leaseUntil(args []any, goNow time.Time, lease time.Duration) (string, []any) {
 	if d.pg {
-		return "(now() + ? * interval '1 microsecond')", append(args, lease.Microseconds())
+		return "(clock_timestamp() + ? * interval '1 microsecond')", append(args, lease.Microseconds())
 	}
 	return "?", append(args, goNow.Add(lease))
 }

@@ -152,8 +152,10 @@ func (m *MemoryRepository) Finish(ctx context.Context, completions ...Completion
 		if c.Progress != nil {
 			j.Progress = *c.Progress
 		}
+		// A cancel request wins over whatever the attempt reports.
 		status := c.Status
-		if status == StatusPending && j.CancelRequested {
+		if j.CancelRequested && status != StatusCanceled {
+			errs = append(errs, canceledInstead(op, j.ID, status))
 			status = StatusCanceled
 		}
 		switch status {

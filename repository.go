@@ -78,7 +78,8 @@ type JobRepository interface {
 	// to running, highest Priority first and then oldest RunAt, and returns
 	// them. Each claimed job gets a fresh lease token, LeaseOwner q.Owner, a
 	// lease that expires after q.LeaseDuration, StartedAt now, and Attempt
-	// incremented. Two concurrent claims never return the same job. Only
+	// incremented; the lease runs from when the claim lands, after any wait
+	// for the database. Two concurrent claims never return the same job. Only
 	// jobs of q.Queues and q.Kinds are claimed (empty: any). It returns an
 	// empty slice, not an error, when nothing is ready. The order of the
 	// returned slice is unspecified. A query without an owner, with a limit
@@ -87,29 +88,42 @@ type JobRepository interface {
 	Claim(ctx context.Context, q ClaimQuery) ([]*Job, error)
 
 	// UpdateProgress stores each update's progress and renews its lease to
-	// now + lease, in one transaction. An invalid progress value is
-	// ErrInvalidArgument and nothing is written. Updates whose lease was
-	// lost report ErrLeaseLost; the others are still written. A lease
-	// duration <= 0 is ErrInvalidArgument.
+	// now + lease, in one transaction; now is read when the write lands, so
+	// a write that waited for the database still grants a whole lease. An
+	// invalid progress value is ErrInvalidArgument and nothing is written.
+	// Updates whose lease was lost report ErrLeaseLost; the others are still
+	// written. When one lease has several updates, the last one is stored.
+	// A lease duration <= 0 is ErrInvalidArgument.
 	UpdateProgress(ctx context.Context, lease time.Duration, updates ...ProgressUpdate) error
 
-	// Heartbeat renews the leases to now + lease, in one statement. Leases
-	// that were lost report ErrLeaseLost; the others are still renewed. A
-	// lease duration <= 0 is ErrInvalidArgument.
+	// Heartbeat renews the leases to now + lease, in one statement, with
+	// now read when the write lands (as for UpdateProgress). Leases that
+	// were lost report ErrLeaseLost; the others are still renewed. A lease
+	// duration <= 0 is ErrInvalidArgument.
 	Heartbeat(ctx context.Context, lease time.Duration, leases ...Lease) error
 
 	// Finish records the outcomes of attempts in one transaction. A
 	// completion moves its running job to the completion's status: a
 	// terminal one (clearing the lease and setting FinishedAt), or pending
-	// (a retry at RunAt; the attempt stays counted). A retry of a job with
-	// CancelRequested ends it as canceled instead: a cancel never ends in a
-	// retry. Result is stored only with StatusSucceeded. A non-empty Error
-	// becomes the job's Error and is appended to Errors; an empty one leaves
-	// both as they were, so Error keeps the most recent failure. Completions
-	// with another status, an invalid result or an invalid progress are
-	// ErrInvalidArgument (a result over the limit ErrTooLarge) and nothing
-	// is written. Completions whose lease was lost report ErrLeaseLost and
-	// change nothing; the others are still written.
+	// (a retry at RunAt; the attempt stays counted). Result is stored only
+	// with StatusSucceeded. A non-empty Error becomes the job's Error and is
+	// appended to Errors; an empty one leaves both as they were, so Error
+	// keeps the most recent failure.
+	//
+	// A cancel request wins over the attempt's outcome: a completion of a
+	// job with CancelRequested ends it canceled, whatever status it asks
+	// for (its result is not stored, its Error is recorded as usual), and
+	// reports an [ErrCanceled] error naming the job; that completion is
+	// written. So once RequestCancel has returned a running job, the job
+	// ends canceled.
+	//
+	// Completions with another status, an invalid result or an invalid
+	// progress are ErrInvalidArgument (a result over the limit ErrTooLarge)
+	// and nothing is written. Completions whose lease was lost report
+	// ErrLeaseLost and change nothing; the others are still written, also
+	// when a completion under a stale lease and one under the current lease
+	// of the same job come in one call. A lease named twice is applied once:
+	// its later completions report ErrLeaseLost.
 	Finish(ctx context.Context, completions ...Completion) error
 
 	// Release returns running jobs to pending at once without counting the

@@ -197,6 +197,12 @@ func leaseLost(op string, id uuid.UUID) *Error {
 	return newError(CodeLeaseLost, op, id, "lease lost")
 }
 
+// canceledInstead is the error of a completion that was stored as canceled
+// instead of the status it asked for, because a cancel had been requested.
+func canceledInstead(op string, id uuid.UUID, asked Status) *Error {
+	return newError(CodeCanceled, op, id, "a cancel was requested: stored as canceled, not %s", asked)
+}
+
 // notFound is the error of an unknown ID.
 func notFound(op string, id uuid.UUID) *Error {
 	return newError(CodeNotFound, op, id, "job not found")

@@ -1,6 +1,7 @@
 package jobstest
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -72,12 +73,17 @@ var cancelCases = []testCase{
 		requireSame(t, first, second)
 		requireSame(t, first, h.get(t, j.ID))
 	}},
-	{"WorkerMaySucceedAnyway", func(t *testing.T, h *harness) {
+	{"RequestWinsOverALaterSuccess", func(t *testing.T, h *harness) {
+		// A worker that finishes after the request (it had not seen it yet)
+		// still ends the job canceled: a nil RequestCancel means canceled.
 		j := h.running(t)
 		_, err := h.repo.RequestCancel(t.Context(), j.ID)
 		require.NoError(t, err)
-		h.finish(t, j, jobs.StatusSucceeded)
-		require.Equal(t, jobs.StatusSucceeded, h.get(t, j.ID).Status, "a job that finished before it saw the cancel keeps its outcome")
+		err = h.repo.Finish(t.Context(), jobs.Completion{Lease: j.Lease(), Status: jobs.StatusSucceeded, Result: json.RawMessage(`1`)})
+		requireCanceledInstead(t, err, j.ID)
+		got := h.get(t, j.ID)
+		require.Equal(t, jobs.StatusCanceled, got.Status)
+		require.Empty(t, got.Result)
 	}},
 	{"TerminalConflict", func(t *testing.T, h *harness) {
 		for _, st := range []jobs.Status{jobs.StatusSucceeded, jobs.StatusFailed, jobs.StatusCanceled} {

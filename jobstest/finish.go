@@ -139,11 +139,72 @@ var finishCases = []testCase{
 		j := h.running(t)
 		_, err := h.repo.RequestCancel(t.Context(), j.ID)
 		require.NoError(t, err)
-		require.NoError(t, h.repo.Finish(t.Context(), jobs.Completion{Lease: j.Lease(), Status: jobs.StatusPending, Error: "interrupted"}))
+		err = h.repo.Finish(t.Context(), jobs.Completion{Lease: j.Lease(), Status: jobs.StatusPending, Error: "interrupted"})
+		requireCanceledInstead(t, err, j.ID)
 		got := h.get(t, j.ID)
 		require.Equal(t, jobs.StatusCanceled, got.Status, "a cancel never ends in a retry")
 		require.False(t, got.FinishedAt.IsZero())
+		require.Equal(t, "interrupted", got.Error)
 		require.Empty(t, h.claim(t, 10))
+	}},
+	{"CancelRequestWinsOverAnyOutcome", func(t *testing.T, h *harness) {
+		// Once RequestCancel returned a running job, the job ends canceled:
+		// a success (even a plain one, with no result) or failure finished
+		// after the request is stored as canceled, without its result.
+		h.createN(t, "k", 4)
+		js := h.claim(t, 4)
+		require.Len(t, js, 4)
+		for _, j := range js[:3] {
+			_, err := h.repo.RequestCancel(t.Context(), j.ID)
+			require.NoError(t, err)
+		}
+		err := h.repo.Finish(t.Context(),
+			jobs.Completion{Lease: js[0].Lease(), Status: jobs.StatusSucceeded, Result: json.RawMessage(`{"done":true}`)},
+			jobs.Completion{Lease: js[1].Lease(), Status: jobs.StatusSucceeded},
+			jobs.Completion{Lease: js[2].Lease(), Status: jobs.StatusFailed, Error: "boom"},
+			jobs.Completion{Lease: js[3].Lease(), Status: jobs.StatusSucceeded, Result: json.RawMessage(`1`)})
+		requireCanceledInstead(t, err, js[0].ID, js[1].ID, js[2].ID)
+		for _, j := range js[:3] {
+			got := h.get(t, j.ID)
+			require.Equal(t, jobs.StatusCanceled, got.Status)
+			require.Empty(t, got.Result)
+			require.False(t, got.FinishedAt.IsZero())
+			require.Empty(t, got.LeaseToken)
+		}
+		require.Equal(t, "boom", h.get(t, js[2].ID).Error)
+		other := h.get(t, js[3].ID)
+		require.Equal(t, jobs.StatusSucceeded, other.Status, "the others are written as asked")
+		require.JSONEq(t, `1`, string(other.Result))
+		require.Empty(t, h.claim(t, 10))
+	}},
+	{"StaleAndCurrentLeaseOfOneJob", func(t *testing.T, h *harness) {
+		// A completion under an old lease and one under the current lease
+		// of the same job, in one call and in either order: the current one
+		// is written, the stale one reports ErrLeaseLost.
+		for _, staleFirst := range []bool{true, false} {
+			stale, current := h.reclaimed(t)
+			cs := []jobs.Completion{
+				{Lease: stale.Lease(), Status: jobs.StatusFailed, Error: "stale"},
+				{Lease: current.Lease(), Status: jobs.StatusSucceeded, Result: json.RawMessage(`"fresh"`)},
+			}
+			if !staleFirst {
+				cs[0], cs[1] = cs[1], cs[0]
+			}
+			requireLost(t, h.repo.Finish(t.Context(), cs...), stale.ID)
+			got := h.get(t, current.ID)
+			require.Equal(t, jobs.StatusSucceeded, got.Status, "stale first: %v", staleFirst)
+			require.JSONEq(t, `"fresh"`, string(got.Result))
+		}
+	}},
+	{"SameLeaseTwice", func(t *testing.T, h *harness) {
+		j := h.running(t)
+		err := h.repo.Finish(t.Context(),
+			jobs.Completion{Lease: j.Lease(), Status: jobs.StatusSucceeded, Result: json.RawMessage(`1`)},
+			jobs.Completion{Lease: j.Lease(), Status: jobs.StatusFailed, Error: "second"})
+		requireLost(t, err, j.ID)
+		got := h.get(t, j.ID)
+		require.Equal(t, jobs.StatusSucceeded, got.Status, "the first completion of a lease is applied")
+		require.JSONEq(t, `1`, string(got.Result))
 	}},
 	{"BatchWithLostLease", func(t *testing.T, h *harness) {
 		h.createN(t, "k", 3)

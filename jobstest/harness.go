@@ -90,6 +90,23 @@ func (h *harness) running(t *testing.T) *jobs.Job {
 	return h.claimOne(t)
 }
 
+// reclaimed returns one job claimed twice: first under a lease that
+// expired and was rescued (stale), then under a fresh one (current).
+func (h *harness) reclaimed(t *testing.T) (stale, current *jobs.Job) {
+	t.Helper()
+	h.create(t, job("again"))
+	got := h.claimQ(t, jobs.ClaimQuery{Owner: "w0", Limit: 1, LeaseDuration: time.Millisecond})
+	require.Len(t, got, 1)
+	stale = got[0]
+	waitExpired(t, stale)
+	rescued, err := h.repo.RescueExpired(t.Context(), 10)
+	require.NoError(t, err)
+	require.Len(t, rescued, 1)
+	current = h.claimOne(t)
+	require.Equal(t, stale.ID, current.ID)
+	return stale, current
+}
+
 // finish finishes the job under its lease and fails the case on error.
 func (h *harness) finish(t *testing.T, j *jobs.Job, st jobs.Status) {
 	t.Helper()
@@ -181,6 +198,30 @@ func requireLost(t *testing.T, err error, ids ...uuid.UUID) {
 	var got []uuid.UUID
 	collectLost(err, &got)
 	require.ElementsMatch(t, ids, got, "lease-lost errors should name the lost jobs: %v", err)
+}
+
+// requireCanceledInstead fails unless err holds exactly one ErrCanceled
+// error per given job (completions stored as canceled because a cancel was
+// requested) and nothing else.
+func requireCanceledInstead(t *testing.T, err error, ids ...uuid.UUID) {
+	t.Helper()
+	requireCode(t, err, jobs.ErrCanceled)
+	var got []uuid.UUID
+	var walk func(error)
+	walk = func(err error) {
+		if e, ok := err.(*jobs.Error); ok {
+			require.Equal(t, jobs.CodeCanceled, e.Code, "unexpected error %v", e)
+			got = append(got, e.JobID)
+			return
+		}
+		if u, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range u.Unwrap() {
+				walk(e)
+			}
+		}
+	}
+	walk(err)
+	require.ElementsMatch(t, ids, got, "canceled errors should name the canceled jobs: %v", err)
 }
 
 // collectLost gathers the JobIDs of the lease-lost [*jobs.Error] values in

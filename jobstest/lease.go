@@ -97,6 +97,23 @@ var progressCases = []testCase{
 		require.Equal(t, jobs.StatusRunning, got.Status)
 		require.Equal(t, j.LeaseToken, got.LeaseToken)
 	}},
+	{"StaleAndCurrentLeaseOfOneJob", func(t *testing.T, h *harness) {
+		for _, staleFirst := range []bool{true, false} {
+			stale, current := h.reclaimed(t)
+			ups := []jobs.ProgressUpdate{
+				{Lease: stale.Lease(), Progress: jobs.Progress{Fraction: 0.9, Message: "stale"}},
+				{Lease: current.Lease(), Progress: jobs.Progress{Fraction: 0.1, Message: "current"}},
+			}
+			if !staleFirst {
+				ups[0], ups[1] = ups[1], ups[0]
+			}
+			requireLost(t, h.repo.UpdateProgress(t.Context(), hour, ups...), stale.ID)
+			require.Equal(t, "current", h.get(t, current.ID).Progress.Message, "stale first: %v", staleFirst)
+			requireLost(t, h.repo.Heartbeat(t.Context(), 2*hour, current.Lease(), stale.Lease()), stale.ID)
+			require.True(t, h.get(t, current.ID).LeaseExpiresAt.After(time.Now().Add(hour+time.Minute)), "the current lease is renewed")
+			h.finish(t, current, jobs.StatusSucceeded)
+		}
+	}},
 	{"MayDecrease", func(t *testing.T, h *harness) {
 		// The repository stores what it is given; smoothing is the runner's job.
 		j := h.running(t)

@@ -21,8 +21,9 @@ const raceJobs = 40
 var raceCases = []testCase{
 	{"CancelVersusFinish", func(t *testing.T, h *harness) {
 		// A cancel request never fences the worker: its Finish always
-		// applies, and the cancel either came first (running, requested) or
-		// found the job finished (ErrConflict).
+		// applies. Either the cancel came first (RequestCancel succeeds and
+		// the job ends canceled, which Finish reports with ErrCanceled) or
+		// it found the job finished (ErrConflict, and the job succeeded).
 		h.createN(t, "k", raceJobs)
 		js := h.claim(t, raceJobs)
 		require.Len(t, js, raceJobs)
@@ -37,11 +38,14 @@ var raceCases = []testCase{
 		}
 		wg.Wait()
 		for i, j := range js {
-			require.NoError(t, finishErrs[i], "job %d", i)
 			if cancelErrs[i] != nil {
 				requireCode(t, cancelErrs[i], jobs.ErrConflict)
+				require.NoError(t, finishErrs[i], "job %d", i)
+				require.Equal(t, jobs.StatusSucceeded, h.get(t, j.ID).Status, "job %d", i)
+				continue
 			}
-			require.Equal(t, jobs.StatusSucceeded, h.get(t, j.ID).Status)
+			requireCanceledInstead(t, finishErrs[i], j.ID)
+			require.Equal(t, jobs.StatusCanceled, h.get(t, j.ID).Status, "job %d", i)
 		}
 	}},
 	{"RescueVersusFinish", func(t *testing.T, h *harness) {
