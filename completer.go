@@ -244,6 +244,9 @@ func (r *Runner) forget(o outcome, st Status, err error) {
 	e := o.e
 	id := e.lease.JobID
 	switch {
+	case errors.Is(err, ErrCanceled):
+		// Stored, as canceled: a cancel was requested before it landed.
+		st = StatusCanceled
 	case errors.Is(err, ErrLeaseLost):
 		r.cfg.logger.Warn("job lease lost; outcome not stored", "job_id", id, "kind", e.job.Kind)
 		st = StatusRunning

@@ -191,10 +191,16 @@ func (r *Runner) List(ctx context.Context, q ListQuery) (*Page, error) { return 
 // becomes canceled at once. A running job gets a durable cancel request: when
 // it runs in this process its handler's context is cancelled at once with
 // cause [ErrCanceled]; another runner sees the request within its cancel
-// poll interval. Either way the job ends canceled and is not retried.
-// Canceling a finished job returns [ErrConflict]; an unknown ID
-// [ErrNotFound]. A handler running in this process is stopped before the
-// request is stored, so it stops even when storing the request fails.
+// poll interval.
+//
+// A nil error means the job ends canceled and is not retried: the request
+// wins over whatever the handler returns after it, even a result it had
+// already returned but that was not yet stored (the result is then
+// dropped). When the job's outcome was stored first, Cancel returns
+// [ErrConflict] and the job keeps that outcome (Get tells which); an
+// unknown ID is [ErrNotFound]. A handler running in this process is stopped
+// before the request is stored, so it stops even when storing the request
+// fails.
 func (r *Runner) Cancel(ctx context.Context, id uuid.UUID) (*Job, error) {
 	// A job running here is stopped first, without waiting for the write.
 	local := r.exec(id)

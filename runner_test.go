@@ -408,3 +408,69 @@ func TestRunnerRidesOutStorageFaults(t *testing.T) {
 		require.JSONEq(t, `"ok"`, string(final.Result))
 	})
 }
+
+// heldFinishRepo holds every Finish until release is closed, and tells
+// finishing when one arrives.
+type heldFinishRepo struct {
+	jobs.JobRepository
+	finishing chan struct{}
+	release   chan struct{}
+}
+
+func (h *heldFinishRepo) Finish(ctx context.Context, cs ...jobs.Completion) error {
+	select {
+	case h.finishing <- struct{}{}:
+	default:
+	}
+	<-h.release
+	return h.JobRepository.Finish(ctx, cs...)
+}
+
+// A handler has returned its result, but the result is not stored yet when
+// Cancel comes (from this runner or from another one): Cancel returns nil,
+// so the job must end canceled. Once the result is stored, Cancel is a
+// conflict and the result stays.
+func TestCancelAfterTheResultWasReturnedButNotStored(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
+		for _, from := range []string{"same runner", "other runner"} {
+			held := &heldFinishRepo{JobRepository: repo, finishing: make(chan struct{}, 1), release: make(chan struct{})}
+			r := newRunner(t, held)
+			r.Handle("quick", func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
+				return json.RawMessage(`"done"`), nil
+			})
+			canceler := r
+			if from == "other runner" {
+				canceler = newRunner(t, repo, jobs.WithAllowUnknownKinds())
+			}
+			stop := start(t, r)
+			j, err := r.Enqueue(t.Context(), "quick", nil)
+			require.NoError(t, err)
+			recv(t, held.finishing)
+			got, err := canceler.Cancel(t.Context(), j.ID)
+			require.NoError(t, err, from)
+			require.True(t, got.CancelRequested)
+			close(held.release)
+			final := await(t, r, j.ID)
+			require.Equal(t, jobs.StatusCanceled, final.Status, "%s: Cancel returned nil", from)
+			require.Empty(t, final.Result)
+
+			_, err = canceler.Cancel(t.Context(), j.ID)
+			require.ErrorIs(t, err, jobs.ErrConflict)
+			require.NoError(t, stop())
+		}
+
+		// Stored first: Cancel is a conflict and the job keeps its result.
+		r := newRunner(t, repo)
+		r.Handle("quick", func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
+			return json.RawMessage(`"done"`), nil
+		})
+		start(t, r)
+		j, err := r.Enqueue(t.Context(), "quick", nil)
+		require.NoError(t, err)
+		require.Equal(t, jobs.StatusSucceeded, await(t, r, j.ID).Status)
+		_, err = r.Cancel(t.Context(), j.ID)
+		require.ErrorIs(t, err, jobs.ErrConflict)
+		require.Equal(t, jobs.StatusSucceeded, get(t, r, j.ID).Status)
+	})
+}
