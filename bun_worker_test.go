@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"encoding/json"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -310,5 +311,68 @@ func TestBunFinishOverSeveralStatements(t *testing.T) {
 			require.Equal(t, jobs.StatusSucceeded, g.Status)
 			require.JSONEq(t, `{"i":`+strconv.Itoa(i)+`}`, string(g.Result))
 		}
+	})
+}
+
+// lockWrites takes the database's write lock on a connection of its own,
+// as a backup or a migration in another process would, and returns the
+// func that releases it and reports when it did.
+func lockWrites(t *testing.T, repo *jobs.BunRepository) (release func() time.Time) {
+	t.Helper()
+	conn, err := repo.DB().Conn(t.Context())
+	require.NoError(t, err)
+	tx, err := conn.BeginTx(t.Context(), nil) // BEGIN IMMEDIATE on SQLite
+	require.NoError(t, err)
+	if repo.DB().Dialect().Name().String() == "pg" {
+		_, err = tx.ExecContext(t.Context(), "LOCK TABLE jobs IN EXCLUSIVE MODE")
+	} else {
+		_, err = tx.ExecContext(t.Context(), "UPDATE jobs SET updated_at = updated_at WHERE 0")
+	}
+	require.NoError(t, err)
+	return func() time.Time {
+		at := time.Now()
+		require.NoError(t, tx.Rollback())
+		require.NoError(t, conn.Close())
+		return at
+	}
+}
+
+// A claim, heartbeat or progress write that waited for another connection's
+// write lock grants its lease from when it landed: one computed before the
+// wait would already have run out.
+func TestBunLeaseRunsFromWhenTheWriteLands(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, repo *jobs.BunRepository) {
+		const lease = time.Second
+		require.NoError(t, repo.Create(t.Context(), newJob("a", nil), newJob("b", nil), newJob("c", nil)))
+		held := claimAll(t, repo, 2)
+		release := lockWrites(t, repo)
+		releasedAt := make(chan time.Time, 1)
+		go func() {
+			time.Sleep(1500 * time.Millisecond) // the outage
+			releasedAt <- release()
+		}()
+		var wg sync.WaitGroup
+		var claimed []*jobs.Job
+		errs := make([]error, 3)
+		wg.Go(func() {
+			claimed, errs[0] = repo.Claim(t.Context(), jobs.ClaimQuery{Owner: "w", Limit: 1, LeaseDuration: lease})
+		})
+		wg.Go(func() { errs[1] = repo.Heartbeat(t.Context(), lease, held[0].Lease()) })
+		wg.Go(func() {
+			errs[2] = repo.UpdateProgress(t.Context(), lease, jobs.ProgressUpdate{Lease: held[1].Lease(), Progress: jobs.Progress{Fraction: 0.5}})
+		})
+		wg.Wait()
+		for _, err := range errs {
+			require.NoError(t, err)
+		}
+		released := <-releasedAt
+		require.Len(t, claimed, 1)
+		for _, id := range []uuid.UUID{claimed[0].ID, held[0].ID, held[1].ID} {
+			got := mustGet(t, repo, id)
+			require.False(t, got.LeaseExpiresAt.Before(released.Add(lease-50*time.Millisecond)),
+				"lease of %s expires at %v, before the write could land (%v) + the lease", id, got.LeaseExpiresAt, released)
+		}
+		require.False(t, claimed[0].LeaseExpiresAt.Before(released.Add(lease-50*time.Millisecond)), "the claim returns the lease as stored")
 	})
 }

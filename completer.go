@@ -225,7 +225,10 @@ func badInput(err error) bool {
 // with a non-transient error, or ctx ends; it returns the split errors.
 func retryBatch(ctx context.Context, r *Runner, f func(context.Context) error) (map[uuid.UUID]error, error) {
 	for attempt := 1; ; attempt++ {
-		perJob, other := splitErrors(f(ctx))
+		end := r.writes.begin()
+		err := f(ctx)
+		end()
+		perJob, other := splitErrors(err)
 		if other == nil || CodeOf(other) != CodeUnavailable && CodeOf(other) != CodeInternal {
 			return perJob, other
 		}

@@ -25,7 +25,7 @@ func TestDialectFragments(t *testing.T) {
 	require.Equal(t, "?", s)
 	require.Equal(t, []any{now.Add(time.Second)}, args)
 	s, args = pg.leaseUntil(nil, now, 1500*time.Millisecond)
-	require.Contains(t, s, "now()")
+	require.Contains(t, s, "clock_timestamp()", "the lease runs from when the row is written, not from when the statement began")
 	require.Equal(t, []any{int64(1500000)}, args)
 
 	require.Empty(t, lite.skipLocked()+lite.castUUID()+lite.castTime())

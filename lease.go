@@ -44,18 +44,24 @@ func (r *Runner) heartbeat(ctx context.Context, every time.Duration) {
 	}
 	if len(leases) > 0 {
 		hctx, cancel := context.WithTimeout(ctx, every)
+		end := r.writes.begin()
 		err := r.repo.Heartbeat(hctx, r.cfg.lease, leases...)
+		end()
 		cancel()
-		r.settleRenewals("renew leases", execs, err, start, nil)
+		r.settleRenewals("renew leases", execs, err, time.Now(), nil)
 	}
 	// A lease that the next tick might not renew in time is given up now,
 	// well before it expires and another runner may claim the job: less than
 	// one and a half intervals left means two beats in a row have failed.
 	// (Exactly one interval would tie with the expiry when ticks are on time.)
+	// An attempt whose handler has returned keeps its lease: there is no
+	// handler left to stop, and its outcome, waiting to be stored, must not
+	// be handed to a rescuer (see outage.go); its leases are renewed until
+	// the outcome is stored.
 	now := time.Now()
 	for _, e := range r.execList() {
 		left := time.Unix(0, e.renewed.Load()).Add(r.cfg.lease).Sub(now)
-		if !e.lost.Load() && left < every+every/2 {
+		if !e.lost.Load() && left < every+every/2 && !e.hasEnded() {
 			r.cfg.logger.Error("lease not renewed in time", "job_id", e.lease.JobID, "kind", e.job.Kind)
 			r.leaseLost(e)
 		}
@@ -63,11 +69,13 @@ func (r *Runner) heartbeat(ctx context.Context, every time.Duration) {
 }
 
 // settleRenewals applies the result err of a batch write that renews the
-// leases of execs (a heartbeat or a progress write) begun at start: a job
-// whose lease was lost is stopped, a job written counts as renewed, and a
-// job whose write failed otherwise keeps its lease until it runs out and is
-// handed to retry, when not nil.
-func (r *Runner) settleRenewals(msg string, execs []*execution, err error, start time.Time, retry func(*execution)) {
+// leases of execs (a heartbeat or a progress write) and returned at done: a
+// job whose lease was lost is stopped, a job written counts as renewed at
+// done, and a job whose write failed otherwise keeps its lease until it runs
+// out and is handed to retry, when not nil. Repositories grant the lease
+// from when the write lands, after any wait for the database, which is the
+// end of the call but for the time the reply took.
+func (r *Runner) settleRenewals(msg string, execs []*execution, err error, done time.Time, retry func(*execution)) {
 	perJob, other := splitErrors(err)
 	if other != nil {
 		r.cfg.logger.Warn(msg, "error", other, "jobs", len(execs))
@@ -81,7 +89,7 @@ func (r *Runner) settleRenewals(msg string, execs []*execution, err error, start
 				retry(e)
 			}
 		default:
-			e.renewed.Store(start.UnixNano())
+			e.renewed.Store(done.UnixNano())
 		}
 	}
 }
@@ -134,15 +142,9 @@ func splitErrors(err error) (map[uuid.UUID]error, error) {
 	if err == nil {
 		return nil, nil
 	}
-	var errs []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	} else {
-		errs = []error{err}
-	}
 	perJob := map[uuid.UUID]error{}
 	var other []error
-	for _, e := range errs {
+	for _, e := range flatten(err, nil) {
 		if je, ok := errors.AsType[*Error](e); ok && je.JobID != uuid.Nil {
 			perJob[je.JobID] = e
 			continue
@@ -150,4 +152,16 @@ func splitErrors(err error) (map[uuid.UUID]error, error) {
 		other = append(other, e)
 	}
 	return perJob, errors.Join(other...)
+}
+
+// flatten appends the errors joined in err (at any depth of errors.Join)
+// to out.
+func flatten(err error, out []error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			out = flatten(e, out)
+		}
+		return out
+	}
+	return append(out, err)
 }

@@ -29,11 +29,23 @@ func (r *Runner) rescueLoop(ctx context.Context) error {
 
 func (r *Runner) rescue(ctx context.Context) {
 	for ctx.Err() == nil {
-		// A whole lease, not one interval: a rescue that commits but whose
-		// reply is cut off would go unreported (no wake-up, no log).
-		rctx, cancel := context.WithTimeout(ctx, r.cfg.lease)
-		js, err := r.repo.RescueExpired(rctx, rescueLimit)
-		cancel()
+		// After the database stopped taking writes, owners get a lease's
+		// time to renew before anything is rescued (see outage.go).
+		if held, since := r.writes.held(time.Now()); held {
+			if !r.rescueHeld.Swap(true) {
+				r.cfg.logger.Warn("database writes stalled; rescue of expired leases waits",
+					"since", since, "for", r.writes.hold)
+			}
+			return
+		}
+		r.rescueHeld.Store(false)
+		// No deadline of its own: a rescue cut off after it committed would
+		// go unreported, and one that waits out a write outage must show as
+		// slow until the outage ends, so that the rescues after it wait
+		// (see outage.go). It judges leases by when it was called.
+		end := r.writes.begin()
+		js, err := r.repo.RescueExpired(ctx, rescueLimit)
+		end()
 		if err != nil {
 			r.cfg.logger.Warn("rescue expired leases", "error", err)
 			return

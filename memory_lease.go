@@ -278,11 +278,11 @@ func (m *MemoryRepository) RescueExpired(ctx context.Context, limit int) ([]*Job
 	if err := checkRescueLimit(op, limit); err != nil {
 		return nil, err
 	}
+	t := now() // leases are judged by when the call was made
 	if err := m.lock(ctx, op); err != nil {
 		return nil, err
 	}
 	defer m.mu.Unlock()
-	t := now()
 	var expired []*memRecord
 	for _, r := range m.running {
 		if r.job.LeaseExpiresAt.Before(t) {

@@ -106,6 +106,13 @@ func (e *execution) end() *Progress {
 	return &p
 }
 
+// hasEnded reports whether the handler has returned.
+func (e *execution) hasEnded() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.ended
+}
+
 // stored records the outcome once the repository has it and wakes watchers.
 func (e *execution) stored(st Status, errText string, p *Progress) {
 	seq := e.r.seq.Add(1)
@@ -174,11 +181,12 @@ func (r *Runner) flushProgress(ctx context.Context) {
 	if len(ups) == 0 {
 		return
 	}
-	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, r.cfg.lease/3)
+	end := r.writes.begin()
 	err := r.repo.UpdateProgress(wctx, r.cfg.lease, ups...)
+	end()
 	cancel()
-	r.settleRenewals("store progress", execs, err, start, (*execution).redirty)
+	r.settleRenewals("store progress", execs, err, time.Now(), (*execution).redirty)
 	if r.cfg.hooks.OnProgress != nil {
 		for _, e := range execs {
 			s, _ := e.snapshot(false)

@@ -155,7 +155,10 @@ type JobRepository interface {
 	// records "lease expired" as the attempt's error (unless canceled). Each
 	// expired lease is rescued once, even with several rescuers at once.
 	// It returns the rescued jobs as stored after the change. A lease has
-	// expired when its LeaseExpiresAt is before now. A limit outside [1,
+	// expired when its LeaseExpiresAt is before the time of the call: a
+	// call that waited for the database (another connection held its
+	// write lock) judges leases by when it was made, not by when it ran,
+	// since their owners were kept waiting as well. A limit outside [1,
 	// MaxClaimLimit] is ErrInvalidArgument.
 	RescueExpired(ctx context.Context, limit int) ([]*Job, error)
 

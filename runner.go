@@ -73,6 +73,8 @@ type Runner struct {
 
 	hints       hintSubscription // to cfg.notifier; see notifier.go
 	pollCancels chan struct{}    // look for cancel requests now
+	writes      *writeWatch      // times this runner's writes; see outage.go
+	rescueHeld  atomic.Bool      // the rescuer is waiting out a write outage
 }
 
 // NewRunner returns a Runner over repo, configured by opts. It returns
@@ -96,6 +98,7 @@ func NewRunner(repo JobRepository, opts ...Option) (*Runner, error) {
 		compGone: make(chan struct{}),
 
 		pollCancels: make(chan struct{}, 1),
+		writes:      newWriteWatch(cfg.lease),
 	}
 	r.avgDur.Store(-1)
 	return r, nil

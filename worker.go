@@ -108,13 +108,12 @@ func (r *Runner) fetch(ctx, base context.Context, kinds []string) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		start := time.Now()
-		// The claim must not be cut off half-way by shutdown: claimed jobs
-		// that never reach a worker would wait for their lease to expire.
-		cctx, cancel := context.WithTimeout(base, r.cfg.lease/3)
-		js, err := r.repo.Claim(cctx, ClaimQuery{Owner: r.cfg.owner, Queues: r.cfg.queues,
+		js, err := r.claim(ctx, base, ClaimQuery{Owner: r.cfg.owner, Queues: r.cfg.queues,
 			Kinds: kinds, Limit: limit, LeaseDuration: r.cfg.lease})
-		cancel()
+		if ctx.Err() != nil {
+			// Shutdown came during the claim: its jobs are handed back.
+			r.stopping.Store(true)
+		}
 		if err != nil {
 			if CodeOf(err) == CodeClosed {
 				return err
@@ -128,7 +127,8 @@ func (r *Runner) fetch(ctx, base context.Context, kinds []string) error {
 			continue
 		}
 		failures = 0
-		r.dispatch(base, js, start)
+		// The lease runs from when the claim landed, at the latest now.
+		r.dispatch(base, js, time.Now())
 		if len(js) == limit {
 			continue // there may be more
 		}
@@ -139,6 +139,42 @@ func (r *Runner) fetch(ctx, base context.Context, kinds []string) error {
 		case <-r.wake:
 		case <-idle.C:
 		}
+	}
+}
+
+// claim claims jobs with a call that nothing cancels: a claim whose context
+// ended just after it committed would report an error for jobs it took,
+// and they would wait for their leases to expire, with an attempt counted
+// that no handler ran. When ctx (Run's) ends first, claim still waits for
+// the call, up to the grace period and the stop timeout, and returns what
+// it claimed for the workers to hand back; a call that takes longer than
+// that (the database is locked) is left behind, and what it claims waits
+// for the rescuer.
+func (r *Runner) claim(ctx, base context.Context, q ClaimQuery) ([]*Job, error) {
+	type result struct {
+		js  []*Job
+		err error
+	}
+	done := make(chan result, 1)
+	end := r.writes.begin()
+	go func() {
+		js, err := r.repo.Claim(base, q)
+		end()
+		done <- result{js, err}
+	}()
+	select {
+	case res := <-done:
+		return res.js, res.err
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(r.cfg.grace + r.cfg.stopTimeout)
+	defer t.Stop()
+	select {
+	case res := <-done:
+		return res.js, res.err
+	case <-t.C:
+		r.cfg.logger.Error("claim still waiting for the database at shutdown; its jobs wait for their leases to expire")
+		return nil, context.Cause(ctx)
 	}
 }
 
