@@ -200,11 +200,7 @@ func (r *recordingRepo) record(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	errs := []error{err}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	}
-	for _, e := range errs {
+	for _, e := range joined(err) {
 		je, _ := errors.AsType[*jobs.Error](e)
 		switch {
 		case errors.Is(e, jobs.ErrLeaseLost) && je != nil:
@@ -214,6 +210,21 @@ func (r *recordingRepo) record(op string, err error) error {
 		}
 	}
 	return err
+}
+
+// joined returns the errors that err joins, through every level: a batch
+// call may return a join of joins (jobs.BunRepository.Finish does), and each
+// job refused in it must be recorded.
+func joined(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, joined(e)...)
+	}
+	return out
 }
 
 func (r *recordingRepo) Claim(ctx context.Context, q jobs.ClaimQuery) ([]*jobs.Job, error) {
