@@ -291,7 +291,8 @@ func logOutages(t testing.TB, began time.Time, outs []outage, w *writeLock, drai
 // logBadByOutage logs, for each outage, how many of the jobs that did not
 // end succeeded although their handler returned success had returned
 // during it or before it (since the previous one), and returns one such job
-// of each kind to tell the story of.
+// of each kind to tell the story of, one that returned after the last
+// outage first.
 func logBadByOutage(t testing.TB, outs []outage, l *ledger, bad []uuid.UUID) (samples []uuid.UUID) {
 	t.Helper()
 	inside, before := make([]int, len(outs)), make([]int, len(outs))
@@ -312,7 +313,9 @@ func logBadByOutage(t testing.TB, outs []outage, l *ledger, bad []uuid.UUID) (sa
 		switch {
 		case i < 0:
 			after++
-			sample(after, id)
+			if after == 1 {
+				samples = slices.Insert(samples, 0, id)
+			}
 		case done.Before(outs[i].held):
 			before[i]++
 			sample(before[i], id)

@@ -2,6 +2,7 @@ package proctest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -80,28 +81,47 @@ func (w *writeLock) hold(ctx context.Context) (release func() error, err error) 
 }
 
 // check reports, while the lock is held, whether another connection's
-// write to the jobs table is refused and whether its read is served.
-func (w *writeLock) check(ctx context.Context) (writeBlocked, readServed bool) {
-	const write = "UPDATE jobs SET updated_at = updated_at WHERE 1 = 0"
-	switch w.backend {
-	case "sqlite": // busy timeout 1 ms
-		_, err := w.probe.ExecContext(ctx, write)
-		writeBlocked = err != nil && strings.Contains(err.Error(), "locked")
-	case "postgres":
-		err := w.probe.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			if _, err := tx.ExecContext(ctx, "SET LOCAL lock_timeout = '200ms'"); err != nil {
-				return err
-			}
-			_, err := tx.ExecContext(ctx, write)
-			return err
-		})
-		writeBlocked = err != nil && strings.Contains(err.Error(), "55P03") // lock_not_available
+// write to the jobs table is refused for the lock and whether its read is
+// served; any other error is returned. On PostgreSQL both wait at most
+// 200 ms (lock_timeout) and the connection survives: a cancelled query
+// would cost it, and a new connection may be slow on a loaded machine.
+func (w *writeLock) check(ctx context.Context) (writeBlocked, readServed bool, err error) {
+	const (
+		write = "UPDATE jobs SET updated_at = updated_at WHERE 1 = 0"
+		read  = "SELECT count(*) FROM jobs"
+	)
+	try := func(q string) error { // busy timeout 1 ms
+		_, err := w.probe.ExecContext(ctx, q)
+		return err
 	}
-	rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	defer cancel()
-	var n int
-	readServed = w.probe.QueryRowContext(rctx, "SELECT count(*) FROM jobs").Scan(&n) == nil
-	return writeBlocked, readServed
+	lockErr := "database is locked"
+	if w.backend == "postgres" {
+		try = func(q string) error {
+			return w.probe.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+				if _, err := tx.ExecContext(ctx, "SET LOCAL lock_timeout = '200ms'"); err != nil {
+					return err
+				}
+				_, err := tx.ExecContext(ctx, q)
+				return err
+			})
+		}
+		lockErr = "SQLSTATE 55P03" // lock_not_available
+	}
+	blocked := func(q string) (bool, error) {
+		switch err := try(q); {
+		case err == nil:
+			return false, nil
+		case strings.Contains(err.Error(), lockErr):
+			return true, nil
+		default:
+			return false, fmt.Errorf("probe %q: %w", q, err)
+		}
+	}
+	if writeBlocked, err = blocked(write); err != nil {
+		return false, false, err
+	}
+	readBlocked, err := blocked(read)
+	return writeBlocked, !readBlocked, err
 }
 
 // readsServed says whether reads go on during an outage: all but ACCESS
@@ -124,6 +144,8 @@ type outage struct {
 
 func (o outage) length() time.Duration { return o.released.Sub(o.held) }
 
+// outageRun is what holdOutages did: the outages, and the error that ended
+// them early.
 type outageRun struct {
 	outages []outage
 	err     error
@@ -153,14 +175,17 @@ func holdOutages(ctx context.Context, w *writeLock, stop <-chan struct{}, until 
 			return run
 		}
 		o.held = time.Now()
-		o.writeBlocked, o.readServed = w.check(ctx)
-		t = time.NewTimer(time.Until(o.held.Add(outageMinHold + rand.N(outageMaxHold-outageMinHold))))
-		select {
-		case <-stop:
-			t.Stop()
-		case <-t.C:
+		var checkErr error
+		o.writeBlocked, o.readServed, checkErr = w.check(ctx)
+		if checkErr == nil {
+			t = time.NewTimer(time.Until(o.held.Add(outageMinHold + rand.N(outageMaxHold-outageMinHold))))
+			select {
+			case <-stop:
+				t.Stop()
+			case <-t.C:
+			}
 		}
-		run.err = release()
+		run.err = errors.Join(checkErr, release())
 		o.released = time.Now()
 		run.outages = append(run.outages, o)
 		if run.err != nil {
