@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -39,7 +40,7 @@ type childConfig struct {
 // effect whose count the tests check.
 const (
 	kindNoop   = "noop"   // start, done
-	kindWork   = "work"   // start, sleep payload.MS, done
+	kindWork   = "work"   // start, sleep payload.MS, done; each line ends with the wall clock in UnixNano
 	kindBlock1 = "block1" // attempt 1: start, then block until ctx ends (ctxdone); later attempts: start, done
 	kindPause1 = "pause1" // attempt 1: start, report progress every 20 ms until ctx ends (ctxdone); later: start, done
 	kindWait   = "wait"   // start, block until ctx ends, then ctxdone with the cause and the wall clock in UnixNano
@@ -124,18 +125,18 @@ func runChild(ctx context.Context, cfg childConfig) error {
 		return nil, nil
 	})
 	r.Handle(kindWork, func(ctx context.Context, j *jobs.Job, _ jobs.Reporter) (json.RawMessage, error) {
-		led.write("start", j.ID, j.Attempt, pid)
+		led.write("start", j.ID, j.Attempt, pid, wallClock())
 		var p workPayload
 		_ = json.Unmarshal(j.Payload, &p)
 		t := time.NewTimer(time.Duration(p.MS) * time.Millisecond)
 		defer t.Stop()
 		select {
 		case <-ctx.Done():
-			led.write("ctxdone", j.ID, j.Attempt, pid, string(jobs.CodeOf(context.Cause(ctx))))
+			led.write("ctxdone", j.ID, j.Attempt, pid, string(jobs.CodeOf(context.Cause(ctx))), wallClock())
 			return nil, ctx.Err()
 		case <-t.C:
 		}
-		led.write("done", j.ID, j.Attempt, pid)
+		led.write("done", j.ID, j.Attempt, pid, wallClock())
 		return nil, nil
 	})
 	firstBlocks := func(report bool) jobs.HandlerFunc {
@@ -166,8 +167,7 @@ func runChild(ctx context.Context, cfg childConfig) error {
 	r.Handle(kindWait, func(ctx context.Context, j *jobs.Job, _ jobs.Reporter) (json.RawMessage, error) {
 		led.write("start", j.ID, j.Attempt, pid)
 		<-ctx.Done()
-		at := time.Now().UnixNano()
-		led.write("ctxdone", j.ID, j.Attempt, pid, string(jobs.CodeOf(context.Cause(ctx))), fmt.Sprint(at))
+		led.write("ctxdone", j.ID, j.Attempt, pid, string(jobs.CodeOf(context.Cause(ctx))), wallClock())
 		return nil, ctx.Err()
 	})
 	r.Handle(kindBlock1, firstBlocks(false))
@@ -184,8 +184,13 @@ func runChild(ctx context.Context, cfg childConfig) error {
 	return <-runErr
 }
 
-// recordingRepo writes to the ledger every write that fencing refused and
-// every storage error that reached the runner.
+// wallClock is the time a ledger line may end with, in UnixNano (see
+// entry.at).
+func wallClock() string { return strconv.FormatInt(time.Now().UnixNano(), 10) }
+
+// recordingRepo writes to the ledger every write that fencing refused,
+// every storage error that reached the runner, and every rescue that it
+// reported ("rescued job_id attempt pid status wall_clock").
 type recordingRepo struct {
 	jobs.JobRepository
 	led *ledgerFile
@@ -195,11 +200,7 @@ func (r *recordingRepo) record(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	errs := []error{err}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	}
-	for _, e := range errs {
+	for _, e := range joined(err) {
 		je, _ := errors.AsType[*jobs.Error](e)
 		switch {
 		case errors.Is(e, jobs.ErrLeaseLost) && je != nil:
@@ -209,6 +210,21 @@ func (r *recordingRepo) record(op string, err error) error {
 		}
 	}
 	return err
+}
+
+// joined returns the errors that err joins, through every level: a batch
+// call may return a join of joins (jobs.BunRepository.Finish does), and each
+// job refused in it must be recorded.
+func joined(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, joined(e)...)
+	}
+	return out
 }
 
 func (r *recordingRepo) Claim(ctx context.Context, q jobs.ClaimQuery) ([]*jobs.Job, error) {
@@ -235,7 +251,7 @@ func (r *recordingRepo) Release(ctx context.Context, ls ...jobs.Lease) error {
 func (r *recordingRepo) RescueExpired(ctx context.Context, limit int) ([]*jobs.Job, error) {
 	js, err := r.JobRepository.RescueExpired(ctx, limit)
 	for _, j := range js {
-		r.led.writeLine(fmt.Sprintf("rescued %s %d %d", j.ID, j.Attempt, os.Getpid()))
+		r.led.writeLine(fmt.Sprintf("rescued %s %d %d %s %s", j.ID, j.Attempt, os.Getpid(), j.Status, wallClock()))
 	}
 	return js, r.record("rescue", err)
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -121,6 +122,20 @@ func parseEntry(line string) (entry, bool) {
 	return e, err == nil && err2 == nil && err3 == nil
 }
 
+// at returns the wall clock that ends the entry's line (see wallClock), or
+// the zero time when the line carries none.
+func (e entry) at() time.Time {
+	f := strings.Fields(e.rest)
+	if len(f) == 0 {
+		return time.Time{}
+	}
+	ns, err := strconv.ParseInt(f[len(f)-1], 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
 // count returns how many entries of event the job has.
 func (l *ledger) count(id uuid.UUID, event string) int {
 	n := 0
@@ -164,7 +179,7 @@ func TestLedgerRoundTrip(t *testing.T) {
 	led.write("ctxdone", id, 1, 42, "lease_lost")
 	led.writeLine(fmt.Sprintf("fenced %s heartbeat 42", id))
 	led.writeLine(`error claim unavailable 42 "jobs: claim: busy"`)
-	led.write("done", id, 2, 43)
+	led.write("done", id, 2, 43, "1700000000123456789")
 	if err := led.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -177,6 +192,12 @@ func TestLedgerRoundTrip(t *testing.T) {
 	}
 	if e := l.events("fenced")[0]; e.rest != "heartbeat" || e.pid != 42 {
 		t.Fatalf("fenced parsed as %+v", e)
+	}
+	if at := l.events("done")[0].at(); !at.Equal(time.Unix(0, 1700000000123456789)) {
+		t.Fatalf("done at %v", at)
+	}
+	if !l.events("ctxdone")[0].at().IsZero() {
+		t.Fatal("a line without a wall clock has one")
 	}
 	if len(l.events("error")) != 1 || l.donesByPid()[43] != 1 {
 		t.Fatalf("entries: %+v", l.entries)
