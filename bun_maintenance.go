@@ -84,9 +84,21 @@ func (r *BunRepository) RescueExpired(ctx context.Context, limit int) ([]*Job, e
 	if err := checkRescueLimit(op, limit); err != nil {
 		return nil, err
 	}
-	t := now()
+	t := now() // leases are judged by when the call was made
 	var rescued []*Job
 	err := r.write(ctx, op, false, func(ctx context.Context, db bun.IDB) error {
+		// On PostgreSQL "now" is the database's clock at the statement's
+		// start, minus the time the call spent before it: waiting for a
+		// connection of the pool, or for a new one.
+		var waited time.Duration
+		if r.d.pg {
+			conn, err := r.db.Conn(ctx)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			db, waited = conn, time.Since(t)
+		}
 		var b strings.Builder
 		b.WriteString("UPDATE jobs SET " +
 			"status = CASE WHEN cancel_requested THEN 'canceled' WHEN attempt >= max_attempts THEN 'failed' ELSE 'pending' END, " +
@@ -96,11 +108,11 @@ func (r *BunRepository) RescueExpired(ctx context.Context, limit int) ([]*Job, e
 			"lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = ? " +
 			"WHERE ")
 		args := []any{t, leaseExpiredError, leaseExpiredError, t.Format(time.RFC3339Nano), t}
-		nowSQL, args := r.d.now(args, t)
+		nowSQL, args := r.d.callTime(args, t, waited)
 		sub := "SELECT id FROM jobs WHERE status = 'running' AND lease_expires_at < " + nowSQL +
 			" ORDER BY lease_expires_at LIMIT ?" + r.d.skipLocked()
 		args = append(args, limit)
-		nowSQL, args = r.d.now(args, t)
+		nowSQL, args = r.d.callTime(args, t, waited)
 		b.WriteString(r.d.idIn(sub) + " AND status = 'running' AND lease_expires_at < " + nowSQL + " RETURNING " + r.d.jobColumns())
 		rows, err := db.QueryContext(ctx, b.String(), args...)
 		if err != nil {

@@ -50,6 +50,17 @@ func (d sqlDialect) now(args []any, goNow time.Time) (string, []any) {
 	return "?", append(args, goNow)
 }
 
+// callTime is the SQL for the time a call was made, for a statement that
+// may have waited before it ran: the bound Go time goNow on SQLite, and on
+// PostgreSQL the statement's start, now(), less waited, the time the call
+// spent before the statement was sent.
+func (d sqlDialect) callTime(args []any, goNow time.Time, waited time.Duration) (string, []any) {
+	if d.pg {
+		return "(now() - ? * interval '1 microsecond')", append(args, waited.Microseconds())
+	}
+	return "?", append(args, goNow)
+}
+
 // leaseUntil is the SQL for "now + lease" and its arguments appended to args.
 // It reads the clock when the row is written, after any wait for a lock:
 // clock_timestamp() on PostgreSQL, where now() is the time the statement
