@@ -33,7 +33,8 @@ func WithPriority(n int) EnqueueOption { return func(c *enqueueConfig) { c.job.P
 func WithDelay(d time.Duration) EnqueueOption { return func(c *enqueueConfig) { c.delay = d } }
 
 // WithRunAt makes the job wait until t before it may start. A time in the
-// past means at once.
+// past means at once; a time after the year 9999 (UTC) is refused with
+// [ErrInvalidArgument], because SQLite could not order it.
 func WithRunAt(t time.Time) EnqueueOption { return func(c *enqueueConfig) { c.runAt = t } }
 
 // WithMaxAttempts sets how many attempts the job may have: at least 1; the

@@ -53,6 +53,7 @@ func TestEnqueueRefusesBadInput(t *testing.T) {
 		r := newRunner(t, repo)
 		r.Handle("k", noop)
 		ctx := t.Context()
+		year10000 := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
 		tests := []struct {
 			name    string
 			kind    string
@@ -68,6 +69,8 @@ func TestEnqueueRefusesBadInput(t *testing.T) {
 			{"zero max attempts", "k", nil, []jobs.EnqueueOption{jobs.WithMaxAttempts(0)}, jobs.ErrInvalidArgument},
 			{"negative timeout", "k", nil, []jobs.EnqueueOption{jobs.WithTimeout(-time.Second)}, jobs.ErrInvalidArgument},
 			{"bad queue", "k", nil, []jobs.EnqueueOption{jobs.InQueue("a\x00b")}, jobs.ErrInvalidArgument},
+			{"run at year 10000", "k", nil, []jobs.EnqueueOption{jobs.WithRunAt(year10000)}, jobs.ErrInvalidArgument},
+			{"delay and run at year 10000", "k", nil, []jobs.EnqueueOption{jobs.WithDelay(time.Hour), jobs.WithRunAt(year10000)}, jobs.ErrInvalidArgument},
 		}
 		for _, tt := range tests {
 			_, err := r.Enqueue(ctx, tt.kind, tt.payload, tt.opts...)

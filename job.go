@@ -108,7 +108,9 @@ type Job struct {
 	// worker that owns it stops and finishes it as canceled.
 	CancelRequested bool `bun:"cancel_requested,notnull" json:"cancel_requested,omitempty"`
 
-	RunAt      time.Time `bun:"run_at,notnull" json:"run_at"` // not before this time
+	// RunAt is when the job may start, not before; the zero value means
+	// now. It must lie in the years 1 to 9999 (UTC).
+	RunAt      time.Time `bun:"run_at,notnull" json:"run_at"`
 	CreatedAt  time.Time `bun:"created_at,notnull" json:"created_at"`
 	UpdatedAt  time.Time `bun:"updated_at,notnull" json:"updated_at"`
 	StartedAt  time.Time `bun:"started_at,nullzero" json:"started_at,omitzero"`   // of the latest attempt
@@ -178,7 +180,7 @@ type Completion struct {
 	// empty. It is truncated to MaxErrorLength bytes.
 	Error string
 	// RunAt is when a retried job may run again (StatusPending only); the
-	// zero value means at once.
+	// zero value means at once. It must lie in the years 1 to 9999 (UTC).
 	RunAt time.Time
 	// Progress, when not nil, is stored as the job's final progress. With
 	// StatusSucceeded and a nil Progress, the fraction becomes 1 and the

@@ -45,7 +45,8 @@ type JobRepository interface {
 	// payload's JSON). A job whose UniqueKey matches an existing job is not
 	// inserted: its fields are replaced by the existing job's and Duplicate
 	// is set. Invalid input (empty or long names, invalid JSON, MaxAttempts < 0,
-	// negative Timeout, a preset ID, a nil job) returns ErrInvalidArgument
+	// negative Timeout, a RunAt outside the years 1 to 9999 in UTC, a
+	// preset ID, a nil job) returns ErrInvalidArgument
 	// and a payload over the limit ErrTooLarge; nothing is written and the
 	// jobs passed in are left unchanged, so the caller can fix and retry.
 	// Unique keys also deduplicate within one call: a later job with the
@@ -106,10 +107,11 @@ type JobRepository interface {
 	// retry. Result is stored only with StatusSucceeded. A non-empty Error
 	// becomes the job's Error and is appended to Errors; an empty one leaves
 	// both as they were, so Error keeps the most recent failure. Completions
-	// with another status, an invalid result or an invalid progress are
-	// ErrInvalidArgument (a result over the limit ErrTooLarge) and nothing
-	// is written. Completions whose lease was lost report ErrLeaseLost and
-	// change nothing; the others are still written.
+	// with another status, an invalid result, an invalid progress or a
+	// RunAt outside the years 1 to 9999 (UTC) are ErrInvalidArgument (a
+	// result over the limit ErrTooLarge) and nothing is written.
+	// Completions whose lease was lost report ErrLeaseLost and change
+	// nothing; the others are still written.
 	Finish(ctx context.Context, completions ...Completion) error
 
 	// Release returns running jobs to pending at once without counting the

@@ -42,6 +42,9 @@ func prepareNew(j *Job, now time.Time, maxPayload int) error {
 	if len(j.UniqueKey) > MaxUniqueKeyLength || !utf8.ValidString(j.UniqueKey) || hasNUL(j.UniqueKey) {
 		return invalid(op, "unique key must be valid UTF-8 without NUL, at most %d bytes", MaxUniqueKeyLength)
 	}
+	if err := checkRunAt(op, uuid.Nil, j.RunAt); err != nil {
+		return err
+	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return fmt.Errorf("jobs: create: new id: %w", err)
@@ -98,6 +101,20 @@ func hasNUL(s string) bool {
 		}
 	}
 	return false
+}
+
+// checkRunAt refuses a run-at time (of Create or of a retry) outside the
+// years 1 to 9999 in UTC; the zero time, which means now, passes. SQLite
+// stores times as text and compares them as text, which orders them right
+// only with four-digit years: "10000-…" sorts before "2026-…".
+func checkRunAt(op string, id uuid.UUID, t time.Time) error {
+	if t.IsZero() {
+		return nil
+	}
+	if y := t.UTC().Year(); y < 1 || y > 9999 {
+		return newError(CodeInvalidArgument, op, id, "run at %s is outside the years 1 to 9999 (UTC)", t.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // checkClaim validates a ClaimQuery.
@@ -179,6 +196,9 @@ func checkCompletion(c Completion, maxResult int) error {
 	}
 	if !validJSON(c.Result) {
 		return newError(CodeInvalidArgument, op, c.Lease.JobID, "result is not valid JSON")
+	}
+	if err := checkRunAt(op, c.Lease.JobID, c.RunAt); err != nil {
+		return err
 	}
 	if c.Progress != nil {
 		if err := c.Progress.Validate(); err != nil {

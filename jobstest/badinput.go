@@ -40,6 +40,26 @@ var badInputCases = []testCase{
 		_, err := h.repo.Get(t.Context(), preset)
 		requireCode(t, err, jobs.ErrNotFound)
 	}},
+	{"RunAtOutOfRange", func(t *testing.T, h *harness) {
+		// SQLite keeps times as text and compares them as text, which
+		// orders them correctly only with four-digit years: every backend
+		// refuses a run-at time outside the years 1 to 9999 (UTC).
+		for name, at := range map[string]time.Time{
+			"year 10000":             time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+			"year 10000 in UTC only": time.Date(9999, 12, 31, 23, 0, 0, 0, time.FixedZone("UTC-2", -2*3600)),
+			"year 0":                 time.Date(0, 12, 31, 0, 0, 0, 0, time.UTC),
+			"year -1":                time.Date(-1, 6, 1, 0, 0, 0, 0, time.UTC),
+		} {
+			requireCode(t, h.repo.Create(t.Context(), &jobs.Job{Kind: "k", RunAt: at}), jobs.ErrInvalidArgument, name)
+		}
+		require.Zero(t, h.total(t), "nothing is written")
+
+		j := h.running(t)
+		err := h.repo.Finish(t.Context(), jobs.Completion{Lease: j.Lease(), Status: jobs.StatusPending,
+			RunAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)})
+		requireCode(t, err, jobs.ErrInvalidArgument, "retry in year 10000")
+		requireSame(t, j, h.get(t, j.ID))
+	}},
 	{"NameLimits", func(t *testing.T, h *harness) {
 		max := strings.Repeat("n", jobs.MaxNameLength)
 		j := h.create(t, &jobs.Job{Kind: max, Queue: max, UniqueKey: strings.Repeat("u", jobs.MaxUniqueKeyLength)})[0]

@@ -57,6 +57,21 @@ var createCases = []testCase{
 		requireUTC(t, got)
 		requireSame(t, j, got)
 	}},
+	{"RunAtLastYear", func(t *testing.T, h *harness) {
+		// The latest run-at time every backend stores and orders
+		// correctly: the job waits, and Get reads it back.
+		at := time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC)
+		j := h.create(t, &jobs.Job{Kind: "k", RunAt: at})[0]
+		require.Empty(t, h.claim(t, 1), "a job due in year 9999 is not claimable now")
+		got := h.get(t, j.ID)
+		require.True(t, at.Equal(got.RunAt), "RunAt %v, want %v", got.RunAt, at)
+		requireSame(t, j, got)
+
+		r := h.running(t)
+		require.NoError(t, h.repo.Finish(t.Context(), jobs.Completion{Lease: r.Lease(), Status: jobs.StatusPending, RunAt: at}))
+		require.True(t, at.Equal(h.get(t, r.ID).RunAt))
+		require.Empty(t, h.claim(t, 2), "a retry due in year 9999 is not claimable now")
+	}},
 	{"EmptyPayloadIsNull", func(t *testing.T, h *harness) {
 		j := h.create(t, &jobs.Job{Kind: "k"})[0]
 		require.JSONEq(t, `null`, string(h.get(t, j.ID).Payload))
