@@ -40,13 +40,14 @@ type JobRepository interface {
 	// Create validates and inserts new jobs in one transaction: all or none.
 	// It sets ID (UUIDv7), Status (pending), Attempt, the timestamps, and
 	// the defaults (Queue "default", MaxAttempts DefaultMaxAttempts, RunAt
-	// now); afterwards each job holds what Get returns for it (times in
+	// now, Payload null when empty or only JSON whitespace); afterwards each job holds what Get returns for it (times in
 	// UTC, truncated to the microsecond; PostgreSQL may reformat the
 	// payload's JSON). A job whose UniqueKey matches an existing job is not
 	// inserted: its fields are replaced by the existing job's and Duplicate
-	// is set. Invalid input (empty or long names, invalid JSON, MaxAttempts < 0,
-	// negative Timeout, a RunAt outside the years 1 to 9999 in UTC, a
-	// preset ID, a nil job) returns ErrInvalidArgument
+	// is set. Invalid input (empty or long names, invalid JSON, MaxAttempts
+	// outside [0, math.MaxInt32], Priority outside the int32 range, negative
+	// Timeout, a RunAt outside the years 1 to 9999 in UTC, a preset ID, a
+	// nil job) returns ErrInvalidArgument
 	// and a payload over the limit ErrTooLarge; nothing is written and the
 	// jobs passed in are left unchanged, so the caller can fix and retry.
 	// Unique keys also deduplicate within one call: a later job with the
@@ -104,7 +105,8 @@ type JobRepository interface {
 	// terminal one (clearing the lease and setting FinishedAt), or pending
 	// (a retry at RunAt; the attempt stays counted). A retry of a job with
 	// CancelRequested ends it as canceled instead: a cancel never ends in a
-	// retry. Result is stored only with StatusSucceeded. A non-empty Error
+	// retry. Result is stored only with StatusSucceeded; one that is empty
+	// or only JSON whitespace is no result. A non-empty Error
 	// becomes the job's Error and is appended to Errors; an empty one leaves
 	// both as they were, so Error keeps the most recent failure. Completions
 	// with another status, an invalid result, an invalid progress or a

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"fmt"
+	"math"
 	"time"
 	"unicode/utf8"
 
@@ -33,8 +34,12 @@ func prepareNew(j *Job, now time.Time, maxPayload int) error {
 	if !validJSON(j.Payload) {
 		return invalid(op, "payload is not valid JSON")
 	}
-	if j.MaxAttempts < 0 {
-		return invalid(op, "max attempts %d is negative", j.MaxAttempts)
+	if j.MaxAttempts < 0 || j.MaxAttempts > math.MaxInt32 {
+		return invalid(op, "max attempts %d is not in [0, %d]", j.MaxAttempts, math.MaxInt32)
+	}
+	// PostgreSQL keeps them in 32-bit columns; every backend refuses alike.
+	if j.Priority < math.MinInt32 || j.Priority > math.MaxInt32 {
+		return invalid(op, "priority %d is not in [%d, %d]", j.Priority, math.MinInt32, math.MaxInt32)
 	}
 	if j.Timeout < 0 {
 		return invalid(op, "timeout %v is negative", j.Timeout)
@@ -53,7 +58,7 @@ func prepareNew(j *Job, now time.Time, maxPayload int) error {
 	if j.Queue == "" {
 		j.Queue = DefaultQueue
 	}
-	if len(j.Payload) == 0 {
+	if blankJSON(j.Payload) {
 		j.Payload = []byte("null")
 	}
 	if j.MaxAttempts == 0 {

@@ -3,6 +3,7 @@ package jobstest
 import (
 	"encoding/json"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +17,23 @@ var badInputCases = []testCase{
 	{"CreateRefused", func(t *testing.T, h *harness) {
 		long := strings.Repeat("k", jobs.MaxNameLength+1)
 		preset := uuid.Must(uuid.NewV7())
+		if strconv.IntSize > 32 {
+			// Priority and MaxAttempts are 32-bit in every backend. A
+			// variable, not a constant, so that this compiles where int
+			// has 32 bits (and such values cannot be passed at all).
+			wide := int64(math.MaxInt32)
+			over, under := int(wide+1), int(-wide-2)
+			for name, j := range map[string]*jobs.Job{
+				"priority over int32":    {Kind: "k", Priority: over},
+				"priority under int32":   {Kind: "k", Priority: under},
+				"MaxAttempts over int32": {Kind: "k", MaxAttempts: over},
+			} {
+				requireCode(t, h.repo.Create(t.Context(), j), jobs.ErrInvalidArgument, name)
+			}
+		}
 		for name, j := range map[string]*jobs.Job{
+			"Unicode space payload": {Kind: "k", Payload: json.RawMessage("\u00a0")},
+			"vertical tab payload":  {Kind: "k", Payload: json.RawMessage("\v")},
 			"invalid JSON":          {Kind: "k", Payload: json.RawMessage(`{"a":`)},
 			"two JSON values":       {Kind: "k", Payload: json.RawMessage(`1 2`)},
 			"not JSON":              {Kind: "k", Payload: json.RawMessage(`hello`)},

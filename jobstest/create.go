@@ -2,6 +2,7 @@ package jobstest
 
 import (
 	"encoding/json"
+	"math"
 	"testing"
 	"time"
 
@@ -75,6 +76,27 @@ var createCases = []testCase{
 	{"EmptyPayloadIsNull", func(t *testing.T, h *harness) {
 		j := h.create(t, &jobs.Job{Kind: "k"})[0]
 		require.JSONEq(t, `null`, string(h.get(t, j.ID).Payload))
+	}},
+	{"BlankPayloadIsNull", func(t *testing.T, h *harness) {
+		// A payload of JSON whitespace only is no payload, like an empty
+		// one: every backend stores null (PostgreSQL's jsonb could not
+		// store the whitespace).
+		for _, p := range []string{" ", "  \n ", "\t\r\n"} {
+			j := h.create(t, &jobs.Job{Kind: "k", Payload: json.RawMessage(p)})[0]
+			require.Equal(t, `null`, string(j.Payload), "payload %q as created", p)
+			require.Equal(t, `null`, string(h.get(t, j.ID).Payload), "payload %q as stored", p)
+		}
+	}},
+	{"IntegerLimits", func(t *testing.T, h *harness) {
+		// Priority and MaxAttempts are 32-bit integers in every backend:
+		// the extremes are kept exactly.
+		lo := h.create(t, &jobs.Job{Kind: "k", Priority: math.MinInt32, MaxAttempts: 1})[0]
+		hi := h.create(t, &jobs.Job{Kind: "k", Priority: math.MaxInt32, MaxAttempts: math.MaxInt32})[0]
+		require.Equal(t, math.MinInt32, h.get(t, lo.ID).Priority)
+		got := h.get(t, hi.ID)
+		require.Equal(t, math.MaxInt32, got.Priority)
+		require.Equal(t, math.MaxInt32, got.MaxAttempts)
+		require.Equal(t, hi.ID, h.claimOne(t).ID, "the highest priority is claimed first")
 	}},
 	{"Batch", func(t *testing.T, h *harness) {
 		js := h.createN(t, "batch", 10)
