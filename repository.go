@@ -52,7 +52,8 @@ type JobRepository interface {
 	// jobs passed in are left unchanged, so the caller can fix and retry.
 	// Unique keys also deduplicate within one call: a later job with the
 	// key of an earlier one becomes a Duplicate of it. Unique keys stay
-	// taken until the job holding them is pruned.
+	// taken until the job holding them is pruned; a Create racing that
+	// Prune returns either the pruned job as a Duplicate or a new job.
 	Create(ctx context.Context, jobs ...*Job) error
 
 	// CreateTx is Create inside the caller's transaction (or any bun.IDB):
