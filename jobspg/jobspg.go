@@ -57,7 +57,8 @@ type config struct {
 }
 
 // WithMaxOpenConns sets the size of the connection pool; the default is
-// [DefaultMaxOpenConns], n must be at least 1.
+// [DefaultMaxOpenConns], n must be at least 1. A [Listener] connects
+// besides the pool, so 1 is enough for a runner that listens.
 func WithMaxOpenConns(n int) Option { return func(c *config) { c.maxOpenConns = n } }
 
 // WithRepositoryOptions passes options to [jobs.NewBunRepository], such as
