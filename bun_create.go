@@ -130,11 +130,60 @@ func (r *BunRepository) insert(ctx context.Context, db bun.IDB, jobs []*Job, chu
 	if !anyKey || len(inserted) == len(jobs) {
 		return nil, nil
 	}
-	var keys []string
-	for _, j := range jobs {
+	var left []int // indexes of the jobs whose key was taken
+	for i, j := range jobs {
 		if !inserted[j.ID] {
-			keys = append(keys, j.UniqueKey)
+			left = append(left, i)
 		}
+	}
+	dups := make(map[int]*Job, len(left))
+	for try := 0; ; try++ {
+		vanished, err := r.keyHolders(ctx, db, jobs, left, dups)
+		if err != nil {
+			return nil, err
+		}
+		if len(vanished) == 0 {
+			return dups, nil
+		}
+		if try == maxVanishedRetries {
+			return nil, newError(CodeInternal, "create", jobs[vanished[0]].ID, "job with unique key vanished during create")
+		}
+		// On PostgreSQL (READ COMMITTED) the job that held the key may
+		// have been pruned between the INSERT and the SELECT: the key is
+		// free now, so insert those jobs again. Each try either inserts
+		// or conflicts with a newer holder, which the next SELECT sees.
+		retry := make([]*Job, len(vanished))
+		for k, i := range vanished {
+			retry[k] = jobs[i]
+		}
+		chunks, _ := chunkJobs(retry)
+		inserted, err := insertRows(ctx, db, retry, chunks, true)
+		if err != nil {
+			return nil, err
+		}
+		left = left[:0]
+		for _, i := range vanished {
+			if !inserted[jobs[i].ID] {
+				left = append(left, i)
+			}
+		}
+		if len(left) == 0 {
+			return dups, nil
+		}
+	}
+}
+
+// maxVanishedRetries bounds how often insert inserts again the jobs whose
+// unique key's holder vanished under it.
+const maxVanishedRetries = 5
+
+// keyHolders reads the jobs that hold the unique keys of jobs[i] for each i
+// in idx and stores copies of them in dups by index. It returns the indexes
+// whose key no job holds any more.
+func (r *BunRepository) keyHolders(ctx context.Context, db bun.IDB, jobs []*Job, idx []int, dups map[int]*Job) ([]int, error) {
+	keys := make([]string, len(idx))
+	for k, i := range idx {
+		keys[k] = jobs[i].UniqueKey
 	}
 	rows, err := db.QueryContext(ctx, "SELECT "+r.d.jobColumns()+" FROM jobs WHERE unique_key IN (?)", bun.List(keys))
 	if err != nil {
@@ -148,19 +197,17 @@ func (r *BunRepository) insert(ctx context.Context, db bun.IDB, jobs []*Job, chu
 	for _, e := range existing {
 		byKey[e.UniqueKey] = e
 	}
-	dups := make(map[int]*Job, len(keys))
-	for i, j := range jobs {
-		if inserted[j.ID] {
-			continue
-		}
-		e := byKey[j.UniqueKey]
+	var vanished []int
+	for _, i := range idx {
+		e := byKey[jobs[i].UniqueKey]
 		if e == nil {
-			return nil, newError(CodeInternal, "create", j.ID, "job with unique key vanished during create")
+			vanished = append(vanished, i)
+			continue
 		}
 		c := *e
 		dups[i] = &c
 	}
-	return dups, nil
+	return vanished, nil
 }
 
 const insertColumns = "INSERT INTO jobs (id, kind, queue, priority, payload, max_attempts, timeout, unique_key, " +

@@ -63,6 +63,8 @@ func storageError(op string, id uuid.UUID, err error) error {
 		code, msg = CodeUnavailable, "storage unavailable"
 	case isBadInput(err):
 		code, msg = CodeInvalidArgument, "value refused by the database"
+	case isMissingSchema(err):
+		code, msg = CodeMisconfigured, "schema does not exist: check search_path"
 	}
 	return &Error{Code: code, Op: op, JobID: id, Msg: msg, Err: err}
 }
@@ -123,6 +125,14 @@ func isUnavailable(err error) bool {
 		}
 	}
 	return false
+}
+
+// isMissingSchema reports whether err means that PostgreSQL found no schema
+// to use: a search_path naming no existing schema (invalid_schema_name, which
+// is also the code of "no schema has been selected to create in").
+func isMissingSchema(err error) bool {
+	s, ok := errors.AsType[sqlStateError](err)
+	return ok && s.SQLState() == "3F000"
 }
 
 // isBadInput reports whether the database refused a value that passed our

@@ -48,6 +48,7 @@ func TestStorageErrorCodes(t *testing.T) {
 		{"pg read only", fakePgErr{"25006"}, CodeUnavailable},
 		{"pg serialization", fakePgErr{"40001"}, CodeUnavailable},
 		{"pg bad jsonb", fakePgErr{"22P05"}, CodeInvalidArgument},
+		{"pg no such schema", fakePgErr{"3F000"}, CodeMisconfigured},
 		{"pg syntax", fakePgErr{"42601"}, CodeInternal},
 		{"refused", errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), CodeUnavailable},
 		{"other", errors.New("no such table: jobs"), CodeInternal},

@@ -25,7 +25,8 @@ type enqueueConfig struct {
 func InQueue(name string) EnqueueOption { return func(c *enqueueConfig) { c.job.Queue = name } }
 
 // WithPriority sets the job's priority: within a queue, higher runs first.
-// The default is 0; negative values are allowed.
+// The default is 0; negative values are allowed. Values outside the int32
+// range are refused with [ErrInvalidArgument].
 func WithPriority(n int) EnqueueOption { return func(c *enqueueConfig) { c.job.Priority = n } }
 
 // WithDelay makes the job wait d before it may start. d must not be
@@ -33,11 +34,12 @@ func WithPriority(n int) EnqueueOption { return func(c *enqueueConfig) { c.job.P
 func WithDelay(d time.Duration) EnqueueOption { return func(c *enqueueConfig) { c.delay = d } }
 
 // WithRunAt makes the job wait until t before it may start. A time in the
-// past means at once.
+// past means at once; a time after the year 9999 (UTC) is refused with
+// [ErrInvalidArgument], because SQLite could not order it.
 func WithRunAt(t time.Time) EnqueueOption { return func(c *enqueueConfig) { c.runAt = t } }
 
-// WithMaxAttempts sets how many attempts the job may have: at least 1; the
-// default is [DefaultMaxAttempts].
+// WithMaxAttempts sets how many attempts the job may have: from 1 to
+// math.MaxInt32; the default is [DefaultMaxAttempts].
 func WithMaxAttempts(n int) EnqueueOption {
 	return func(c *enqueueConfig) { c.job.MaxAttempts, c.maxAttemptsSet = n, true }
 }

@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,6 +54,9 @@ func TestEnqueueRefusesBadInput(t *testing.T) {
 		r := newRunner(t, repo)
 		r.Handle("k", noop)
 		ctx := t.Context()
+		year10000 := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+		wide := int64(math.MaxInt32) // a variable: int(wide+1) compiles where int has 32 bits
+		overInt32 := int(wide + 1)
 		tests := []struct {
 			name    string
 			kind    string
@@ -68,6 +72,10 @@ func TestEnqueueRefusesBadInput(t *testing.T) {
 			{"zero max attempts", "k", nil, []jobs.EnqueueOption{jobs.WithMaxAttempts(0)}, jobs.ErrInvalidArgument},
 			{"negative timeout", "k", nil, []jobs.EnqueueOption{jobs.WithTimeout(-time.Second)}, jobs.ErrInvalidArgument},
 			{"bad queue", "k", nil, []jobs.EnqueueOption{jobs.InQueue("a\x00b")}, jobs.ErrInvalidArgument},
+			{"run at year 10000", "k", nil, []jobs.EnqueueOption{jobs.WithRunAt(year10000)}, jobs.ErrInvalidArgument},
+			{"priority over int32", "k", nil, []jobs.EnqueueOption{jobs.WithPriority(overInt32)}, jobs.ErrInvalidArgument},
+			{"max attempts over int32", "k", nil, []jobs.EnqueueOption{jobs.WithMaxAttempts(overInt32)}, jobs.ErrInvalidArgument},
+			{"delay and run at year 10000", "k", nil, []jobs.EnqueueOption{jobs.WithDelay(time.Hour), jobs.WithRunAt(year10000)}, jobs.ErrInvalidArgument},
 		}
 		for _, tt := range tests {
 			_, err := r.Enqueue(ctx, tt.kind, tt.payload, tt.opts...)

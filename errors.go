@@ -68,7 +68,8 @@ var (
 	// retries, read-only, full, or unreachable). Retrying later may succeed.
 	ErrUnavailable = &Error{Code: CodeUnavailable}
 	// ErrMisconfigured: the database does not have the settings the library
-	// needs (for example SQLite pragmas that the driver ignored).
+	// needs (for example SQLite pragmas that the driver ignored, or a
+	// PostgreSQL search_path that names no existing schema).
 	ErrMisconfigured = &Error{Code: CodeMisconfigured}
 )
 

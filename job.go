@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"bytes"
 	"encoding/json"
 	"math"
 	"strings"
@@ -94,21 +93,23 @@ type Job struct {
 	Kind        string          `bun:"kind,notnull" json:"kind"`
 	Queue       string          `bun:"queue,notnull" json:"queue"`
 	Status      Status          `bun:"status,notnull" json:"status"`
-	Priority    int             `bun:"priority,notnull" json:"priority"` // higher runs first within a queue
+	Priority    int             `bun:"priority,notnull" json:"priority"` // higher runs first within a queue; int32 range
 	Payload     json.RawMessage `bun:"payload,type:json" json:"payload"`
 	Result      json.RawMessage `bun:"result,type:json,nullzero" json:"result,omitempty"`
 	Progress    Progress        `bun:"embed:progress_" json:"progress"`
 	Error       string          `bun:"error,notnull" json:"error,omitempty"`            // the last attempt's error
 	Errors      []AttemptError  `bun:"errors,type:json" json:"errors,omitempty"`        // recent attempt errors, oldest first
 	Attempt     int             `bun:"attempt,notnull" json:"attempt"`                  // attempts started so far
-	MaxAttempts int             `bun:"max_attempts,notnull" json:"max_attempts"`        // attempts allowed
+	MaxAttempts int             `bun:"max_attempts,notnull" json:"max_attempts"`        // attempts allowed, at most math.MaxInt32
 	Timeout     time.Duration   `bun:"timeout,notnull" json:"timeout,omitempty"`        // per attempt; 0: none
 	UniqueKey   string          `bun:"unique_key,nullzero" json:"unique_key,omitempty"` // idempotency key
 	// CancelRequested is set when a running job was asked to cancel; the
 	// worker that owns it stops and finishes it as canceled.
 	CancelRequested bool `bun:"cancel_requested,notnull" json:"cancel_requested,omitempty"`
 
-	RunAt      time.Time `bun:"run_at,notnull" json:"run_at"` // not before this time
+	// RunAt is when the job may start, not before; the zero value means
+	// now. It must lie in the years 1 to 9999 (UTC).
+	RunAt      time.Time `bun:"run_at,notnull" json:"run_at"`
 	CreatedAt  time.Time `bun:"created_at,notnull" json:"created_at"`
 	UpdatedAt  time.Time `bun:"updated_at,notnull" json:"updated_at"`
 	StartedAt  time.Time `bun:"started_at,nullzero" json:"started_at,omitzero"`   // of the latest attempt
@@ -172,13 +173,14 @@ type Completion struct {
 	// Status is StatusSucceeded, StatusFailed or StatusCanceled to end the
 	// job, or StatusPending to retry it at RunAt.
 	Status Status
-	// Result is stored with StatusSucceeded; it must be valid JSON or empty.
+	// Result is stored with StatusSucceeded; it must be valid JSON, or
+	// empty or only JSON whitespace for no result.
 	Result json.RawMessage
 	// Error is the attempt's error, appended to the job's history unless
 	// empty. It is truncated to MaxErrorLength bytes.
 	Error string
 	// RunAt is when a retried job may run again (StatusPending only); the
-	// zero value means at once.
+	// zero value means at once. It must lie in the years 1 to 9999 (UTC).
 	RunAt time.Time
 	// Progress, when not nil, is stored as the job's final progress. With
 	// StatusSucceeded and a nil Progress, the fraction becomes 1 and the
@@ -193,9 +195,23 @@ type ProgressUpdate struct {
 	Progress Progress
 }
 
-// validateJSON reports whether b is empty or one valid JSON value.
+// validJSON reports whether b is blank (see blankJSON) or one valid JSON value.
 func validJSON(b []byte) bool {
-	return len(bytes.TrimSpace(b)) == 0 || json.Valid(b)
+	return blankJSON(b) || json.Valid(b)
+}
+
+// blankJSON reports whether b is empty or only JSON whitespace (space, tab,
+// CR, LF): no value at all, which repositories store as a null payload or
+// as no result.
+func blankJSON(b []byte) bool {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // truncateError cuts s to at most MaxErrorLength bytes on a rune boundary.

@@ -166,7 +166,7 @@ func (m *MemoryRepository) Finish(ctx context.Context, completions ...Completion
 			}
 		case StatusSucceeded:
 			j.Result = nil
-			if len(c.Result) > 0 {
+			if !blankJSON(c.Result) {
 				j.Result = slices.Clone(c.Result)
 			}
 			if c.Progress == nil {

@@ -40,17 +40,20 @@ type JobRepository interface {
 	// Create validates and inserts new jobs in one transaction: all or none.
 	// It sets ID (UUIDv7), Status (pending), Attempt, the timestamps, and
 	// the defaults (Queue "default", MaxAttempts DefaultMaxAttempts, RunAt
-	// now); afterwards each job holds what Get returns for it (times in
+	// now, Payload null when empty or only JSON whitespace); afterwards each job holds what Get returns for it (times in
 	// UTC, truncated to the microsecond; PostgreSQL may reformat the
 	// payload's JSON). A job whose UniqueKey matches an existing job is not
 	// inserted: its fields are replaced by the existing job's and Duplicate
-	// is set. Invalid input (empty or long names, invalid JSON, MaxAttempts < 0,
-	// negative Timeout, a preset ID, a nil job) returns ErrInvalidArgument
+	// is set. Invalid input (empty or long names, invalid JSON, MaxAttempts
+	// outside [0, math.MaxInt32], Priority outside the int32 range, negative
+	// Timeout, a RunAt outside the years 1 to 9999 in UTC, a preset ID, a
+	// nil job) returns ErrInvalidArgument
 	// and a payload over the limit ErrTooLarge; nothing is written and the
 	// jobs passed in are left unchanged, so the caller can fix and retry.
 	// Unique keys also deduplicate within one call: a later job with the
 	// key of an earlier one becomes a Duplicate of it. Unique keys stay
-	// taken until the job holding them is pruned.
+	// taken until the job holding them is pruned; a Create racing that
+	// Prune returns either the pruned job as a Duplicate or a new job.
 	Create(ctx context.Context, jobs ...*Job) error
 
 	// CreateTx is Create inside the caller's transaction (or any bun.IDB):
@@ -106,9 +109,10 @@ type JobRepository interface {
 	// completion moves its running job to the completion's status: a
 	// terminal one (clearing the lease and setting FinishedAt), or pending
 	// (a retry at RunAt; the attempt stays counted). Result is stored only
-	// with StatusSucceeded. A non-empty Error becomes the job's Error and is
-	// appended to Errors; an empty one leaves both as they were, so Error
-	// keeps the most recent failure.
+	// with StatusSucceeded; one that is empty or only JSON whitespace is no
+	// result. A non-empty Error becomes the job's Error and is appended to
+	// Errors; an empty one leaves both as they were, so Error keeps the
+	// most recent failure.
 	//
 	// A cancel request wins over the attempt's outcome: a completion of a
 	// job with CancelRequested ends it canceled, whatever status it asks
@@ -117,13 +121,14 @@ type JobRepository interface {
 	// written. So once RequestCancel has returned a running job, the job
 	// ends canceled.
 	//
-	// Completions with another status, an invalid result or an invalid
-	// progress are ErrInvalidArgument (a result over the limit ErrTooLarge)
-	// and nothing is written. Completions whose lease was lost report
-	// ErrLeaseLost and change nothing; the others are still written, also
-	// when a completion under a stale lease and one under the current lease
-	// of the same job come in one call. A lease named twice is applied once:
-	// its later completions report ErrLeaseLost.
+	// Completions with another status, an invalid result, an invalid
+	// progress or a RunAt outside the years 1 to 9999 (UTC) are
+	// ErrInvalidArgument (a result over the limit ErrTooLarge) and nothing
+	// is written. Completions whose lease was lost report ErrLeaseLost and
+	// change nothing; the others are still written, also when a completion
+	// under a stale lease and one under the current lease of the same job
+	// come in one call. A lease named twice is applied once: its later
+	// completions report ErrLeaseLost.
 	Finish(ctx context.Context, completions ...Completion) error
 
 	// Release returns running jobs to pending at once without counting the

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"fmt"
+	"math"
 	"time"
 	"unicode/utf8"
 
@@ -33,14 +34,21 @@ func prepareNew(j *Job, now time.Time, maxPayload int) error {
 	if !validJSON(j.Payload) {
 		return invalid(op, "payload is not valid JSON")
 	}
-	if j.MaxAttempts < 0 {
-		return invalid(op, "max attempts %d is negative", j.MaxAttempts)
+	if j.MaxAttempts < 0 || j.MaxAttempts > math.MaxInt32 {
+		return invalid(op, "max attempts %d is not in [0, %d]", j.MaxAttempts, math.MaxInt32)
+	}
+	// PostgreSQL keeps them in 32-bit columns; every backend refuses alike.
+	if j.Priority < math.MinInt32 || j.Priority > math.MaxInt32 {
+		return invalid(op, "priority %d is not in [%d, %d]", j.Priority, math.MinInt32, math.MaxInt32)
 	}
 	if j.Timeout < 0 {
 		return invalid(op, "timeout %v is negative", j.Timeout)
 	}
 	if len(j.UniqueKey) > MaxUniqueKeyLength || !utf8.ValidString(j.UniqueKey) || hasNUL(j.UniqueKey) {
 		return invalid(op, "unique key must be valid UTF-8 without NUL, at most %d bytes", MaxUniqueKeyLength)
+	}
+	if err := checkRunAt(op, uuid.Nil, j.RunAt); err != nil {
+		return err
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
@@ -50,7 +58,7 @@ func prepareNew(j *Job, now time.Time, maxPayload int) error {
 	if j.Queue == "" {
 		j.Queue = DefaultQueue
 	}
-	if len(j.Payload) == 0 {
+	if blankJSON(j.Payload) {
 		j.Payload = []byte("null")
 	}
 	if j.MaxAttempts == 0 {
@@ -98,6 +106,20 @@ func hasNUL(s string) bool {
 		}
 	}
 	return false
+}
+
+// checkRunAt refuses a run-at time (of Create or of a retry) outside the
+// years 1 to 9999 in UTC; the zero time, which means now, passes. SQLite
+// stores times as text and compares them as text, which orders them right
+// only with four-digit years: "10000-…" sorts before "2026-…".
+func checkRunAt(op string, id uuid.UUID, t time.Time) error {
+	if t.IsZero() {
+		return nil
+	}
+	if y := t.UTC().Year(); y < 1 || y > 9999 {
+		return newError(CodeInvalidArgument, op, id, "run at %s is outside the years 1 to 9999 (UTC)", t.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // checkClaim validates a ClaimQuery.
@@ -179,6 +201,9 @@ func checkCompletion(c Completion, maxResult int) error {
 	}
 	if !validJSON(c.Result) {
 		return newError(CodeInvalidArgument, op, c.Lease.JobID, "result is not valid JSON")
+	}
+	if err := checkRunAt(op, c.Lease.JobID, c.RunAt); err != nil {
+		return err
 	}
 	if c.Progress != nil {
 		if err := c.Progress.Validate(); err != nil {

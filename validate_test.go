@@ -182,7 +182,8 @@ func TestTruncateError(t *testing.T) {
 
 func TestValidJSON(t *testing.T) {
 	t.Parallel()
-	for in, want := range map[string]bool{"": true, "  ": true, "null": true, `{"a":1}`: true, "1 2": false, "{": false, "nul": false} {
+	for in, want := range map[string]bool{"": true, "  ": true, "null": true, `{"a":1}`: true, "1 2": false, "{": false, "nul": false,
+		" \t\r\n": true, "\v": false, "\u00a0": false} {
 		require.Equal(t, want, validJSON([]byte(in)), "%q", in)
 	}
 }

@@ -57,7 +57,8 @@ type config struct {
 }
 
 // WithMaxOpenConns sets the size of the connection pool; the default is
-// [DefaultMaxOpenConns], n must be at least 1.
+// [DefaultMaxOpenConns], n must be at least 1. A [Listener] connects
+// besides the pool, so 1 is enough for a runner that listens.
 func WithMaxOpenConns(n int) Option { return func(c *config) { c.maxOpenConns = n } }
 
 // WithRepositoryOptions passes options to [jobs.NewBunRepository], such as
@@ -83,8 +84,9 @@ func newConfig(opts []Option) (config, error) {
 // the jobs schema and returns a repository whose Close also closes the pool.
 //
 // Open blocks while it connects and migrates. It returns
-// [jobs.ErrInvalidArgument] for a malformed URL or bad options and
-// [jobs.ErrUnavailable] when the server cannot be reached.
+// [jobs.ErrInvalidArgument] for a malformed URL or bad options,
+// [jobs.ErrUnavailable] when the server cannot be reached and
+// [jobs.ErrMisconfigured] when the search_path names no existing schema.
 func Open(ctx context.Context, url string, opts ...Option) (*jobs.BunRepository, error) {
 	c, err := newConfig(opts)
 	if err != nil {

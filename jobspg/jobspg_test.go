@@ -44,3 +44,13 @@ func TestOpenErrors(t *testing.T) {
 	_, err = jobspg.Open(ctx, "postgres://postgres@127.0.0.1:1/x", jobspg.WithMaxOpenConns(0))
 	require.ErrorIs(t, err, jobs.ErrInvalidArgument)
 }
+
+// TestOpenMissingSchemaIsMisconfigured checks that a search_path naming no
+// existing schema is reported as a setup mistake, not an internal error.
+func TestOpenMissingSchemaIsMisconfigured(t *testing.T) {
+	t.Parallel()
+	dsn := testdb.WithSearchPath(testdb.PostgresDSN(t), "jobs_no_such_schema")
+	_, err := jobspg.Open(t.Context(), dsn, jobspg.WithMaxOpenConns(1))
+	require.ErrorIs(t, err, jobs.ErrMisconfigured)
+	require.Equal(t, jobs.CodeMisconfigured, jobs.CodeOf(err))
+}

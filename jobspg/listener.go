@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/md5"
 	"database/sql"
-	"database/sql/driver"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -84,10 +83,14 @@ func WithReconnectBackoff(min, max time.Duration) ListenerOption {
 // jobs are created, requeued, canceled or finished, and hands them to its
 // subscribers as [jobs.Event] values. Pass it to [jobs.WithNotifier].
 //
-// The connection is taken from the database's pool while there is at least
-// one subscriber (it counts against the pool's size) and is never returned
-// to the pool: it is closed when the last subscriber leaves. When the
-// connection is lost the listener reconnects with backoff and then
+// The connection is opened while there is at least one subscriber and
+// closed when the last subscriber leaves. It is not one of the database's
+// pool and does not count against the pool's size, so a pool of one
+// connection is enough for a runner that listens: the listener borrows a
+// pooled connection once, only to read its configuration (the URL's
+// parameters, search_path included), and connects with that. Hooks given
+// to pgx's stdlib.OpenDB as options (such as OptionBeforeConnect) are not
+// applied to it. When the connection is lost the listener reconnects with backoff and then
 // delivers [jobs.EventResync], because notifications sent meanwhile are
 // lost. A Listener is safe for concurrent use; it starts no goroutine until
 // the first Subscribe and leaves none behind after the last unsubscribe.
@@ -103,6 +106,7 @@ type Listener struct {
 	running *atomic.Bool       // that loop's liveness, checked under mu
 
 	connected atomic.Bool
+	connCfg   atomic.Pointer[pgx.ConnConfig] // of the pool's connections, once read
 }
 
 var _ jobs.Notifier = (*Listener)(nil)
@@ -232,32 +236,58 @@ func (l *Listener) backoff(n int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// listen takes a connection, LISTENs on it and delivers notifications until
-// the connection fails or ctx is done. The connection is always discarded
-// afterwards (a LISTENing session must not go back to the pool).
+// closeTimeout bounds the goodbye to the server when the listener's
+// connection is closed.
+const closeTimeout = time.Second
+
+// listen opens a connection of its own, LISTENs on it and delivers
+// notifications until the connection fails or ctx is done, then closes it.
 func (l *Listener) listen(ctx context.Context, running *atomic.Bool) error {
-	conn, err := l.db.Conn(ctx)
+	cfg, err := l.connConfig(ctx)
 	if err != nil {
 		return err
 	}
+	pc, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+		defer cancel()
+		_ = pc.Close(cctx)
+	}()
+	return l.listenOn(ctx, pc, running)
+}
+
+// connConfig returns the configuration of the pool's connections. The
+// first call reads it from a pooled connection, which it gives back at
+// once; later calls reuse it.
+func (l *Listener) connConfig(ctx context.Context) (*pgx.ConnConfig, error) {
+	if cfg := l.connCfg.Load(); cfg != nil {
+		return cfg, nil
+	}
+	conn, err := l.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
 	defer conn.Close()
-	var cause error
+	var cfg *pgx.ConnConfig
 	err = conn.Raw(func(dc any) error {
 		sc, ok := dc.(*stdlib.Conn)
 		if !ok {
-			cause = fmt.Errorf("jobspg: listener needs a pgx stdlib connection, got %T", dc)
-		} else {
-			cause = l.listenOn(ctx, sc.Conn(), running)
+			return fmt.Errorf("jobspg: listener needs a pgx stdlib connection, got %T", dc)
 		}
-		return driver.ErrBadConn // database/sql then closes the connection
-	})
-	if cause != nil {
-		return cause
-	}
-	if errors.Is(err, driver.ErrBadConn) {
+		cfg = sc.Conn().Config() // a copy
+		// pgx set the hook to that connection's buffer; without it, a new
+		// connection buffers its own notifications for WaitForNotification.
+		cfg.OnNotification = nil
 		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return err
+	l.connCfg.Store(cfg)
+	return cfg, nil
 }
 
 func (l *Listener) listenOn(ctx context.Context, pc *pgx.Conn, running *atomic.Bool) error {

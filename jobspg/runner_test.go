@@ -153,3 +153,31 @@ func TestCrossRunnerAwaitFollowsNotifications(t *testing.T) {
 	require.Equal(t, jobs.StatusSucceeded, final.Status)
 	require.JSONEq(t, `"ok"`, string(final.Result))
 }
+
+// TestListenerLeavesPoolOfOneToRunner checks that a listener needs no
+// connection of the repository's pool: with a pool of one connection, a
+// runner that listens still enqueues, runs and awaits jobs.
+func TestListenerLeavesPoolOfOneToRunner(t *testing.T) {
+	t.Parallel()
+	repo, err := jobspg.Open(t.Context(), testdb.PostgresDSN(t), jobspg.WithMaxOpenConns(1))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = repo.Close() })
+	l := jobspg.NewListener(repo.DB())
+	r, err := jobs.NewRunner(repo, jobs.WithNotifier(l), jobs.WithGracePeriod(0),
+		jobs.WithPollInterval(never), jobs.WithWatchPollInterval(never))
+	require.NoError(t, err)
+	r.Handle("k", func(context.Context, *jobs.Job, jobs.Reporter) (json.RawMessage, error) {
+		return json.RawMessage(`"done"`), nil
+	})
+	n := &node{repo: repo, l: l, r: r}
+	n.run(t) // returns once the listener is connected
+
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	j, err := r.Enqueue(ctx, "k", nil)
+	require.NoError(t, err)
+	got, err := r.Await(ctx, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, jobs.StatusSucceeded, got.Status)
+	require.True(t, l.Connected())
+}

@@ -3,6 +3,7 @@ package jobstest
 import (
 	"encoding/json"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +17,23 @@ var badInputCases = []testCase{
 	{"CreateRefused", func(t *testing.T, h *harness) {
 		long := strings.Repeat("k", jobs.MaxNameLength+1)
 		preset := uuid.Must(uuid.NewV7())
+		if strconv.IntSize > 32 {
+			// Priority and MaxAttempts are 32-bit in every backend. A
+			// variable, not a constant, so that this compiles where int
+			// has 32 bits (and such values cannot be passed at all).
+			wide := int64(math.MaxInt32)
+			over, under := int(wide+1), int(-wide-2)
+			for name, j := range map[string]*jobs.Job{
+				"priority over int32":    {Kind: "k", Priority: over},
+				"priority under int32":   {Kind: "k", Priority: under},
+				"MaxAttempts over int32": {Kind: "k", MaxAttempts: over},
+			} {
+				requireCode(t, h.repo.Create(t.Context(), j), jobs.ErrInvalidArgument, name)
+			}
+		}
 		for name, j := range map[string]*jobs.Job{
+			"Unicode space payload": {Kind: "k", Payload: json.RawMessage("\u00a0")},
+			"vertical tab payload":  {Kind: "k", Payload: json.RawMessage("\v")},
 			"invalid JSON":          {Kind: "k", Payload: json.RawMessage(`{"a":`)},
 			"two JSON values":       {Kind: "k", Payload: json.RawMessage(`1 2`)},
 			"not JSON":              {Kind: "k", Payload: json.RawMessage(`hello`)},
@@ -39,6 +56,26 @@ var badInputCases = []testCase{
 		require.Zero(t, h.total(t), "nothing is written")
 		_, err := h.repo.Get(t.Context(), preset)
 		requireCode(t, err, jobs.ErrNotFound)
+	}},
+	{"RunAtOutOfRange", func(t *testing.T, h *harness) {
+		// SQLite keeps times as text and compares them as text, which
+		// orders them correctly only with four-digit years: every backend
+		// refuses a run-at time outside the years 1 to 9999 (UTC).
+		for name, at := range map[string]time.Time{
+			"year 10000":             time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+			"year 10000 in UTC only": time.Date(9999, 12, 31, 23, 0, 0, 0, time.FixedZone("UTC-2", -2*3600)),
+			"year 0":                 time.Date(0, 12, 31, 0, 0, 0, 0, time.UTC),
+			"year -1":                time.Date(-1, 6, 1, 0, 0, 0, 0, time.UTC),
+		} {
+			requireCode(t, h.repo.Create(t.Context(), &jobs.Job{Kind: "k", RunAt: at}), jobs.ErrInvalidArgument, name)
+		}
+		require.Zero(t, h.total(t), "nothing is written")
+
+		j := h.running(t)
+		err := h.repo.Finish(t.Context(), jobs.Completion{Lease: j.Lease(), Status: jobs.StatusPending,
+			RunAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)})
+		requireCode(t, err, jobs.ErrInvalidArgument, "retry in year 10000")
+		requireSame(t, j, h.get(t, j.ID))
 	}},
 	{"NameLimits", func(t *testing.T, h *harness) {
 		max := strings.Repeat("n", jobs.MaxNameLength)

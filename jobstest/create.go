@@ -2,6 +2,7 @@ package jobstest
 
 import (
 	"encoding/json"
+	"math"
 	"testing"
 	"time"
 
@@ -57,9 +58,45 @@ var createCases = []testCase{
 		requireUTC(t, got)
 		requireSame(t, j, got)
 	}},
+	{"RunAtLastYear", func(t *testing.T, h *harness) {
+		// The latest run-at time every backend stores and orders
+		// correctly: the job waits, and Get reads it back.
+		at := time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC)
+		j := h.create(t, &jobs.Job{Kind: "k", RunAt: at})[0]
+		require.Empty(t, h.claim(t, 1), "a job due in year 9999 is not claimable now")
+		got := h.get(t, j.ID)
+		require.True(t, at.Equal(got.RunAt), "RunAt %v, want %v", got.RunAt, at)
+		requireSame(t, j, got)
+
+		r := h.running(t)
+		require.NoError(t, h.repo.Finish(t.Context(), jobs.Completion{Lease: r.Lease(), Status: jobs.StatusPending, RunAt: at}))
+		require.True(t, at.Equal(h.get(t, r.ID).RunAt))
+		require.Empty(t, h.claim(t, 2), "a retry due in year 9999 is not claimable now")
+	}},
 	{"EmptyPayloadIsNull", func(t *testing.T, h *harness) {
 		j := h.create(t, &jobs.Job{Kind: "k"})[0]
 		require.JSONEq(t, `null`, string(h.get(t, j.ID).Payload))
+	}},
+	{"BlankPayloadIsNull", func(t *testing.T, h *harness) {
+		// A payload of JSON whitespace only is no payload, like an empty
+		// one: every backend stores null (PostgreSQL's jsonb could not
+		// store the whitespace).
+		for _, p := range []string{" ", "  \n ", "\t\r\n"} {
+			j := h.create(t, &jobs.Job{Kind: "k", Payload: json.RawMessage(p)})[0]
+			require.Equal(t, `null`, string(j.Payload), "payload %q as created", p)
+			require.Equal(t, `null`, string(h.get(t, j.ID).Payload), "payload %q as stored", p)
+		}
+	}},
+	{"IntegerLimits", func(t *testing.T, h *harness) {
+		// Priority and MaxAttempts are 32-bit integers in every backend:
+		// the extremes are kept exactly.
+		lo := h.create(t, &jobs.Job{Kind: "k", Priority: math.MinInt32, MaxAttempts: 1})[0]
+		hi := h.create(t, &jobs.Job{Kind: "k", Priority: math.MaxInt32, MaxAttempts: math.MaxInt32})[0]
+		require.Equal(t, math.MinInt32, h.get(t, lo.ID).Priority)
+		got := h.get(t, hi.ID)
+		require.Equal(t, math.MaxInt32, got.Priority)
+		require.Equal(t, math.MaxInt32, got.MaxAttempts)
+		require.Equal(t, hi.ID, h.claimOne(t).ID, "the highest priority is claimed first")
 	}},
 	{"Batch", func(t *testing.T, h *harness) {
 		js := h.createN(t, "batch", 10)

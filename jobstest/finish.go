@@ -42,6 +42,15 @@ var finishCases = []testCase{
 		require.Equal(t, p, got.Progress, "an explicit final progress is stored as given")
 		require.Empty(t, got.Result)
 	}},
+	{"BlankResultIsNoResult", func(t *testing.T, h *harness) {
+		// A result of JSON whitespace only is no result, like an empty one.
+		j := h.running(t)
+		require.NoError(t, h.repo.Finish(t.Context(), jobs.Completion{
+			Lease: j.Lease(), Status: jobs.StatusSucceeded, Result: json.RawMessage(" \n\t ")}))
+		got := h.get(t, j.ID)
+		require.Equal(t, jobs.StatusSucceeded, got.Status)
+		require.Nil(t, got.Result)
+	}},
 	{"FailedKeepsNoResult", func(t *testing.T, h *harness) {
 		j := h.running(t)
 		require.NoError(t, h.repo.Finish(t.Context(), jobs.Completion{

@@ -146,6 +146,65 @@ var raceCases = []testCase{
 			}
 		}
 	}},
+	{"CreateVersusPrune", func(t *testing.T, h *harness) {
+		// A Create whose unique key is held by a finished job races the
+		// Prune that deletes that job. The key is taken either way: Create
+		// returns the old job as a duplicate (it came first) or a new job
+		// (the key was free), never an error.
+		const rounds, keys = 10, 20
+		for round := range rounds {
+			key := func(i int) string { return fmt.Sprintf("r%d-k%d", round, i) }
+			held := make([]*jobs.Job, keys)
+			for i := range held {
+				held[i] = &jobs.Job{Kind: "k", UniqueKey: key(i)}
+			}
+			h.create(t, held...)
+			claimed := h.claim(t, keys)
+			require.Len(t, claimed, keys)
+			done := make([]jobs.Completion, keys)
+			for i, j := range claimed {
+				done[i] = jobs.Completion{Lease: j.Lease(), Status: jobs.StatusSucceeded}
+			}
+			require.NoError(t, h.repo.Finish(t.Context(), done...))
+
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			created := make([]*jobs.Job, keys)
+			errs := make([]error, keys)
+			var pruneErr error
+			for i := range keys {
+				created[i] = &jobs.Job{Kind: "k", UniqueKey: key(i)}
+				wg.Go(func() {
+					<-start
+					errs[i] = h.repo.Create(t.Context(), created[i])
+				})
+			}
+			wg.Go(func() {
+				<-start
+				_, pruneErr = h.repo.Prune(t.Context(), time.Now().Add(time.Hour))
+			})
+			close(start)
+			wg.Wait()
+			require.NoError(t, pruneErr)
+			for i, j := range created {
+				require.NoError(t, errs[i], "round %d key %d", round, i)
+				require.Equal(t, key(i), j.UniqueKey)
+				if j.Duplicate {
+					require.Equal(t, held[i].ID, j.ID, "a duplicate is the job that held the key")
+				} else {
+					require.Equal(t, jobs.StatusPending, j.Status)
+					require.Equal(t, j.ID, h.get(t, j.ID).ID)
+				}
+			}
+			// Leave nothing claimable for the next round.
+			pending := h.claim(t, keys)
+			done = done[:0]
+			for _, j := range pending {
+				done = append(done, jobs.Completion{Lease: j.Lease(), Status: jobs.StatusSucceeded})
+			}
+			require.NoError(t, h.repo.Finish(t.Context(), done...))
+		}
+	}},
 }
 
 // contextCases check that a call with a finished context fails with the
