@@ -110,3 +110,77 @@ func TestBufferedJobsAreGivenBackWhenWorkersAreStuck(t *testing.T) {
 		require.NoError(t, stopB())
 	})
 }
+
+// slowClaimReply is a repository whose claims commit at once but whose
+// replies take delay to come back, as over a slow network: a claim cut off
+// by a deadline then has taken jobs that its caller never learns about.
+type slowClaimReply struct {
+	jobs.JobRepository
+	delay   time.Duration
+	replied chan struct{} // told when a reply carrying jobs starts its delay
+}
+
+func (s *slowClaimReply) Claim(ctx context.Context, q jobs.ClaimQuery) ([]*jobs.Job, error) {
+	js, err := s.JobRepository.Claim(ctx, q)
+	if err != nil || len(js) == 0 {
+		return js, err
+	}
+	select {
+	case s.replied <- struct{}{}:
+	default:
+	}
+	t := time.NewTimer(s.delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return js, nil
+	case <-ctx.Done():
+		return nil, &jobs.Error{Code: jobs.CodeUnavailable, Op: "claim", Msg: "reply cut off", Err: ctx.Err()}
+	}
+}
+
+// A claim that committed is never cut off by the runner: its jobs run, and
+// no attempt is counted for a handler that never ran (max attempts 1 would
+// otherwise fail the job "lease expired" without running it).
+func TestSlowClaimReplyStillRunsItsJobs(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
+		const lease = time.Second
+		slow := &slowClaimReply{JobRepository: repo, delay: lease / 2, replied: make(chan struct{}, 1)}
+		r := newRunner(t, slow, jobs.WithLeaseDuration(lease))
+		var runs atomic.Int32
+		r.Handle("k", func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
+			runs.Add(1)
+			return nil, nil
+		})
+		start(t, r)
+		j, err := r.Enqueue(t.Context(), "k", nil, jobs.WithMaxAttempts(1))
+		require.NoError(t, err)
+		final := await(t, r, j.ID)
+		require.Equal(t, jobs.StatusSucceeded, final.Status, "error: %s", final.Error)
+		require.Equal(t, int32(1), runs.Load())
+	})
+}
+
+// Shutdown while a claim's reply is on its way: the runner waits for it and
+// hands the claimed jobs back at once, attempt not counted.
+func TestShutdownDuringAClaimHandsItsJobsBack(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
+		slow := &slowClaimReply{JobRepository: repo, delay: 300 * time.Millisecond, replied: make(chan struct{}, 1)}
+		r := newRunner(t, slow)
+		r.Handle("k", func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
+			t.Error("a handler ran during shutdown")
+			return nil, nil
+		})
+		stop := start(t, r)
+		j, err := r.Enqueue(t.Context(), "k", nil)
+		require.NoError(t, err)
+		recv(t, slow.replied)
+		require.NoError(t, stop())
+		got, err := repo.Get(t.Context(), j.ID)
+		require.NoError(t, err)
+		require.Equal(t, jobs.StatusPending, got.Status)
+		require.Zero(t, got.Attempt)
+	})
+}
