@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -137,6 +138,22 @@ func CodeOf(err error) Code {
 func newError(code Code, op string, id uuid.UUID, format string, args ...any) *Error {
 	return &Error{Code: code, Op: op, JobID: id, Msg: fmt.Sprintf(format, args...)}
 }
+
+// ctxError is the error of a call that gave up because ctx ended before its
+// request reached storage: [CodeUnavailable] with the message that
+// [storageError] gives a storage request cut short by its context. It wraps
+// ctx.Err(), so it matches context.Canceled or context.DeadlineExceeded
+// with [errors.Is], and ctx's cause too when that is another error.
+func ctxError(ctx context.Context, op string) *Error {
+	err := ctx.Err()
+	if cause := context.Cause(ctx); cause != nil && cause != err {
+		err = fmt.Errorf("%w: %w", err, cause)
+	}
+	return &Error{Code: CodeUnavailable, Op: op, Msg: ctxErrorMsg, Err: err}
+}
+
+// ctxErrorMsg is the message of an [*Error] for a context that ended.
+const ctxErrorMsg = "storage request interrupted"
 
 // invalid is shorthand for an [ErrInvalidArgument] error.
 func invalid(op, format string, args ...any) *Error {

@@ -64,8 +64,8 @@ func closedError(op string) *Error {
 // lock takes the mutex and checks ctx and Close. On a nil error the caller
 // must unlock.
 func (m *MemoryRepository) lock(ctx context.Context, op string) error {
-	if err := ctx.Err(); err != nil {
-		return err
+	if ctx.Err() != nil {
+		return ctxError(ctx, op)
 	}
 	m.mu.Lock()
 	if m.closed {

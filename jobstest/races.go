@@ -145,7 +145,7 @@ var raceCases = []testCase{
 }
 
 // contextCases check that a call with a finished context fails with the
-// context's error and writes nothing.
+// context's error, as a [*jobs.Error], and writes nothing.
 var contextCases = []testCase{
 	{"CanceledContext", func(t *testing.T, h *harness) {
 		pending := h.create(t, job("k"))[0]
@@ -155,6 +155,8 @@ var contextCases = []testCase{
 			t.Helper()
 			require.Error(t, err, op)
 			require.True(t, errors.Is(err, context.Canceled), "%s: %v should match context.Canceled", op, err)
+			_, typed := errors.AsType[*jobs.Error](err)
+			require.True(t, typed, "%s: error %q (%T) is not a *jobs.Error", op, err, err)
 		}
 		requireCtx(h.repo.Create(ctx, job("k")), "Create")
 		_, err := h.repo.Claim(ctx, jobs.ClaimQuery{Owner: "w", Limit: 10, LeaseDuration: hour})
