@@ -31,6 +31,7 @@ const (
 	CodeClosed          Code = "closed"           // the repository or runner is closed
 	CodeUnavailable     Code = "unavailable"      // storage is busy, read-only, full or unreachable
 	CodeMisconfigured   Code = "misconfigured"    // the database is not set up as the library requires
+	CodeOutcomeUnknown  Code = "outcome_unknown"  // a write may or may not have been stored
 	CodeInternal        Code = "internal"         // any error that is not an [*Error]
 )
 
@@ -71,6 +72,16 @@ var (
 	// ErrMisconfigured: the database does not have the settings the library
 	// needs (for example SQLite pragmas that the driver ignored).
 	ErrMisconfigured = &Error{Code: CodeMisconfigured}
+	// ErrOutcomeUnknown: a write failed in a way that leaves open whether it
+	// was stored (the connection to the database was lost, or the database
+	// did not answer in time), and reading the jobs back could not settle
+	// it: they may or may not exist. It is the only error of
+	// [JobRepository.Create], [Runner.Enqueue] and [Runner.EnqueueMany]
+	// after which something may have been stored. The safe response is to
+	// retry with the same unique key ([WithUniqueKey], [Job].UniqueKey),
+	// which returns the stored job with Duplicate set if the first try was
+	// stored; without a unique key, a retry may create the job twice.
+	ErrOutcomeUnknown = &Error{Code: CodeOutcomeUnknown}
 )
 
 // Error is the structured error of this package. Its Code is stable; Op, JobID

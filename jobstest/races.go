@@ -145,7 +145,8 @@ var raceCases = []testCase{
 }
 
 // contextCases check that a call with a finished context fails with the
-// context's error, as a [*jobs.Error], and writes nothing.
+// context's error, as a [*jobs.Error], and writes nothing, and that a
+// context ending during Create never makes it misreport what it stored.
 var contextCases = []testCase{
 	{"CanceledContext", func(t *testing.T, h *harness) {
 		pending := h.create(t, job("k"))[0]
@@ -172,4 +173,5 @@ var contextCases = []testCase{
 		_, err := h.repo.Get(ctx, uuid.Must(uuid.NewV7()))
 		require.True(t, errors.Is(err, context.DeadlineExceeded), "%v should match context.DeadlineExceeded", err)
 	}},
+	{"ShortDeadlines", shortDeadlines},
 }
