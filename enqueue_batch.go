@@ -132,7 +132,9 @@ func (r *Runner) writeBatch(self *enqueueReq) {
 
 // batchContext returns the context of a shared write: the caller's own when
 // it writes alone; otherwise one detached from any single caller, which ends
-// at the latest deadline among them (bookkeepingTimeout at most).
+// at the latest deadline among them (bookkeepingTimeout at most). Either
+// bounds only the wait for the write to start: a repository does not cut
+// a started write short when its ctx ends (see [JobRepository.Create]).
 func batchContext(self *enqueueReq, live []*enqueueReq) (context.Context, context.CancelFunc) {
 	if len(live) == 1 && live[0] == self {
 		return context.WithCancel(self.ctx)

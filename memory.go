@@ -84,7 +84,9 @@ func cloneJob(j *Job) *Job {
 	return &c
 }
 
-// Create implements [JobRepository.Create]. On error the jobs are unchanged.
+// Create implements [JobRepository.Create]. On error the jobs are unchanged
+// and nothing is stored: the write, under the repository's lock, cannot
+// fail once started, so it never returns [ErrOutcomeUnknown].
 func (m *MemoryRepository) Create(ctx context.Context, jobs ...*Job) error {
 	prepared := make([]*Job, len(jobs))
 	t := now()
