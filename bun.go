@@ -29,6 +29,7 @@ type BunRepository struct {
 	d           sqlDialect
 	maxPayload  int
 	busyTimeout time.Duration
+	writeGrace  time.Duration // see bun_confirm.go
 	closeDB     bool
 	gate        writeGate // SQLite only: one writer at a time
 	stmts       stmtCache // SQLite only: prepared hot statements
@@ -60,7 +61,8 @@ func NewBunRepository(ctx context.Context, db *bun.DB, opts ...RepositoryOption)
 	if err != nil {
 		return nil, err
 	}
-	r := &BunRepository{db: db, d: d, maxPayload: cfg.maxPayload, busyTimeout: cfg.busyTimeout, closeDB: cfg.closeDB}
+	r := &BunRepository{db: db, d: d, maxPayload: cfg.maxPayload, busyTimeout: cfg.busyTimeout,
+		writeGrace: defaultWriteGrace, closeDB: cfg.closeDB}
 	if d.sqlite() {
 		r.gate = make(writeGate, 1)
 	}

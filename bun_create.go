@@ -16,7 +16,15 @@ import (
 // are involved) in one transaction.
 
 // Create implements [JobRepository.Create]. It inserts the jobs with
-// multi-row INSERT statements in one transaction.
+// multi-row INSERT statements in one transaction. The write has started
+// once it holds the repository's write lock (SQLite) or a connection
+// (PostgreSQL); from then on ctx ending does not cancel it, and it is
+// abandoned only 10 seconds after ctx ends. A write that fails without
+// saying whether it committed (a lost connection, say) is settled by
+// reading the jobs back by their IDs, which Create assigns before it
+// writes: found means stored. Not found means not stored on SQLite; on
+// PostgreSQL, where the server may still be running the statement, it is
+// [ErrOutcomeUnknown], as is a failed read.
 func (r *BunRepository) Create(ctx context.Context, jobs ...*Job) error {
 	return r.create(ctx, nil, jobs)
 }
@@ -80,11 +88,11 @@ func (r *BunRepository) create(ctx context.Context, idb bun.IDB, jobs []*Job) er
 	var err error
 	switch {
 	case idb == nil && len(jobs) == 1 && !anyKey && r.d.bindsArgs():
-		err = r.write(ctx, op, false, func(ctx context.Context, _ bun.IDB) error { return r.insertOneBound(ctx, jobs[0]) })
+		err = r.writeCreate(ctx, op, false, jobs, &dups, func(ctx context.Context, _ bun.IDB) error { return r.insertOneBound(ctx, jobs[0]) })
 	case idb == nil && !anyKey && r.d.bindsArgs():
-		err = r.write(ctx, op, true, func(ctx context.Context, db bun.IDB) error { return r.insertBound(ctx, db, jobs) })
+		err = r.writeCreate(ctx, op, true, jobs, &dups, func(ctx context.Context, db bun.IDB) error { return r.insertBound(ctx, db, jobs) })
 	case idb == nil:
-		err = r.write(ctx, op, multi, fn)
+		err = r.writeCreate(ctx, op, multi, jobs, &dups, fn)
 	case multi:
 		err = storageError(op, uuid.Nil, idb.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error { return fn(ctx, tx) }))
 	default:

@@ -54,7 +54,11 @@ func storageError(op string, id uuid.UUID, err error) error {
 	case errors.Is(err, sql.ErrNoRows):
 		code, msg = CodeNotFound, "job not found"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		code, msg = CodeUnavailable, "storage request interrupted"
+		code, msg = CodeUnavailable, ctxErrorMsg
+	case errors.Is(err, sql.ErrTxDone):
+		// database/sql rolls a transaction back when the context it was
+		// begun with ends; its statements and Commit then report ErrTxDone.
+		code, msg = CodeUnavailable, "transaction was rolled back"
 	case errors.Is(err, sql.ErrConnDone) || strings.Contains(err.Error(), "sql: database is closed"):
 		code, msg = CodeClosed, "database is closed"
 	case isBusy(err):

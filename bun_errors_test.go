@@ -34,6 +34,7 @@ func TestStorageErrorCodes(t *testing.T) {
 		{"deadline", fmt.Errorf("query: %w", context.DeadlineExceeded), CodeUnavailable},
 		{"db closed", errors.New("sql: database is closed"), CodeClosed},
 		{"conn done", sql.ErrConnDone, CodeClosed},
+		{"tx rolled back", fmt.Errorf("commit: %w", sql.ErrTxDone), CodeUnavailable},
 		{"sqlite busy", fakeSQLiteErr{sqliteBusy}, CodeUnavailable},
 		{"sqlite busy snapshot (extended)", fakeSQLiteErr{517}, CodeUnavailable},
 		{"sqlite readonly", fakeSQLiteErr{sqliteReadOnly}, CodeUnavailable},

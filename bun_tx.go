@@ -91,10 +91,17 @@ func (r *BunRepository) write(ctx context.Context, op string, tx bool, fn func(c
 
 // retryBusy is write without the closed check and the error translation.
 func (r *BunRepository) retryBusy(ctx context.Context, tx bool, fn func(ctx context.Context, db bun.IDB) error) error {
+	return r.retryWhileBusy(ctx, func() error { return r.writeOnce(ctx, tx, fn) })
+}
+
+// retryWhileBusy calls attempt until it returns nil or an error other than
+// busy, ctx ends, or the busy timeout passes, waiting a jittered backoff
+// between calls; it returns the last error.
+func (r *BunRepository) retryWhileBusy(ctx context.Context, attempt func() error) error {
 	start := time.Now()
 	backoff := time.Millisecond
 	for {
-		err := r.writeOnce(ctx, tx, fn)
+		err := attempt()
 		if err == nil {
 			return nil
 		}

@@ -84,6 +84,13 @@ type EnqueueRequest struct {
 // ends before the job's write has started, Enqueue returns ctx's error and
 // writes nothing; once the write has started, Enqueue waits for it and
 // reports its outcome.
+//
+// A nil error means the job is stored; an error means it is not, except
+// [ErrOutcomeUnknown], returned when the write failed in a way that the
+// database cannot confirm either way: the job may or may not exist, and
+// only a retry with the same [WithUniqueKey] is safe. Every error is an
+// [*Error]; one caused by ctx ending has [CodeUnavailable] and matches
+// ctx.Err() with [errors.Is].
 func (r *Runner) Enqueue(ctx context.Context, kind string, payload any, opts ...EnqueueOption) (*Job, error) {
 	j, err := r.newJob(kind, payload, opts)
 	if err != nil {
@@ -97,7 +104,9 @@ func (r *Runner) Enqueue(ctx context.Context, kind string, payload any, opts ...
 }
 
 // EnqueueTx is [Runner.Enqueue] inside the caller's transaction (or any
-// bun.IDB): the job exists if, and only if, tx commits. Because the runner
+// bun.IDB): the job exists if, and only if, tx commits. The caller owns the
+// commit: after an error, tx may hold part of the write and must be rolled
+// back (see [JobRepository.CreateTx]). Because the runner
 // cannot see the commit, a job created this way starts at the next poll
 // (see [WithPollInterval]) rather than at once. Repositories not backed by
 // bun return [ErrInvalidArgument].
@@ -114,8 +123,10 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx bun.IDB, kind string, payload
 }
 
 // EnqueueMany creates several jobs in one transaction: all of them or, on
-// error, none. It returns them in the order of reqs; errors are those of
-// [Runner.Enqueue].
+// error, none, except after [ErrOutcomeUnknown], when all of them or none
+// may exist. It returns them in the order of reqs; errors are those of
+// [Runner.Enqueue], and the rules that Enqueue states for ctx and for
+// errors hold for the write of all the jobs together.
 func (r *Runner) EnqueueMany(ctx context.Context, reqs ...EnqueueRequest) ([]*Job, error) {
 	js := make([]*Job, len(reqs))
 	for i, q := range reqs {

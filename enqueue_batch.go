@@ -37,7 +37,7 @@ const maxEnqueueBatch = 500
 // create writes j through the batcher.
 func (r *Runner) create(ctx context.Context, j *Job) error {
 	if ctx.Err() != nil {
-		return context.Cause(ctx)
+		return ctxError(ctx, "enqueue")
 	}
 	b := &r.batch
 	req := &enqueueReq{ctx: ctx, job: j, wake: make(chan struct{})}
@@ -56,7 +56,7 @@ func (r *Runner) create(ctx context.Context, j *Job) error {
 			if req.state == reqWaiting {
 				b.pending = slices.DeleteFunc(b.pending, func(q *enqueueReq) bool { return q == req })
 				b.mu.Unlock()
-				return context.Cause(ctx)
+				return ctxError(ctx, "enqueue")
 			}
 			b.mu.Unlock()
 			<-req.wake // taken: the write is bounded; promoted: closed already
@@ -89,7 +89,7 @@ func (r *Runner) writeBatch(self *enqueueReq) {
 			live = append(live, q)
 			continue
 		}
-		q.err = context.Cause(q.ctx)
+		q.err = ctxError(q.ctx, "enqueue")
 		if q != self {
 			close(q.wake)
 		}
@@ -132,7 +132,9 @@ func (r *Runner) writeBatch(self *enqueueReq) {
 
 // batchContext returns the context of a shared write: the caller's own when
 // it writes alone; otherwise one detached from any single caller, which ends
-// at the latest deadline among them (bookkeepingTimeout at most).
+// at the latest deadline among them (bookkeepingTimeout at most). Either
+// bounds only the wait for the write to start: a repository does not cut
+// a started write short when its ctx ends (see [JobRepository.Create]).
 func batchContext(self *enqueueReq, live []*enqueueReq) (context.Context, context.CancelFunc) {
 	if len(live) == 1 && live[0] == self {
 		return context.WithCancel(self.ctx)

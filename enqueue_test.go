@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
 	"github.com/stretchr/testify/require"
 )
@@ -202,5 +204,93 @@ func TestConcurrentEnqueuesIsolateBadInput(t *testing.T) {
 		page, err = r.List(t.Context(), jobs.ListQuery{Limit: jobs.MaxListLimit})
 		require.NoError(t, err)
 		require.Len(t, page.Jobs, callers-callers/8, "a canceled Enqueue writes nothing")
+	})
+}
+
+// TestEnqueueUnderShortDeadlines makes concurrent Enqueue and EnqueueMany
+// calls whose deadlines (0 to 4 ms) end before, during or after their
+// writes, and checks what a caller relies on: nil means stored, an error is
+// a *jobs.Error and means nothing was stored (unless it is
+// ErrOutcomeUnknown), and an error caused by the deadline matches it.
+func TestEnqueueUnderShortDeadlines(t *testing.T) {
+	t.Parallel()
+	calls := 2400
+	if raceEnabled {
+		calls = 1200
+	}
+	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
+		r := newRunner(t, repo)
+		r.Handle("k", noop)
+		const callers = 16
+		type call struct {
+			ids []uuid.UUID
+			err error
+		}
+		results := make([]call, calls)
+		var wg sync.WaitGroup
+		for c := range callers {
+			wg.Go(func() {
+				for i := c; i < calls; i += callers {
+					ctx, cancel := context.WithTimeout(t.Context(), time.Duration(i%41)*100*time.Microsecond)
+					if i%10 == 9 {
+						js, err := r.EnqueueMany(ctx, jobs.EnqueueRequest{Kind: "k", Payload: i},
+							jobs.EnqueueRequest{Kind: "k", Payload: i})
+						results[i].err = err
+						for _, j := range js {
+							results[i].ids = append(results[i].ids, j.ID)
+						}
+					} else {
+						j, err := r.Enqueue(ctx, "k", i)
+						results[i].err = err
+						if j != nil {
+							results[i].ids = []uuid.UUID{j.ID}
+						}
+					}
+					cancel()
+				}
+			})
+		}
+		wg.Wait()
+
+		stored := make(map[uuid.UUID]int) // job ID -> call index
+		perCall := make([]int, calls)
+		q := jobs.ListQuery{Limit: jobs.MaxListLimit}
+		for {
+			page, err := r.List(t.Context(), q)
+			require.NoError(t, err)
+			for _, j := range page.Jobs {
+				i, err := strconv.Atoi(string(j.Payload))
+				require.NoError(t, err)
+				stored[j.ID] = i
+				perCall[i]++
+			}
+			if page.Next == "" {
+				break
+			}
+			q.Cursor = page.Next
+		}
+		var ok, failed, unknown int
+		for i, c := range results {
+			switch {
+			case c.err == nil:
+				ok++
+				require.NotEmpty(t, c.ids, "call %d", i)
+				for _, id := range c.ids {
+					got, found := stored[id]
+					require.True(t, found, "call %d returned nil but job %s is not stored", i, id)
+					require.Equal(t, i, got, "call %d", i)
+				}
+				require.Equal(t, len(c.ids), perCall[i], "call %d", i)
+			case errors.Is(c.err, jobs.ErrOutcomeUnknown):
+				unknown++
+			default:
+				failed++
+				_, typed := errors.AsType[*jobs.Error](c.err)
+				require.True(t, typed, "call %d: error %q (%T) is not a *jobs.Error", i, c.err, c.err)
+				require.ErrorIs(t, c.err, context.DeadlineExceeded, "call %d: code %s", i, jobs.CodeOf(c.err))
+				require.Zero(t, perCall[i], "call %d returned %q but its job is stored", i, c.err)
+			}
+		}
+		t.Logf("%d calls: %d stored, %d failed, %d outcome unknown", calls, ok, failed, unknown)
 	})
 }

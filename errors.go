@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -30,6 +31,7 @@ const (
 	CodeClosed          Code = "closed"           // the repository or runner is closed
 	CodeUnavailable     Code = "unavailable"      // storage is busy, read-only, full or unreachable
 	CodeMisconfigured   Code = "misconfigured"    // the database is not set up as the library requires
+	CodeOutcomeUnknown  Code = "outcome_unknown"  // a write may or may not have been stored
 	CodeInternal        Code = "internal"         // any error that is not an [*Error]
 )
 
@@ -71,6 +73,16 @@ var (
 	// needs (for example SQLite pragmas that the driver ignored, or a
 	// PostgreSQL search_path that names no existing schema).
 	ErrMisconfigured = &Error{Code: CodeMisconfigured}
+	// ErrOutcomeUnknown: a write failed in a way that leaves open whether it
+	// was stored (the connection to the database was lost, or the database
+	// did not answer in time), and reading the jobs back could not settle
+	// it: they may or may not exist. It is the only error of
+	// [JobRepository.Create], [Runner.Enqueue] and [Runner.EnqueueMany]
+	// after which something may have been stored. The safe response is to
+	// retry with the same unique key ([WithUniqueKey], [Job].UniqueKey),
+	// which returns the stored job with Duplicate set if the first try was
+	// stored; without a unique key, a retry may create the job twice.
+	ErrOutcomeUnknown = &Error{Code: CodeOutcomeUnknown}
 )
 
 // Error is the structured error of this package. Its Code is stable; Op, JobID
@@ -138,6 +150,22 @@ func CodeOf(err error) Code {
 func newError(code Code, op string, id uuid.UUID, format string, args ...any) *Error {
 	return &Error{Code: code, Op: op, JobID: id, Msg: fmt.Sprintf(format, args...)}
 }
+
+// ctxError is the error of a call that gave up because ctx ended before its
+// request reached storage: [CodeUnavailable] with the message that
+// [storageError] gives a storage request cut short by its context. It wraps
+// ctx.Err(), so it matches context.Canceled or context.DeadlineExceeded
+// with [errors.Is], and ctx's cause too when that is another error.
+func ctxError(ctx context.Context, op string) *Error {
+	err := ctx.Err()
+	if cause := context.Cause(ctx); cause != nil && cause != err {
+		err = fmt.Errorf("%w: %w", err, cause)
+	}
+	return &Error{Code: CodeUnavailable, Op: op, Msg: ctxErrorMsg, Err: err}
+}
+
+// ctxErrorMsg is the message of an [*Error] for a context that ended.
+const ctxErrorMsg = "storage request interrupted"
 
 // invalid is shorthand for an [ErrInvalidArgument] error.
 func invalid(op, format string, args ...any) *Error {

@@ -64,8 +64,8 @@ func closedError(op string) *Error {
 // lock takes the mutex and checks ctx and Close. On a nil error the caller
 // must unlock.
 func (m *MemoryRepository) lock(ctx context.Context, op string) error {
-	if err := ctx.Err(); err != nil {
-		return err
+	if ctx.Err() != nil {
+		return ctxError(ctx, op)
 	}
 	m.mu.Lock()
 	if m.closed {
@@ -84,7 +84,9 @@ func cloneJob(j *Job) *Job {
 	return &c
 }
 
-// Create implements [JobRepository.Create]. On error the jobs are unchanged.
+// Create implements [JobRepository.Create]. On error the jobs are unchanged
+// and nothing is stored: the write, under the repository's lock, cannot
+// fail once started, so it never returns [ErrOutcomeUnknown].
 func (m *MemoryRepository) Create(ctx context.Context, jobs ...*Job) error {
 	prepared := make([]*Job, len(jobs))
 	t := now()

@@ -54,10 +54,27 @@ type JobRepository interface {
 	// key of an earlier one becomes a Duplicate of it. Unique keys stay
 	// taken until the job holding them is pruned; a Create racing that
 	// Prune returns either the pruned job as a Duplicate or a new job.
+	//
+	// The error tells exactly what was stored. A nil error means every job
+	// is stored (or, with Duplicate set, another job had its key). An
+	// error means none is, and leaves the jobs passed in unchanged, with
+	// one exception: [ErrOutcomeUnknown], returned only when the write
+	// failed in a way that the database cannot confirm either way, after
+	// which all of the jobs or none may be stored. When ctx ends before the
+	// write has started, Create writes nothing and returns an error that
+	// matches ctx.Err() with errors.Is; once the write has started, ctx
+	// ending does not cut it short: Create waits for it (for a bounded
+	// time, which each implementation documents) and reports its outcome.
 	Create(ctx context.Context, jobs ...*Job) error
 
 	// CreateTx is Create inside the caller's transaction (or any bun.IDB):
-	// the jobs become visible when, and only if, tx commits. Repositories
+	// the jobs become visible when, and only if, tx commits. The caller
+	// owns the commit, so the outcome is decided by it: after a nil error
+	// the jobs are written in tx; after an error (the jobs passed in are
+	// left unchanged) tx may hold part of the write, or have been rolled
+	// back already, and the caller must roll it back. Given a bun.Conn or
+	// a *bun.DB rather than a transaction, the statements commit as they
+	// run, so an error may follow a write that was stored. Repositories
 	// that are not backed by bun, and a nil tx, return ErrInvalidArgument.
 	CreateTx(ctx context.Context, tx bun.IDB, jobs ...*Job) error
 

@@ -208,7 +208,8 @@ var raceCases = []testCase{
 }
 
 // contextCases check that a call with a finished context fails with the
-// context's error and writes nothing.
+// context's error, as a [*jobs.Error], and writes nothing, and that a
+// context ending during Create never makes it misreport what it stored.
 var contextCases = []testCase{
 	{"CanceledContext", func(t *testing.T, h *harness) {
 		pending := h.create(t, job("k"))[0]
@@ -218,6 +219,8 @@ var contextCases = []testCase{
 			t.Helper()
 			require.Error(t, err, op)
 			require.True(t, errors.Is(err, context.Canceled), "%s: %v should match context.Canceled", op, err)
+			_, typed := errors.AsType[*jobs.Error](err)
+			require.True(t, typed, "%s: error %q (%T) is not a *jobs.Error", op, err, err)
 		}
 		requireCtx(h.repo.Create(ctx, job("k")), "Create")
 		_, err := h.repo.Claim(ctx, jobs.ClaimQuery{Owner: "w", Limit: 10, LeaseDuration: hour})
@@ -233,4 +236,5 @@ var contextCases = []testCase{
 		_, err := h.repo.Get(ctx, uuid.Must(uuid.NewV7()))
 		require.True(t, errors.Is(err, context.DeadlineExceeded), "%v should match context.DeadlineExceeded", err)
 	}},
+	{"ShortDeadlines", shortDeadlines},
 }

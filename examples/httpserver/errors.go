@@ -45,6 +45,10 @@ var errorTable = map[jobs.Code]errorKind{
 	jobs.CodeClosed:          {http.StatusServiceUnavailable, "the server is shutting down", false},
 	jobs.CodeMisconfigured:   {http.StatusInternalServerError, "internal error", false},
 	jobs.CodeInternal:        {http.StatusInternalServerError, "internal error", false},
+	// The job may or may not exist: only a retry that the server can
+	// recognise as a repeat is safe.
+	jobs.CodeOutcomeUnknown: {http.StatusServiceUnavailable,
+		"the job may or may not have been created: retry with the same Idempotency-Key", false},
 
 	codeBadRequest:       {http.StatusBadRequest, "bad request", true},
 	codeUnauthorized:     {http.StatusUnauthorized, "authentication required", false},

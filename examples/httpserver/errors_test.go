@@ -29,6 +29,8 @@ func TestErrorTable(t *testing.T) {
 		{&jobs.Error{Code: jobs.CodeUnknownKind, Msg: `no handler for "x"`}, 400, jobs.CodeUnknownKind, `no handler for "x"`},
 		{&jobs.Error{Code: jobs.CodeUnavailable, Msg: "db busy", Err: cause}, 503, jobs.CodeUnavailable, "storage is unavailable, retry later"},
 		{&jobs.Error{Code: jobs.CodeClosed}, 503, jobs.CodeClosed, "the server is shutting down"},
+		{&jobs.Error{Code: jobs.CodeOutcomeUnknown, Msg: "could not confirm", Err: cause}, 503, jobs.CodeOutcomeUnknown,
+			"the job may or may not have been created: retry with the same Idempotency-Key"},
 		{&jobs.Error{Code: jobs.CodeMisconfigured, Msg: "pragma", Err: cause}, 500, jobs.CodeMisconfigured, "internal error"},
 		{&jobs.Error{Code: jobs.CodeLeaseLost}, 500, jobs.CodeInternal, "internal error"},
 		{fmt.Errorf("wrapped: %w", &jobs.Error{Code: jobs.CodeNotFound}), 404, jobs.CodeNotFound, "job not found"},
@@ -55,9 +57,10 @@ func TestWriteErrorHeaders(t *testing.T) {
 	t.Parallel()
 	r := httptest.NewRequest("GET", "/", nil)
 	for code, header := range map[jobs.Code]string{
-		jobs.CodeUnavailable: "Retry-After",
-		codeTooManyRequests:  "Retry-After",
-		codeUnauthorized:     "WWW-Authenticate",
+		jobs.CodeUnavailable:    "Retry-After",
+		jobs.CodeOutcomeUnknown: "Retry-After",
+		codeTooManyRequests:     "Retry-After",
+		codeUnauthorized:        "WWW-Authenticate",
 	} {
 		w := httptest.NewRecorder()
 		writeError(w, r, slog.New(slog.DiscardHandler), httpError(code, ""))
