@@ -59,9 +59,12 @@
 // [Runner.Cancel] cancels a pending job at once. For a running job it stores
 // a cancel request: the handler's context is cancelled at once when the job
 // runs in this process, and within the cancel poll interval
-// ([DefaultCancelPollInterval]) in another. A canceled job is never retried,
-// and once Cancel has reached the handler's context the job ends canceled
-// whatever the handler returns: a result it returns anyway is not stored.
+// ([DefaultCancelPollInterval]) in another. A canceled job is never retried.
+// The rule is simple: when Cancel returns nil the job ends canceled,
+// whatever its handler returns after the request, even a result it had
+// already returned that was not yet stored (the result is dropped); when the
+// job's outcome was stored first, Cancel returns [ErrConflict] and the job
+// keeps it.
 // Handlers learn why their context ended from [context.Cause]:
 //
 //	<-ctx.Done()
