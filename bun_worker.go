@@ -426,7 +426,11 @@ func (r *BunRepository) Finish(ctx context.Context, completions ...Completion) e
 // Release implements [JobRepository.Release] in one statement.
 func (r *BunRepository) Release(ctx context.Context, leases ...Lease) error {
 	const op = "release"
-	return r.runFenced(ctx, op, false, fencedBatch{nil, leaseRows(leases), func(args []any, t time.Time) (string, []any) {
+	rows := leaseRows(leases)
+	for i := range rows {
+		rows[i].want = StatusPending
+	}
+	return r.runFenced(ctx, op, false, fencedBatch{nil, rows, func(args []any, t time.Time) (string, []any) {
 		return "status = CASE WHEN cancel_requested THEN 'canceled' ELSE 'pending' END, " +
 			"attempt = CASE WHEN attempt > 0 THEN attempt - 1 ELSE 0 END, " +
 			"finished_at = CASE WHEN cancel_requested THEN ?" + r.d.castTime() + " ELSE NULL END, " +

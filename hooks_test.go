@@ -138,3 +138,80 @@ func TestPanickingHookDoesNotBreakTheRunner(t *testing.T) {
 		}
 	})
 }
+
+// heldWrites holds every Finish and Release until release is closed, and
+// tells arrived when one comes.
+type heldWrites struct {
+	jobs.JobRepository
+	arrived chan struct{}
+	release chan struct{}
+}
+
+func (h *heldWrites) hold() {
+	select {
+	case h.arrived <- struct{}{}:
+	default:
+	}
+	<-h.release
+}
+
+func (h *heldWrites) Finish(ctx context.Context, cs ...jobs.Completion) error {
+	h.hold()
+	return h.JobRepository.Finish(ctx, cs...)
+}
+
+func (h *heldWrites) Release(ctx context.Context, ls ...jobs.Lease) error {
+	h.hold()
+	return h.JobRepository.Release(ctx, ls...)
+}
+
+// A retry or a release that the repository stores as canceled (a cancel
+// was requested before it landed) is reported as canceled: OnCanceled
+// fires, never OnRetrying or OnReleased, and watchers see canceled.
+func TestHooksReportTheStoredStatusWhenACancelTakesOver(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
+		for _, outcome := range []string{"retry", "release"} {
+			held := &heldWrites{JobRepository: repo, arrived: make(chan struct{}, 1), release: make(chan struct{})}
+			fired := make(chan string, 4)
+			hook := func(name string) func(*jobs.Job) { return func(*jobs.Job) { fired <- name } }
+			r := newRunner(t, held, jobs.WithGracePeriod(0), jobs.WithHooks(jobs.Hooks{
+				OnCanceled: hook("canceled"), OnRetrying: hook("retrying"), OnReleased: hook("released"),
+			}))
+			running := make(chan struct{})
+			r.Handle("k", func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
+				close(running)
+				if outcome == "retry" {
+					return nil, errors.New("try again")
+				}
+				<-ctx.Done() // shutdown: released
+				return nil, ctx.Err()
+			})
+			stop := start(t, r)
+			j, err := r.Enqueue(t.Context(), "k", nil)
+			require.NoError(t, err)
+			recv(t, running)
+			stopped := make(chan error, 1)
+			if outcome == "release" {
+				go func() { stopped <- stop() }()
+			}
+			recv(t, held.arrived)
+			// Another process cancels while the outcome is on its way.
+			_, err = reopen(t, repo).RequestCancel(t.Context(), j.ID)
+			require.NoError(t, err)
+			close(held.release)
+			require.Equal(t, "canceled", recv(t, fired), outcome)
+			require.Equal(t, jobs.StatusCanceled, get(t, r, j.ID).Status)
+			if outcome == "release" {
+				require.NoError(t, recv(t, stopped))
+			} else {
+				require.NoError(t, stop())
+			}
+			select {
+			case name := <-fired:
+				t.Fatalf("%s: hook %s fired after canceled", outcome, name)
+			default:
+			}
+		}
+	})
+}

@@ -209,7 +209,11 @@ func (m *MemoryRepository) Release(ctx context.Context, leases ...Lease) error {
 			continue
 		}
 		r.job.Attempt--
-		m.settle(r, releasedStatus(&r.job), t)
+		st := releasedStatus(&r.job)
+		if st == StatusCanceled {
+			errs = append(errs, canceledInstead(op, l.JobID, StatusPending))
+		}
+		m.settle(r, st, t)
 	}
 	return errors.Join(errs...)
 }

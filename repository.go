@@ -152,8 +152,9 @@ type JobRepository interface {
 	// attempt (Attempt is decremented), for a worker that stops before its
 	// jobs finish. RunAt is left as it was, so a released job keeps its
 	// place in line. A released job with CancelRequested becomes canceled
-	// (its Attempt is decremented too). Lost leases report ErrLeaseLost;
-	// the others are still released.
+	// (its Attempt is decremented too) and reports an [ErrCanceled] error
+	// naming it, as Finish does. Lost leases report ErrLeaseLost; the others
+	// are still released.
 	Release(ctx context.Context, leases ...Lease) error
 
 	// RequestCancel cancels a job. A pending job becomes canceled at once. A
