@@ -42,7 +42,9 @@ func TestBunReleaseAndCancel(t *testing.T) {
 		require.NoError(t, err)
 		require.Empty(t, ids)
 
-		require.NoError(t, repo.Release(ctx, cl[0].Lease(), cl[1].Lease()))
+		err = repo.Release(ctx, cl[0].Lease(), cl[1].Lease())
+		require.ErrorIs(t, err, jobs.ErrCanceled, "b had a cancel request: released as canceled")
+		require.NotErrorIs(t, err, jobs.ErrLeaseLost)
 		ga, gb := mustGet(t, repo, a.ID), mustGet(t, repo, b.ID)
 		require.Equal(t, jobs.StatusPending, ga.Status)
 		require.Equal(t, 0, ga.Attempt, "release does not count the attempt")

@@ -113,8 +113,8 @@ func TestListenerDeliversTriggerEvents(t *testing.T) {
 	ev = next(t, ch, jobs.EventJobsChanged)
 	require.ElementsMatch(t, []uuid.UUID{claimed[1].ID, claimed[2].ID}, ev.JobIDs)
 
-	// A release to pending is both a change and new work.
-	require.NoError(t, repo.Release(ctx, claimed[0].Lease()))
+	// A release is a change (this one ends canceled: a cancel was requested).
+	require.ErrorIs(t, repo.Release(ctx, claimed[0].Lease()), jobs.ErrCanceled)
 	ev = next(t, ch, jobs.EventJobsChanged)
 	require.Equal(t, []uuid.UUID{claimed[0].ID}, ev.JobIDs)
 }

@@ -21,7 +21,7 @@ var stateCases = []testCase{
 			"canceled by release": func(j *jobs.Job) {
 				_, err := h.repo.RequestCancel(t.Context(), j.ID)
 				require.NoError(t, err)
-				require.NoError(t, h.repo.Release(t.Context(), j.Lease()))
+				requireCanceledInstead(t, h.repo.Release(t.Context(), j.Lease()), j.ID)
 			},
 		} {
 			claimed := h.running(t)
