@@ -409,23 +409,6 @@ func TestRunnerRidesOutStorageFaults(t *testing.T) {
 	})
 }
 
-// heldFinishRepo holds every Finish until release is closed, and tells
-// finishing when one arrives.
-type heldFinishRepo struct {
-	jobs.JobRepository
-	finishing chan struct{}
-	release   chan struct{}
-}
-
-func (h *heldFinishRepo) Finish(ctx context.Context, cs ...jobs.Completion) error {
-	select {
-	case h.finishing <- struct{}{}:
-	default:
-	}
-	<-h.release
-	return h.JobRepository.Finish(ctx, cs...)
-}
-
 // A handler has returned its result, but the result is not stored yet when
 // Cancel comes (from this runner or from another one): Cancel returns nil,
 // so the job must end canceled. Once the result is stored, Cancel is a
@@ -434,7 +417,7 @@ func TestCancelAfterTheResultWasReturnedButNotStored(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
 		for _, from := range []string{"same runner", "other runner"} {
-			held := &heldFinishRepo{JobRepository: repo, finishing: make(chan struct{}, 1), release: make(chan struct{})}
+			held := &heldWrites{JobRepository: repo, arrived: make(chan struct{}, 1), release: make(chan struct{})}
 			r := newRunner(t, held)
 			r.Handle("quick", func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
 				return json.RawMessage(`"done"`), nil
@@ -446,7 +429,7 @@ func TestCancelAfterTheResultWasReturnedButNotStored(t *testing.T) {
 			stop := start(t, r)
 			j, err := r.Enqueue(t.Context(), "quick", nil)
 			require.NoError(t, err)
-			recv(t, held.finishing)
+			recv(t, held.arrived)
 			got, err := canceler.Cancel(t.Context(), j.ID)
 			require.NoError(t, err, from)
 			require.True(t, got.CancelRequested)
