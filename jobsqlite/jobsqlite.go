@@ -14,10 +14,10 @@
 // With [Normal] (the default), a commit survives a crash or kill -9 of the
 // process, but the last commits before a power loss or an operating-system
 // crash may be lost (the database stays consistent). With [Full] every
-// commit is synced to disk before it returns, which costs about 4× more per
-// commit (one job per call: 20 000 vs 5 300 jobs/s on the 2-core development
-// machine); the repository batches claims and completions, so the cost is
-// per batch, not per job.
+// commit is synced to disk before it returns, which costs several times
+// more per commit (the README's benchmarks give the figures); the
+// repository batches claims and completions, so the cost is per batch, not
+// per job.
 //
 // WAL needs every process on one host and a local file system; use
 // PostgreSQL (package jobspg) to run workers on several hosts.
