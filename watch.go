@@ -169,7 +169,8 @@ func (r *Runner) Watch(ctx context.Context, id uuid.UUID) iter.Seq2[Snapshot, er
 // Await blocks until the job is finished (succeeded, failed or canceled) and
 // returns it as stored. It returns [ErrNotFound] for an unknown ID, a
 // repository error, or, when ctx ends first, an [ErrUnavailable] error that
-// matches ctx.Err() with [errors.Is]. See [Runner.Watch] for how the job is
+// matches ctx.Err() with [errors.Is]; it returns by ctx's deadline, its
+// final read of the job included. See [Runner.Watch] for how the job is
 // followed.
 func (r *Runner) Await(ctx context.Context, id uuid.UUID) (*Job, error) {
 	for s, err := range r.Watch(ctx, id) {
@@ -180,7 +181,12 @@ func (r *Runner) Await(ctx context.Context, id uuid.UUID) (*Job, error) {
 			break
 		}
 	}
-	return r.repo.Get(context.WithoutCancel(ctx), id)
+	// The final read is under ctx too: Await never outlives its caller.
+	j, err := r.repo.Get(ctx, id)
+	if err != nil && ctx.Err() != nil {
+		err = ctxError(ctx, "await")
+	}
+	return j, err
 }
 
 // AwaitResult waits like [Runner.Await] and decodes the result of a
