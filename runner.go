@@ -56,6 +56,8 @@ type Runner struct {
 	avgDur    atomic.Int64  // moving average of handler run time, ns; -1 unknown
 	lastFreed atomic.Int64  // unix ns when a worker last finished a job
 
+	wakes wakeSchedule // delayed wake-ups of the fetcher; see wake.go
+
 	emu   sync.Mutex // guards execs
 	execs map[uuid.UUID]*execution
 
@@ -326,6 +328,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	close(stopComp)
 	<-r.compGone
 	stopLoops()
+	r.stopWakes()
 	if err := g.Wait(); err != nil {
 		runErr = errors.Join(runErr, err)
 	}
