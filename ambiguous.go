@@ -53,5 +53,5 @@ func storedAs(j *Job, o outcome) bool {
 	if j.Status != want || j.Attempt != o.e.attempt || j.LeaseToken != "" {
 		return false
 	}
-	return o.c.Error == "" || j.Error == cleanText(truncateError(o.c.Error))
+	return o.c.Error == "" || j.Error == truncateError(o.c.Error)
 }

@@ -206,25 +206,3 @@ func (r *Runner) enqueued(j *Job) {
 	}
 	r.wakeAt(j.RunAt)
 }
-
-// maxWakeTimer is the longest delay for which a local wake-up timer is set;
-// jobs due later are found by polling.
-const maxWakeTimer = time.Hour
-
-// wakeAt wakes the fetcher at t (at once when t has passed).
-func (r *Runner) wakeAt(t time.Time) {
-	switch d := time.Until(t); {
-	case d <= 0:
-		r.notify()
-	case d <= maxWakeTimer:
-		time.AfterFunc(d, r.notify)
-	}
-}
-
-// notify wakes the fetcher without blocking.
-func (r *Runner) notify() {
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
-}

@@ -71,7 +71,7 @@ const (
 	// messages are refused by [Reporter] and repositories.
 	MaxMessageLength = 1024
 	// MaxErrorLength caps the stored text of one attempt's error; longer
-	// texts are truncated.
+	// texts are cut on a rune boundary (see [Completion].Error).
 	MaxErrorLength = 4096
 	// MaxErrorHistory is how many attempt errors a job keeps (the most recent).
 	MaxErrorHistory = 100
@@ -177,7 +177,9 @@ type Completion struct {
 	// empty or only JSON whitespace for no result.
 	Result json.RawMessage
 	// Error is the attempt's error, appended to the job's history unless
-	// empty. It is truncated to MaxErrorLength bytes.
+	// empty. Every repository stores it alike: each run of bytes that
+	// are not valid UTF-8 and each NUL byte becomes U+FFFD, and the text
+	// is cut on a rune boundary to at most MaxErrorLength bytes.
 	Error string
 	// RunAt is when a retried job may run again (StatusPending only); the
 	// zero value means at once. It must lie in the years 1 to 9999 (UTC).
@@ -214,14 +216,40 @@ func blankJSON(b []byte) bool {
 	return true
 }
 
-// truncateError cuts s to at most MaxErrorLength bytes on a rune boundary.
+// truncateError returns the text that every repository stores for an
+// attempt's error s: each run of bytes that are not valid UTF-8 and each NUL
+// byte becomes U+FFFD, as [cleanText] makes them, so that both databases can
+// store it; the result is then cut on a rune boundary to at most
+// MaxErrorLength bytes. An invalid byte early in a long error costs three
+// bytes of the limit, not the rest of the text. It runs in time linear in
+// len(s) and stops reading once the limit is reached.
 func truncateError(s string) string {
-	if len(s) <= MaxErrorLength {
+	if len(s) <= MaxErrorLength && utf8.ValidString(s) && !hasNUL(s) {
 		return s
 	}
-	s = s[:MaxErrorLength]
-	for len(s) > 0 && !utf8.ValidString(s) {
-		s = s[:len(s)-1]
+	var b strings.Builder
+	b.Grow(min(len(s), MaxErrorLength))
+	invalid := false // the previous byte belongs to an invalid sequence
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		piece := s[i : i+n]
+		switch {
+		case r == utf8.RuneError && n == 1:
+			if invalid {
+				i++
+				continue // one U+FFFD stands for the whole run
+			}
+			invalid, piece = true, "\uFFFD"
+		case r == 0:
+			invalid, piece = false, "\uFFFD"
+		default:
+			invalid = false
+		}
+		if b.Len()+len(piece) > MaxErrorLength {
+			break
+		}
+		b.WriteString(piece)
+		i += n
 	}
-	return s
+	return b.String()
 }

@@ -14,14 +14,14 @@ func (r *Runner) heartbeatInterval() time.Duration { return r.cfg.lease / 3 }
 
 // heartbeatLoop renews the leases of all local jobs with one repository call
 // per tick, and cancels the handlers whose lease could not be renewed in time.
-func (r *Runner) heartbeatLoop(ctx context.Context) error {
+func (r *Runner) heartbeatLoop(ctx context.Context) {
 	every := r.heartbeatInterval()
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C:
 		}
 		r.heartbeat(ctx, every)
@@ -105,13 +105,13 @@ func (r *Runner) leaseLost(e *execution) {
 
 // cancelPollLoop picks up cancel requests made by other processes for the
 // jobs running here, with one cheap query per interval while any run.
-func (r *Runner) cancelPollLoop(ctx context.Context) error {
+func (r *Runner) cancelPollLoop(ctx context.Context) {
 	t := time.NewTicker(r.cfg.cancelPoll)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C:
 		case <-r.pollCancels:
 		}

@@ -14,13 +14,13 @@ func (r *Runner) rescueInterval() time.Duration { return r.cfg.lease / 4 }
 
 // rescueLoop returns jobs whose lease expired (their runner died or hung) to
 // pending, or to failed or canceled as the repository decides.
-func (r *Runner) rescueLoop(ctx context.Context) error {
+func (r *Runner) rescueLoop(ctx context.Context) {
 	t := time.NewTicker(r.rescueInterval())
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C:
 		}
 		r.rescue(ctx)
@@ -71,9 +71,9 @@ func (r *Runner) pruneInterval() time.Duration {
 
 // pruneLoop deletes finished jobs older than the retention, once at start
 // and then every prune interval. With retention 0 it does nothing.
-func (r *Runner) pruneLoop(ctx context.Context) error {
+func (r *Runner) pruneLoop(ctx context.Context) {
 	if r.cfg.retention == 0 {
-		return nil
+		return
 	}
 	t := time.NewTicker(r.pruneInterval())
 	defer t.Stop()
@@ -89,7 +89,7 @@ func (r *Runner) pruneLoop(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C:
 		}
 	}

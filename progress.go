@@ -151,13 +151,13 @@ func (e *execution) redirty() {
 
 // progressLoop writes the changed progress of all local jobs in one
 // repository call per interval, and calls the OnProgress hook.
-func (r *Runner) progressLoop(ctx context.Context) error {
+func (r *Runner) progressLoop(ctx context.Context) {
 	t := time.NewTicker(r.cfg.progress)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C:
 		}
 		r.flushProgress(ctx)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"golang.org/x/sync/errgroup"
 )
 
 // HandlerFunc handles one attempt of a job. The returned JSON is stored as
@@ -55,6 +54,8 @@ type Runner struct {
 	seq       atomic.Uint64 // snapshot sequence numbers
 	avgDur    atomic.Int64  // moving average of handler run time, ns; -1 unknown
 	lastFreed atomic.Int64  // unix ns when a worker last finished a job
+
+	wakes wakeSchedule // delayed wake-ups of the fetcher; see wake.go
 
 	emu   sync.Mutex // guards execs
 	execs map[uuid.UUID]*execution
@@ -280,13 +281,15 @@ func (r *Runner) Run(ctx context.Context) error {
 	// Room for every claimed job's outcome: a slow write never stalls the
 	// workers, and the fetcher still stops claiming when outcomes pile up.
 	r.comp = make(chan outcome, cap(r.work))
-	var g errgroup.Group
-	g.Go(func() error { return r.heartbeatLoop(loopCtx) })
-	g.Go(func() error { return r.progressLoop(loopCtx) })
-	g.Go(func() error { return r.cancelPollLoop(loopCtx) })
-	g.Go(func() error { return r.rescueLoop(loopCtx) })
-	g.Go(func() error { return r.pruneLoop(loopCtx) })
-	g.Go(func() error { return r.giveBackLoop(loopCtx) })
+	// The runner's own loops cannot fail: each logs its errors, retries,
+	// and ends when loopCtx does.
+	var loops sync.WaitGroup
+	loops.Go(func() { r.heartbeatLoop(loopCtx) })
+	loops.Go(func() { r.progressLoop(loopCtx) })
+	loops.Go(func() { r.cancelPollLoop(loopCtx) })
+	loops.Go(func() { r.rescueLoop(loopCtx) })
+	loops.Go(func() { r.pruneLoop(loopCtx) })
+	loops.Go(func() { r.giveBackLoop(loopCtx) })
 	stopComp := make(chan struct{})
 	go r.completer(base, stopComp)
 	var workers sync.WaitGroup
@@ -326,9 +329,8 @@ func (r *Runner) Run(ctx context.Context) error {
 	close(stopComp)
 	<-r.compGone
 	stopLoops()
-	if err := g.Wait(); err != nil {
-		runErr = errors.Join(runErr, err)
-	}
+	r.stopWakes()
+	loops.Wait()
 	log.Info("runner stopped", "owner", r.cfg.owner)
 	return runErr
 }

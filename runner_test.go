@@ -187,6 +187,38 @@ func TestRunnerDelayedJobWaitsAndWakesWithoutPolling(t *testing.T) {
 	})
 }
 
+func TestRunnerWakesForEveryDelayedJob(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
+		// One wake timer serves every delayed job: after the first one
+		// starts, it must still wake for the next, while a thousand jobs
+		// wait an hour. Only the timer can start them: the poll is hourly.
+		r := newRunner(t, repo, jobs.WithPollInterval(time.Hour))
+		started := make(chan uuid.UUID, 2)
+		r.Handle("k", func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
+			started <- j.ID
+			return nil, nil
+		})
+		start(t, r)
+		later := make([]jobs.EnqueueRequest, 1000)
+		for i := range later {
+			later[i] = jobs.EnqueueRequest{Kind: "k", Options: []jobs.EnqueueOption{jobs.WithDelay(time.Hour)}}
+		}
+		_, err := r.EnqueueMany(t.Context(), later...)
+		require.NoError(t, err)
+		var want []*jobs.Job
+		for _, d := range []time.Duration{50 * time.Millisecond, 150 * time.Millisecond} {
+			j, err := r.Enqueue(t.Context(), "k", nil, jobs.WithDelay(d))
+			require.NoError(t, err)
+			want = append(want, j)
+		}
+		for _, j := range want {
+			require.Equal(t, j.ID, recv(t, started))
+			require.False(t, time.Now().Before(j.RunAt), "started before its run-at %v", j.RunAt)
+		}
+	})
+}
+
 func TestCancel(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {

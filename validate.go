@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"fmt"
 	"math"
 	"time"
 	"unicode/utf8"
@@ -52,7 +51,7 @@ func prepareNew(j *Job, now time.Time, maxPayload int) error {
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
-		return fmt.Errorf("jobs: create: new id: %w", err)
+		return &Error{Code: CodeInternal, Op: op, Msg: "cannot generate a job ID", Err: err}
 	}
 	j.ID = id
 	if j.Queue == "" {

@@ -171,13 +171,33 @@ func TestAppendAttemptError(t *testing.T) {
 
 func TestTruncateError(t *testing.T) {
 	t.Parallel()
-	require.Equal(t, "short", truncateError("short"))
-	exact := strings.Repeat("a", MaxErrorLength)
-	require.Equal(t, exact, truncateError(exact))
-	cut := truncateError("a" + strings.Repeat("日", MaxErrorLength))
-	require.True(t, utf8.ValidString(cut))
-	require.LessOrEqual(t, len(cut), MaxErrorLength)
-	require.Greater(t, len(cut), MaxErrorLength-utf8.UTFMax)
+	a := func(n int) string { return strings.Repeat("a", n) }
+	for _, tc := range []struct{ name, in, want string }{
+		{"short", "short", "short"},
+		{"exact", a(MaxErrorLength), a(MaxErrorLength)},
+		{"long", a(MaxErrorLength + 1), a(MaxErrorLength)},
+		{"early invalid byte keeps the rest", a(13) + "\xff" + a(5001), a(13) + "\uFFFD" + a(MaxErrorLength-16)},
+		{"run of invalid bytes is one U+FFFD", "x\xff\xfe\x80y", "x\uFFFDy"},
+		{"each NUL is U+FFFD", "a\x00\x00b", "a\uFFFD\uFFFDb"},
+		{"NUL between invalid bytes", "\xff\x00\xff", "\uFFFD\uFFFD\uFFFD"},
+		{"valid U+FFFD is kept", "\uFFFD\xff", "\uFFFD\uFFFD"},
+		{"cut before a rune that does not fit", "a" + strings.Repeat("日", MaxErrorLength), "a" + strings.Repeat("日", (MaxErrorLength-1)/3)},
+		{"cut before a replacement that does not fit", a(MaxErrorLength-2) + "\xff", a(MaxErrorLength - 2)},
+		{"truncated rune at the end", "ab\xe6\x97", "ab\uFFFD"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := truncateError(tc.in)
+			require.Equal(t, tc.want, got)
+			require.LessOrEqual(t, len(got), MaxErrorLength)
+			require.True(t, utf8.ValidString(got) && !hasNUL(got))
+			// The rule is cleanText's, then a cut at a rune boundary.
+			clean := cleanText(tc.in)
+			require.True(t, strings.HasPrefix(clean, got))
+			require.True(t, len(got) == len(clean) || len(got)+utf8.RuneLen([]rune(clean[len(got):])[0]) > MaxErrorLength)
+			require.Equal(t, got, truncateError(got), "stored text is stored unchanged")
+		})
+	}
 }
 
 func TestValidJSON(t *testing.T) {

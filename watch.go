@@ -92,8 +92,10 @@ func (r *Runner) touch(id uuid.UUID) {
 // other processes can be watched too.
 //
 // An unknown ID yields ([Snapshot]{}, [ErrNotFound]) and stops; a repository
-// error or the end of ctx yields that error and stops. Watch never blocks a
-// handler and is safe for concurrent use.
+// error yields that error and stops. When ctx ends, Watch yields an
+// [ErrUnavailable] error that matches ctx.Err() (and ctx's cause) with
+// [errors.Is], and stops. Every error it yields is an [*Error]. Watch never
+// blocks a handler and is safe for concurrent use.
 func (r *Runner) Watch(ctx context.Context, id uuid.UUID) iter.Seq2[Snapshot, error] {
 	return func(yield func(Snapshot, error) bool) {
 		defer r.subscribe(id)()
@@ -119,7 +121,7 @@ func (r *Runner) Watch(ctx context.Context, id uuid.UUID) iter.Seq2[Snapshot, er
 		}()
 		for {
 			if ctx.Err() != nil {
-				yield(Snapshot{}, context.Cause(ctx))
+				yield(Snapshot{}, ctxError(ctx, "watch"))
 				return
 			}
 			ev := r.events(id)
@@ -140,7 +142,7 @@ func (r *Runner) Watch(ctx context.Context, id uuid.UUID) iter.Seq2[Snapshot, er
 			j, err := r.repo.Get(ctx, id)
 			if err != nil {
 				if ctx.Err() != nil {
-					err = context.Cause(ctx)
+					err = ctxError(ctx, "watch")
 				}
 				yield(Snapshot{}, err)
 				return
@@ -165,9 +167,11 @@ func (r *Runner) Watch(ctx context.Context, id uuid.UUID) iter.Seq2[Snapshot, er
 }
 
 // Await blocks until the job is finished (succeeded, failed or canceled) and
-// returns it as stored. It returns [ErrNotFound] for an unknown ID, the
-// cause of ctx when ctx ends first, or a repository error. See
-// [Runner.Watch] for how the job is followed.
+// returns it as stored. It returns [ErrNotFound] for an unknown ID, a
+// repository error, or, when ctx ends first, an [ErrUnavailable] error that
+// matches ctx.Err() with [errors.Is]; it returns by ctx's deadline, its
+// final read of the job included. See [Runner.Watch] for how the job is
+// followed.
 func (r *Runner) Await(ctx context.Context, id uuid.UUID) (*Job, error) {
 	for s, err := range r.Watch(ctx, id) {
 		if err != nil {
@@ -177,7 +181,12 @@ func (r *Runner) Await(ctx context.Context, id uuid.UUID) (*Job, error) {
 			break
 		}
 	}
-	return r.repo.Get(context.WithoutCancel(ctx), id)
+	// The final read is under ctx too: Await never outlives its caller.
+	j, err := r.repo.Get(ctx, id)
+	if err != nil && ctx.Err() != nil {
+		err = ctxError(ctx, "await")
+	}
+	return j, err
 }
 
 // AwaitResult waits like [Runner.Await] and decodes the result of a

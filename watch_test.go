@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"encoding/json"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -172,5 +173,50 @@ func TestAwaitResultOfCanceledJob(t *testing.T) {
 		_, final, err := jobs.AwaitResult[int](t.Context(), r, j.ID)
 		require.ErrorIs(t, err, jobs.ErrCanceled)
 		require.Equal(t, jobs.StatusCanceled, final.Status)
+	})
+}
+
+// slowGetRepo lets a number of Get calls through once armed; the ones after
+// them block until their ctx ends, as on a database that stopped answering.
+type slowGetRepo struct {
+	jobs.JobRepository
+	armed  atomic.Bool
+	passes atomic.Int32 // Get calls still let through once armed
+}
+
+func (s *slowGetRepo) Get(ctx context.Context, id uuid.UUID) (*jobs.Job, error) {
+	if s.armed.Load() && s.passes.Add(-1) < 0 {
+		select {
+		case <-ctx.Done():
+			return nil, &jobs.Error{Code: jobs.CodeUnavailable, Op: "get", Err: ctx.Err()}
+		case <-time.After(5 * time.Second): // a bound for the test, not a repository rule
+		}
+	}
+	return s.JobRepository.Get(ctx, id)
+}
+
+func TestAwaitKeepsTheCallersDeadline(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
+		slow := &slowGetRepo{JobRepository: repo}
+		r := newRunner(t, slow)
+		r.Handle("k", noop)
+		j, err := r.Enqueue(t.Context(), "k", nil) // never runs: no Run
+		require.NoError(t, err)
+		_, err = r.Cancel(t.Context(), j.ID)
+		require.NoError(t, err)
+		// Watch's read sees the job finished; Await's final read hangs.
+		slow.passes.Store(1)
+		slow.armed.Store(true)
+		const deadline = 200 * time.Millisecond
+		ctx, cancel := context.WithTimeout(t.Context(), deadline)
+		defer cancel()
+		begin := time.Now()
+		got, err := r.Await(ctx, j.ID)
+		took := time.Since(begin)
+		require.Nil(t, got)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.ErrorIs(t, err, jobs.ErrUnavailable)
+		require.Less(t, took, deadline+time.Second, "Await outlived its caller's deadline")
 	})
 }

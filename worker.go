@@ -42,13 +42,13 @@ func (r *Runner) sinceFreed() time.Duration {
 // giveBackLoop hands buffered jobs back to pending when no worker has
 // become free for giveBackAfter: the jobs ahead of them turned out long,
 // and another runner may be idle.
-func (r *Runner) giveBackLoop(ctx context.Context) error {
+func (r *Runner) giveBackLoop(ctx context.Context) {
 	t := time.NewTicker(giveBackAfter)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C:
 		}
 		if len(r.work) == 0 || r.sinceFreed() < giveBackAfter || r.stopping.Load() {

@@ -131,6 +131,33 @@ var finishCases = []testCase{
 			require.True(t, strings.HasPrefix(long, s))
 		}
 	}},
+	{"ErrorTextStoredAlike", func(t *testing.T, h *harness) {
+		// Every repository stores an attempt's error text by one rule: each
+		// run of invalid UTF-8 bytes and each NUL becomes U+FFFD, then the
+		// text is cut on a rune boundary to at most MaxErrorLength bytes.
+		a := func(n int) string { return strings.Repeat("a", n) }
+		cases := []struct{ in, want string }{
+			{a(13) + "\xff" + a(5001), a(13) + "\uFFFD" + a(jobs.MaxErrorLength-16)}, // an early bad byte keeps the rest
+			{"a\x00b", "a\uFFFDb"},
+			{"x\xff\xfe\x00y\xc3", "x\uFFFD\uFFFDy\uFFFD"},
+			{a(jobs.MaxErrorLength-2) + "\x00", a(jobs.MaxErrorLength - 2)}, // U+FFFD would not fit
+		}
+		j := h.create(t, &jobs.Job{Kind: "k", MaxAttempts: len(cases)})[0]
+		for i, c := range cases {
+			cl := h.claimOne(t)
+			st := jobs.StatusPending
+			if i == len(cases)-1 {
+				st = jobs.StatusFailed
+			}
+			require.NoError(t, h.repo.Finish(t.Context(), jobs.Completion{Lease: cl.Lease(), Status: st, Error: c.in}))
+			got := h.get(t, j.ID)
+			require.Equal(t, c.want, got.Error, "Error of attempt %d", i+1)
+			require.Len(t, got.Errors, i+1)
+			for k, e := range got.Errors {
+				require.Equal(t, cases[k].want, e.Error, "Errors[%d] after attempt %d", k, i+1)
+			}
+		}
+	}},
 	{"ErrorHistoryCapped", func(t *testing.T, h *harness) {
 		n := jobs.MaxErrorHistory + 3
 		j := h.create(t, &jobs.Job{Kind: "k", MaxAttempts: n + 1})[0]
