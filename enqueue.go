@@ -71,7 +71,8 @@ type EnqueueRequest struct {
 // []byte, which must already be JSON and is stored as is. A job that can
 // start at once wakes this runner's idle workers immediately.
 //
-// It returns [ErrUnknownKind] when the runner has no handler for kind (see
+// It returns [ErrUnknownKind] when the runner has handlers but none for
+// kind (a runner without handlers enqueues any kind; see
 // [WithAllowUnknownKinds]), [ErrInvalidArgument] or [ErrTooLarge] for bad
 // input, and the repository's errors. With [WithUniqueKey], a repeat returns
 // the existing job with Duplicate set and a nil error. It is safe for
@@ -154,7 +155,7 @@ func (r *Runner) newJob(kind string, payload any, opts []EnqueueOption) (*Job, e
 	if err := checkName(op, "kind", kind, false); err != nil {
 		return nil, err
 	}
-	if !r.cfg.allowAnyKind && r.handler(kind) == nil {
+	if !r.cfg.allowAnyKind && r.handler(kind) == nil && r.hasHandlers() {
 		return nil, newError(CodeUnknownKind, op, uuid.Nil, "no handler for kind %q", kind)
 	}
 	raw, err := encodePayload(payload)

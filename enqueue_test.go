@@ -88,9 +88,27 @@ func TestEnqueueRefusesBadInput(t *testing.T) {
 		require.Empty(t, page.Jobs, "nothing was written")
 
 		open := newRunner(t, repo, jobs.WithAllowUnknownKinds())
+		open.Handle("k", noop)
 		j, err := open.Enqueue(ctx, "other", nil)
 		require.NoError(t, err)
 		require.Equal(t, "other", j.Kind)
+	})
+}
+
+// A process that only enqueues, watches and cancels (an API server, with
+// workers elsewhere) needs no handler and no option to enqueue any kind.
+func TestProducerOnlyRunnerEnqueuesAnyKind(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
+		producer := newRunner(t, repo)
+		j, err := producer.Enqueue(t.Context(), "transcribe", nil)
+		require.NoError(t, err)
+		js, err := producer.EnqueueMany(t.Context(), jobs.EnqueueRequest{Kind: "summarise"})
+		require.NoError(t, err)
+		require.Len(t, js, 1)
+		_, err = producer.Cancel(t.Context(), j.ID)
+		require.NoError(t, err)
+		require.Equal(t, jobs.StatusCanceled, get(t, producer, j.ID).Status)
 	})
 }
 

@@ -135,7 +135,7 @@ func TestCancelFromAnotherRunnerLandsViaCancelPoll(t *testing.T) {
 			return nil, ctx.Err()
 		})
 		start(t, worker)
-		other := newRunner(t, reopen(t, repo), jobs.WithAllowUnknownKinds())
+		other := newRunner(t, reopen(t, repo))
 		j, err := other.Enqueue(t.Context(), "k", nil)
 		require.NoError(t, err)
 		<-started

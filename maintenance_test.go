@@ -26,7 +26,7 @@ func TestPrunerDeletesOldFinishedJobsOnly(t *testing.T) {
 		require.Equal(t, jobs.StatusSucceeded, get(t, r1, done.ID).Status, "retention 0 keeps finished jobs")
 
 		time.Sleep(5 * time.Millisecond) // let the finished job age past the retention below
-		r2 := newRunner(t, reopen(t, repo), jobs.WithRetention(time.Millisecond), jobs.WithAllowUnknownKinds())
+		r2 := newRunner(t, reopen(t, repo), jobs.WithRetention(time.Millisecond))
 		start(t, r2)
 		require.Eventually(t, func() bool {
 			_, err := r2.Get(t.Context(), done.ID)

@@ -195,8 +195,11 @@ func WithLogger(l *slog.Logger) Option {
 func WithHooks(h Hooks) Option { return func(c *runnerConfig) { c.hooks = h } }
 
 // WithAllowUnknownKinds lets Enqueue create jobs of kinds that have no
-// handler in this runner, for a process that enqueues work that other
-// processes run. Without it, such an Enqueue returns [ErrUnknownKind].
+// handler in this runner, for a process that runs some kinds and enqueues
+// others that other processes run. Without it, a runner that has handlers
+// refuses such an Enqueue with [ErrUnknownKind] (most often a misspelt
+// kind). A runner with no handler at all needs no option: it is a
+// producer, and enqueues any kind.
 func WithAllowUnknownKinds() Option { return func(c *runnerConfig) { c.allowAnyKind = true } }
 
 // newRunnerConfig applies the options over the defaults and validates them.

@@ -173,6 +173,13 @@ func (r *Runner) handler(kind string) *handler {
 	return r.handlers[kind]
 }
 
+// hasHandlers reports whether any kind has a handler.
+func (r *Runner) hasHandlers() bool {
+	r.hmu.RLock()
+	defer r.hmu.RUnlock()
+	return len(r.handlers) > 0
+}
+
 // kinds returns the registered kinds.
 func (r *Runner) kinds() []string {
 	r.hmu.RLock()

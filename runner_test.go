@@ -107,7 +107,7 @@ func TestRunTwiceAndWithoutHandlers(t *testing.T) {
 func TestRunnerClaimsOnlyItsKinds(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
-		r := newRunner(t, repo, jobs.WithAllowUnknownKinds())
+		r := newRunner(t, repo)
 		r.Handle("mine", noop)
 		start(t, r)
 		other, err := r.Enqueue(t.Context(), "theirs", nil)
@@ -456,7 +456,7 @@ func TestCancelAfterTheResultWasReturnedButNotStored(t *testing.T) {
 			})
 			canceler := r
 			if from == "other runner" {
-				canceler = newRunner(t, repo, jobs.WithAllowUnknownKinds())
+				canceler = newRunner(t, repo)
 			}
 			stop := start(t, r)
 			j, err := r.Enqueue(t.Context(), "quick", nil)

@@ -112,7 +112,7 @@ func TestWatchFromAnotherRunnerPolls(t *testing.T) {
 			return nil, nil
 		})
 		start(t, worker)
-		watcher := newRunner(t, reopen(t, repo), jobs.WithAllowUnknownKinds()) // no handlers, never runs the job
+		watcher := newRunner(t, reopen(t, repo)) // no handlers, never runs the job
 		j, err := watcher.Enqueue(t.Context(), "k", nil)
 		require.NoError(t, err)
 		snaps := collect(t, watcher, t.Context(), j.ID, func(s jobs.Snapshot) {

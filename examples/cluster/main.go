@@ -108,7 +108,7 @@ func run(ctx context.Context, c config, out io.Writer) error {
 	// The coordinator runs no handler: it enqueues for the workers and
 	// follows the jobs through the listener.
 	listener := jobspg.NewListener(repo.DB())
-	r, err := jobs.NewRunner(repo, jobs.WithAllowUnknownKinds(), jobs.WithNotifier(listener))
+	r, err := jobs.NewRunner(repo, jobs.WithNotifier(listener))
 	if err != nil {
 		return err
 	}
