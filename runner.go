@@ -209,7 +209,11 @@ func (r *Runner) List(ctx context.Context, q ListQuery) (*Page, error) { return 
 // already returned but that was not yet stored (the result is then
 // dropped). When the job's outcome was stored first, Cancel returns
 // [ErrConflict] and the job keeps that outcome (Get tells which); an
-// unknown ID is [ErrNotFound]. A handler running in this process is stopped
+// unknown ID is [ErrNotFound]. A call that fails while its request may have
+// been stored (ctx ended during the write) reads the job back and returns
+// it with a nil error when the request is stored; an [ErrUnavailable] error
+// therefore means the request was not seen stored, and calling Cancel again
+// is safe. A handler running in this process is stopped
 // before the request is stored, so it stops even when storing the request
 // fails.
 func (r *Runner) Cancel(ctx context.Context, id uuid.UUID) (*Job, error) {
@@ -219,9 +223,20 @@ func (r *Runner) Cancel(ctx context.Context, id uuid.UUID) (*Job, error) {
 		local.cancel(ErrCanceled)
 	}
 	j, err := r.repo.RequestCancel(ctx, id)
-	if errors.Is(err, ErrConflict) && local != nil {
+	switch {
+	case errors.Is(err, ErrConflict) && local != nil:
 		// The local attempt may have stored its canceled outcome first.
 		if cur, gerr := r.repo.Get(ctx, id); gerr == nil && cur.Status == StatusCanceled {
+			j, err = cur, nil
+		}
+	case CodeOf(err) == CodeUnavailable || CodeOf(err) == CodeInternal:
+		// The request may be stored although the call failed (ctx ended
+		// while the statement ran): read it back, so that an error means
+		// the request is not stored as far as the database can tell.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), confirmTimeout)
+		cur, gerr := r.repo.Get(rctx, id)
+		cancel()
+		if gerr == nil && (cur.CancelRequested || cur.Status == StatusCanceled) {
 			j, err = cur, nil
 		}
 	}

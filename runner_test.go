@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -487,5 +488,51 @@ func TestCancelAfterTheResultWasReturnedButNotStored(t *testing.T) {
 		_, err = r.Cancel(t.Context(), j.ID)
 		require.ErrorIs(t, err, jobs.ErrConflict)
 		require.Equal(t, jobs.StatusSucceeded, get(t, r, j.ID).Status)
+	})
+}
+
+// Cancel under caller deadlines of 0 to 3 ms: a nil error means the job is
+// canceled, and (where the database runs in-process, so that a failed call
+// cannot still commit later) an error means it is not.
+func TestCancelUnderShortDeadlines(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
+		const n = 300
+		producer := newRunner(t, repo)
+		reqs := make([]jobs.EnqueueRequest, n)
+		for i := range reqs {
+			reqs[i] = jobs.EnqueueRequest{Kind: "k"}
+		}
+		js, err := producer.EnqueueMany(t.Context(), reqs...)
+		require.NoError(t, err)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for w := range 8 {
+			wg.Go(func() {
+				for i := w; i < n; i += 8 {
+					ctx, cancel := context.WithTimeout(t.Context(), time.Duration(i%13)*250*time.Microsecond)
+					_, errs[i] = producer.Cancel(ctx, js[i].ID)
+					cancel()
+				}
+			})
+		}
+		wg.Wait()
+		_, pg := repo.(*jobs.BunRepository)
+		pg = pg && repo.(*jobs.BunRepository).DB().Dialect().Name().String() == "pg"
+		failed := 0
+		for i, j := range js {
+			got := get(t, producer, j.ID)
+			if errs[i] == nil {
+				require.Equal(t, jobs.StatusCanceled, got.Status, "Cancel returned nil")
+				continue
+			}
+			failed++
+			_, ok := errors.AsType[*jobs.Error](errs[i])
+			require.True(t, ok, "%v is not a *jobs.Error", errs[i])
+			if !pg {
+				require.Equal(t, jobs.StatusPending, got.Status, "Cancel failed (%v) but the job was canceled", errs[i])
+			}
+		}
+		t.Logf("%d of %d cancels failed on their deadline", failed, n)
 	})
 }
