@@ -14,20 +14,44 @@ func (r *Runner) heartbeatInterval() time.Duration { return r.cfg.lease / 3 }
 
 // heartbeatLoop renews the leases of all local jobs with one repository call
 // per tick, and cancels the handlers whose lease could not be renewed in time.
+// The renewal runs beside the loop with no deadline of its own: a call cut
+// off by a deadline costs a PostgreSQL connection and tells nothing, while
+// one that waits out a write outage lands as soon as the database takes
+// writes again. The loop starts no second renewal while one is under way,
+// and checks every tick whether leases are running out, whatever the
+// renewal is doing.
 func (r *Runner) heartbeatLoop(ctx context.Context) {
 	every := r.heartbeatInterval()
 	t := time.NewTicker(every)
 	defer t.Stop()
+	beating := false
+	beat := make(chan struct{}, 1)
 	for {
 		select {
 		case <-ctx.Done():
+			if beating {
+				<-beat
+			}
 			return
+		case <-beat:
+			beating = false
+			r.giveUpExpiring(every)
+			continue
 		case <-t.C:
 		}
-		r.heartbeat(ctx, every)
+		if !beating {
+			beating = true
+			go func() {
+				r.heartbeat(ctx, every)
+				beat <- struct{}{}
+			}()
+		}
+		r.giveUpExpiring(every)
 	}
 }
 
+// heartbeat renews, in one call, the leases that no progress write renewed
+// in the last half interval.
 func (r *Runner) heartbeat(ctx context.Context, every time.Duration) {
 	start := time.Now()
 	var (
@@ -35,29 +59,33 @@ func (r *Runner) heartbeat(ctx context.Context, every time.Duration) {
 		execs  []*execution
 	)
 	for _, e := range r.execList() {
-		// Jobs whose progress write renewed the lease recently need no beat.
 		if e.lost.Load() || start.Sub(time.Unix(0, e.renewed.Load())) < every/2 {
 			continue
 		}
 		leases = append(leases, e.lease)
 		execs = append(execs, e)
 	}
-	if len(leases) > 0 {
-		hctx, cancel := context.WithTimeout(ctx, every)
-		end := r.writes.begin()
-		err := r.repo.Heartbeat(hctx, r.cfg.lease, leases...)
-		end()
-		cancel()
-		r.settleRenewals("renew leases", execs, err, time.Now(), nil)
+	if len(leases) == 0 {
+		return
 	}
-	// A lease that the next tick might not renew in time is given up now,
-	// well before it expires and another runner may claim the job: less than
-	// one and a half intervals left means two beats in a row have failed.
-	// (Exactly one interval would tie with the expiry when ticks are on time.)
-	// An attempt whose handler has returned keeps its lease: there is no
-	// handler left to stop, and its outcome, waiting to be stored, must not
-	// be handed to a rescuer (see outage.go); its leases are renewed until
-	// the outcome is stored.
+	end := r.writes.begin()
+	err := r.repo.Heartbeat(ctx, r.cfg.lease, leases...)
+	end()
+	if ctx.Err() != nil {
+		return // shutdown: the leases are released or left to expire
+	}
+	r.settleRenewals("renew leases", execs, err, time.Now(), nil)
+}
+
+// giveUpExpiring stops the handlers whose lease the next tick might not
+// renew in time, well before it expires and another runner may claim the
+// job: less than one and a half intervals left means two beats in a row
+// have failed or are still waiting. (Exactly one interval would tie with
+// the expiry when ticks are on time.) An attempt whose handler has returned
+// keeps its lease: there is no handler left to stop, and its outcome,
+// waiting to be stored, must not be handed to a rescuer (see outage.go);
+// its leases are renewed until the outcome is stored.
+func (r *Runner) giveUpExpiring(every time.Duration) {
 	now := time.Now()
 	for _, e := range r.execList() {
 		left := time.Unix(0, e.renewed.Load()).Add(r.cfg.lease).Sub(now)

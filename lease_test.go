@@ -161,3 +161,47 @@ func sleepOrDone(ctx context.Context, d time.Duration) bool {
 		return false
 	}
 }
+
+// hangingBeats is a repository whose heartbeats, once hang is set, wait
+// until their context ends: a database that stopped answering.
+type hangingBeats struct {
+	jobs.JobRepository
+	hang atomic.Bool
+}
+
+func (h *hangingBeats) Heartbeat(ctx context.Context, lease time.Duration, ls ...jobs.Lease) error {
+	if h.hang.Load() {
+		<-ctx.Done()
+		return &jobs.Error{Code: jobs.CodeUnavailable, Op: "heartbeat", Msg: "interrupted", Err: ctx.Err()}
+	}
+	return h.JobRepository.Heartbeat(ctx, lease, ls...)
+}
+
+// A heartbeat that never returns does not hold up giving the lease up: the
+// handler is cancelled with ErrLeaseLost before the lease expires.
+func TestHangingHeartbeatsCancelBeforeTheLeaseExpires(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
+		hanging := &hangingBeats{JobRepository: repo}
+		r := newRunner(t, hanging, jobs.WithLeaseDuration(3*time.Second))
+		cause := make(chan error, 1)
+		var deadline atomic.Int64
+		started := make(chan struct{})
+		r.Handle("k", func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
+			deadline.Store(j.LeaseExpiresAt.UnixNano())
+			close(started)
+			<-ctx.Done()
+			if time.Now().UnixNano() >= deadline.Load() {
+				t.Errorf("cancelled at %v, after the claimed lease ended", time.Now())
+			}
+			cause <- context.Cause(ctx)
+			return nil, ctx.Err()
+		})
+		start(t, r)
+		_, err := r.Enqueue(t.Context(), "k", nil)
+		require.NoError(t, err)
+		recv(t, started)
+		hanging.hang.Store(true) // from now on no renewal lands: the claim's lease is the last
+		require.ErrorIs(t, recv(t, cause), jobs.ErrLeaseLost)
+	})
+}
