@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
@@ -270,6 +269,7 @@ func BenchmarkCancelLatency(b *testing.B) {
 					}
 				}
 				var toDone, toVisible []time.Duration
+				rng := testRand(b)
 				for b.Loop() {
 					j, err := worker.Enqueue(context.Background(), "k", nil)
 					if err != nil {
@@ -279,7 +279,7 @@ func BenchmarkCancelLatency(b *testing.B) {
 					if mode == "remote" {
 						// A cancel from elsewhere arrives at a random moment
 						// relative to the worker's cancel poll.
-						time.Sleep(rand.N(jobs.DefaultCancelPollInterval))
+						time.Sleep(time.Duration(rng.Int64N(int64(jobs.DefaultCancelPollInterval))))
 					}
 					t0 := time.Now()
 					if _, err := canceler.Cancel(context.Background(), j.ID); err != nil {

@@ -31,11 +31,13 @@ func bunOptions(corrupt string) []jobstest.Option {
 	}
 }
 
-// TestSQLiteConformance runs the storage contract on SQLite files.
+// TestSQLiteConformance runs the storage contract on SQLite files (the
+// damaged row has a payload and a history that are not JSON and a creation
+// time that is not a time).
 func TestSQLiteConformance(t *testing.T) {
 	t.Parallel()
 	jobstest.Run(t, func(t *testing.T) jobs.JobRepository { return openSQLite(t) },
-		bunOptions("UPDATE jobs SET payload = '{not json', errors = 'garbage[' WHERE id = ?")...)
+		bunOptions("UPDATE jobs SET payload = '{not json', errors = 'garbage[', created_at = 'not a time' WHERE id = ?")...)
 }
 
 // TestSQLiteRepositoryOptionsReachTheRepository checks that a payload limit
@@ -63,11 +65,11 @@ func TestSQLiteRepositoryOptionsReachTheRepository(t *testing.T) {
 
 // TestPostgresConformance runs the storage contract on PostgreSQL schemas
 // (jsonb cannot hold invalid JSON, so the damage there is a history that
-// is not an array).
+// is not an array and a creation time, infinity, that no time.Time holds).
 func TestPostgresConformance(t *testing.T) {
 	t.Parallel()
 	jobstest.Run(t, func(t *testing.T) jobs.JobRepository { return openPostgres(t) },
-		bunOptions(`UPDATE jobs SET errors = '{"not": "an array"}' WHERE id = ?`)...)
+		bunOptions(`UPDATE jobs SET errors = '{"not": "an array"}', created_at = 'infinity' WHERE id = ?`)...)
 }
 
 var _ = jobspg.ApplicationName

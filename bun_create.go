@@ -218,8 +218,18 @@ func (r *BunRepository) keyHolders(ctx context.Context, db bun.IDB, jobs []*Job,
 	return vanished, nil
 }
 
-const insertColumns = "INSERT INTO jobs (id, kind, queue, priority, payload, max_attempts, timeout, unique_key, " +
-	"run_at, created_at, updated_at) VALUES "
+// The columns an INSERT of jobs writes, in the order of insertArgs:
+// insertColsHead, unique_key, insertColsTail. Every INSERT statement of
+// jobs builds its column list from these two constants; the others take
+// their column defaults.
+const (
+	insertColsHead = "id, kind, queue, priority, payload, max_attempts, timeout"
+	insertColsTail = "run_at, created_at, updated_at"
+	insertCols     = insertColsHead + ", unique_key, " + insertColsTail
+)
+
+// insertColumns is the multi-row INSERT of jobs up to its rows.
+const insertColumns = "INSERT INTO jobs (" + insertCols + ") VALUES "
 
 const onConflictKey = " ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING"
 

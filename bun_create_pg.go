@@ -9,6 +9,11 @@ import (
 	"github.com/uptrace/bun/dialect/pgdialect"
 )
 
+// insertUnnestSQL is the INSERT of insertUnnest: one array per column of
+// insertCols, in its order.
+const insertUnnestSQL = "INSERT INTO jobs (" + insertCols + ") SELECT * FROM unnest(?::uuid[], ?::text[], ?::text[], " +
+	"?::int[], ?::jsonb[], ?::int[], ?::bigint[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[])"
+
 // insertUnnest is insertMultiRow for PostgreSQL: each chunk is one INSERT …
 // SELECT FROM unnest(…) with one array per column, instead of a VALUES list
 // of eleven values per row. PostgreSQL parses and plans eleven arrays far
@@ -20,9 +25,6 @@ func insertUnnest(ctx context.Context, db bun.IDB, jobs []*Job, chunks [][2]int,
 	if anyKey {
 		inserted = make(map[uuid.UUID]bool, len(jobs))
 	}
-	const query = "INSERT INTO jobs (id, kind, queue, priority, payload, max_attempts, timeout, unique_key, " +
-		"run_at, created_at, updated_at) SELECT * FROM unnest(?::uuid[], ?::text[], ?::text[], ?::int[], " +
-		"?::jsonb[], ?::int[], ?::bigint[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[])"
 	for _, c := range chunks {
 		part := jobs[c[0]:c[1]]
 		n := len(part)
@@ -45,12 +47,12 @@ func insertUnnest(ctx context.Context, db bun.IDB, jobs []*Job, chunks [][2]int,
 			pgdialect.Array(payloads), pgdialect.Array(maxAttempts), pgdialect.Array(timeouts), pgdialect.Array(keys),
 			pgdialect.Array(runAt), pgdialect.Array(created), pgdialect.Array(updated)}
 		if !anyKey {
-			if _, err := db.ExecContext(ctx, query, args...); err != nil {
+			if _, err := db.ExecContext(ctx, insertUnnestSQL, args...); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		rows, err := db.QueryContext(ctx, query+onConflictKey+" RETURNING id", args...)
+		rows, err := db.QueryContext(ctx, insertUnnestSQL+onConflictKey+" RETURNING id", args...)
 		if err != nil {
 			return nil, err
 		}

@@ -78,7 +78,9 @@ func (r *BunRepository) CancelRequests(ctx context.Context, owner string) ([]uui
 // RescueExpired implements [JobRepository.RescueExpired] with one UPDATE
 // whose WHERE re-checks that the lease is still expired and the job still
 // running, so concurrent rescuers each requeue an expired lease once. The
-// rescued attempt's error is "lease expired" (except for canceled jobs).
+// rescued attempt's error is "lease expired" (except for canceled jobs). A
+// rescued row that cannot be read back is not returned: it fails with the
+// reason as its error (see failUnreadable).
 func (r *BunRepository) RescueExpired(ctx context.Context, limit int) ([]*Job, error) {
 	const op = "rescue expired"
 	if err := checkRescueLimit(op, limit); err != nil {
@@ -118,8 +120,15 @@ func (r *BunRepository) RescueExpired(ctx context.Context, limit int) ([]*Job, e
 		if err != nil {
 			return err
 		}
-		rescued, err = scanLenient(rows, newJobScanner())
-		return err
+		var bad []unreadable
+		rescued, bad, err = scanLenient(rows, newJobScanner())
+		if err != nil || len(bad) == 0 {
+			return err
+		}
+		// The rescue has happened; a failure to fail a row it cannot read
+		// leaves that row requeued, and the claim that takes it fails it.
+		_ = r.failUnreadable(ctx, db, t, true, bad)
+		return nil
 	})
 	if err != nil {
 		return nil, err

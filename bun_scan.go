@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -52,6 +53,7 @@ type jobScanner struct {
 	runAt, created, updated         timeCol
 	started, finished, leaseExpires timeCol
 	dest                            []any
+	tokenCol                        int // the index of lease_token in dest
 }
 
 func newJobScanner() *jobScanner {
@@ -61,6 +63,7 @@ func newJobScanner() *jobScanner {
 		&j.Progress.Fraction, &j.Progress.Message, &j.Error, &s.errs, &j.Attempt, &j.MaxAttempts,
 		&s.timeout, &s.uniqueKey, &j.CancelRequested, &s.runAt, &s.created, &s.updated, &s.started,
 		&s.finished, &s.owner, &s.token, &s.leaseExpires}
+	s.tokenCol = slices.Index(s.dest, any(&s.token))
 	return s
 }
 
@@ -79,6 +82,7 @@ func newClaimScanner() *jobScanner {
 	s.dest = []any{&j.ID, &j.Kind, &j.Queue, &j.Priority, &s.payload, &s.result,
 		&j.Progress.Fraction, &j.Progress.Message, &j.Error, &s.errs, &j.Attempt, &j.MaxAttempts,
 		&s.timeout, &s.uniqueKey, &j.CancelRequested, &s.runAt, &s.created, &s.token}
+	s.tokenCol = slices.Index(s.dest, any(&s.token))
 	return s
 }
 

@@ -88,8 +88,7 @@ const insertBoundRows = 32
 
 // keylessInsert is the INSERT of jobs without a unique key, after the
 // INSERT keyword: the column defaults fill unique_key and the rest.
-const keylessInsert = " INTO jobs (id, kind, queue, priority, payload, max_attempts, timeout, " +
-	"run_at, created_at, updated_at) VALUES "
+const keylessInsert = " INTO jobs (" + insertColsHead + ", " + insertColsTail + ") VALUES "
 
 // keylessRow holds the placeholders of one row of keylessInsert.
 const keylessRow = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"

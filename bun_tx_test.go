@@ -99,7 +99,8 @@ func TestSQLiteBusyIsRetriedThenUnavailable(t *testing.T) {
 
 	done := make(chan error, 1)
 	go func() { done <- patient.Create(t.Context(), newJob("k", 2)) }()
-	time.Sleep(50 * time.Millisecond) // let the writer hit the lock a few times
+	require.Never(t, func() bool { return len(done) > 0 }, 50*time.Millisecond, 5*time.Millisecond,
+		"the write waits while another connection holds the lock")
 	_, err = conn.ExecContext(t.Context(), "COMMIT")
 	require.NoError(t, err)
 	require.NoError(t, <-done)

@@ -3,7 +3,6 @@ package jobs
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"errors"
 	"strings"
 	"time"
@@ -19,7 +18,9 @@ import (
 
 // Claim implements [JobRepository.Claim] with one UPDATE … WHERE id IN
 // (SELECT … ORDER BY … LIMIT n) RETURNING statement, served by the partial
-// index on pending rows. Each row gets its own fresh lease token.
+// index on pending rows. Each row gets its own fresh lease token. A claimed
+// row that cannot be read back is not returned: it fails at once with the
+// reason as its error (see failUnreadable).
 func (r *BunRepository) Claim(ctx context.Context, q ClaimQuery) ([]*Job, error) {
 	const op = "claim"
 	if err := checkClaim(q); err != nil {
@@ -39,11 +40,24 @@ func (r *BunRepository) Claim(ctx context.Context, q ClaimQuery) ([]*Job, error)
 		if err != nil {
 			return err
 		}
+		s := newClaimScanner()
 		if r.d.pg {
-			claimed, err = scanLenient(rows, newJobScanner())
+			s = newJobScanner()
+		}
+		var bad []unreadable
+		claimed, bad, err = scanLenient(rows, s)
+		if err != nil || len(bad) == 0 {
 			return err
 		}
-		claimed, err = scanLenient(rows, newClaimScanner())
+		// A row the claim cannot read fails at once (bun_unreadable.go).
+		// On SQLite in the claim's transaction; on PostgreSQL, where the
+		// claim has committed, a failure of that write must not lose the
+		// jobs claimed beside it: the row then stays running until its
+		// lease expires, and the rescue fails it.
+		err = r.failUnreadable(ctx, db, t, false, bad)
+		if r.d.pg {
+			err = nil
+		}
 		return err
 	})
 	if err != nil {
@@ -107,20 +121,6 @@ func (r *BunRepository) claimSQL(q ClaimQuery, t time.Time) (string, []any) {
 	}
 	b.WriteString(" WHERE " + r.d.idIn(sub.String()) + " AND " + r.d.stillPending() + " RETURNING " + returning)
 	return b.String(), args
-}
-
-// scanLenient scans every row it can: a row that cannot be scanned is left
-// out (it stays running and the rescuer retries it when its lease expires)
-// so that it does not fail the rows claimed with it.
-func scanLenient(rows *sql.Rows, s *jobScanner) ([]*Job, error) {
-	defer rows.Close()
-	var out []*Job
-	for rows.Next() {
-		if j, err := s.scan(rows); err == nil {
-			out = append(out, j)
-		}
-	}
-	return out, rows.Err()
 }
 
 // maxBatchRows is the most rows one batch statement carries.

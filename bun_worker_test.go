@@ -173,7 +173,8 @@ func TestSQLitePoisonRowsDoNotBreakABatch(t *testing.T) {
 	require.NoError(t, err)
 
 	cl := claimAll(t, repo, 10)
-	require.Len(t, cl, 2, "the unreadable row is left out, the others are claimed")
+	require.Len(t, cl, 2, "the unreadable row is not handed out, the others are claimed")
+	require.Equal(t, jobs.StatusFailed, jobs.Status(readStored(t, repo, badTime.ID).status), "the unreadable row failed at once")
 	var poisoned *jobs.Job
 	for _, j := range cl {
 		require.NotEqual(t, badTime.ID, j.ID)

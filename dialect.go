@@ -20,8 +20,7 @@ import (
 
 // sqlDialect holds the dialect-specific fragments of the repository's SQL.
 type sqlDialect struct {
-	name dialect.Name
-	pg   bool
+	pg bool // PostgreSQL; SQLite otherwise
 }
 
 // newSQLDialect picks the fragments for db, or refuses a dialect other than
@@ -29,9 +28,9 @@ type sqlDialect struct {
 func newSQLDialect(db *bun.DB) (sqlDialect, error) {
 	switch n := db.Dialect().Name(); n {
 	case dialect.SQLite:
-		return sqlDialect{name: n}, nil
+		return sqlDialect{}, nil
 	case dialect.PG:
-		return sqlDialect{name: n, pg: true}, nil
+		return sqlDialect{pg: true}, nil
 	default:
 		return sqlDialect{}, newError(CodeMisconfigured, "new repository", [16]byte{}, "unsupported dialect %s: use SQLite or PostgreSQL", n)
 	}

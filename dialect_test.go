@@ -6,12 +6,11 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/uptrace/bun/dialect"
 )
 
 func TestDialectFragments(t *testing.T) {
 	t.Parallel()
-	lite, pg := sqlDialect{name: dialect.SQLite}, sqlDialect{name: dialect.PG, pg: true}
+	lite, pg := sqlDialect{}, sqlDialect{pg: true}
 	now := time.Now()
 
 	s, args := lite.now(nil, now)
@@ -53,7 +52,7 @@ func TestDialectFragments(t *testing.T) {
 
 func TestBatchRowsBoundTheValuesPerStatement(t *testing.T) {
 	t.Parallel()
-	lite, pg := sqlDialect{name: dialect.SQLite}, sqlDialect{name: dialect.PG, pg: true}
+	lite, pg := sqlDialect{}, sqlDialect{pg: true}
 	for cols, want := range map[int]int{2: 128, 4: 64, 9: 32, 40: 16} {
 		require.Equal(t, want, lite.batchRows(cols), "%d columns", cols)
 		require.LessOrEqual(t, lite.batchRows(cols)*cols, max(sqliteBatchValues, 16*cols))

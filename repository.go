@@ -102,9 +102,11 @@ type JobRepository interface {
 	// for the database. Two concurrent claims never return the same job. Only
 	// jobs of q.Queues and q.Kinds are claimed (empty: any). It returns an
 	// empty slice, not an error, when nothing is ready. The order of the
-	// returned slice is unspecified. A query without an owner, with a limit
-	// outside [1, MaxClaimLimit] or with a lease duration <= 0 is
-	// ErrInvalidArgument.
+	// returned slice is unspecified. A job whose stored row cannot be read
+	// (damaged by other code) is not returned and does not stop the others
+	// from being claimed: it ends failed at once, its Error saying why. A
+	// query without an owner, with a limit outside [1, MaxClaimLimit] or
+	// with a lease duration <= 0 is ErrInvalidArgument.
 	Claim(ctx context.Context, q ClaimQuery) ([]*Job, error)
 
 	// UpdateProgress stores each update's progress and renews its lease to

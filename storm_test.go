@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"math/rand/v2"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -20,7 +19,7 @@ import (
 // and restarted under them (RELIABILITY CF-10, scaled down; set
 // JOBS_LONG_TESTS=1 for the full size). Every job must end terminal, never
 // run twice at the same time, and a succeeded job must have had a handler
-// return a result.
+// return a result. The random choices replay with JOBS_TEST_SEED.
 func TestCancelAndRestartStorm(t *testing.T) {
 	t.Parallel()
 	jobsN, rounds := 60, 4
@@ -28,6 +27,7 @@ func TestCancelAndRestartStorm(t *testing.T) {
 		jobsN, rounds = 1000, 100
 	}
 	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
+		rng := testRand(t)
 		var (
 			running   sync.Map // job ID → *atomic.Int32 of live handlers
 			overlap   atomic.Bool
@@ -43,7 +43,7 @@ func TestCancelAndRestartStorm(t *testing.T) {
 				if err := p.Report(float64(i)/5, "step"); err != nil {
 					return nil, err
 				}
-				if !sleepOrDone(ctx, time.Duration(rand.IntN(3000))*time.Microsecond) {
+				if !sleepOrDone(ctx, time.Duration(rng.IntN(3000))*time.Microsecond) {
 					return nil, context.Cause(ctx)
 				}
 			}
@@ -68,21 +68,21 @@ func TestCancelAndRestartStorm(t *testing.T) {
 		for round := range rounds {
 			r := first
 			if round > 0 {
-				r = newRunner(t, pools[round%2], jobs.WithGracePeriod(time.Duration(rand.IntN(20))*time.Millisecond))
+				r = newRunner(t, pools[round%2], jobs.WithGracePeriod(time.Duration(rng.IntN(20))*time.Millisecond))
 				r.Handle("k", handler)
 			}
 			stop := start(t, r)
 			var wg sync.WaitGroup
 			wg.Go(func() {
 				for range jobsN / 10 {
-					_, err := r.Cancel(t.Context(), ids[rand.IntN(len(ids))])
+					_, err := r.Cancel(t.Context(), ids[rng.IntN(len(ids))])
 					if err != nil && !errors.Is(err, jobs.ErrConflict) {
 						t.Errorf("cancel: %v", err)
 					}
-					time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
+					time.Sleep(time.Duration(rng.IntN(2000)) * time.Microsecond)
 				}
 			})
-			time.Sleep(time.Duration(10+rand.IntN(40)) * time.Millisecond)
+			time.Sleep(time.Duration(10+rng.IntN(40)) * time.Millisecond)
 			err := stop()
 			wg.Wait()
 			if err != nil {

@@ -67,7 +67,9 @@ func WithTx(begin func(t *testing.T, repo jobs.JobRepository) bun.Tx) Option {
 // row of job id behind the repository's back (for example write a payload
 // that is not JSON with raw SQL), in a way that the repository may meet in
 // the field. The suite then checks that a claim batch holding the damaged
-// row still claims every other job.
+// row still claims every other job, and that the damaged job, unless the
+// repository could read it and handed it out, failed at once with an error
+// instead of staying running under a lease that nobody holds.
 func WithCorruptRow(corrupt func(t *testing.T, repo jobs.JobRepository, id uuid.UUID)) Option {
 	return func(c *config) { c.corrupt = corrupt }
 }

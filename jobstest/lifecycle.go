@@ -183,7 +183,23 @@ var lifecycleCases = []testCase{
 				require.True(t, claimed[j.ID], "job %s was not claimed", j.ID)
 			}
 		}
-		_, err := h.repo.Stats(t.Context())
+		st, err := h.repo.Stats(t.Context())
 		require.NoError(t, err)
+		if claimed[bad.ID] {
+			return // the repository could read the damaged row and handed it out
+		}
+		// A row the repository cannot read is not left running under a
+		// lease nobody holds: it failed at once, in or right after the
+		// claim, without waiting for a lease to expire.
+		require.Equal(t, len(claimed), st.ByStatus[jobs.StatusRunning], "the damaged job is not left running")
+		require.Equal(t, 1, st.ByStatus[jobs.StatusFailed], "the damaged job failed at once")
+		if j, err := h.repo.Get(t.Context(), bad.ID); err == nil {
+			require.Equal(t, jobs.StatusFailed, j.Status)
+			require.NotEmpty(t, j.Error, "the error says why")
+			require.Empty(t, j.LeaseToken)
+		}
+		rescued, err := h.repo.RescueExpired(t.Context(), 10)
+		require.NoError(t, err)
+		require.Empty(t, rescued)
 	}},
 }

@@ -3,7 +3,6 @@ package proctest
 import (
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -81,13 +80,14 @@ func TestKillMidJob(t *testing.T) {
 func TestSoakRandomKills(t *testing.T) {
 	long(t)
 	t.Parallel()
+	rng := testRand(t)
 	c := newCluster(t, "postgres", childConfig{Workers: 4, Lease: time.Second, Poll: 50 * time.Millisecond}, "")
 	c.startN(3)
 	const n = 1000
 	ids := make([]uuid.UUID, 0, n)
 	batch := make([]*jobs.Job, n)
 	for i := range batch {
-		p, _ := json.Marshal(workPayload{MS: 20 + rand.N(100)}) // ~6 s of work for 12 workers
+		p, _ := json.Marshal(workPayload{MS: 20 + rng.IntN(100)}) // ~6 s of work for 12 workers
 		batch[i] = &jobs.Job{Kind: kindWork, Payload: p, MaxAttempts: 20}
 	}
 	require.NoError(t, c.repo.Create(t.Context(), batch...))
@@ -98,9 +98,9 @@ func TestSoakRandomKills(t *testing.T) {
 	killed := map[int]bool{}
 	began := time.Now()
 	for range 10 {
-		time.Sleep(time.Duration(100+rand.N(400)) * time.Millisecond)
+		time.Sleep(time.Duration(100+rng.IntN(400)) * time.Millisecond)
 		ps := c.running()
-		victim := ps[rand.N(len(ps))]
+		victim := ps[rng.IntN(len(ps))]
 		victim.kill(t)
 		killed[victim.pid] = true
 		c.start()

@@ -78,11 +78,12 @@ func TestWriteOutage(t *testing.T) {
 			lock := newWriteLock(t, c, tc.mode)
 			c.startN(outageProcs)
 
+			rng := testRand(t)
 			began := time.Now()
-			ids := enqueueOutageJobs(t, c)
+			ids := enqueueOutageJobs(t, c, rng)
 			stop := make(chan struct{})
 			held := make(chan outageRun, 1)
-			go func() { held <- holdOutages(t.Context(), lock, stop, began.Add(outageWindow)) }()
+			go func() { held <- holdOutages(t.Context(), lock, rng, stop, began.Add(outageWindow)) }()
 			var run outageRun
 			endOutages := sync.OnceFunc(func() {
 				close(stop)
@@ -138,14 +139,15 @@ func TestWriteOutage(t *testing.T) {
 	}
 }
 
-// enqueueOutageJobs enqueues the work jobs of 50–300 ms with max attempts 1.
-func enqueueOutageJobs(t testing.TB, c *cluster) []uuid.UUID {
+// enqueueOutageJobs enqueues the work jobs of 50–300 ms (drawn from rng)
+// with max attempts 1.
+func enqueueOutageJobs(t testing.TB, c *cluster, rng *rand.Rand) []uuid.UUID {
 	t.Helper()
 	ids := make([]uuid.UUID, 0, outageJobs)
 	for len(ids) < outageJobs {
 		batch := make([]*jobs.Job, min(1000, outageJobs-len(ids)))
 		for i := range batch {
-			p, err := json.Marshal(workPayload{MS: 50 + rand.N(251)})
+			p, err := json.Marshal(workPayload{MS: 50 + rng.IntN(251)})
 			require.NoError(t, err)
 			batch[i] = &jobs.Job{Kind: kindWork, Payload: p, MaxAttempts: 1}
 		}

@@ -152,9 +152,10 @@ type outageRun struct {
 }
 
 // holdOutages waits a second for the workers to get going, then holds the
-// write lock for 1–4 s (random), releases it, waits outageGap and repeats,
-// until stop is closed (an outage then ends at once) or until is past.
-func holdOutages(ctx context.Context, w *writeLock, stop <-chan struct{}, until time.Time) outageRun {
+// write lock for 1–4 s (drawn from rng), releases it, waits outageGap and
+// repeats, until stop is closed (an outage then ends at once) or until is
+// past.
+func holdOutages(ctx context.Context, w *writeLock, rng *rand.Rand, stop <-chan struct{}, until time.Time) outageRun {
 	var run outageRun
 	wait := time.Second
 	for {
@@ -178,7 +179,7 @@ func holdOutages(ctx context.Context, w *writeLock, stop <-chan struct{}, until 
 		var checkErr error
 		o.writeBlocked, o.readServed, checkErr = w.check(ctx)
 		if checkErr == nil {
-			t = time.NewTimer(time.Until(o.held.Add(outageMinHold + rand.N(outageMaxHold-outageMinHold))))
+			t = time.NewTimer(time.Until(o.held.Add(outageMinHold + time.Duration(rng.Int64N(int64(outageMaxHold-outageMinHold))))))
 			select {
 			case <-stop:
 				t.Stop()
