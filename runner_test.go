@@ -108,7 +108,7 @@ func TestRunTwiceAndWithoutHandlers(t *testing.T) {
 func TestRunnerClaimsOnlyItsKinds(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
-		r := newRunner(t, repo)
+		r := newRunner(t, repo, jobs.WithAllowUnknownKinds())
 		r.Handle("mine", noop)
 		start(t, r)
 		other, err := r.Enqueue(t.Context(), "theirs", nil)
