@@ -147,8 +147,8 @@ func (d sqlDialect) cast(t string) string {
 // PostgreSQL gets the rows as one JSON array bound to one placeholder and
 // typed by jsonb_to_recordset: the statement text is the same for 1 row or
 // 1 000 and the values need no casts. SQLite gets a VALUES list with one
-// placeholder per value: measured on modernc, unpacking JSON with json_each
-// costs more than parsing the longer statement.
+// placeholder per value: on SQLite, unpacking JSON with json_each costs
+// more than parsing the longer statement.
 func (d sqlDialect) batchTable(cols []batchCol, rows [][]any) (string, []any) {
 	var b strings.Builder
 	if d.pg {
