@@ -33,9 +33,6 @@ const (
 	StatusCanceled  Status = "canceled"  // canceled by a caller
 )
 
-// Statuses lists every status in lifecycle order.
-var Statuses = []Status{StatusPending, StatusRunning, StatusSucceeded, StatusFailed, StatusCanceled}
-
 // Valid reports whether s is one of the five statuses.
 func (s Status) Valid() bool {
 	switch s {
@@ -48,17 +45,6 @@ func (s Status) Valid() bool {
 // Terminal reports whether s is succeeded, failed or canceled.
 func (s Status) Terminal() bool {
 	return s == StatusSucceeded || s == StatusFailed || s == StatusCanceled
-}
-
-// CanTransitionTo reports whether the state machine allows s → to.
-func (s Status) CanTransitionTo(to Status) bool {
-	switch s {
-	case StatusPending:
-		return to == StatusRunning || to == StatusCanceled
-	case StatusRunning:
-		return to == StatusPending || to.Terminal()
-	}
-	return false
 }
 
 // Limits on job fields, enforced by every repository in this module.
