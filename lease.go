@@ -13,68 +13,50 @@ import (
 func (r *Runner) heartbeatInterval() time.Duration { return r.cfg.lease / 3 }
 
 // heartbeatLoop renews the leases of all local jobs with one repository call
-// per tick, and cancels the handlers whose lease could not be renewed in time.
-// The renewal runs beside the loop with no deadline of its own: a call cut
-// off by a deadline costs a PostgreSQL connection and tells nothing, while
-// one that waits out a write outage lands as soon as the database takes
-// writes again. The loop starts no second renewal while one is under way,
-// and checks every tick whether leases are running out, whatever the
-// renewal is doing.
+// per tick, and then cancels the handlers whose lease could not be renewed
+// in time. The leases to renew are picked before any is given up, so that a
+// process that was paused past its leases still tries them and learns from
+// the repository that they were lost.
 func (r *Runner) heartbeatLoop(ctx context.Context) {
 	every := r.heartbeatInterval()
 	t := time.NewTicker(every)
 	defer t.Stop()
-	beating := false
-	beat := make(chan struct{}, 1)
 	for {
 		select {
 		case <-ctx.Done():
-			if beating {
-				<-beat
-			}
 			return
-		case <-beat:
-			beating = false
-			r.giveUpExpiring(every)
-			continue
 		case <-t.C:
 		}
-		if !beating {
-			beating = true
-			go func() {
-				r.heartbeat(ctx, every)
-				beat <- struct{}{}
-			}()
+		if leases, execs := r.dueLeases(every); len(leases) > 0 {
+			hctx, cancel := context.WithTimeout(ctx, every)
+			r.heartbeat(hctx, leases, execs)
+			cancel()
 		}
 		r.giveUpExpiring(every)
 	}
 }
 
-// heartbeat renews, in one call, the leases that no progress write renewed
-// in the last half interval.
-func (r *Runner) heartbeat(ctx context.Context, every time.Duration) {
-	start := time.Now()
-	var (
-		leases []Lease
-		execs  []*execution
-	)
+// dueLeases returns the leases that no renewal in the last half interval
+// renewed (a progress write renews too), and their executions.
+func (r *Runner) dueLeases(every time.Duration) (leases []Lease, execs []*execution) {
+	now := time.Now()
 	for _, e := range r.execList() {
-		if e.lost.Load() || start.Sub(time.Unix(0, e.renewed.Load())) < every/2 {
+		if e.lost.Load() || now.Sub(time.Unix(0, e.renewed.Load())) < every/2 {
 			continue
 		}
 		leases = append(leases, e.lease)
 		execs = append(execs, e)
 	}
-	if len(leases) == 0 {
-		return
-	}
+	return leases, execs
+}
+
+// heartbeat renews the leases of execs in one call.
+func (r *Runner) heartbeat(ctx context.Context, leases []Lease, execs []*execution) {
+	start := time.Now()
 	end := r.writes.begin()
 	err := r.repo.Heartbeat(ctx, r.cfg.lease, leases...)
 	end()
-	if ctx.Err() != nil {
-		return // shutdown: the leases are released or left to expire
-	}
-	r.settleRenewals("renew leases", execs, err, time.Now(), nil)
+	r.settleRenewals("renew leases", execs, err, start, nil)
 }
 
 // giveUpExpiring stops the handlers whose lease the next tick might not
@@ -97,13 +79,15 @@ func (r *Runner) giveUpExpiring(every time.Duration) {
 }
 
 // settleRenewals applies the result err of a batch write that renews the
-// leases of execs (a heartbeat or a progress write) and returned at done: a
-// job whose lease was lost is stopped, a job written counts as renewed at
-// done, and a job whose write failed otherwise keeps its lease until it runs
-// out and is handed to retry, when not nil. Repositories grant the lease
-// from when the write lands, after any wait for the database, which is the
-// end of the call but for the time the reply took.
-func (r *Runner) settleRenewals(msg string, execs []*execution, err error, done time.Time, retry func(*execution)) {
+// leases of execs (a heartbeat or a progress write) begun at start: a job
+// whose lease was lost is stopped, a job written counts as renewed at
+// start, and a job whose write failed otherwise keeps its lease until it
+// runs out and is handed to retry, when not nil. The lease was granted when
+// the write landed, somewhere between start and the reply; start is the
+// safe guess: the reply may come long after the write landed (the process
+// was paused meanwhile), and the runner must never think a lease lasts
+// longer than it does.
+func (r *Runner) settleRenewals(msg string, execs []*execution, err error, start time.Time, retry func(*execution)) {
 	perJob, other := splitErrors(err)
 	if other != nil {
 		r.cfg.logger.Warn(msg, "error", other, "jobs", len(execs))
@@ -117,7 +101,7 @@ func (r *Runner) settleRenewals(msg string, execs []*execution, err error, done 
 				retry(e)
 			}
 		default:
-			e.renewed.Store(done.UnixNano())
+			e.renewed.Store(start.UnixNano())
 		}
 	}
 }

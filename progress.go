@@ -181,12 +181,13 @@ func (r *Runner) flushProgress(ctx context.Context) {
 	if len(ups) == 0 {
 		return
 	}
+	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, r.cfg.lease/3)
 	end := r.writes.begin()
 	err := r.repo.UpdateProgress(wctx, r.cfg.lease, ups...)
 	end()
 	cancel()
-	r.settleRenewals("store progress", execs, err, time.Now(), (*execution).redirty)
+	r.settleRenewals("store progress", execs, err, start, (*execution).redirty)
 	if r.cfg.hooks.OnProgress != nil {
 		for _, e := range execs {
 			s, _ := e.snapshot(false)

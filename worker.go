@@ -108,6 +108,7 @@ func (r *Runner) fetch(ctx, base context.Context, kinds []string) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		start := time.Now()
 		js, err := r.claim(ctx, base, ClaimQuery{Owner: r.cfg.owner, Queues: r.cfg.queues,
 			Kinds: kinds, Limit: limit, LeaseDuration: r.cfg.lease})
 		if ctx.Err() != nil {
@@ -127,8 +128,7 @@ func (r *Runner) fetch(ctx, base context.Context, kinds []string) error {
 			continue
 		}
 		failures = 0
-		// The lease runs from when the claim landed, at the latest now.
-		r.dispatch(base, js, time.Now())
+		r.dispatch(base, js, start, time.Now())
 		if len(js) == limit {
 			continue // there may be more
 		}
@@ -179,13 +179,28 @@ func (r *Runner) claim(ctx, base context.Context, q ClaimQuery) ([]*Job, error) 
 }
 
 // dispatch registers claimed jobs and queues them for the workers.
-func (r *Runner) dispatch(base context.Context, js []*Job, claimed time.Time) {
+//
+// A claim's lease runs from when it landed, between start and done, the
+// call's start and end. Repositories grant it from then (after any wait
+// for the database), and the lease's end as returned tells when: the
+// claim counts from then, but never from later than done nor earlier than
+// start. Counting from start would give up, at once, every job of a claim
+// that waited out a write outage; from done, a lease granted before the
+// process was paused could be taken for a fresh one.
+func (r *Runner) dispatch(base context.Context, js []*Job, start, done time.Time) {
 	if len(js) == 0 {
 		return
 	}
 	es := make([]*execution, len(js))
 	r.emu.Lock()
 	for i, j := range js {
+		claimed := j.LeaseExpiresAt.Add(-r.cfg.lease)
+		if claimed.After(done) {
+			claimed = done
+		}
+		if claimed.Before(start) {
+			claimed = start
+		}
 		es[i] = newExecution(r, base, j, claimed)
 		r.execs[j.ID] = es[i]
 	}
