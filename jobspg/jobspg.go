@@ -62,7 +62,8 @@ type config struct {
 func WithMaxOpenConns(n int) Option { return func(c *config) { c.maxOpenConns = n } }
 
 // WithRepositoryOptions passes options to [jobs.NewBunRepository], such as
-// jobs.WithMaxPayloadBytes. [OpenDB] ignores them.
+// jobs.WithMaxPayloadBytes. [OpenDB] refuses them with
+// [jobs.ErrInvalidArgument]: it opens no repository.
 func WithRepositoryOptions(opts ...jobs.RepositoryOption) Option {
 	return func(c *config) { c.repoOpts = append(c.repoOpts, opts...) }
 }
@@ -92,7 +93,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*jobs.BunRepository,
 	if err != nil {
 		return nil, err
 	}
-	db, err := OpenDB(ctx, url, opts...)
+	db, err := openDB(ctx, url, c)
 	if err != nil {
 		return nil, err
 	}
@@ -113,6 +114,14 @@ func OpenDB(ctx context.Context, url string, opts ...Option) (*bun.DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(c.repoOpts) > 0 {
+		return nil, &jobs.Error{Code: jobs.CodeInvalidArgument, Op: "open postgres", Msg: "repository options have no effect here: pass them to jobs.NewBunRepository"}
+	}
+	return openDB(ctx, url, c)
+}
+
+// openDB is OpenDB with its options applied.
+func openDB(ctx context.Context, url string, c config) (*bun.DB, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, &jobs.Error{Code: jobs.CodeInvalidArgument, Op: "open postgres", Msg: "malformed database URL", Err: err}

@@ -43,6 +43,9 @@ func TestOpenErrors(t *testing.T) {
 	require.ErrorIs(t, err, jobs.ErrUnavailable)
 	_, err = jobspg.Open(ctx, "postgres://postgres@127.0.0.1:1/x", jobspg.WithMaxOpenConns(0))
 	require.ErrorIs(t, err, jobs.ErrInvalidArgument)
+	// OpenDB opens no repository: repository options would do nothing.
+	_, err = jobspg.OpenDB(ctx, "postgres://postgres@127.0.0.1:1/x", jobspg.WithRepositoryOptions(jobs.WithMaxPayloadBytes(10)))
+	require.ErrorIs(t, err, jobs.ErrInvalidArgument)
 }
 
 // TestOpenMissingSchemaIsMisconfigured checks that a search_path naming no

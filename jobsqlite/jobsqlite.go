@@ -88,7 +88,8 @@ func WithBusyTimeout(d time.Duration) Option { return func(c *config) { c.busyTi
 func WithMaxOpenConns(n int) Option { return func(c *config) { c.maxOpenConns = n } }
 
 // WithRepositoryOptions passes options to [jobs.NewBunRepository], such as
-// jobs.WithMaxPayloadBytes. [OpenDB] ignores them.
+// jobs.WithMaxPayloadBytes. [OpenDB] refuses them with
+// [jobs.ErrInvalidArgument]: it opens no repository.
 func WithRepositoryOptions(opts ...jobs.RepositoryOption) Option {
 	return func(c *config) { c.repoOpts = append(c.repoOpts, opts...) }
 }
@@ -128,7 +129,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*jobs.BunRepository
 	if err != nil {
 		return nil, err
 	}
-	db, err := OpenDB(ctx, path, opts...)
+	db, err := openDB(ctx, path, c)
 	if err != nil {
 		return nil, err
 	}
@@ -149,6 +150,14 @@ func OpenDB(ctx context.Context, path string, opts ...Option) (*bun.DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(c.repoOpts) > 0 {
+		return nil, misuse("repository options have no effect here: pass them to jobs.NewBunRepository")
+	}
+	return openDB(ctx, path, c)
+}
+
+// openDB is OpenDB with its options applied.
+func openDB(ctx context.Context, path string, c config) (*bun.DB, error) {
 	if err := checkPath(path); err != nil {
 		return nil, err
 	}

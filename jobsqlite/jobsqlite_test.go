@@ -71,6 +71,11 @@ func TestOpenRefusesBadInput(t *testing.T) {
 	}
 	_, err := Open(ctx, filepath.Join(dir, "y.db"), WithRepositoryOptions(jobs.WithMaxPayloadBytes(0)))
 	require.ErrorIs(t, err, jobs.ErrInvalidArgument)
+	// OpenDB opens no repository: repository options would do nothing.
+	_, err = OpenDB(ctx, filepath.Join(dir, "z.db"), WithRepositoryOptions(jobs.WithMaxPayloadBytes(10)))
+	require.ErrorIs(t, err, jobs.ErrInvalidArgument)
+	_, err = os.Stat(filepath.Join(dir, "z.db"))
+	require.ErrorIs(t, err, os.ErrNotExist, "nothing was opened")
 	notDir := filepath.Join(dir, "file")
 	require.NoError(t, os.WriteFile(notDir, nil, 0o600))
 	_, err = Open(ctx, filepath.Join(notDir, "jobs.db"))
