@@ -98,7 +98,14 @@ func (r *BunRepository) writeStarted(ctx context.Context, tx bool, grace time.Du
 	if ctx.Err() != nil {
 		return false, ctx.Err() // the gate may be taken although ctx had ended
 	}
-	wctx, cancel := afterGrace(ctx, grace)
+	// On SQLite no statement waits longer than the busy timeout, so the
+	// write needs no bound of its own: it runs detached, which also spares
+	// the driver a watcher of the caller's context per statement. (A grace
+	// of zero, for tests, cuts writes at the caller's deadline everywhere.)
+	wctx, cancel := context.WithoutCancel(ctx), func() {}
+	if r.d.pg || grace == 0 {
+		wctx, cancel = afterGrace(ctx, grace)
+	}
 	defer cancel()
 	if !tx {
 		err = fn(wctx, db)
