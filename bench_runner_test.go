@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/testrand"
 )
 
 // benchBackend opens a fresh repository for a benchmark.
@@ -269,7 +270,7 @@ func BenchmarkCancelLatency(b *testing.B) {
 					}
 				}
 				var toDone, toVisible []time.Duration
-				rng := testRand(b)
+				rng := testrand.New(b)
 				for b.Loop() {
 					j, err := worker.Enqueue(context.Background(), "k", nil)
 					if err != nil {

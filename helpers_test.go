@@ -2,9 +2,6 @@ package jobs_test
 
 import (
 	"context"
-	"math/rand/v2"
-	"os"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -266,38 +263,4 @@ func recv[T any](t *testing.T, ch <-chan T) T {
 		t.Fatal("timed out waiting on channel")
 	}
 	panic("unreachable")
-}
-
-// seedEnv names the variable that replays a randomised test: set it to the
-// seed the failed run logged.
-const seedEnv = "JOBS_TEST_SEED"
-
-// testRand returns the random numbers of a randomised test or benchmark,
-// safe for concurrent use. The seed is JOBS_TEST_SEED when set, else
-// random; it is logged (shown when the test fails or with -v), so that
-// JOBS_TEST_SEED=<seed> go test -run '<test>' replays the same numbers.
-func testRand(tb testing.TB) *rand.Rand {
-	tb.Helper()
-	seed := rand.Uint64()
-	if s := os.Getenv(seedEnv); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			tb.Fatalf("%s=%q: not a seed: %v", seedEnv, s, err)
-		}
-	}
-	tb.Logf("random seed %d (replay with %s=%[1]d)", seed, seedEnv)
-	return rand.New(&lockedSource{src: rand.NewPCG(seed, seed)})
-}
-
-// lockedSource makes a rand.Source safe for concurrent use; a rand.Rand
-// keeps no state besides its source.
-type lockedSource struct {
-	mu  sync.Mutex
-	src rand.Source
-}
-
-func (s *lockedSource) Uint64() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.src.Uint64()
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/testrand"
 	"github.com/stretchr/testify/require"
 )
 
@@ -27,7 +28,7 @@ func TestCancelAndRestartStorm(t *testing.T) {
 		jobsN, rounds = 1000, 100
 	}
 	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
-		rng := testRand(t)
+		rng := testrand.New(t)
 		var (
 			running   sync.Map // job ID → *atomic.Int32 of live handlers
 			overlap   atomic.Bool

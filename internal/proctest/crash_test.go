@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/testrand"
 	"github.com/stretchr/testify/require"
 )
 
@@ -80,7 +81,7 @@ func TestKillMidJob(t *testing.T) {
 func TestSoakRandomKills(t *testing.T) {
 	long(t)
 	t.Parallel()
-	rng := testRand(t)
+	rng := testrand.New(t)
 	c := newCluster(t, "postgres", childConfig{Workers: 4, Lease: time.Second, Poll: 50 * time.Millisecond}, "")
 	c.startN(3)
 	const n = 1000

@@ -5,12 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,40 +41,6 @@ func long(t testing.TB) {
 	if os.Getenv(envLong) == "" {
 		t.Skipf("long real-process suite: set %s=1 to run it", envLong)
 	}
-}
-
-// seedEnv names the variable that replays a randomised test: set it to the
-// seed the failed run logged.
-const seedEnv = "JOBS_TEST_SEED"
-
-// testRand returns the random numbers of a randomised test, safe for
-// concurrent use. The seed is JOBS_TEST_SEED when set, else random; it is
-// logged (shown when the test fails or with -v), so that
-// JOBS_TEST_SEED=<seed> go test -run '<test>' replays the same numbers.
-func testRand(t testing.TB) *rand.Rand {
-	t.Helper()
-	seed := rand.Uint64()
-	if s := os.Getenv(seedEnv); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("%s=%q: not a seed: %v", seedEnv, s, err)
-		}
-	}
-	t.Logf("random seed %d (replay with %s=%[1]d)", seed, seedEnv)
-	return rand.New(&lockedSource{src: rand.NewPCG(seed, seed)})
-}
-
-// lockedSource makes a rand.Source safe for concurrent use; a rand.Rand
-// keeps no state besides its source.
-type lockedSource struct {
-	mu  sync.Mutex
-	src rand.Source
-}
-
-func (s *lockedSource) Uint64() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.src.Uint64()
 }
 
 // cluster is a set of worker processes (this test binary, re-executed) on

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/testrand"
 	"github.com/jobsmith/jobs/jobsqlite"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -78,7 +79,7 @@ func TestWriteOutage(t *testing.T) {
 			lock := newWriteLock(t, c, tc.mode)
 			c.startN(outageProcs)
 
-			rng := testRand(t)
+			rng := testrand.New(t)
 			began := time.Now()
 			ids := enqueueOutageJobs(t, c, rng)
 			stop := make(chan struct{})
