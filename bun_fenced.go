@@ -68,11 +68,14 @@ func (b fencedBatch) rounds() []fencedBatch {
 	return out
 }
 
+// perStmt is how many rows of the batch one statement carries.
+func (b fencedBatch) perStmt(d sqlDialect) int { return d.batchRows(len(leaseCols) + len(b.cols)) }
+
 // stmts appends the batch's statements at time t to out, as round round:
 // one per d.batchRows rows.
 func (b fencedBatch) stmts(d sqlDialect, t time.Time, round int, out []fencedStmt) []fencedStmt {
 	all := append(leaseCols[:len(leaseCols):len(leaseCols)], b.cols...)
-	per := d.batchRows(len(all))
+	per := b.perStmt(d)
 	for lo := 0; lo < len(b.rows); lo += per {
 		chunk := b.rows[lo:min(lo+per, len(b.rows))]
 		values := make([][]any, len(chunk))
@@ -109,7 +112,8 @@ func (r *BunRepository) runFenced(ctx context.Context, op string, renews bool, b
 	}
 	stmts := 0
 	for _, b := range rounds {
-		stmts += (len(b.rows) + r.d.batchRows(len(leaseCols)+len(b.cols)) - 1) / r.d.batchRows(len(leaseCols)+len(b.cols))
+		per := b.perStmt(r.d)
+		stmts += (len(b.rows) + per - 1) / per
 	}
 	stored := make([]map[uuid.UUID]Status, len(rounds))
 	err := r.write(ctx, op, stmts > 1 || renews && r.d.sqlite(), func(ctx context.Context, db bun.IDB) error {
