@@ -219,13 +219,17 @@ func (r *Runner) List(ctx context.Context, q ListQuery) (*Page, error) { return 
 func (r *Runner) Cancel(ctx context.Context, id uuid.UUID) (*Job, error) {
 	// A job running here is stopped first, without waiting for the write.
 	local := r.exec(id)
+	if local != nil && local.ctx.Err() != nil {
+		local = nil // already stopped (by an earlier Cancel, say): not this call's doing
+	}
 	if local != nil {
 		local.cancel(ErrCanceled)
 	}
 	j, err := r.repo.RequestCancel(ctx, id)
 	switch {
 	case errors.Is(err, ErrConflict) && local != nil:
-		// The local attempt may have stored its canceled outcome first.
+		// The local attempt this call stopped may have stored its canceled
+		// outcome first.
 		if cur, gerr := r.repo.Get(ctx, id); gerr == nil && cur.Status == StatusCanceled {
 			j, err = cur, nil
 		}

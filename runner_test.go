@@ -491,6 +491,37 @@ func TestCancelAfterTheResultWasReturnedButNotStored(t *testing.T) {
 	})
 }
 
+// A second Cancel of a canceled job is a conflict, also while the local
+// attempt that stored the canceled outcome is still winding down (its hooks
+// run before it leaves the running set).
+func TestCancelOfACanceledJobIsAConflictWhileItsAttemptEnds(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
+		inHook, leave := make(chan struct{}), make(chan struct{})
+		r := newRunner(t, repo, jobs.WithHooks(jobs.Hooks{OnCanceled: func(*jobs.Job) {
+			close(inHook)
+			<-leave
+		}}))
+		started := make(chan struct{})
+		r.Handle("slow", func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
+			close(started)
+			<-ctx.Done()
+			return nil, ctx.Err()
+		})
+		start(t, r)
+		defer close(leave)
+		j, err := r.Enqueue(t.Context(), "slow", nil)
+		require.NoError(t, err)
+		recv(t, started)
+		_, err = r.Cancel(t.Context(), j.ID)
+		require.NoError(t, err)
+		recv(t, inHook)
+		require.Equal(t, jobs.StatusCanceled, get(t, r, j.ID).Status)
+		_, err = r.Cancel(t.Context(), j.ID)
+		require.ErrorIs(t, err, jobs.ErrConflict)
+	})
+}
+
 // Cancel under caller deadlines of 0 to 3 ms: a nil error means the job is
 // canceled, and (where the database runs in-process, so that a failed call
 // cannot still commit later) an error means it is not.
