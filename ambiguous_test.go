@@ -25,7 +25,7 @@ func (a *ambiguousRepo) Finish(ctx context.Context, cs ...jobs.Completion) error
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.calls++; a.calls == 1 && err == nil {
-		return &jobs.Error{Code: jobs.CodeUnavailable, Op: "finish", Msg: "storage unavailable",
+		return &jobs.Error{Code: jobs.ErrUnavailable, Op: "finish", Msg: "storage unavailable",
 			Err: errors.New("unexpected EOF")}
 	}
 	return err

@@ -45,7 +45,7 @@ var _ JobRepository = (*BunRepository)(nil)
 // _txlock=immediate, as jobsqlite.OpenDB does.
 //
 // NewBunRepository blocks while it migrates. It returns [ErrInvalidArgument]
-// for invalid options, [ErrMisconfigured] for another dialect or a schema
+// for invalid options, [ErrInvalidArgument] for another dialect or a schema
 // newer than this library, and [ErrUnavailable] when the database cannot be
 // reached. The repository does not close db unless [WithCloseDB] is given.
 func NewBunRepository(ctx context.Context, db *bun.DB, opts ...RepositoryOption) (*BunRepository, error) {

@@ -49,7 +49,7 @@ const confirmTimeout = 5 * time.Second
 func (r *BunRepository) writeCreate(ctx context.Context, op string, tx bool, jobs []*Job, dups *map[int]*Job,
 	fn func(ctx context.Context, db bun.IDB) error) error {
 	if r.closed.Load() {
-		return newError(CodeClosed, op, uuid.Nil, "repository is closed")
+		return newError(ErrClosed, op, uuid.Nil, "repository is closed")
 	}
 	var started bool
 	err := r.retryWhileBusy(ctx, func() error {
@@ -241,5 +241,5 @@ func (r *BunRepository) storedIDs(ctx context.Context, jobs []*Job) (map[uuid.UU
 // outcomeUnknown is the [ErrOutcomeUnknown] of a write that failed with
 // cause.
 func outcomeUnknown(op string, cause error) *Error {
-	return &Error{Code: CodeOutcomeUnknown, Op: op, Msg: "the database could not confirm whether the write was stored", Err: cause}
+	return &Error{Code: ErrOutcomeUnknown, Op: op, Msg: "the database could not confirm whether the write was stored", Err: cause}
 }

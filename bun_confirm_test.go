@@ -82,7 +82,7 @@ func TestConfirmCreate(t *testing.T) {
 		if r.d.pg {
 			require.ErrorIs(t, err, ErrOutcomeUnknown)
 		} else {
-			require.Equal(t, CodeUnavailable, CodeOf(err))
+			require.Equal(t, ErrUnavailable, CodeOf(err))
 			require.NotErrorIs(t, err, ErrOutcomeUnknown)
 		}
 		require.ErrorIs(t, err, writeErr)

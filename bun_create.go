@@ -51,7 +51,7 @@ const (
 func (r *BunRepository) create(ctx context.Context, idb bun.IDB, jobs []*Job) error {
 	const op = "create"
 	if r.closed.Load() {
-		return newError(CodeClosed, op, uuid.Nil, "repository is closed")
+		return newError(ErrClosed, op, uuid.Nil, "repository is closed")
 	}
 	if len(jobs) == 0 {
 		return nil
@@ -154,7 +154,7 @@ func (r *BunRepository) insert(ctx context.Context, db bun.IDB, jobs []*Job, chu
 			return dups, nil
 		}
 		if try == maxVanishedRetries {
-			return nil, newError(CodeInternal, "create", jobs[vanished[0]].ID, "job with unique key vanished during create")
+			return nil, newError(ErrInternal, "create", jobs[vanished[0]].ID, "job with unique key vanished during create")
 		}
 		// On PostgreSQL (READ COMMITTED) the job that held the key may
 		// have been pruned between the INSERT and the SELECT: the key is

@@ -48,27 +48,27 @@ func storageError(op string, id uuid.UUID, err error) error {
 	if _, ok := errors.AsType[*Error](err); ok {
 		return err
 	}
-	code := CodeInternal
+	code := ErrInternal
 	msg := "storage error"
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		code, msg = CodeNotFound, "job not found"
+		code, msg = ErrNotFound, "job not found"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		code, msg = CodeUnavailable, ctxErrorMsg
+		code, msg = ErrUnavailable, ctxErrorMsg
 	case errors.Is(err, sql.ErrTxDone):
 		// database/sql rolls a transaction back when the context it was
 		// begun with ends; its statements and Commit then report ErrTxDone.
-		code, msg = CodeUnavailable, "transaction was rolled back"
+		code, msg = ErrUnavailable, "transaction was rolled back"
 	case errors.Is(err, sql.ErrConnDone) || strings.Contains(err.Error(), "sql: database is closed"):
-		code, msg = CodeClosed, "database is closed"
+		code, msg = ErrClosed, "database is closed"
 	case isBusy(err):
-		code, msg = CodeUnavailable, "database is busy"
+		code, msg = ErrUnavailable, "database is busy"
 	case isUnavailable(err):
-		code, msg = CodeUnavailable, "storage unavailable"
+		code, msg = ErrUnavailable, "storage unavailable"
 	case isBadInput(err):
-		code, msg = CodeInvalidArgument, "value refused by the database"
+		code, msg = ErrInvalidArgument, "value refused by the database"
 	case isMissingSchema(err):
-		code, msg = CodeMisconfigured, "schema does not exist: check search_path"
+		code, msg = ErrInvalidArgument, "schema does not exist: check search_path"
 	}
 	return &Error{Code: code, Op: op, JobID: id, Msg: msg, Err: err}
 }

@@ -42,7 +42,7 @@ func (r *BunRepository) RequestCancel(ctx context.Context, id uuid.UUID) (*Job, 
 	if err != nil {
 		return nil, err
 	}
-	return nil, newError(CodeConflict, op, id, "job is already %s", j.Status)
+	return nil, newError(ErrConflict, op, id, "job is already %s", j.Status)
 }
 
 // CancelRequests implements [JobRepository.CancelRequests] with one query

@@ -84,7 +84,7 @@ func (g writeGate) release() {
 // translated with [storageError].
 func (r *BunRepository) write(ctx context.Context, op string, tx bool, fn func(ctx context.Context, db bun.IDB) error) error {
 	if r.closed.Load() {
-		return newError(CodeClosed, op, [16]byte{}, "repository is closed")
+		return newError(ErrClosed, op, [16]byte{}, "repository is closed")
 	}
 	return storageError(op, [16]byte{}, r.retryBusy(ctx, tx, fn))
 }
@@ -136,7 +136,7 @@ func (r *BunRepository) writeOnce(ctx context.Context, tx bool, fn func(ctx cont
 // SQLite (with _txlock=immediate it would take the write lock).
 func (r *BunRepository) read(op string) error {
 	if r.closed.Load() {
-		return newError(CodeClosed, op, [16]byte{}, "repository is closed")
+		return newError(ErrClosed, op, [16]byte{}, "repository is closed")
 	}
 	return nil
 }

@@ -218,7 +218,7 @@ func firstErr(errs ...error) error {
 
 func badInput(err error) bool {
 	c := CodeOf(err)
-	return c == CodeInvalidArgument || c == CodeTooLarge
+	return c == ErrInvalidArgument || c == ErrTooLarge
 }
 
 // retryBatch calls f until it succeeds, fails for single jobs only, fails
@@ -229,7 +229,7 @@ func retryBatch(ctx context.Context, r *Runner, f func(context.Context) error) (
 		err := f(ctx)
 		end()
 		perJob, other := splitErrors(err)
-		if other == nil || CodeOf(other) != CodeUnavailable && CodeOf(other) != CodeInternal {
+		if other == nil || CodeOf(other) != ErrUnavailable && CodeOf(other) != ErrInternal {
 			return perJob, other
 		}
 		wait := backoff(attempt, 10*time.Millisecond, time.Second)

@@ -32,7 +32,7 @@ func newSQLDialect(db *bun.DB) (sqlDialect, error) {
 	case dialect.PG:
 		return sqlDialect{pg: true}, nil
 	default:
-		return sqlDialect{}, newError(CodeMisconfigured, "new repository", [16]byte{}, "unsupported dialect %s: use SQLite or PostgreSQL", n)
+		return sqlDialect{}, newError(ErrInvalidArgument, "new repository", [16]byte{}, "unsupported dialect %s: use SQLite or PostgreSQL", n)
 	}
 }
 

@@ -91,7 +91,7 @@
 //
 // Every error of this package is an [*Error] with a stable [Code]; match the
 // sentinels with [errors.Is] (errors.Is(err, jobs.ErrNotFound)). An error
-// caused by the caller's context ending has [CodeUnavailable] and matches
+// caused by the caller's context ending has [ErrUnavailable] and matches
 // ctx.Err() with errors.Is as well. An enqueue
 // that returns an error stored nothing, unless the error is
 // [ErrOutcomeUnknown]: the database could not confirm the write, and only a

@@ -90,7 +90,7 @@ type EnqueueRequest struct {
 // [ErrOutcomeUnknown], returned when the write failed in a way that the
 // database cannot confirm either way: the job may or may not exist, and
 // only a retry with the same [WithUniqueKey] is safe. Every error is an
-// [*Error]; one caused by ctx ending has [CodeUnavailable] and matches
+// [*Error]; one caused by ctx ending has [ErrUnavailable] and matches
 // ctx.Err() with [errors.Is].
 func (r *Runner) Enqueue(ctx context.Context, kind string, payload any, opts ...EnqueueOption) (*Job, error) {
 	j, err := r.newJob(kind, payload, opts)
@@ -156,7 +156,7 @@ func (r *Runner) newJob(kind string, payload any, opts []EnqueueOption) (*Job, e
 		return nil, err
 	}
 	if !r.cfg.allowAnyKind && r.handler(kind) == nil && r.hasHandlers() {
-		return nil, newError(CodeUnknownKind, op, uuid.Nil, "no handler for kind %q", kind)
+		return nil, newError(ErrUnknownKind, op, uuid.Nil, "no handler for kind %q", kind)
 	}
 	raw, err := encodePayload(payload)
 	if err != nil {
@@ -194,7 +194,7 @@ func encodePayload(p any) (json.RawMessage, error) {
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
-		return nil, &Error{Code: CodeInvalidArgument, Op: "enqueue", Msg: "payload cannot be encoded as JSON", Err: err}
+		return nil, &Error{Code: ErrInvalidArgument, Op: "enqueue", Msg: "payload cannot be encoded as JSON", Err: err}
 	}
 	return b, nil
 }

@@ -10,69 +10,55 @@ import (
 	"github.com/google/uuid"
 )
 
-// Code is a stable, machine-readable error category. Codes never change
-// meaning between versions, so an HTTP layer can map them to status codes
-// with one table.
+// Code is a stable, machine-readable error category, and the sentinel error
+// of that category: every error this module returns for a condition below
+// matches its code with [errors.Is] (errors.Is(err, jobs.ErrNotFound)), and
+// [CodeOf] gives the code to put in an API response. Codes never change
+// meaning between versions, so an HTTP layer maps them to status codes with
+// one table. [errors.As] with an [*Error] gives the operation, the job ID and
+// the cause.
 type Code string
 
-// The error codes. Each has a sentinel error of the same name with an Err
-// prefix (CodeNotFound ↔ [ErrNotFound]).
-const (
-	CodeNotFound        Code = "not_found"        // no job with that ID
-	CodeInvalidArgument Code = "invalid_argument" // bad input: kind, queue, payload, progress, options
-	CodeTooLarge        Code = "too_large"        // payload or result over the size limit
-	CodeConflict        Code = "conflict"         // the job's state does not allow the operation
-	CodeUnknownKind     Code = "unknown_kind"     // no handler is registered for the kind
-	CodeCanceled        Code = "canceled"         // the job was canceled
-	CodeTimeout         Code = "timeout"          // the job ran past its timeout
-	CodeFailed          Code = "failed"           // the job ended failed (see AwaitResult)
-	CodeShutdown        Code = "shutdown"         // the runner stopped before the job finished
-	CodeLeaseLost       Code = "lease_lost"       // the worker no longer owns the job
-	CodeClosed          Code = "closed"           // the repository or runner is closed
-	CodeUnavailable     Code = "unavailable"      // storage is busy, read-only, full or unreachable
-	CodeMisconfigured   Code = "misconfigured"    // the database is not set up as the library requires
-	CodeOutcomeUnknown  Code = "outcome_unknown"  // a write may or may not have been stored
-	CodeInternal        Code = "internal"         // any error that is not an [*Error]
-)
+// Error returns "jobs: " and the code in words, such as "jobs: not found".
+func (c Code) Error() string { return "jobs: " + strings.ReplaceAll(string(c), "_", " ") }
 
-// Sentinel errors. Every error returned by this package that has one of these
-// conditions matches the sentinel with [errors.Is], and [errors.As] with an
-// [*Error] gives the operation, the job ID and the cause.
-var (
+// The codes.
+const (
 	// ErrNotFound: no job has the given ID (it never existed or was pruned).
-	ErrNotFound = &Error{Code: CodeNotFound}
-	// ErrInvalidArgument: an argument was refused before anything was written.
-	ErrInvalidArgument = &Error{Code: CodeInvalidArgument}
+	ErrNotFound Code = "not_found"
+	// ErrInvalidArgument: an argument was refused before anything was
+	// written, or a database handed to a constructor lacks the settings the
+	// library needs (SQLite pragmas that the driver ignored, a PostgreSQL
+	// search_path that names no existing schema).
+	ErrInvalidArgument Code = "invalid_argument"
 	// ErrTooLarge: a payload or result is larger than the configured limit.
-	ErrTooLarge = &Error{Code: CodeTooLarge}
+	ErrTooLarge Code = "too_large"
 	// ErrConflict: the job's status does not allow the operation, such as
 	// canceling a job that already finished. The stored job is unchanged.
-	ErrConflict = &Error{Code: CodeConflict}
+	ErrConflict Code = "conflict"
 	// ErrUnknownKind: no handler is registered for the job's kind.
-	ErrUnknownKind = &Error{Code: CodeUnknownKind}
+	ErrUnknownKind Code = "unknown_kind"
 	// ErrCanceled is the cause of a handler's context when its job was canceled.
-	ErrCanceled = &Error{Code: CodeCanceled}
+	ErrCanceled Code = "canceled"
 	// ErrTimeout is the cause of a handler's context when its job ran past its timeout.
-	ErrTimeout = &Error{Code: CodeTimeout}
+	ErrTimeout Code = "timeout"
 	// ErrFailed: the awaited job ended failed; the error's Msg has the job's
 	// last error. Returned by [AwaitResult].
-	ErrFailed = &Error{Code: CodeFailed}
+	ErrFailed Code = "failed"
 	// ErrShutdown is the cause of a handler's context when the runner stopped
 	// and the grace period ran out. The job is released, not failed.
-	ErrShutdown = &Error{Code: CodeShutdown}
+	ErrShutdown Code = "shutdown"
 	// ErrLeaseLost: a worker's write was fenced out because its lease expired
 	// and the job was rescued, finished or pruned. It is also the cause of a
 	// handler's context when the runner can no longer renew the lease.
-	ErrLeaseLost = &Error{Code: CodeLeaseLost}
+	ErrLeaseLost Code = "lease_lost"
 	// ErrClosed: the repository or runner was closed.
-	ErrClosed = &Error{Code: CodeClosed}
+	ErrClosed Code = "closed"
 	// ErrUnavailable: storage could not serve the request (busy past its
-	// retries, read-only, full, or unreachable). Retrying later may succeed.
-	ErrUnavailable = &Error{Code: CodeUnavailable}
-	// ErrMisconfigured: the database does not have the settings the library
-	// needs (for example SQLite pragmas that the driver ignored, or a
-	// PostgreSQL search_path that names no existing schema).
-	ErrMisconfigured = &Error{Code: CodeMisconfigured}
+	// retries, read-only, full, or unreachable), or the caller's context
+	// ended first (then the error also matches ctx.Err()). Retrying later
+	// may succeed.
+	ErrUnavailable Code = "unavailable"
 	// ErrOutcomeUnknown: a write failed in a way that leaves open whether it
 	// was stored (the connection to the database was lost, or the database
 	// did not answer in time), and reading the jobs back could not settle
@@ -82,7 +68,10 @@ var (
 	// retry with the same unique key ([WithUniqueKey], [Job].UniqueKey),
 	// which returns the stored job with Duplicate set if the first try was
 	// stored; without a unique key, a retry may create the job twice.
-	ErrOutcomeUnknown = &Error{Code: CodeOutcomeUnknown}
+	ErrOutcomeUnknown Code = "outcome_unknown"
+	// ErrInternal is what [CodeOf] returns for an error that is not an
+	// [*Error] (a bug, or a cause this module does not classify).
+	ErrInternal Code = "internal"
 )
 
 // Error is the structured error of this package. Its Code is stable; Op, JobID
@@ -125,17 +114,15 @@ func (e *Error) Error() string {
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Is reports whether target is a sentinel of this package with the same code.
+// Is reports whether target is e's code, so that errors.Is(err,
+// jobs.ErrNotFound) holds for every not-found error.
 func (e *Error) Is(target error) bool {
-	t, ok := target.(*Error)
-	if !ok || t.Op != "" || t.JobID != uuid.Nil || t.Msg != "" || t.Err != nil {
-		return false
-	}
-	return t.Code == e.Code
+	c, ok := target.(Code)
+	return ok && c == e.Code
 }
 
-// CodeOf returns the code of the first [*Error] in err's tree, or
-// [CodeInternal] when there is none. It returns "" for a nil error.
+// CodeOf returns the code of the first [*Error] or [Code] in err's tree, or
+// [ErrInternal] when there is none. It returns "" for a nil error.
 func CodeOf(err error) Code {
 	if err == nil {
 		return ""
@@ -143,7 +130,10 @@ func CodeOf(err error) Code {
 	if e, ok := errors.AsType[*Error](err); ok {
 		return e.Code
 	}
-	return CodeInternal
+	if c, ok := errors.AsType[Code](err); ok {
+		return c
+	}
+	return ErrInternal
 }
 
 // newError builds an [*Error]; msg is formatted with args.
@@ -152,7 +142,7 @@ func newError(code Code, op string, id uuid.UUID, format string, args ...any) *E
 }
 
 // ctxError is the error of a call that gave up because ctx ended before its
-// request reached storage: [CodeUnavailable] with the message that
+// request reached storage: [ErrUnavailable] with the message that
 // [storageError] gives a storage request cut short by its context. It wraps
 // ctx.Err(), so it matches context.Canceled or context.DeadlineExceeded
 // with [errors.Is], and ctx's cause too when that is another error.
@@ -161,7 +151,7 @@ func ctxError(ctx context.Context, op string) *Error {
 	if cause := context.Cause(ctx); cause != nil && cause != err {
 		err = fmt.Errorf("%w: %w", err, cause)
 	}
-	return &Error{Code: CodeUnavailable, Op: op, Msg: ctxErrorMsg, Err: err}
+	return &Error{Code: ErrUnavailable, Op: op, Msg: ctxErrorMsg, Err: err}
 }
 
 // ctxErrorMsg is the message of an [*Error] for a context that ended.
@@ -169,7 +159,7 @@ const ctxErrorMsg = "storage request interrupted"
 
 // invalid is shorthand for an [ErrInvalidArgument] error.
 func invalid(op, format string, args ...any) *Error {
-	return newError(CodeInvalidArgument, op, uuid.Nil, format, args...)
+	return newError(ErrInvalidArgument, op, uuid.Nil, format, args...)
 }
 
 // Permanent marks a handler error as not worth retrying: the job fails at

@@ -13,7 +13,7 @@ func TestCtxErrorMatchesContextAndCause(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	err := ctxError(ctx, "enqueue")
-	require.Equal(t, CodeUnavailable, err.Code)
+	require.Equal(t, ErrUnavailable, err.Code)
 	require.ErrorIs(t, err, context.Canceled)
 	require.Equal(t, "jobs: enqueue: storage request interrupted: context canceled", err.Error())
 
@@ -23,5 +23,5 @@ func TestCtxErrorMatchesContextAndCause(t *testing.T) {
 	err = ctxError(ctx, "enqueue")
 	require.ErrorIs(t, err, context.Canceled)
 	require.ErrorIs(t, err, stop, "the cause is kept")
-	require.Equal(t, CodeUnavailable, CodeOf(err))
+	require.Equal(t, ErrUnavailable, CodeOf(err))
 }

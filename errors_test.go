@@ -16,16 +16,16 @@ import (
 
 func TestErrorIsMatchesSentinelByCode(t *testing.T) {
 	t.Parallel()
-	sentinels := []*jobs.Error{
+	sentinels := []jobs.Code{
 		jobs.ErrNotFound, jobs.ErrInvalidArgument, jobs.ErrTooLarge, jobs.ErrConflict,
-		jobs.ErrUnknownKind, jobs.ErrCanceled, jobs.ErrTimeout, jobs.ErrShutdown,
-		jobs.ErrLeaseLost, jobs.ErrClosed, jobs.ErrUnavailable, jobs.ErrMisconfigured,
+		jobs.ErrUnknownKind, jobs.ErrCanceled, jobs.ErrTimeout, jobs.ErrFailed, jobs.ErrShutdown,
+		jobs.ErrLeaseLost, jobs.ErrClosed, jobs.ErrUnavailable, jobs.ErrOutcomeUnknown,
 	}
 	for _, s := range sentinels {
-		t.Run(string(s.Code), func(t *testing.T) {
+		t.Run(string(s), func(t *testing.T) {
 			t.Parallel()
 			id := uuid.Must(uuid.NewV7())
-			err := fmt.Errorf("outer: %w", &jobs.Error{Code: s.Code, Op: "get", JobID: id, Msg: "detail", Err: errors.New("cause")})
+			err := fmt.Errorf("outer: %w", &jobs.Error{Code: s, Op: "get", JobID: id, Msg: "detail", Err: errors.New("cause")})
 			require.ErrorIs(t, err, s)
 			for _, other := range sentinels {
 				if other != s {
@@ -35,7 +35,7 @@ func TestErrorIsMatchesSentinelByCode(t *testing.T) {
 			e, ok := errors.AsType[*jobs.Error](err)
 			require.True(t, ok)
 			assert.Equal(t, id, e.JobID)
-			assert.Equal(t, s.Code, jobs.CodeOf(err))
+			assert.Equal(t, s, jobs.CodeOf(err))
 		})
 	}
 }
@@ -44,19 +44,20 @@ func TestErrorMessageAndUnwrap(t *testing.T) {
 	t.Parallel()
 	cause := errors.New("disk on fire")
 	id := uuid.MustParse("0190a8b0-0000-7000-8000-000000000001")
-	err := &jobs.Error{Code: jobs.CodeUnavailable, Op: "claim", JobID: id, Msg: "storage unavailable", Err: cause}
+	err := &jobs.Error{Code: jobs.ErrUnavailable, Op: "claim", JobID: id, Msg: "storage unavailable", Err: cause}
 	require.Equal(t, "jobs: claim 0190a8b0-0000-7000-8000-000000000001: storage unavailable: disk on fire", err.Error())
 	require.ErrorIs(t, err, cause)
 	require.Equal(t, "jobs: not found", jobs.ErrNotFound.Error())
-	// A detailed error is not a sentinel: it must not match other detailed errors.
-	require.NotErrorIs(t, err, &jobs.Error{Code: jobs.CodeUnavailable, Op: "claim"})
+	// A detailed error is not a code: it must not match other detailed errors.
+	require.NotErrorIs(t, err, &jobs.Error{Code: jobs.ErrUnavailable, Op: "claim"})
+	require.Equal(t, "jobs: outcome unknown", jobs.ErrOutcomeUnknown.Error())
 }
 
 func TestCodeOf(t *testing.T) {
 	t.Parallel()
 	require.Equal(t, jobs.Code(""), jobs.CodeOf(nil))
-	require.Equal(t, jobs.CodeInternal, jobs.CodeOf(errors.New("plain")))
-	require.Equal(t, jobs.CodeConflict, jobs.CodeOf(fmt.Errorf("wrapped: %w", jobs.ErrConflict)))
+	require.Equal(t, jobs.ErrInternal, jobs.CodeOf(errors.New("plain")))
+	require.Equal(t, jobs.ErrConflict, jobs.CodeOf(fmt.Errorf("wrapped: %w", jobs.ErrConflict)))
 }
 
 func TestPermanentAndRetryAfterWrap(t *testing.T) {
@@ -126,7 +127,7 @@ func TestEndedContextIsAnErrorOfThePackage(t *testing.T) {
 				_, ok := errors.AsType[*jobs.Error](err)
 				assert.True(t, ok, "%s, %s: %T %v is not a *jobs.Error", name, end, err, err)
 				assert.ErrorIs(t, err, ctx.Err(), "%s, %s", name, end)
-				assert.Equal(t, jobs.CodeUnavailable, jobs.CodeOf(err), "%s, %s", name, end)
+				assert.Equal(t, jobs.ErrUnavailable, jobs.CodeOf(err), "%s, %s", name, end)
 			}
 		}
 		got, err := r.Get(t.Context(), j.ID)

@@ -145,7 +145,7 @@ type faultRepo struct {
 	failProgress   int   // the next UpdateProgress calls that fail as unavailable
 }
 
-var errInjected = &jobs.Error{Code: jobs.CodeUnavailable, Op: "test", Msg: "injected fault"}
+var errInjected = &jobs.Error{Code: jobs.ErrUnavailable, Op: "test", Msg: "injected fault"}
 
 // take reports whether to inject a fault, counting it down.
 func (f *faultRepo) take(n *int) bool {

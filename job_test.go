@@ -61,7 +61,7 @@ func TestProgressValidate(t *testing.T) {
 				return
 			}
 			require.ErrorIs(t, err, jobs.ErrInvalidArgument)
-			require.Equal(t, jobs.CodeInvalidArgument, jobs.CodeOf(err))
+			require.Equal(t, jobs.ErrInvalidArgument, jobs.CodeOf(err))
 		})
 	}
 }

@@ -114,7 +114,7 @@ func TestFailingHeartbeatsCancelBeforeTheLeaseExpires(t *testing.T) {
 		j, err := r.Enqueue(t.Context(), "k", nil)
 		require.NoError(t, err)
 		<-started
-		faulty.setBeatErr(&jobs.Error{Code: jobs.CodeUnavailable, Op: "heartbeat", Msg: "injected"})
+		faulty.setBeatErr(&jobs.Error{Code: jobs.ErrUnavailable, Op: "heartbeat", Msg: "injected"})
 		s := recv(t, got)
 		require.ErrorIs(t, s.cause, jobs.ErrLeaseLost)
 		require.True(t, s.at.Before(s.leaseEnd), "cancelled at %v, after the lease ended at %v", s.at, s.leaseEnd)
@@ -172,7 +172,7 @@ type hangingBeats struct {
 func (h *hangingBeats) Heartbeat(ctx context.Context, lease time.Duration, ls ...jobs.Lease) error {
 	if h.hang.Load() {
 		<-ctx.Done()
-		return &jobs.Error{Code: jobs.CodeUnavailable, Op: "heartbeat", Msg: "interrupted", Err: ctx.Err()}
+		return &jobs.Error{Code: jobs.ErrUnavailable, Op: "heartbeat", Msg: "interrupted", Err: ctx.Err()}
 	}
 	return h.JobRepository.Heartbeat(ctx, lease, ls...)
 }

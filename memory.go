@@ -58,7 +58,7 @@ func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
 // closedError is the error of a call after Close.
 func closedError(op string) *Error {
-	return newError(CodeClosed, op, uuid.Nil, "repository is closed")
+	return newError(ErrClosed, op, uuid.Nil, "repository is closed")
 }
 
 // lock takes the mutex and checks ctx and Close. On a nil error the caller

@@ -251,7 +251,7 @@ func (m *MemoryRepository) RequestCancel(ctx context.Context, id uuid.UUID) (*Jo
 			j.UpdatedAt = t
 		}
 	default:
-		return nil, newError(CodeConflict, op, id, "job is already %s", j.Status)
+		return nil, newError(ErrConflict, op, id, "job is already %s", j.Status)
 	}
 	return cloneJob(j), nil
 }

@@ -89,7 +89,7 @@ func (l *lateWrites) wait(ctx context.Context) error {
 	case <-ch:
 		return nil
 	case <-ctx.Done():
-		return &jobs.Error{Code: jobs.CodeUnavailable, Op: "test", Msg: "interrupted", Err: ctx.Err()}
+		return &jobs.Error{Code: jobs.ErrUnavailable, Op: "test", Msg: "interrupted", Err: ctx.Err()}
 	}
 }
 

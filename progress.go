@@ -54,7 +54,7 @@ func newExecution(r *Runner, base context.Context, j *Job, claimed time.Time) *e
 	return e
 }
 
-var errAttemptEnded = newError(CodeConflict, "report progress", [16]byte{}, "the attempt has ended")
+var errAttemptEnded = newError(ErrConflict, "report progress", [16]byte{}, "the attempt has ended")
 
 // Report implements [Reporter].
 func (e *execution) Report(fraction float64, message string) error {

@@ -18,7 +18,7 @@ import (
 // atomic: it changes all the jobs it names or none of them (batch worker
 // writes skip the items whose lease was lost, see below). No method holds a
 // transaction open after it returns. Errors are [*Error] values with the
-// codes named below; storage failures have [CodeUnavailable] (busy past its
+// codes named below; storage failures have [ErrUnavailable] (busy past its
 // retries, read-only, full, unreachable) and never expose driver errors as
 // part of the contract. After Close, methods return [ErrClosed]. A call
 // whose ctx is already done writes nothing and returns an error that

@@ -150,7 +150,7 @@ func Handle[T, R any](r *Runner, kind string, h func(ctx context.Context, job *J
 	r.Handle(kind, func(ctx context.Context, job *Job, p Reporter) (json.RawMessage, error) {
 		var in T
 		if err := json.Unmarshal(job.Payload, &in); err != nil {
-			return nil, Permanent(&Error{Code: CodeInvalidArgument, Op: "decode payload", JobID: job.ID,
+			return nil, Permanent(&Error{Code: ErrInvalidArgument, Op: "decode payload", JobID: job.ID,
 				Msg: fmt.Sprintf("payload of kind %q does not decode into %T", kind, in), Err: err})
 		}
 		out, err := h(ctx, job, in, p)
@@ -159,7 +159,7 @@ func Handle[T, R any](r *Runner, kind string, h func(ctx context.Context, job *J
 		}
 		b, err := json.Marshal(out)
 		if err != nil {
-			return nil, Permanent(&Error{Code: CodeInvalidArgument, Op: "encode result", JobID: job.ID,
+			return nil, Permanent(&Error{Code: ErrInvalidArgument, Op: "encode result", JobID: job.ID,
 				Msg: fmt.Sprintf("result of kind %q cannot be encoded as JSON", kind), Err: err})
 		}
 		return b, nil
@@ -233,7 +233,7 @@ func (r *Runner) Cancel(ctx context.Context, id uuid.UUID) (*Job, error) {
 		if cur, gerr := r.repo.Get(ctx, id); gerr == nil && cur.Status == StatusCanceled {
 			j, err = cur, nil
 		}
-	case CodeOf(err) == CodeUnavailable || CodeOf(err) == CodeInternal:
+	case CodeOf(err) == ErrUnavailable || CodeOf(err) == ErrInternal:
 		// The request may be stored although the call failed (ctx ended
 		// while the statement ran): read it back, so that an error means
 		// the request is not stored as far as the database can tell.
@@ -291,7 +291,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	already := r.started.Swap(true)
 	r.hmu.Unlock()
 	if already {
-		return newError(CodeConflict, "run", uuid.Nil, "the runner was already started")
+		return newError(ErrConflict, "run", uuid.Nil, "the runner was already started")
 	}
 	kinds := r.kinds()
 	log := r.cfg.logger
@@ -343,7 +343,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		if !waitFor(done, r.cfg.stopTimeout) {
 			n := r.busy.Load()
-			runErr = errors.Join(runErr, newError(CodeShutdown, "run", uuid.Nil, "%d handlers did not return after cancellation", n))
+			runErr = errors.Join(runErr, newError(ErrShutdown, "run", uuid.Nil, "%d handlers did not return after cancellation", n))
 			// Their leases are no longer renewed: from now on the
 			// repository, not this process, knows their jobs' state.
 			for _, e := range r.execList() {

@@ -137,7 +137,7 @@ func migrateSchema(ctx context.Context, r *BunRepository) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, migrate.ErrTooNew):
-		return &Error{Code: CodeMisconfigured, Op: op, Msg: "database schema is newer than this library", Err: err}
+		return &Error{Code: ErrInvalidArgument, Op: op, Msg: "database schema is newer than this library", Err: err}
 	}
 	return storageError(op, uuid.Nil, err)
 }

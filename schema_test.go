@@ -132,7 +132,7 @@ func TestMigrationIsIdempotentAndConcurrent(t *testing.T) {
 	_, err = db.ExecContext(t.Context(), "INSERT INTO jobs_schema_version (version, name, applied_at) VALUES (99, 'future', 'x')")
 	require.NoError(t, err)
 	_, err = jobs.NewBunRepository(t.Context(), db)
-	require.ErrorIs(t, err, jobs.ErrMisconfigured)
+	require.ErrorIs(t, err, jobs.ErrInvalidArgument)
 }
 
 func TestSchemaChecksRefuseImpossibleRows(t *testing.T) {

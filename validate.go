@@ -28,7 +28,7 @@ func prepareNew(j *Job, now time.Time, maxPayload int) error {
 		return err
 	}
 	if len(j.Payload) > maxPayload {
-		return newError(CodeTooLarge, op, uuid.Nil, "payload is %d bytes, over the limit of %d", len(j.Payload), maxPayload)
+		return newError(ErrTooLarge, op, uuid.Nil, "payload is %d bytes, over the limit of %d", len(j.Payload), maxPayload)
 	}
 	if !validJSON(j.Payload) {
 		return invalid(op, "payload is not valid JSON")
@@ -51,7 +51,7 @@ func prepareNew(j *Job, now time.Time, maxPayload int) error {
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
-		return &Error{Code: CodeInternal, Op: op, Msg: "cannot generate a job ID", Err: err}
+		return &Error{Code: ErrInternal, Op: op, Msg: "cannot generate a job ID", Err: err}
 	}
 	j.ID = id
 	if j.Queue == "" {
@@ -116,7 +116,7 @@ func checkRunAt(op string, id uuid.UUID, t time.Time) error {
 		return nil
 	}
 	if y := t.UTC().Year(); y < 1 || y > 9999 {
-		return newError(CodeInvalidArgument, op, id, "run at %s is outside the years 1 to 9999 (UTC)", t.UTC().Format(time.RFC3339))
+		return newError(ErrInvalidArgument, op, id, "run at %s is outside the years 1 to 9999 (UTC)", t.UTC().Format(time.RFC3339))
 	}
 	return nil
 }
@@ -193,13 +193,13 @@ func checkCompletion(c Completion, maxResult int) error {
 	switch c.Status {
 	case StatusSucceeded, StatusFailed, StatusCanceled, StatusPending:
 	default:
-		return newError(CodeInvalidArgument, op, c.Lease.JobID, "cannot finish an attempt as %q", c.Status)
+		return newError(ErrInvalidArgument, op, c.Lease.JobID, "cannot finish an attempt as %q", c.Status)
 	}
 	if len(c.Result) > maxResult {
-		return newError(CodeTooLarge, op, c.Lease.JobID, "result is %d bytes, over the limit of %d", len(c.Result), maxResult)
+		return newError(ErrTooLarge, op, c.Lease.JobID, "result is %d bytes, over the limit of %d", len(c.Result), maxResult)
 	}
 	if !validJSON(c.Result) {
-		return newError(CodeInvalidArgument, op, c.Lease.JobID, "result is not valid JSON")
+		return newError(ErrInvalidArgument, op, c.Lease.JobID, "result is not valid JSON")
 	}
 	if err := checkRunAt(op, c.Lease.JobID, c.RunAt); err != nil {
 		return err
@@ -218,18 +218,18 @@ const leaseExpiredError = "lease expired"
 
 // leaseLost is the error of a fenced-out write.
 func leaseLost(op string, id uuid.UUID) *Error {
-	return newError(CodeLeaseLost, op, id, "lease lost")
+	return newError(ErrLeaseLost, op, id, "lease lost")
 }
 
 // canceledInstead is the error of a completion that was stored as canceled
 // instead of the status it asked for, because a cancel had been requested.
 func canceledInstead(op string, id uuid.UUID, asked Status) *Error {
-	return newError(CodeCanceled, op, id, "a cancel was requested: stored as canceled, not %s", asked)
+	return newError(ErrCanceled, op, id, "a cancel was requested: stored as canceled, not %s", asked)
 }
 
 // notFound is the error of an unknown ID.
 func notFound(op string, id uuid.UUID) *Error {
-	return newError(CodeNotFound, op, id, "job not found")
+	return newError(ErrNotFound, op, id, "job not found")
 }
 
 // appendAttemptError returns the history with one more entry, keeping the

@@ -51,19 +51,19 @@ func TestPrepareNewRefuses(t *testing.T) {
 		job  *Job
 		code Code
 	}{
-		{"nil", nil, CodeInvalidArgument},
-		{"preset ID", &Job{ID: uuid.New(), Kind: "k"}, CodeInvalidArgument},
-		{"empty kind", &Job{}, CodeInvalidArgument},
-		{"long kind", &Job{Kind: long}, CodeInvalidArgument},
-		{"kind NUL", &Job{Kind: "\x00"}, CodeInvalidArgument},
-		{"kind not UTF-8", &Job{Kind: "\xff"}, CodeInvalidArgument},
-		{"long queue", &Job{Kind: "k", Queue: long}, CodeInvalidArgument},
-		{"payload too large", &Job{Kind: "k", Payload: json.RawMessage(`"` + strings.Repeat("p", 99) + `"`)}, CodeTooLarge},
-		{"payload invalid", &Job{Kind: "k", Payload: json.RawMessage(`{`)}, CodeInvalidArgument},
-		{"max attempts", &Job{Kind: "k", MaxAttempts: -1}, CodeInvalidArgument},
-		{"timeout", &Job{Kind: "k", Timeout: -1}, CodeInvalidArgument},
-		{"unique key long", &Job{Kind: "k", UniqueKey: strings.Repeat("u", MaxUniqueKeyLength+1)}, CodeInvalidArgument},
-		{"unique key NUL", &Job{Kind: "k", UniqueKey: "\x00"}, CodeInvalidArgument},
+		{"nil", nil, ErrInvalidArgument},
+		{"preset ID", &Job{ID: uuid.New(), Kind: "k"}, ErrInvalidArgument},
+		{"empty kind", &Job{}, ErrInvalidArgument},
+		{"long kind", &Job{Kind: long}, ErrInvalidArgument},
+		{"kind NUL", &Job{Kind: "\x00"}, ErrInvalidArgument},
+		{"kind not UTF-8", &Job{Kind: "\xff"}, ErrInvalidArgument},
+		{"long queue", &Job{Kind: "k", Queue: long}, ErrInvalidArgument},
+		{"payload too large", &Job{Kind: "k", Payload: json.RawMessage(`"` + strings.Repeat("p", 99) + `"`)}, ErrTooLarge},
+		{"payload invalid", &Job{Kind: "k", Payload: json.RawMessage(`{`)}, ErrInvalidArgument},
+		{"max attempts", &Job{Kind: "k", MaxAttempts: -1}, ErrInvalidArgument},
+		{"timeout", &Job{Kind: "k", Timeout: -1}, ErrInvalidArgument},
+		{"unique key long", &Job{Kind: "k", UniqueKey: strings.Repeat("u", MaxUniqueKeyLength+1)}, ErrInvalidArgument},
+		{"unique key NUL", &Job{Kind: "k", UniqueKey: "\x00"}, ErrInvalidArgument},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var before Job
@@ -132,11 +132,11 @@ func TestCheckCompletion(t *testing.T) {
 		c    Completion
 		code Code
 	}{
-		"running":          {Completion{Lease: l, Status: StatusRunning}, CodeInvalidArgument},
-		"empty status":     {Completion{Lease: l}, CodeInvalidArgument},
-		"result too large": {Completion{Lease: l, Status: StatusSucceeded, Result: json.RawMessage(`"0123456789"`)}, CodeTooLarge},
-		"result invalid":   {Completion{Lease: l, Status: StatusSucceeded, Result: json.RawMessage(`{`)}, CodeInvalidArgument},
-		"progress invalid": {Completion{Lease: l, Status: StatusSucceeded, Progress: &bad}, CodeInvalidArgument},
+		"running":          {Completion{Lease: l, Status: StatusRunning}, ErrInvalidArgument},
+		"empty status":     {Completion{Lease: l}, ErrInvalidArgument},
+		"result too large": {Completion{Lease: l, Status: StatusSucceeded, Result: json.RawMessage(`"0123456789"`)}, ErrTooLarge},
+		"result invalid":   {Completion{Lease: l, Status: StatusSucceeded, Result: json.RawMessage(`{`)}, ErrInvalidArgument},
+		"progress invalid": {Completion{Lease: l, Status: StatusSucceeded, Progress: &bad}, ErrInvalidArgument},
 	} {
 		require.Equal(t, tc.code, CodeOf(checkCompletion(tc.c, 10)), name)
 	}

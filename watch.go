@@ -203,12 +203,12 @@ func AwaitResult[R any](ctx context.Context, r *Runner, id uuid.UUID) (R, *Job, 
 	const op = "await result"
 	switch j.Status {
 	case StatusFailed:
-		return out, j, newError(CodeFailed, op, id, "job failed: %s", j.Error)
+		return out, j, newError(ErrFailed, op, id, "job failed: %s", j.Error)
 	case StatusCanceled:
-		return out, j, newError(CodeCanceled, op, id, "job was canceled")
+		return out, j, newError(ErrCanceled, op, id, "job was canceled")
 	}
 	if err := json.Unmarshal(j.Result, &out); err != nil {
-		return out, j, &Error{Code: CodeInvalidArgument, Op: op, JobID: id, Msg: "result does not decode into the requested type", Err: err}
+		return out, j, &Error{Code: ErrInvalidArgument, Op: op, JobID: id, Msg: "result does not decode into the requested type", Err: err}
 	}
 	return out, j, nil
 }

@@ -188,7 +188,7 @@ func (s *slowGetRepo) Get(ctx context.Context, id uuid.UUID) (*jobs.Job, error) 
 	if s.armed.Load() && s.passes.Add(-1) < 0 {
 		select {
 		case <-ctx.Done():
-			return nil, &jobs.Error{Code: jobs.CodeUnavailable, Op: "get", Err: ctx.Err()}
+			return nil, &jobs.Error{Code: jobs.ErrUnavailable, Op: "get", Err: ctx.Err()}
 		case <-time.After(5 * time.Second): // a bound for the test, not a repository rule
 		}
 	}

@@ -116,7 +116,7 @@ func (r *Runner) fetch(ctx, base context.Context, kinds []string) error {
 			r.stopping.Store(true)
 		}
 		if err != nil {
-			if CodeOf(err) == CodeClosed {
+			if CodeOf(err) == ErrClosed {
 				return err
 			}
 			failures++
@@ -265,7 +265,7 @@ func (r *Runner) execute(e *execution) outcome {
 // call runs the handler, turning a panic into an error.
 func (r *Runner) call(ctx context.Context, h *handler, e *execution) (res json.RawMessage, err error) {
 	if h == nil {
-		return nil, Permanent(newError(CodeUnknownKind, "run", e.lease.JobID, "no handler for kind %q", e.job.Kind))
+		return nil, Permanent(newError(ErrUnknownKind, "run", e.lease.JobID, "no handler for kind %q", e.job.Kind))
 	}
 	defer func() {
 		if v := recover(); v != nil {

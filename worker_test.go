@@ -135,7 +135,7 @@ func (s *slowClaimReply) Claim(ctx context.Context, q jobs.ClaimQuery) ([]*jobs.
 	case <-t.C:
 		return js, nil
 	case <-ctx.Done():
-		return nil, &jobs.Error{Code: jobs.CodeUnavailable, Op: "claim", Msg: "reply cut off", Err: ctx.Err()}
+		return nil, &jobs.Error{Code: jobs.ErrUnavailable, Op: "claim", Msg: "reply cut off", Err: ctx.Err()}
 	}
 }
 

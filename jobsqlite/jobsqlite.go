@@ -6,7 +6,7 @@
 // write transactions that take the write lock at BEGIN (_txlock=immediate),
 // and the chosen synchronous level; the settings are read back after open
 // and a database that did not apply them is refused with
-// [jobs.ErrMisconfigured] (each driver silently ignores the other's DSN
+// [jobs.ErrInvalidArgument] (each driver silently ignores the other's DSN
 // keys).
 //
 // # Durability
@@ -111,7 +111,7 @@ func newConfig(opts []Option) (config, error) {
 }
 
 func misuse(format string, args ...any) error {
-	return &jobs.Error{Code: jobs.CodeInvalidArgument, Op: "open sqlite", Msg: fmt.Sprintf(format, args...)}
+	return &jobs.Error{Code: jobs.ErrInvalidArgument, Op: "open sqlite", Msg: fmt.Sprintf(format, args...)}
 }
 
 // Open opens (creating if needed) the SQLite database at path, migrates the
@@ -122,7 +122,7 @@ func misuse(format string, args ...any) error {
 //
 // Open blocks while it opens and migrates. It returns
 // [jobs.ErrInvalidArgument] for bad options or paths,
-// [jobs.ErrMisconfigured] when the driver did not apply the settings, and
+// [jobs.ErrInvalidArgument] when the driver did not apply the settings, and
 // [jobs.ErrUnavailable] when the file cannot be opened.
 func Open(ctx context.Context, path string, opts ...Option) (*jobs.BunRepository, error) {
 	c, err := newConfig(opts)
@@ -163,12 +163,12 @@ func openDB(ctx context.Context, path string, c config) (*bun.DB, error) {
 	}
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return nil, &jobs.Error{Code: jobs.CodeUnavailable, Op: "open sqlite", Msg: "cannot create the database directory", Err: err}
+			return nil, &jobs.Error{Code: jobs.ErrUnavailable, Op: "open sqlite", Msg: "cannot create the database directory", Err: err}
 		}
 	}
 	sqldb, err := sql.Open(sqliteshim.ShimName, DSN(sqliteshim.DriverName(), path, c.sync, c.busyTimeout))
 	if err != nil {
-		return nil, &jobs.Error{Code: jobs.CodeUnavailable, Op: "open sqlite", Msg: "cannot open the database", Err: err}
+		return nil, &jobs.Error{Code: jobs.ErrUnavailable, Op: "open sqlite", Msg: "cannot open the database", Err: err}
 	}
 	sqldb.SetMaxOpenConns(c.maxOpenConns)
 	sqldb.SetMaxIdleConns(c.maxOpenConns)
@@ -228,7 +228,7 @@ func DSN(driver, path string, sync Synchronous, busy time.Duration) string {
 func checkPragmas(ctx context.Context, db *bun.DB, c config) error {
 	conn, err := db.Conn(ctx)
 	if err != nil {
-		return &jobs.Error{Code: jobs.CodeUnavailable, Op: "open sqlite", Msg: "cannot connect", Err: err}
+		return &jobs.Error{Code: jobs.ErrUnavailable, Op: "open sqlite", Msg: "cannot connect", Err: err}
 	}
 	defer conn.Close()
 	var busy int64
@@ -244,7 +244,7 @@ func checkPragmas(ctx context.Context, db *bun.DB, c config) error {
 		{"PRAGMA synchronous", &sync},
 	} {
 		if err := conn.QueryRowContext(ctx, p.q).Scan(p.dest); err != nil {
-			return &jobs.Error{Code: jobs.CodeUnavailable, Op: "open sqlite", Msg: "cannot read " + p.q, Err: err}
+			return &jobs.Error{Code: jobs.ErrUnavailable, Op: "open sqlite", Msg: "cannot read " + p.q, Err: err}
 		}
 	}
 	wantSync := 1
@@ -252,7 +252,7 @@ func checkPragmas(ctx context.Context, db *bun.DB, c config) error {
 		wantSync = 2
 	}
 	if busy != c.busyTimeout.Milliseconds() || !strings.EqualFold(journal, "wal") || fk != 1 || sync != wantSync {
-		return &jobs.Error{Code: jobs.CodeMisconfigured, Op: "open sqlite", Msg: fmt.Sprintf(
+		return &jobs.Error{Code: jobs.ErrInvalidArgument, Op: "open sqlite", Msg: fmt.Sprintf(
 			"the driver did not apply the settings: busy_timeout=%d journal_mode=%s foreign_keys=%d synchronous=%d "+
 				"(want %d, wal, 1, %d)", busy, journal, fk, sync, c.busyTimeout.Milliseconds(), wantSync)}
 	}

@@ -53,7 +53,7 @@ func TestOpenAppliesAndChecksPragmas(t *testing.T) {
 	c, err := newConfig(nil)
 	require.NoError(t, err)
 	err = checkPragmas(ctx, db, c)
-	require.ErrorIs(t, err, jobs.ErrMisconfigured)
+	require.ErrorIs(t, err, jobs.ErrInvalidArgument)
 	require.Contains(t, err.Error(), "synchronous=2")
 }
 

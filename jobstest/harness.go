@@ -210,7 +210,7 @@ func requireCanceledInstead(t *testing.T, err error, ids ...uuid.UUID) {
 	var walk func(error)
 	walk = func(err error) {
 		if e, ok := err.(*jobs.Error); ok {
-			require.Equal(t, jobs.CodeCanceled, e.Code, "unexpected error %v", e)
+			require.Equal(t, jobs.ErrCanceled, e.Code, "unexpected error %v", e)
 			got = append(got, e.JobID)
 			return
 		}
@@ -228,7 +228,7 @@ func requireCanceledInstead(t *testing.T, err error, ids ...uuid.UUID) {
 // err's tree.
 func collectLost(err error, ids *[]uuid.UUID) {
 	if e, ok := err.(*jobs.Error); ok {
-		if e.Code == jobs.CodeLeaseLost {
+		if e.Code == jobs.ErrLeaseLost {
 			*ids = append(*ids, e.JobID)
 		}
 		return

@@ -13,11 +13,11 @@ import (
 func TestCollectLost(t *testing.T) {
 	t.Parallel()
 	a, b := uuid.New(), uuid.New()
-	lost := func(id uuid.UUID) error { return &jobs.Error{Code: jobs.CodeLeaseLost, JobID: id} }
+	lost := func(id uuid.UUID) error { return &jobs.Error{Code: jobs.ErrLeaseLost, JobID: id} }
 	err := errors.Join(
 		lost(a),
 		fmt.Errorf("wrapped: %w", lost(b)),
-		&jobs.Error{Code: jobs.CodeConflict, JobID: uuid.New()},
+		&jobs.Error{Code: jobs.ErrConflict, JobID: uuid.New()},
 		errors.New("plain"),
 	)
 	var got []uuid.UUID

@@ -41,7 +41,7 @@ func TestCreateTranscription(t *testing.T) {
 	require.NotEqual(t, first.ID, decodeJob(t, body).ID)
 
 	res, body = e.do("POST", "/api/transcribe", `{"audio_url":"tone:5s"}`, "Idempotency-Key", strings.Repeat("k", 300))
-	eb := requireError(t, res, body, http.StatusBadRequest, jobs.CodeInvalidArgument)
+	eb := requireError(t, res, body, http.StatusBadRequest, jobs.ErrInvalidArgument)
 	require.Equal(t, "Idempotency-Key", eb.Details.Field)
 }
 
@@ -61,7 +61,7 @@ func TestCreateTranscriptionBadFields(t *testing.T) {
 	}
 	for _, tt := range tests {
 		res, body := e.do("POST", "/api/transcribe", tt.body)
-		eb := requireError(t, res, body, http.StatusBadRequest, jobs.CodeInvalidArgument)
+		eb := requireError(t, res, body, http.StatusBadRequest, jobs.ErrInvalidArgument)
 		require.Equal(t, tt.field, eb.Details.Field, tt.body)
 		require.Contains(t, eb.Message, tt.field)
 	}
@@ -90,14 +90,14 @@ func TestCreateJobGeneric(t *testing.T) {
 		code   jobs.Code
 		field  string
 	}{
-		{`{"payload":{}}`, 400, jobs.CodeInvalidArgument, "kind"},
-		{`{"kind":"resize","payload":{}}`, 400, jobs.CodeUnknownKind, ""},
-		{`{"kind":"transcribe","payload":{"audio_url":"ftp://x"}}`, 400, jobs.CodeInvalidArgument, "payload.audio_url"},
-		{`{"kind":"transcribe","payload":{"audio_url":"tone:2s","x":1}}`, 400, jobs.CodeInvalidArgument, "payload"},
-		{`{"kind":"transcribe","payload":[1,2]}`, 400, jobs.CodeInvalidArgument, "payload"},
-		{`{"kind":"transcribe","max_attempts":-1}`, 400, jobs.CodeInvalidArgument, "max_attempts"},
-		{`{"kind":"transcribe","payload":{"audio_url":"tone:2s"},"queue":"` + strings.Repeat("q", 200) + `"}`, 400, jobs.CodeInvalidArgument, ""},
-		{`{"kind":"` + strings.Repeat("k", 200) + `"}`, 400, jobs.CodeInvalidArgument, ""},
+		{`{"payload":{}}`, 400, jobs.ErrInvalidArgument, "kind"},
+		{`{"kind":"resize","payload":{}}`, 400, jobs.ErrUnknownKind, ""},
+		{`{"kind":"transcribe","payload":{"audio_url":"ftp://x"}}`, 400, jobs.ErrInvalidArgument, "payload.audio_url"},
+		{`{"kind":"transcribe","payload":{"audio_url":"tone:2s","x":1}}`, 400, jobs.ErrInvalidArgument, "payload"},
+		{`{"kind":"transcribe","payload":[1,2]}`, 400, jobs.ErrInvalidArgument, "payload"},
+		{`{"kind":"transcribe","max_attempts":-1}`, 400, jobs.ErrInvalidArgument, "max_attempts"},
+		{`{"kind":"transcribe","payload":{"audio_url":"tone:2s"},"queue":"` + strings.Repeat("q", 200) + `"}`, 400, jobs.ErrInvalidArgument, ""},
+		{`{"kind":"` + strings.Repeat("k", 200) + `"}`, 400, jobs.ErrInvalidArgument, ""},
 	}
 	for _, tt := range tests {
 		res, body := e.do("POST", "/api/jobs", tt.body)
@@ -116,12 +116,12 @@ func TestPayloadLimits(t *testing.T) {
 	res, body := e.do("POST", "/api/jobs", `{"kind":"echo","payload":`+payload(jobs.DefaultMaxPayloadBytes)+`}`)
 	require.Equal(t, http.StatusCreated, res.StatusCode, "a payload of exactly the limit is accepted: %.200s", body)
 	res, body = e.do("POST", "/api/jobs", `{"kind":"echo","payload":`+payload(jobs.DefaultMaxPayloadBytes+1)+`}`)
-	requireError(t, res, body, http.StatusRequestEntityTooLarge, jobs.CodeTooLarge)
+	requireError(t, res, body, http.StatusRequestEntityTooLarge, jobs.ErrTooLarge)
 	res, body = e.do("POST", "/api/jobs", `{"kind":"echo","payload":`+payload(maxJobBody)+`}`)
-	eb := requireError(t, res, body, http.StatusRequestEntityTooLarge, jobs.CodeTooLarge)
+	eb := requireError(t, res, body, http.StatusRequestEntityTooLarge, jobs.ErrTooLarge)
 	require.Contains(t, eb.Message, "larger than")
 	res, body = e.do("POST", "/api/transcribe", `{"audio_url":"`+strings.Repeat("a", maxSmallBody)+`"}`)
-	requireError(t, res, body, http.StatusRequestEntityTooLarge, jobs.CodeTooLarge)
+	requireError(t, res, body, http.StatusRequestEntityTooLarge, jobs.ErrTooLarge)
 }
 
 func TestStrictDecoding(t *testing.T) {
@@ -142,7 +142,7 @@ func TestStrictDecoding(t *testing.T) {
 		{"empty", "application/json", ``, 400, codeBadRequest},
 		{"array", "application/json", `[1]`, 400, codeBadRequest},
 		{"deep nesting", "application/json", strings.Repeat("[", 10001) + strings.Repeat("]", 10001), 400, codeBadRequest},
-		{"nul in value", "application/json", `{"audio_url":"tone:1s\u0000"}`, 400, jobs.CodeInvalidArgument},
+		{"nul in value", "application/json", `{"audio_url":"tone:1s\u0000"}`, 400, jobs.ErrInvalidArgument},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -175,7 +175,7 @@ func TestGetAndList(t *testing.T) {
 	require.Equal(t, ids[1], decodeJob(t, body).ID)
 
 	res, body = e.do("GET", "/api/jobs/"+uuid.NewString(), "")
-	requireError(t, res, body, http.StatusNotFound, jobs.CodeNotFound)
+	requireError(t, res, body, http.StatusNotFound, jobs.ErrNotFound)
 
 	var page jobs.Page
 	res, body = e.do("GET", "/api/jobs?limit=2&kind=transcribe&status=pending,running", "")
@@ -212,7 +212,7 @@ func TestGetAndList(t *testing.T) {
 		"sort=" + url.QueryEscape("id; DROP TABLE jobs"): "sort",
 	} {
 		res, body := e.do("GET", "/api/jobs?"+q, "")
-		eb := requireError(t, res, body, http.StatusBadRequest, jobs.CodeInvalidArgument)
+		eb := requireError(t, res, body, http.StatusBadRequest, jobs.ErrInvalidArgument)
 		require.Equal(t, field, eb.Details.Field, q)
 	}
 	res, body = e.do("GET", "/api/jobs?kind="+url.QueryEscape(`'; DROP TABLE jobs;--`), "")
@@ -230,9 +230,9 @@ func TestCancelPendingAndConflict(t *testing.T) {
 	require.Equal(t, jobs.StatusCanceled, decodeJob(t, body).Status)
 
 	res, body = e.do("POST", "/api/jobs/"+job.ID.String()+"/cancel", "")
-	requireError(t, res, body, http.StatusConflict, jobs.CodeConflict)
+	requireError(t, res, body, http.StatusConflict, jobs.ErrConflict)
 	res, body = e.do("POST", "/api/jobs/"+uuid.NewString()+"/cancel", "")
-	requireError(t, res, body, http.StatusNotFound, jobs.CodeNotFound)
+	requireError(t, res, body, http.StatusNotFound, jobs.ErrNotFound)
 }
 
 // TestMalformedIDs: syntactically invalid IDs are 400 on every route with
@@ -252,7 +252,7 @@ func TestMalformedIDs(t *testing.T) {
 			{"GET", "/ws/jobs/" + id},
 		} {
 			res, body := e.do(route.method, route.path, "")
-			eb := requireError(t, res, body, http.StatusBadRequest, jobs.CodeInvalidArgument)
+			eb := requireError(t, res, body, http.StatusBadRequest, jobs.ErrInvalidArgument)
 			require.Equal(t, "id", eb.Details.Field, "%s %.40s", route.method, route.path)
 		}
 	}
@@ -271,7 +271,7 @@ func TestMalformedIDs(t *testing.T) {
 type unavailableRepo struct{ jobs.JobRepository }
 
 func (unavailableRepo) err() error {
-	return &jobs.Error{Code: jobs.CodeUnavailable, Op: "get", Msg: "database is busy",
+	return &jobs.Error{Code: jobs.ErrUnavailable, Op: "get", Msg: "database is busy",
 		Err: errors.New("sqlite: database is locked (5) (SQLITE_BUSY) at /tmp/x/bun.go:12")}
 }
 func (u unavailableRepo) Get(context.Context, uuid.UUID) (*jobs.Job, error) { return nil, u.err() }
@@ -304,14 +304,14 @@ func TestStorageErrorsDoNotLeak(t *testing.T) {
 		{"GET", "/healthz", ""},
 	} {
 		res, body := e.do(r.method, r.path, r.body)
-		eb := requireError(t, res, body, http.StatusServiceUnavailable, jobs.CodeUnavailable)
+		eb := requireError(t, res, body, http.StatusServiceUnavailable, jobs.ErrUnavailable)
 		require.Equal(t, "1", res.Header.Get("Retry-After"))
 		require.NotContains(t, eb.Message, "busy", "5xx bodies carry the table's message only")
 	}
 
 	e = newEnv(t, envOptions{noRun: true, wrap: func(r jobs.JobRepository) jobs.JobRepository { return internalRepo{r} }})
 	res, body := e.do("GET", "/api/jobs/"+id, "")
-	requireError(t, res, body, http.StatusInternalServerError, jobs.CodeInternal)
+	requireError(t, res, body, http.StatusInternalServerError, jobs.ErrInternal)
 }
 
 // BenchmarkCreateTranscription measures POST /api/transcribe end to end

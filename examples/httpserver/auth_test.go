@@ -70,7 +70,7 @@ func TestLoginCookie(t *testing.T) {
 	requireError(t, res, body, http.StatusUnauthorized, codeUnauthorized)
 	require.Empty(t, res.Cookies())
 	res, body = e.do("POST", "/api/login", `{"token":"x","extra":1}`)
-	requireError(t, res, body, http.StatusBadRequest, jobs.CodeInvalidArgument)
+	requireError(t, res, body, http.StatusBadRequest, jobs.ErrInvalidArgument)
 
 	res, _ = e.do("POST", "/api/login", `{"token":"`+testToken+`"}`)
 	require.Equal(t, http.StatusNoContent, res.StatusCode)

@@ -36,18 +36,17 @@ type errorKind struct {
 // errorTable maps every error code to its HTTP status. It is the only place
 // that decides statuses; codes not listed are 500.
 var errorTable = map[jobs.Code]errorKind{
-	jobs.CodeInvalidArgument: {http.StatusBadRequest, "invalid argument", true},
-	jobs.CodeUnknownKind:     {http.StatusBadRequest, "no handler for this job kind", true},
-	jobs.CodeNotFound:        {http.StatusNotFound, "job not found", false},
-	jobs.CodeConflict:        {http.StatusConflict, "the job's status does not allow this", true},
-	jobs.CodeTooLarge:        {http.StatusRequestEntityTooLarge, "payload too large", true},
-	jobs.CodeUnavailable:     {http.StatusServiceUnavailable, "storage is unavailable, retry later", false},
-	jobs.CodeClosed:          {http.StatusServiceUnavailable, "the server is shutting down", false},
-	jobs.CodeMisconfigured:   {http.StatusInternalServerError, "internal error", false},
-	jobs.CodeInternal:        {http.StatusInternalServerError, "internal error", false},
+	jobs.ErrInvalidArgument: {http.StatusBadRequest, "invalid argument", true},
+	jobs.ErrUnknownKind:     {http.StatusBadRequest, "no handler for this job kind", true},
+	jobs.ErrNotFound:        {http.StatusNotFound, "job not found", false},
+	jobs.ErrConflict:        {http.StatusConflict, "the job's status does not allow this", true},
+	jobs.ErrTooLarge:        {http.StatusRequestEntityTooLarge, "payload too large", true},
+	jobs.ErrUnavailable:     {http.StatusServiceUnavailable, "storage is unavailable, retry later", false},
+	jobs.ErrClosed:          {http.StatusServiceUnavailable, "the server is shutting down", false},
+	jobs.ErrInternal:        {http.StatusInternalServerError, "internal error", false},
 	// The job may or may not exist: only a retry that the server can
 	// recognise as a repeat is safe.
-	jobs.CodeOutcomeUnknown: {http.StatusServiceUnavailable,
+	jobs.ErrOutcomeUnknown: {http.StatusServiceUnavailable,
 		"the job may or may not have been created: retry with the same Idempotency-Key", false},
 
 	codeBadRequest:       {http.StatusBadRequest, "bad request", true},
@@ -88,7 +87,7 @@ func (e *fieldError) Error() string { return e.field + ": " + e.msg }
 func describeError(err error) (int, errorBody) {
 	if fe, ok := errors.AsType[*fieldError](err); ok {
 		return http.StatusBadRequest, errorBody{
-			Code:    jobs.CodeInvalidArgument,
+			Code:    jobs.ErrInvalidArgument,
 			Message: fe.Error(),
 			Details: errorDetails{StatusCode: http.StatusBadRequest, Field: fe.field},
 		}
@@ -96,7 +95,7 @@ func describeError(err error) (int, errorBody) {
 	code := jobs.CodeOf(err)
 	kind, ok := errorTable[code]
 	if !ok {
-		code, kind = jobs.CodeInternal, errorTable[jobs.CodeInternal]
+		code, kind = jobs.ErrInternal, errorTable[jobs.ErrInternal]
 	}
 	msg := kind.message
 	if e, ok := errors.AsType[*jobs.Error](err); ok && kind.showMsg && kind.status < 500 && e.Msg != "" {

@@ -21,21 +21,20 @@ func TestErrorTable(t *testing.T) {
 		code   jobs.Code
 		msg    string
 	}{
-		{&jobs.Error{Code: jobs.CodeNotFound, Msg: "job 123 not found"}, 404, jobs.CodeNotFound, "job not found"},
-		{&jobs.Error{Code: jobs.CodeInvalidArgument, Msg: "kind is empty"}, 400, jobs.CodeInvalidArgument, "kind is empty"},
-		{&jobs.Error{Code: jobs.CodeInvalidArgument}, 400, jobs.CodeInvalidArgument, "invalid argument"},
-		{&jobs.Error{Code: jobs.CodeConflict, Msg: "job already finished"}, 409, jobs.CodeConflict, "job already finished"},
-		{&jobs.Error{Code: jobs.CodeTooLarge, Msg: "payload is 2 bytes"}, 413, jobs.CodeTooLarge, "payload is 2 bytes"},
-		{&jobs.Error{Code: jobs.CodeUnknownKind, Msg: `no handler for "x"`}, 400, jobs.CodeUnknownKind, `no handler for "x"`},
-		{&jobs.Error{Code: jobs.CodeUnavailable, Msg: "db busy", Err: cause}, 503, jobs.CodeUnavailable, "storage is unavailable, retry later"},
-		{&jobs.Error{Code: jobs.CodeClosed}, 503, jobs.CodeClosed, "the server is shutting down"},
-		{&jobs.Error{Code: jobs.CodeOutcomeUnknown, Msg: "could not confirm", Err: cause}, 503, jobs.CodeOutcomeUnknown,
+		{&jobs.Error{Code: jobs.ErrNotFound, Msg: "job 123 not found"}, 404, jobs.ErrNotFound, "job not found"},
+		{&jobs.Error{Code: jobs.ErrInvalidArgument, Msg: "kind is empty"}, 400, jobs.ErrInvalidArgument, "kind is empty"},
+		{&jobs.Error{Code: jobs.ErrInvalidArgument}, 400, jobs.ErrInvalidArgument, "invalid argument"},
+		{&jobs.Error{Code: jobs.ErrConflict, Msg: "job already finished"}, 409, jobs.ErrConflict, "job already finished"},
+		{&jobs.Error{Code: jobs.ErrTooLarge, Msg: "payload is 2 bytes"}, 413, jobs.ErrTooLarge, "payload is 2 bytes"},
+		{&jobs.Error{Code: jobs.ErrUnknownKind, Msg: `no handler for "x"`}, 400, jobs.ErrUnknownKind, `no handler for "x"`},
+		{&jobs.Error{Code: jobs.ErrUnavailable, Msg: "db busy", Err: cause}, 503, jobs.ErrUnavailable, "storage is unavailable, retry later"},
+		{&jobs.Error{Code: jobs.ErrClosed}, 503, jobs.ErrClosed, "the server is shutting down"},
+		{&jobs.Error{Code: jobs.ErrOutcomeUnknown, Msg: "could not confirm", Err: cause}, 503, jobs.ErrOutcomeUnknown,
 			"the job may or may not have been created: retry with the same Idempotency-Key"},
-		{&jobs.Error{Code: jobs.CodeMisconfigured, Msg: "pragma", Err: cause}, 500, jobs.CodeMisconfigured, "internal error"},
-		{&jobs.Error{Code: jobs.CodeLeaseLost}, 500, jobs.CodeInternal, "internal error"},
-		{fmt.Errorf("wrapped: %w", &jobs.Error{Code: jobs.CodeNotFound}), 404, jobs.CodeNotFound, "job not found"},
-		{cause, 500, jobs.CodeInternal, "internal error"},
-		{&fieldError{field: "language", msg: "is bad"}, 400, jobs.CodeInvalidArgument, "language: is bad"},
+		{&jobs.Error{Code: jobs.ErrLeaseLost}, 500, jobs.ErrInternal, "internal error"},
+		{fmt.Errorf("wrapped: %w", &jobs.Error{Code: jobs.ErrNotFound}), 404, jobs.ErrNotFound, "job not found"},
+		{cause, 500, jobs.ErrInternal, "internal error"},
+		{&fieldError{field: "language", msg: "is bad"}, 400, jobs.ErrInvalidArgument, "language: is bad"},
 		{httpError(codeUnauthorized, "secret detail"), 401, codeUnauthorized, "authentication required"},
 		{httpError(codeForbidden, "cross-origin request refused"), 403, codeForbidden, "cross-origin request refused"},
 		{httpError(codeUnsupportedMedia, ""), 415, codeUnsupportedMedia, "Content-Type must be application/json"},
@@ -57,8 +56,8 @@ func TestWriteErrorHeaders(t *testing.T) {
 	t.Parallel()
 	r := httptest.NewRequest("GET", "/", nil)
 	for code, header := range map[jobs.Code]string{
-		jobs.CodeUnavailable:    "Retry-After",
-		jobs.CodeOutcomeUnknown: "Retry-After",
+		jobs.ErrUnavailable:    "Retry-After",
+		jobs.ErrOutcomeUnknown: "Retry-After",
 		codeTooManyRequests:     "Retry-After",
 		codeUnauthorized:        "WWW-Authenticate",
 	} {
@@ -68,7 +67,7 @@ func TestWriteErrorHeaders(t *testing.T) {
 		require.Equal(t, "no-store", w.Header().Get("Cache-Control"))
 	}
 	w := httptest.NewRecorder()
-	writeError(w, r, slog.New(slog.DiscardHandler), httpError(jobs.CodeNotFound, ""))
+	writeError(w, r, slog.New(slog.DiscardHandler), httpError(jobs.ErrNotFound, ""))
 	require.Equal(t, http.StatusNotFound, w.Code)
 	require.JSONEq(t, `{"code":"not_found","message":"job not found","details":{"status_code":404}}`, w.Body.String())
 }

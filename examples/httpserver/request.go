@@ -51,7 +51,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 // decodeError turns a json or body error into a user-facing error.
 func decodeError(err error) error {
 	if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
-		return httpError(jobs.CodeTooLarge, fmt.Sprintf("request body is larger than %d bytes", mbe.Limit))
+		return httpError(jobs.ErrTooLarge, fmt.Sprintf("request body is larger than %d bytes", mbe.Limit))
 	}
 	if ute, ok := errors.AsType[*json.UnmarshalTypeError](err); ok && ute.Field != "" {
 		return &fieldError{field: ute.Field, msg: "must be " + jsonKind(ute.Type.Kind().String())}

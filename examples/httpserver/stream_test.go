@@ -136,7 +136,7 @@ func TestSSEUnknownJobAndShutdown(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{noRun: true})
 	res, body := e.do("GET", "/api/jobs/"+uuid.NewString()+"/events", "")
-	requireError(t, res, body, http.StatusNotFound, jobs.CodeNotFound)
+	requireError(t, res, body, http.StatusNotFound, jobs.ErrNotFound)
 
 	job := e.createTranscription("tone:1s") // stays pending: the runner is not running
 	res, done := e.openEvents(job.ID, "")
@@ -235,7 +235,7 @@ func TestWebSocketCancelMidway(t *testing.T) {
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	require.Equal(t, jobs.StatusCanceled, decodeJob(t, body).Status)
 	res, body = e.do("POST", "/api/jobs/"+job.ID.String()+"/cancel", "")
-	requireError(t, res, body, http.StatusConflict, jobs.CodeConflict)
+	requireError(t, res, body, http.StatusConflict, jobs.ErrConflict)
 }
 
 func TestWebSocketRefusals(t *testing.T) {

@@ -91,7 +91,7 @@ func BenchmarkCrossProcessCancel(b *testing.B) {
 					if e.event == "ctxdone" {
 						var code string
 						var at int64
-						if _, err := fmt.Sscan(e.rest, &code, &at); err != nil || code != string(jobs.CodeCanceled) {
+						if _, err := fmt.Sscan(e.rest, &code, &at); err != nil || code != string(jobs.ErrCanceled) {
 							b.Fatalf("ctxdone %q", e.rest)
 						}
 						lat = append(lat, time.Unix(0, at).Sub(t0))

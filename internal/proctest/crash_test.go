@@ -175,7 +175,7 @@ func TestPausedProcessIsFenced(t *testing.T) {
 				switch {
 				case e.event == "ctxdone":
 					require.Equal(t, paused.pid, e.pid)
-					require.Equal(t, string(jobs.CodeLeaseLost), e.rest, "the handler's context ends with ErrLeaseLost")
+					require.Equal(t, string(jobs.ErrLeaseLost), e.rest, "the handler's context ends with ErrLeaseLost")
 				case e.event == "fenced":
 					require.Equal(t, paused.pid, e.pid, "only the paused process was fenced")
 					fenced++

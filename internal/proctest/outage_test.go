@@ -246,7 +246,7 @@ func judgeOutage(ids []uuid.UUID, l *ledger, db map[uuid.UUID]stored) outageResu
 	for _, e := range l.entries {
 		switch e.event {
 		case "ctxdone":
-			if strings.HasPrefix(e.rest, string(jobs.CodeLeaseLost)) {
+			if strings.HasPrefix(e.rest, string(jobs.ErrLeaseLost)) {
 				r.leaseLostHandlers++
 			}
 		case "fenced":
