@@ -58,8 +58,8 @@ func TestWriteErrorHeaders(t *testing.T) {
 	for code, header := range map[jobs.Code]string{
 		jobs.ErrUnavailable:    "Retry-After",
 		jobs.ErrOutcomeUnknown: "Retry-After",
-		codeTooManyRequests:     "Retry-After",
-		codeUnauthorized:        "WWW-Authenticate",
+		codeTooManyRequests:    "Retry-After",
+		codeUnauthorized:       "WWW-Authenticate",
 	} {
 		w := httptest.NewRecorder()
 		writeError(w, r, slog.New(slog.DiscardHandler), httpError(code, ""))
