@@ -8,44 +8,26 @@ import (
 	"github.com/google/uuid"
 )
 
-// EventKind says what a notifier [Event] hints at.
-type EventKind uint8
-
-// The kinds of [Event].
-const (
-	// EventJobsReady: jobs were created or went back to pending (retry,
-	// rescue, release), so a runner may find work now.
-	EventJobsReady EventKind = iota + 1
-	// EventCancelRequested: a cancel was requested for the running jobs
-	// in JobIDs.
-	EventCancelRequested
-	// EventJobsChanged: the jobs in JobIDs changed status or progress.
-	EventJobsChanged
-	// EventResync: events may have been missed (the notifier reconnected,
-	// or too many jobs changed at once to name them): re-check everything.
-	EventResync
-)
-
-// String returns the kind's name, such as "jobs_ready".
-func (k EventKind) String() string {
-	switch k {
-	case EventJobsReady:
-		return "jobs_ready"
-	case EventCancelRequested:
-		return "cancel_requested"
-	case EventJobsChanged:
-		return "jobs_changed"
-	case EventResync:
-		return "resync"
-	}
-	return "unknown"
-}
-
 // Event is one hint from a [Notifier] about changes made by any process
-// that shares the database.
+// that shares the database. One Event may carry several hints; a notifier
+// may as well send each in an Event of its own. The zero Event hints at
+// nothing.
 type Event struct {
-	Kind   EventKind
-	JobIDs []uuid.UUID // the jobs concerned; empty for EventJobsReady and EventResync
+	// Ready: jobs were created or went back to pending (retry, release,
+	// rescue), so there may be work to claim. The runner wakes its fetcher,
+	// at most once every few milliseconds however many hints come.
+	Ready bool
+	// Canceled: a cancel was requested for these running jobs. The runner
+	// stops the handlers of those it runs at once.
+	Canceled []uuid.UUID
+	// Changed: these jobs changed status or progress. The runner wakes the
+	// Watch and Await calls that follow them.
+	Changed []uuid.UUID
+	// Resync: hints may have been missed (the notifier reconnected, or too
+	// many jobs changed at once to name them), so treat it as if everything
+	// changed. The runner wakes its fetcher and every watcher and looks for
+	// cancel requests at once.
+	Resync bool
 }
 
 // Notifier delivers hints about changes to the stored jobs, made by this or
@@ -56,8 +38,9 @@ type Event struct {
 // (LISTEN/NOTIFY).
 //
 // Hints are an optimisation, never the source of truth: a notifier may
-// lose events (while it reconnects, say) and then delivers [EventResync],
-// and the runner keeps polling at its configured intervals either way.
+// lose events (while it reconnects, say) and then delivers an [Event] with
+// Resync set, and the runner keeps polling at its configured intervals
+// either way.
 type Notifier interface {
 	// Subscribe calls fn for every event until the returned func is
 	// called. fn runs on the notifier's goroutine, one event at a time; it
@@ -122,26 +105,26 @@ func (r *Runner) holdHints() (release func()) {
 	}
 }
 
-// onHint reacts to one notifier event. It runs on the notifier's goroutine
-// and never blocks.
+// onHint reacts to one notifier event, to each of its hints. It runs on the
+// notifier's goroutine and never blocks.
 func (r *Runner) onHint(ev Event) {
-	switch ev.Kind {
-	case EventJobsReady:
-		r.wakeForHint()
-	case EventCancelRequested:
-		for _, id := range ev.JobIDs {
-			if e := r.exec(id); e != nil {
-				e.cancel(ErrCanceled)
-			}
+	for _, id := range ev.Canceled {
+		if e := r.exec(id); e != nil {
+			e.cancel(ErrCanceled)
 		}
-	case EventJobsChanged:
-		for _, id := range ev.JobIDs {
-			r.touch(id)
-		}
-	case EventResync:
+	}
+	if ev.Resync {
+		// As if everything changed: this covers Ready and Changed too.
 		r.notify()
 		r.touchAll()
 		r.cancelPollNow()
+		return
+	}
+	if ev.Ready {
+		r.wakeForHint()
+	}
+	for _, id := range ev.Changed {
+		r.touch(id)
 	}
 }
 

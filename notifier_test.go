@@ -89,7 +89,7 @@ func TestNotifierCancelRequestedStopsHandler(t *testing.T) {
 	// so without the hint the handler would wait for the hour-long poll.
 	_, err = repo.RequestCancel(t.Context(), j.ID)
 	require.NoError(t, err)
-	n.send(jobs.Event{Kind: jobs.EventCancelRequested, JobIDs: []uuid.UUID{uuid.New(), j.ID}})
+	n.send(jobs.Event{Canceled: []uuid.UUID{uuid.New(), j.ID}})
 	require.ErrorIs(t, <-causes, jobs.ErrCanceled)
 	require.Equal(t, jobs.StatusCanceled, await(t, r, j.ID).Status)
 }
@@ -106,7 +106,7 @@ func TestNotifierResyncPollsCancelRequests(t *testing.T) {
 	<-started
 	_, err = repo.RequestCancel(t.Context(), j.ID)
 	require.NoError(t, err)
-	n.send(jobs.Event{Kind: jobs.EventResync})
+	n.send(jobs.Event{Resync: true})
 	require.ErrorIs(t, <-causes, jobs.ErrCanceled)
 }
 
@@ -121,7 +121,7 @@ func TestNotifierJobsReadyWakesFetcher(t *testing.T) {
 	// Created by "another process": the runner's own Enqueue is not used.
 	j := &jobs.Job{Kind: "block", Payload: json.RawMessage(`{}`)}
 	require.NoError(t, repo.Create(t.Context(), j))
-	n.send(jobs.Event{Kind: jobs.EventJobsReady})
+	n.send(jobs.Event{Ready: true})
 	require.Equal(t, j.ID, <-started)
 }
 
@@ -144,7 +144,7 @@ func TestNotifierJobsChangedWakesRemoteWatch(t *testing.T) {
 			require.Equal(t, 1, n.count(), "a remote Watch subscribes to hints")
 			_, err := repo.RequestCancel(t.Context(), j.ID)
 			require.NoError(t, err)
-			n.send(jobs.Event{Kind: jobs.EventJobsChanged, JobIDs: []uuid.UUID{j.ID}})
+			n.send(jobs.Event{Changed: []uuid.UUID{j.ID}})
 		}
 	}
 	require.Equal(t, []jobs.Status{jobs.StatusPending, jobs.StatusCanceled}, seen)
@@ -182,16 +182,6 @@ func TestWithNotifierNil(t *testing.T) {
 	require.ErrorIs(t, err, jobs.ErrInvalidArgument)
 }
 
-func TestEventKindString(t *testing.T) {
-	t.Parallel()
-	for k, want := range map[jobs.EventKind]string{
-		jobs.EventJobsReady: "jobs_ready", jobs.EventCancelRequested: "cancel_requested",
-		jobs.EventJobsChanged: "jobs_changed", jobs.EventResync: "resync", 0: "unknown",
-	} {
-		require.Equal(t, want, k.String())
-	}
-}
-
 // claimCounter counts Claim calls.
 type claimCounter struct {
 	jobs.JobRepository
@@ -221,7 +211,7 @@ func TestNotifierJobsReadyStormIsBounded(t *testing.T) {
 	sent := 0
 	for ; sent < 200; sent++ {
 		<-tick.C
-		n.send(jobs.Event{Kind: jobs.EventJobsReady})
+		n.send(jobs.Event{Ready: true})
 	}
 	took := time.Since(begin)
 	// At most one claim per cooldown (5 ms) while the hints came, plus the
@@ -231,6 +221,6 @@ func TestNotifierJobsReadyStormIsBounded(t *testing.T) {
 
 	j := &jobs.Job{Kind: "block", Payload: json.RawMessage(`{}`)}
 	require.NoError(t, repo.Create(t.Context(), j))
-	n.send(jobs.Event{Kind: jobs.EventJobsReady})
+	n.send(jobs.Event{Ready: true})
 	require.Equal(t, j.ID, <-started, "a hint right after the storm is not lost")
 }

@@ -90,10 +90,11 @@ func WithReconnectBackoff(min, max time.Duration) ListenerOption {
 // pooled connection once, only to read its configuration (the URL's
 // parameters, search_path included), and connects with that. Hooks given
 // to pgx's stdlib.OpenDB as options (such as OptionBeforeConnect) are not
-// applied to it. When the connection is lost the listener reconnects with backoff and then
-// delivers [jobs.EventResync], because notifications sent meanwhile are
-// lost. A Listener is safe for concurrent use; it starts no goroutine until
-// the first Subscribe and leaves none behind after the last unsubscribe.
+// applied to it. When the connection is lost the listener reconnects with
+// backoff and then delivers a [jobs.Event] with Resync set, because
+// notifications sent meanwhile are lost. A Listener is safe for concurrent
+// use; it starts no goroutine until the first Subscribe and leaves none
+// behind after the last unsubscribe.
 type Listener struct {
 	db  *sql.DB
 	cfg listenerConfig
@@ -303,7 +304,7 @@ func (l *Listener) listenOn(ctx context.Context, pc *pgx.Conn, running *atomic.B
 	}
 	l.connected.Store(true)
 	// Whatever happened while no connection listened is unknown.
-	l.deliver(running, jobs.Event{Kind: jobs.EventResync})
+	l.deliver(running, jobs.Event{Resync: true})
 	for {
 		wctx, cancel := context.WithTimeout(ctx, l.cfg.ping)
 		n, err := pc.WaitForNotification(wctx)
@@ -328,32 +329,28 @@ func (l *Listener) listenOn(ctx context.Context, pc *pgx.Conn, running *atomic.B
 	}
 }
 
-// parsePayload turns a trigger's payload into an event; anything it does not
-// understand becomes a resync.
+// parsePayload turns a trigger's payload into an event: "n" is Ready, "c"
+// and "s" followed by job IDs are Canceled and Changed, and "c *" or "s *"
+// (too many jobs to name) and anything it does not understand are Resync.
 func parsePayload(p string) jobs.Event {
 	kind, rest, _ := strings.Cut(p, " ")
-	var k jobs.EventKind
-	switch kind {
-	case "n":
-		return jobs.Event{Kind: jobs.EventJobsReady}
-	case "c":
-		k = jobs.EventCancelRequested
-	case "s":
-		k = jobs.EventJobsChanged
-	default:
-		return jobs.Event{Kind: jobs.EventResync}
+	if kind == "n" {
+		return jobs.Event{Ready: true}
 	}
-	if rest == "*" || rest == "" {
-		return jobs.Event{Kind: jobs.EventResync}
+	if kind != "c" && kind != "s" || rest == "*" || rest == "" {
+		return jobs.Event{Resync: true}
 	}
 	fields := strings.Fields(rest)
 	ids := make([]uuid.UUID, 0, len(fields))
 	for _, f := range fields {
 		id, err := uuid.Parse(f)
 		if err != nil {
-			return jobs.Event{Kind: jobs.EventResync}
+			return jobs.Event{Resync: true}
 		}
 		ids = append(ids, id)
 	}
-	return jobs.Event{Kind: k, JobIDs: ids}
+	if kind == "c" {
+		return jobs.Event{Canceled: ids}
+	}
+	return jobs.Event{Changed: ids}
 }

@@ -31,15 +31,15 @@ func TestParsePayload(t *testing.T) {
 	t.Parallel()
 	a, b := uuid.New(), uuid.New()
 	for payload, want := range map[string]jobs.Event{
-		"n":                                  {Kind: jobs.EventJobsReady},
-		"c " + a.String():                    {Kind: jobs.EventCancelRequested, JobIDs: []uuid.UUID{a}},
-		"s " + a.String() + " " + b.String(): {Kind: jobs.EventJobsChanged, JobIDs: []uuid.UUID{a, b}},
-		"s *":                                {Kind: jobs.EventResync},
-		"c *":                                {Kind: jobs.EventResync},
-		"s":                                  {Kind: jobs.EventResync},
-		"s not-a-uuid":                       {Kind: jobs.EventResync},
-		"x 1 2":                              {Kind: jobs.EventResync},
-		"":                                   {Kind: jobs.EventResync},
+		"n":                                  {Ready: true},
+		"c " + a.String():                    {Canceled: []uuid.UUID{a}},
+		"s " + a.String() + " " + b.String(): {Changed: []uuid.UUID{a, b}},
+		"s *":                                {Resync: true},
+		"c *":                                {Resync: true},
+		"s":                                  {Resync: true},
+		"s not-a-uuid":                       {Resync: true},
+		"x 1 2":                              {Resync: true},
+		"":                                   {Resync: true},
 	} {
 		require.Equal(t, want, parsePayload(payload), "payload %q", payload)
 	}

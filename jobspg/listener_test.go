@@ -37,9 +37,9 @@ func TestListenerLongSchemaName(t *testing.T) {
 	t.Cleanup(func() { _, _ = admin.DB().Exec("DROP SCHEMA " + long + " CASCADE") })
 	repo := openPG(t, testdb.WithSearchPath(base, long))
 	ch := events(t, jobspg.NewListener(repo.DB()))
-	next(t, ch, jobs.EventResync)
+	next(t, ch, resync)
 	require.NoError(t, repo.Create(t.Context(), &jobs.Job{Kind: "k", Payload: json.RawMessage(`{}`)}))
-	next(t, ch, jobs.EventJobsReady)
+	next(t, ch, ready)
 }
 
 // events subscribes to l and returns the channel of its events.
@@ -57,18 +57,31 @@ func events(t *testing.T, l *jobspg.Listener) <-chan jobs.Event {
 	return ch
 }
 
+// hint is a kind of event that next waits for.
+type hint struct {
+	name string
+	is   func(jobs.Event) bool
+}
+
+var (
+	resync   = hint{"resync", func(ev jobs.Event) bool { return ev.Resync }}
+	ready    = hint{"ready", func(ev jobs.Event) bool { return ev.Ready }}
+	canceled = hint{"canceled", func(ev jobs.Event) bool { return len(ev.Canceled) > 0 }}
+	changed  = hint{"changed", func(ev jobs.Event) bool { return len(ev.Changed) > 0 }}
+)
+
 // next returns the next event of the given kind, skipping others.
-func next(t *testing.T, ch <-chan jobs.Event, kind jobs.EventKind) jobs.Event {
+func next(t *testing.T, ch <-chan jobs.Event, kind hint) jobs.Event {
 	t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {
 		select {
 		case ev := <-ch:
-			if ev.Kind == kind {
+			if kind.is(ev) {
 				return ev
 			}
 		case <-timeout:
-			t.Fatalf("no %v event within 10s", kind)
+			t.Fatalf("no %s event within 10s", kind.name)
 		}
 	}
 }
@@ -87,7 +100,7 @@ func TestListenerDeliversTriggerEvents(t *testing.T) {
 	repo := openPG(t, testdb.PostgresDSN(t))
 	l := jobspg.NewListener(repo.DB())
 	ch := events(t, l)
-	next(t, ch, jobs.EventResync) // connected
+	next(t, ch, resync) // connected
 	require.True(t, l.Connected())
 
 	js := make([]*jobs.Job, 3)
@@ -95,7 +108,7 @@ func TestListenerDeliversTriggerEvents(t *testing.T) {
 		js[i] = &jobs.Job{Kind: "k", Payload: json.RawMessage(`{}`)}
 	}
 	require.NoError(t, repo.Create(ctx, js...))
-	next(t, ch, jobs.EventJobsReady)
+	next(t, ch, ready)
 
 	claimed, err := repo.Claim(ctx, jobs.ClaimQuery{Owner: "o", Limit: 3, LeaseDuration: time.Minute})
 	require.NoError(t, err)
@@ -103,20 +116,21 @@ func TestListenerDeliversTriggerEvents(t *testing.T) {
 
 	_, err = repo.RequestCancel(ctx, claimed[0].ID)
 	require.NoError(t, err)
-	ev := next(t, ch, jobs.EventCancelRequested)
-	require.Equal(t, []uuid.UUID{claimed[0].ID}, ev.JobIDs)
+	ev := next(t, ch, canceled)
+	require.Equal(t, jobs.Event{Canceled: []uuid.UUID{claimed[0].ID}}, ev)
 
 	// One Finish of two jobs is one notification naming both.
 	require.NoError(t, repo.Finish(ctx,
 		jobs.Completion{Lease: claimed[1].Lease(), Status: jobs.StatusSucceeded},
 		jobs.Completion{Lease: claimed[2].Lease(), Status: jobs.StatusFailed, Error: "x"}))
-	ev = next(t, ch, jobs.EventJobsChanged)
-	require.ElementsMatch(t, []uuid.UUID{claimed[1].ID, claimed[2].ID}, ev.JobIDs)
+	ev = next(t, ch, changed)
+	require.ElementsMatch(t, []uuid.UUID{claimed[1].ID, claimed[2].ID}, ev.Changed)
+	require.Equal(t, jobs.Event{Changed: ev.Changed}, ev, "nothing but the change")
 
 	// A release is a change (this one ends canceled: a cancel was requested).
 	require.ErrorIs(t, repo.Release(ctx, claimed[0].Lease()), jobs.ErrCanceled)
-	ev = next(t, ch, jobs.EventJobsChanged)
-	require.Equal(t, []uuid.UUID{claimed[0].ID}, ev.JobIDs)
+	ev = next(t, ch, changed)
+	require.Equal(t, jobs.Event{Changed: []uuid.UUID{claimed[0].ID}}, ev)
 }
 
 func TestListenerSchemasDoNotHearEachOther(t *testing.T) {
@@ -124,10 +138,10 @@ func TestListenerSchemasDoNotHearEachOther(t *testing.T) {
 	a := openPG(t, testdb.PostgresDSN(t))
 	b := openPG(t, testdb.PostgresDSN(t))
 	ch := events(t, jobspg.NewListener(a.DB()))
-	next(t, ch, jobs.EventResync)
+	next(t, ch, resync)
 	require.NoError(t, b.Create(t.Context(), &jobs.Job{Kind: "k", Payload: json.RawMessage(`{}`)}))
 	require.NoError(t, a.Create(t.Context(), &jobs.Job{Kind: "k", Payload: json.RawMessage(`{}`)}))
-	next(t, ch, jobs.EventJobsReady)
+	next(t, ch, ready)
 	select {
 	case ev := <-ch:
 		t.Fatalf("one insert in this schema gave a second event %v", ev)
@@ -140,7 +154,7 @@ func TestListenerTooManyJobsIsResync(t *testing.T) {
 	ctx := t.Context()
 	repo := openPG(t, testdb.PostgresDSN(t))
 	ch := events(t, jobspg.NewListener(repo.DB()))
-	next(t, ch, jobs.EventResync)
+	next(t, ch, resync)
 	js := make([]*jobs.Job, 300) // 300 IDs do not fit in one payload
 	for i := range js {
 		js[i] = &jobs.Job{Kind: "k", Payload: json.RawMessage(`{}`)}
@@ -153,7 +167,7 @@ func TestListenerTooManyJobsIsResync(t *testing.T) {
 		cs[i] = jobs.Completion{Lease: j.Lease(), Status: jobs.StatusSucceeded}
 	}
 	require.NoError(t, repo.Finish(ctx, cs...))
-	next(t, ch, jobs.EventResync)
+	next(t, ch, resync)
 }
 
 // terminateListeners ends the server sessions LISTENing in the test's
@@ -172,13 +186,13 @@ func TestListenerReconnects(t *testing.T) {
 	repo := openPG(t, testdb.PostgresDSN(t))
 	l := jobspg.NewListener(repo.DB(), jobspg.WithReconnectBackoff(10*time.Millisecond, 50*time.Millisecond))
 	ch := events(t, l)
-	next(t, ch, jobs.EventResync)
+	next(t, ch, resync)
 	require.Equal(t, 1, terminateListeners(t, repo))
 	// Back: a resync says that events may have been missed meanwhile.
-	next(t, ch, jobs.EventResync)
+	next(t, ch, resync)
 	require.True(t, l.Connected())
 	require.NoError(t, repo.Create(ctx, &jobs.Job{Kind: "k", Payload: json.RawMessage(`{}`)}))
-	next(t, ch, jobs.EventJobsReady)
+	next(t, ch, ready)
 }
 
 func TestListenerPingsIdleConnection(t *testing.T) {
@@ -186,7 +200,7 @@ func TestListenerPingsIdleConnection(t *testing.T) {
 	repo := openPG(t, testdb.PostgresDSN(t))
 	l := jobspg.NewListener(repo.DB(), jobspg.WithPingInterval(20*time.Millisecond))
 	ch := events(t, l)
-	next(t, ch, jobs.EventResync)
+	next(t, ch, resync)
 	// Several quiet ping intervals pass without a reconnect.
 	require.Never(t, func() bool {
 		select {
@@ -206,7 +220,7 @@ func TestListenerSharedConnectionStopsWithLastSubscriber(t *testing.T) {
 	got := make(chan jobs.Event, 16)
 	stop1 := l.Subscribe(func(ev jobs.Event) { got <- ev })
 	stop2 := l.Subscribe(func(jobs.Event) {})
-	next(t, got, jobs.EventResync)
+	next(t, got, resync)
 	stop1()
 	stop1() // harmless
 	require.True(t, l.Connected(), "still listening for the other subscriber")
@@ -222,7 +236,7 @@ func TestListenerSharedConnectionStopsWithLastSubscriber(t *testing.T) {
 	}
 	// A new subscriber starts listening again.
 	ch := events(t, l)
-	next(t, ch, jobs.EventResync)
+	next(t, ch, resync)
 }
 
 func TestListenerWithoutServerKeepsRetrying(t *testing.T) {
@@ -249,7 +263,7 @@ func TestListenerCreateTxNotifiesOnCommit(t *testing.T) {
 	ctx := t.Context()
 	repo := openPG(t, testdb.PostgresDSN(t))
 	ch := events(t, jobspg.NewListener(repo.DB()))
-	next(t, ch, jobs.EventResync)
+	next(t, ch, resync)
 	quiet := func(what string) {
 		t.Helper()
 		select {
@@ -270,5 +284,5 @@ func TestListenerCreateTxNotifiesOnCommit(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, repo.CreateTx(ctx, tx, &jobs.Job{Kind: "k", Payload: json.RawMessage(`{}`)}))
 	require.NoError(t, tx.Commit())
-	next(t, ch, jobs.EventJobsReady)
+	next(t, ch, ready)
 }
