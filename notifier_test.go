@@ -151,6 +151,40 @@ func TestNotifierJobsChangedWakesRemoteWatch(t *testing.T) {
 	require.Zero(t, n.count(), "the subscription ends with the Watch")
 }
 
+// TestNotifierEventWithSeveralHints checks that the runner acts on every
+// hint of one event, not just the first.
+func TestNotifierEventWithSeveralHints(t *testing.T) {
+	t.Parallel()
+	repo := memRepo(t)
+	n := newFakeNotifier()
+	r := hintRunner(t, repo, n)
+	started, causes := blockingHandler(r)
+	running, err := r.Enqueue(t.Context(), "block", nil)
+	require.NoError(t, err)
+	start(t, r)
+	require.Equal(t, running.ID, <-started)
+	// A pending job of "another process", followed by a Watch here.
+	other := &jobs.Job{Kind: "other", Payload: json.RawMessage(`{}`)}
+	require.NoError(t, repo.Create(t.Context(), other))
+
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	var seen []jobs.Status
+	for s, err := range r.Watch(ctx, other.ID) {
+		require.NoError(t, err)
+		seen = append(seen, s.Status)
+		if s.Status == jobs.StatusPending {
+			_, err := repo.RequestCancel(t.Context(), running.ID)
+			require.NoError(t, err)
+			_, err = repo.RequestCancel(t.Context(), other.ID)
+			require.NoError(t, err)
+			n.send(jobs.Event{Canceled: []uuid.UUID{running.ID}, Changed: []uuid.UUID{other.ID}})
+		}
+	}
+	require.Equal(t, []jobs.Status{jobs.StatusPending, jobs.StatusCanceled}, seen)
+	require.ErrorIs(t, <-causes, jobs.ErrCanceled)
+}
+
 func TestNotifierOneSubscriptionPerRunner(t *testing.T) {
 	t.Parallel()
 	repo := memRepo(t)
