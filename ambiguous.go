@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"github.com/jobsmith/jobs/internal/rules"
+
 	"github.com/google/uuid"
 )
 
@@ -53,5 +55,5 @@ func storedAs(j *Job, o outcome) bool {
 	if j.Status != want || j.Attempt != o.e.attempt || j.LeaseToken != "" {
 		return false
 	}
-	return o.c.Error == "" || j.Error == truncateError(o.c.Error)
+	return o.c.Error == "" || j.Error == rules.ErrorText(o.c.Error)
 }

@@ -6,8 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobsmith/jobs/internal/testrepo"
+
 	"github.com/jobsmith/jobs"
 	"github.com/jobsmith/jobs/internal/testdb"
+	"github.com/jobsmith/jobs/jobsbun"
 	"github.com/jobsmith/jobs/jobspg"
 	"github.com/uptrace/bun"
 )
@@ -25,7 +28,7 @@ func postgresBenchBackends() []benchBackend {
 		return nil
 	}
 	return []benchBackend{{"postgres", func(b *testing.B) jobs.JobRepository {
-		return openPostgres(b, jobspg.WithMaxOpenConns(16))
+		return testrepo.Postgres(b, jobspg.WithMaxOpenConns(16))
 	}}}
 }
 
@@ -49,7 +52,7 @@ func BenchmarkBareBunLoopPostgres(b *testing.B) {
 			b.Fatal(err)
 		}
 		enqueueN(b, r, "noop", n)
-		db := repo.(*jobs.BunRepository).DB()
+		db := repo.(*jobsbun.Repository).DB()
 		b.StartTimer()
 		begin := time.Now()
 		bareSkipLockedLoop(b, db, n)

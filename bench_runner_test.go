@@ -25,10 +25,7 @@ type benchBackend struct {
 
 func benchBackends() []benchBackend {
 	return append([]benchBackend{{"memory", func(b *testing.B) jobs.JobRepository {
-		m, err := jobs.NewMemoryRepository()
-		if err != nil {
-			b.Fatal(err)
-		}
+		m := jobs.NewMemoryRepository()
 		b.Cleanup(func() { _ = m.Close() })
 		return m
 	}}}, append(sqliteBenchBackends(), postgresBenchBackends()...)...)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/jobsbun"
 	"github.com/jobsmith/jobs/jobsqlite"
 	"github.com/uptrace/bun"
 )
@@ -41,7 +42,7 @@ func BenchmarkBareBunLoop(b *testing.B) {
 			b.Fatal(err)
 		}
 		enqueueN(b, r, "noop", n)
-		db := repo.(*jobs.BunRepository).DB()
+		db := repo.(*jobsbun.Repository).DB()
 		b.StartTimer()
 		begin := time.Now()
 		bareBunLoop(b, db, n)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobsmith/jobs/internal/testrepo"
+
 	"github.com/jobsmith/jobs"
 	"github.com/jobsmith/jobs/internal/testdb"
 	"github.com/jobsmith/jobs/jobspg"
@@ -24,22 +26,19 @@ import (
 // repoBenchBackends are the repositories the storage benchmarks run on.
 func repoBenchBackends() []benchBackend {
 	bs := []benchBackend{
-		{"sqlite", func(b *testing.B) jobs.JobRepository { return openSQLite(b) }},
+		{"sqlite", func(b *testing.B) jobs.JobRepository { return testrepo.SQLite(b) }},
 		{"sqlite-full", func(b *testing.B) jobs.JobRepository {
-			return openSQLite(b, jobsqlite.WithSynchronous(jobsqlite.Full))
+			return testrepo.SQLite(b, jobsqlite.WithSynchronous(jobsqlite.Full))
 		}},
 		{"memory", func(b *testing.B) jobs.JobRepository {
-			m, err := jobs.NewMemoryRepository()
-			if err != nil {
-				b.Fatal(err)
-			}
+			m := jobs.NewMemoryRepository()
 			b.Cleanup(func() { _ = m.Close() })
 			return m
 		}},
 	}
 	if os.Getenv(testdb.PostgresEnv) != "" {
 		bs = append(bs, benchBackend{"postgres", func(b *testing.B) jobs.JobRepository {
-			return openPostgres(b, jobspg.WithMaxOpenConns(8))
+			return testrepo.Postgres(b, jobspg.WithMaxOpenConns(8))
 		}})
 	}
 	return bs
@@ -179,7 +178,7 @@ func reportCPU(b *testing.B, start time.Duration, n int) {
 func BenchmarkSQLiteReadsDuringWrites(b *testing.B) {
 	for _, conns := range []int{1, 2, 4} {
 		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {
-			repo := openSQLite(b, jobsqlite.WithMaxOpenConns(conns))
+			repo := testrepo.SQLite(b, jobsqlite.WithMaxOpenConns(conns))
 			ctx := b.Context()
 			js := make([]*jobs.Job, 20_000)
 			for i := range js {

@@ -9,6 +9,10 @@ import (
 	"time"
 
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/rules"
+	"github.com/jobsmith/jobs/internal/testrepo"
+	"github.com/jobsmith/jobs/jobsbun"
+	"github.com/jobsmith/jobs/jobsqlite"
 	"github.com/stretchr/testify/require"
 )
 
@@ -35,18 +39,16 @@ func TestCompletionsShareRepositoryCalls(t *testing.T) {
 		stop := start(t, r)
 		require.Eventually(t, func() bool { return handled.Load() == int64(n) }, 60*time.Second, time.Millisecond)
 		require.NoError(t, stop())
-		page, err := r.List(t.Context(), jobs.ListQuery{Statuses: []jobs.Status{jobs.StatusSucceeded}, Limit: jobs.MaxListLimit})
+		page, err := r.List(t.Context(), jobs.ListQuery{Statuses: []jobs.Status{jobs.StatusSucceeded}, Limit: rules.MaxListLimit})
 		require.NoError(t, err)
-		require.Len(t, page.Jobs, min(n, jobs.MaxListLimit))
+		require.Len(t, page.Jobs, min(n, rules.MaxListLimit))
 		require.Less(t, counted.finishes(), n/2, "finishes from many workers are grouped")
 	})
 }
 
 func TestRefusedResultFailsTheJob(t *testing.T) {
 	t.Parallel()
-	small, err := jobs.NewMemoryRepository(jobs.WithMaxPayloadBytes(64))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = small.Close() })
+	small := testrepo.SQLite(t, jobsqlite.WithRepositoryOptions(jobsbun.WithMaxPayloadBytes(64)))
 	r := newRunner(t, small)
 	r.Handle("big", func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
 		return json.RawMessage(`"` + strings.Repeat("x", 100) + `"`), nil

@@ -126,7 +126,7 @@
 //
 //	repo, err := jobsqlite.Open(ctx, "data/jobs.db")                  // embedded, pure Go, one host
 //	repo, err := jobspg.Open(ctx, "postgres://user@db:5432/app")      // many processes on many hosts
-//	repo, err := jobs.NewMemoryRepository()                           // tests; nothing survives a restart
+//	repo := jobs.NewMemoryRepository()                           // tests; nothing survives a restart
 //
 // To enqueue atomically with your own rows, open the database yourself
 // (jobsqlite.OpenDB or jobspg.OpenDB), share it with [NewBunRepository], and

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/uptrace/bun"
 )
 
 // EnqueueOption sets a field of one job created by [Runner.Enqueue] and its
@@ -21,7 +20,7 @@ type enqueueConfig struct {
 	maxAttemptsSet bool
 }
 
-// InQueue puts the job into the named queue instead of [DefaultQueue].
+// InQueue puts the job into the named queue instead of [rules.DefaultQueue].
 func InQueue(name string) EnqueueOption { return func(c *enqueueConfig) { c.job.Queue = name } }
 
 // WithPriority sets the job's priority: within a queue, higher runs first.
@@ -39,7 +38,7 @@ func WithDelay(d time.Duration) EnqueueOption { return func(c *enqueueConfig) { 
 func WithRunAt(t time.Time) EnqueueOption { return func(c *enqueueConfig) { c.runAt = t } }
 
 // WithMaxAttempts sets how many attempts the job may have: from 1 to
-// math.MaxInt32; the default is [DefaultMaxAttempts].
+// math.MaxInt32; the default is [rules.DefaultMaxAttempts].
 func WithMaxAttempts(n int) EnqueueOption {
 	return func(c *enqueueConfig) { c.job.MaxAttempts, c.maxAttemptsSet = n, true }
 }
@@ -104,14 +103,16 @@ func (r *Runner) Enqueue(ctx context.Context, kind string, payload any, opts ...
 	return j, nil
 }
 
-// EnqueueTx is [Runner.Enqueue] inside the caller's transaction (or any
-// bun.IDB): the job exists if, and only if, tx commits. The caller owns the
-// commit: after an error, tx may hold part of the write and must be rolled
-// back (see [JobRepository.CreateTx]). Because the runner
-// cannot see the commit, a job created this way starts at the next poll
-// (see [WithPollInterval]) rather than at once. Repositories not backed by
-// bun return [ErrInvalidArgument].
-func (r *Runner) EnqueueTx(ctx context.Context, tx bun.IDB, kind string, payload any, opts ...EnqueueOption) (*Job, error) {
+// EnqueueTx is [Runner.Enqueue] inside the caller's own database
+// transaction: the job exists if, and only if, tx commits. tx is the
+// repository's transaction type (for jobsbun, a bun.Tx); any other value is
+// [ErrInvalidArgument] and writes nothing. The caller owns the commit: after
+// an error, tx may hold part of the write and must be rolled back (see
+// [JobRepository.CreateTx]). A local runner starts the job as soon as the
+// commit is known to it (with jobsbun, when the transaction was begun with
+// jobsbun.RunInTx and ctx is the one it passed in), otherwise at its next
+// poll ([WithPollInterval]).
+func (r *Runner) EnqueueTx(ctx context.Context, tx any, kind string, payload any, opts ...EnqueueOption) (*Job, error) {
 	j, err := r.newJob(kind, payload, opts)
 	if err != nil {
 		return nil, err

@@ -13,6 +13,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/rules"
+	"github.com/jobsmith/jobs/jobsbun"
 	"github.com/stretchr/testify/require"
 )
 
@@ -149,7 +151,7 @@ func TestEnqueueTxFollowsTheCallersTransaction(t *testing.T) {
 	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
 		r := newRunner(t, repo)
 		r.Handle("k", noop)
-		br, ok := repo.(*jobs.BunRepository)
+		br, ok := repo.(*jobsbun.Repository)
 		if !ok {
 			_, err := r.EnqueueTx(t.Context(), nil, "k", nil)
 			require.ErrorIs(t, err, jobs.ErrInvalidArgument, "repositories without bun refuse EnqueueTx")
@@ -181,7 +183,7 @@ func TestConcurrentEnqueuesIsolateBadInput(t *testing.T) {
 	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
 		r := newRunner(t, repo)
 		r.Handle("k", noop)
-		huge := json.RawMessage(`"` + strings.Repeat("x", jobs.DefaultMaxPayloadBytes) + `"`)
+		huge := json.RawMessage(`"` + strings.Repeat("x", rules.MaxPayloadBytes) + `"`)
 		const callers = 32
 		type result struct {
 			i   int
@@ -211,7 +213,7 @@ func TestConcurrentEnqueuesIsolateBadInput(t *testing.T) {
 			stored := get(t, r, res.job.ID)
 			require.JSONEq(t, strconv.Itoa(res.i), string(stored.Payload))
 		}
-		page, err := r.List(t.Context(), jobs.ListQuery{Limit: jobs.MaxListLimit})
+		page, err := r.List(t.Context(), jobs.ListQuery{Limit: rules.MaxListLimit})
 		require.NoError(t, err)
 		require.Len(t, page.Jobs, callers-callers/8)
 
@@ -219,7 +221,7 @@ func TestConcurrentEnqueuesIsolateBadInput(t *testing.T) {
 		cancel()
 		_, err = r.Enqueue(canceled, "k", 1)
 		require.ErrorIs(t, err, context.Canceled)
-		page, err = r.List(t.Context(), jobs.ListQuery{Limit: jobs.MaxListLimit})
+		page, err = r.List(t.Context(), jobs.ListQuery{Limit: rules.MaxListLimit})
 		require.NoError(t, err)
 		require.Len(t, page.Jobs, callers-callers/8, "a canceled Enqueue writes nothing")
 	})
@@ -272,7 +274,7 @@ func TestEnqueueUnderShortDeadlines(t *testing.T) {
 
 		stored := make(map[uuid.UUID]int) // job ID -> call index
 		perCall := make([]int, calls)
-		q := jobs.ListQuery{Limit: jobs.MaxListLimit}
+		q := jobs.ListQuery{Limit: rules.MaxListLimit}
 		for {
 			page, err := r.List(t.Context(), q)
 			require.NoError(t, err)

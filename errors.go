@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jobsmith/jobs/internal/rules"
+
 	"github.com/google/uuid"
 )
 
@@ -151,11 +153,8 @@ func ctxError(ctx context.Context, op string) *Error {
 	if cause := context.Cause(ctx); cause != nil && cause != err {
 		err = fmt.Errorf("%w: %w", err, cause)
 	}
-	return &Error{Code: ErrUnavailable, Op: op, Msg: ctxErrorMsg, Err: err}
+	return &Error{Code: ErrUnavailable, Op: op, Msg: rules.Interrupted, Err: err}
 }
-
-// ctxErrorMsg is the message of an [*Error] for a context that ended.
-const ctxErrorMsg = "storage request interrupted"
 
 // invalid is shorthand for an [ErrInvalidArgument] error.
 func invalid(op, format string, args ...any) *Error {

@@ -16,10 +16,7 @@ import (
 // worker's part for you; this is what it does underneath.
 func ExampleMemoryRepository() {
 	ctx := context.Background()
-	repo, err := jobs.NewMemoryRepository()
-	if err != nil {
-		log.Fatal(err)
-	}
+	repo := jobs.NewMemoryRepository()
 	defer repo.Close()
 
 	job := &jobs.Job{Kind: "transcribe", Payload: json.RawMessage(`{"file":"talk.mp3"}`)}
@@ -72,10 +69,7 @@ func ExampleMemoryRepository() {
 // A handler that reports progress and is canceled half-way: its context ends
 // with cause ErrCanceled, and the job ends canceled with its last progress.
 func ExampleRunner_progressAndCancel() {
-	repo, err := jobs.NewMemoryRepository()
-	if err != nil {
-		log.Fatal(err)
-	}
+	repo := jobs.NewMemoryRepository()
 	defer repo.Close()
 	r, err := jobs.NewRunner(repo)
 	if err != nil {
@@ -128,10 +122,7 @@ func ExampleRunner_progressAndCancel() {
 // step each time the watcher has seen the previous one, so the output shows
 // every value; a watcher that falls behind skips to the latest value.
 func ExampleRunner_Watch() {
-	repo, err := jobs.NewMemoryRepository()
-	if err != nil {
-		log.Fatal(err)
-	}
+	repo := jobs.NewMemoryRepository()
 	defer repo.Close()
 	r, err := jobs.NewRunner(repo)
 	if err != nil {

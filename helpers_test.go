@@ -68,8 +68,7 @@ func reopen(t *testing.T, repo jobs.JobRepository) jobs.JobRepository {
 // memRepo returns a fresh memory repository, closed when the test ends.
 func memRepo(t *testing.T) jobs.JobRepository {
 	t.Helper()
-	m, err := jobs.NewMemoryRepository()
-	require.NoError(t, err)
+	m := jobs.NewMemoryRepository()
 	t.Cleanup(func() { _ = m.Close() })
 	return m
 }

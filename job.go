@@ -7,8 +7,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jobsmith/jobs/internal/rules"
+
 	"github.com/google/uuid"
-	"github.com/uptrace/bun"
 )
 
 // Status is where a job is in its life.
@@ -47,68 +48,46 @@ func (s Status) Terminal() bool {
 	return s == StatusSucceeded || s == StatusFailed || s == StatusCanceled
 }
 
-// Limits on job fields, enforced by every repository in this module.
-const (
-	// MaxNameLength is the longest kind or queue name, in bytes.
-	MaxNameLength = 128
-	// MaxUniqueKeyLength is the longest unique key, in bytes.
-	MaxUniqueKeyLength = 256
-	// MaxMessageLength is the longest progress message, in bytes; longer
-	// messages are refused by [Reporter] and repositories.
-	MaxMessageLength = 1024
-	// MaxErrorLength caps the stored text of one attempt's error; longer
-	// texts are cut on a rune boundary (see [Completion].Error).
-	MaxErrorLength = 4096
-	// MaxErrorHistory is how many attempt errors a job keeps (the most recent).
-	MaxErrorHistory = 100
-	// DefaultQueue is the queue of a job created without one.
-	DefaultQueue = "default"
-	// DefaultMaxAttempts is the attempt limit of a job created with MaxAttempts 0.
-	DefaultMaxAttempts = 3
-)
-
 // Job is one unit of work and everything known about it. Repositories return
 // fresh copies: changing a Job changes nothing stored.
 //
 // To create a job, fill in Kind and Payload and, optionally, Queue, Priority,
 // MaxAttempts, RunAt, Timeout and UniqueKey; the repository sets the rest.
 type Job struct {
-	bun.BaseModel `bun:"table:jobs" json:"-"`
-
-	ID          uuid.UUID       `bun:"id,pk,type:uuid" json:"id"`
-	Kind        string          `bun:"kind,notnull" json:"kind"`
-	Queue       string          `bun:"queue,notnull" json:"queue"`
-	Status      Status          `bun:"status,notnull" json:"status"`
-	Priority    int             `bun:"priority,notnull" json:"priority"` // higher runs first within a queue; int32 range
-	Payload     json.RawMessage `bun:"payload,type:json" json:"payload"`
-	Result      json.RawMessage `bun:"result,type:json,nullzero" json:"result,omitempty"`
-	Progress    Progress        `bun:"embed:progress_" json:"progress"`
-	Error       string          `bun:"error,notnull" json:"error,omitempty"`            // the last attempt's error
-	Errors      []AttemptError  `bun:"errors,type:json" json:"errors,omitempty"`        // recent attempt errors, oldest first
-	Attempt     int             `bun:"attempt,notnull" json:"attempt"`                  // attempts started so far
-	MaxAttempts int             `bun:"max_attempts,notnull" json:"max_attempts"`        // attempts allowed, at most math.MaxInt32
-	Timeout     time.Duration   `bun:"timeout,notnull" json:"timeout,omitempty"`        // per attempt; 0: none
-	UniqueKey   string          `bun:"unique_key,nullzero" json:"unique_key,omitempty"` // idempotency key
+	ID          uuid.UUID       `json:"id"`
+	Kind        string          `json:"kind"`
+	Queue       string          `json:"queue"`
+	Status      Status          `json:"status"`
+	Priority    int             `json:"priority"` // higher runs first within a queue; int32 range
+	Payload     json.RawMessage `json:"payload"`
+	Result      json.RawMessage `json:"result,omitempty"`
+	Progress    Progress        `json:"progress"`
+	Error       string          `json:"error,omitempty"`      // the last attempt's error
+	Errors      []AttemptError  `json:"errors,omitempty"`     // recent attempt errors, oldest first
+	Attempt     int             `json:"attempt"`              // attempts started so far
+	MaxAttempts int             `json:"max_attempts"`         // attempts allowed, at most math.MaxInt32
+	Timeout     time.Duration   `json:"timeout,omitempty"`    // per attempt; 0: none
+	UniqueKey   string          `json:"unique_key,omitempty"` // idempotency key
 	// CancelRequested is set when a running job was asked to cancel; the
 	// worker that owns it stops and finishes it as canceled.
-	CancelRequested bool `bun:"cancel_requested,notnull" json:"cancel_requested,omitempty"`
+	CancelRequested bool `json:"cancel_requested,omitempty"`
 
 	// RunAt is when the job may start, not before; the zero value means
 	// now. It must lie in the years 1 to 9999 (UTC).
-	RunAt      time.Time `bun:"run_at,notnull" json:"run_at"`
-	CreatedAt  time.Time `bun:"created_at,notnull" json:"created_at"`
-	UpdatedAt  time.Time `bun:"updated_at,notnull" json:"updated_at"`
-	StartedAt  time.Time `bun:"started_at,nullzero" json:"started_at,omitzero"`   // of the latest attempt
-	FinishedAt time.Time `bun:"finished_at,nullzero" json:"finished_at,omitzero"` // set in terminal states
+	RunAt      time.Time `json:"run_at"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	StartedAt  time.Time `json:"started_at,omitzero"`  // of the latest attempt
+	FinishedAt time.Time `json:"finished_at,omitzero"` // set in terminal states
 
 	// Lease: the worker that runs the job and until when, renewed by heartbeats.
-	LeaseOwner     string    `bun:"lease_owner,nullzero" json:"lease_owner,omitempty"`
-	LeaseToken     string    `bun:"lease_token,nullzero" json:"-"`
-	LeaseExpiresAt time.Time `bun:"lease_expires_at,nullzero" json:"lease_expires_at,omitzero"`
+	LeaseOwner     string    `json:"lease_owner,omitempty"`
+	LeaseToken     string    `json:"-"`
+	LeaseExpiresAt time.Time `json:"lease_expires_at,omitzero"`
 
 	// Duplicate is set by Create when a job with the same UniqueKey already
 	// existed and was returned instead of a new one. It is never stored.
-	Duplicate bool `bun:"-" json:"duplicate,omitempty"`
+	Duplicate bool `json:"duplicate,omitempty"`
 }
 
 // Lease returns the lease a worker names in its writes for this job. It is
@@ -118,19 +97,19 @@ func (j *Job) Lease() Lease { return Lease{JobID: j.ID, Token: j.LeaseToken} }
 // Progress is how far a job has come: a fraction in [0, 1] and a short stage
 // message such as "segment 3/10".
 type Progress struct {
-	Fraction float64 `bun:"fraction,notnull" json:"fraction"`
-	Message  string  `bun:"message,notnull" json:"message,omitempty"`
+	Fraction float64 `json:"fraction"`
+	Message  string  `json:"message,omitempty"`
 }
 
 // Validate returns an [ErrInvalidArgument] error when Fraction is NaN,
-// infinite or outside [0, 1], or Message is longer than [MaxMessageLength],
+// infinite or outside [0, 1], or Message is longer than [rules.MaxMessageLength],
 // not UTF-8 or holds a NUL byte (which PostgreSQL cannot store).
 func (p Progress) Validate() error {
 	if math.IsNaN(p.Fraction) || math.IsInf(p.Fraction, 0) || p.Fraction < 0 || p.Fraction > 1 {
 		return invalid("progress", "fraction %v is not in [0, 1]", p.Fraction)
 	}
-	if len(p.Message) > MaxMessageLength {
-		return invalid("progress", "message is %d bytes, over the limit of %d", len(p.Message), MaxMessageLength)
+	if len(p.Message) > rules.MaxMessageLength {
+		return invalid("progress", "message is %d bytes, over the limit of %d", len(p.Message), rules.MaxMessageLength)
 	}
 	if !utf8.ValidString(p.Message) || strings.IndexByte(p.Message, 0) >= 0 {
 		return invalid("progress", "message is not valid UTF-8 without NUL")
@@ -165,7 +144,7 @@ type Completion struct {
 	// Error is the attempt's error, appended to the job's history unless
 	// empty. Every repository stores it alike: each run of bytes that
 	// are not valid UTF-8 and each NUL byte becomes U+FFFD, and the text
-	// is cut on a rune boundary to at most MaxErrorLength bytes.
+	// is cut on a rune boundary to at most rules.MaxErrorLength bytes.
 	Error string
 	// RunAt is when a retried job may run again (StatusPending only); the
 	// zero value means at once. It must lie in the years 1 to 9999 (UTC).
@@ -200,42 +179,4 @@ func blankJSON(b []byte) bool {
 		}
 	}
 	return true
-}
-
-// truncateError returns the text that every repository stores for an
-// attempt's error s: each run of bytes that are not valid UTF-8 and each NUL
-// byte becomes U+FFFD, as [cleanText] makes them, so that both databases can
-// store it; the result is then cut on a rune boundary to at most
-// MaxErrorLength bytes. An invalid byte early in a long error costs three
-// bytes of the limit, not the rest of the text. It runs in time linear in
-// len(s) and stops reading once the limit is reached.
-func truncateError(s string) string {
-	if len(s) <= MaxErrorLength && utf8.ValidString(s) && !hasNUL(s) {
-		return s
-	}
-	var b strings.Builder
-	b.Grow(min(len(s), MaxErrorLength))
-	invalid := false // the previous byte belongs to an invalid sequence
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		piece := s[i : i+n]
-		switch {
-		case r == utf8.RuneError && n == 1:
-			if invalid {
-				i++
-				continue // one U+FFFD stands for the whole run
-			}
-			invalid, piece = true, "\uFFFD"
-		case r == 0:
-			invalid, piece = false, "\uFFFD"
-		default:
-			invalid = false
-		}
-		if b.Len()+len(piece) > MaxErrorLength {
-			break
-		}
-		b.WriteString(piece)
-		i += n
-	}
-	return b.String()
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/rules"
 	"github.com/stretchr/testify/require"
 )
 
@@ -42,7 +43,7 @@ func TestProgressValidate(t *testing.T) {
 		{"zero", jobs.Progress{}, true},
 		{"one", jobs.Progress{Fraction: 1}, true},
 		{"half with message", jobs.Progress{Fraction: 0.5, Message: "segment 3/10"}, true},
-		{"longest message", jobs.Progress{Message: strings.Repeat("m", jobs.MaxMessageLength)}, true},
+		{"longest message", jobs.Progress{Message: strings.Repeat("m", rules.MaxMessageLength)}, true},
 		{"smallest positive", jobs.Progress{Fraction: math.SmallestNonzeroFloat64}, true},
 		{"NaN", jobs.Progress{Fraction: math.NaN()}, false},
 		{"+Inf", jobs.Progress{Fraction: math.Inf(1)}, false},
@@ -51,7 +52,7 @@ func TestProgressValidate(t *testing.T) {
 		{"negative tiny", jobs.Progress{Fraction: -math.SmallestNonzeroFloat64}, false},
 		{"over one", jobs.Progress{Fraction: 1.1}, false},
 		{"just over one", jobs.Progress{Fraction: math.Nextafter(1, 2)}, false},
-		{"message too long", jobs.Progress{Message: strings.Repeat("m", jobs.MaxMessageLength+1)}, false},
+		{"message too long", jobs.Progress{Message: strings.Repeat("m", rules.MaxMessageLength+1)}, false},
 		{"message not UTF-8", jobs.Progress{Message: "\xff"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/uptrace/bun"
+	"github.com/jobsmith/jobs/internal/rules"
 )
 
 // MemoryRepository is a [JobRepository] that keeps jobs in memory: for tests,
@@ -19,10 +19,8 @@ import (
 // A MemoryRepository is safe for concurrent use. Its methods never block
 // except on its internal mutex. Claim costs O(log n) per claimed job however
 // many jobs wait; List costs O(page size) plus the jobs its filters skip.
-// It cannot join a bun transaction: CreateTx returns [ErrInvalidArgument].
+// It has no transactions: CreateTx returns [ErrInvalidArgument].
 type MemoryRepository struct {
-	cfg repoConfig
-
 	mu      sync.Mutex
 	closed  bool
 	jobs    map[uuid.UUID]*memRecord
@@ -34,27 +32,16 @@ type MemoryRepository struct {
 
 var _ JobRepository = (*MemoryRepository)(nil)
 
-// NewMemoryRepository returns an empty in-memory repository. It accepts the
-// same options as the SQL repositories; an invalid option value returns
-// [ErrInvalidArgument].
-func NewMemoryRepository(opts ...RepositoryOption) (*MemoryRepository, error) {
-	cfg, err := newRepoConfig(opts)
-	if err != nil {
-		return nil, err
-	}
+// NewMemoryRepository returns an empty in-memory repository. Payloads and
+// results are limited to 1 MiB each, the default of the SQL repositories.
+func NewMemoryRepository() *MemoryRepository {
 	return &MemoryRepository{
-		cfg:     cfg,
 		jobs:    map[uuid.UUID]*memRecord{},
 		unique:  map[string]*memRecord{},
 		buckets: map[memBucketKey]*memBucket{},
 		running: map[uuid.UUID]*memRecord{},
-	}, nil
+	}
 }
-
-// now is the repository's clock: UTC, to the microsecond, without a
-// monotonic reading, so stored times compare and print like the SQL
-// repositories' times.
-func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
 // closedError is the error of a call after Close.
 func closedError(op string) *Error {
@@ -89,13 +76,13 @@ func cloneJob(j *Job) *Job {
 // fail once started, so it never returns [ErrOutcomeUnknown].
 func (m *MemoryRepository) Create(ctx context.Context, jobs ...*Job) error {
 	prepared := make([]*Job, len(jobs))
-	t := now()
+	t := rules.Now()
 	for i, j := range jobs {
 		if j == nil {
 			return invalid("create", "job %d is nil", i)
 		}
 		p := cloneJob(j)
-		if err := prepareNew(p, t, m.cfg.maxPayload); err != nil {
+		if err := p.Prepare(t, rules.MaxPayloadBytes); err != nil {
 			return err
 		}
 		prepared[i] = p
@@ -172,10 +159,10 @@ func (m *MemoryRepository) dequeue(r *memRecord) {
 	}
 }
 
-// CreateTx implements [JobRepository.CreateTx]: a MemoryRepository cannot
-// join a bun transaction, so it always returns [ErrInvalidArgument] (or
+// CreateTx implements [JobRepository.CreateTx]: a MemoryRepository has no
+// transactions to join, so it always returns [ErrInvalidArgument] (or
 // [ErrClosed] after Close).
-func (m *MemoryRepository) CreateTx(ctx context.Context, tx bun.IDB, jobs ...*Job) error {
+func (m *MemoryRepository) CreateTx(ctx context.Context, tx any, jobs ...*Job) error {
 	if err := m.lock(ctx, "create"); err != nil {
 		return err
 	}
@@ -198,7 +185,7 @@ func (m *MemoryRepository) Get(ctx context.Context, id uuid.UUID) (*Job, error) 
 
 // List implements [JobRepository.List].
 func (m *MemoryRepository) List(ctx context.Context, q ListQuery) (*Page, error) {
-	limit, after, err := checkList(q)
+	limit, after, err := q.Page()
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +233,7 @@ func (m *MemoryRepository) Stats(ctx context.Context) (*Stats, error) {
 		ByQueue:  map[string]map[Status]int{},
 	}
 	for _, r := range m.order {
-		s.add(r.job.Queue, r.job.Kind, r.job.Status, 1)
+		s.Add(r.job.Queue, r.job.Kind, r.job.Status, 1)
 	}
 	return s, nil
 }

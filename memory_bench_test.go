@@ -13,8 +13,7 @@ var benchPayload = json.RawMessage(`{"file":"talk.mp3","lang":"en"}`)
 
 // BenchmarkMemoryCreate enqueues one job per call.
 func BenchmarkMemoryCreate(b *testing.B) {
-	repo, err := jobs.NewMemoryRepository()
-	require.NoError(b, err)
+	repo := jobs.NewMemoryRepository()
 	b.ReportAllocs()
 	n := 0
 	for b.Loop() {
@@ -29,8 +28,7 @@ func BenchmarkMemoryCreate(b *testing.B) {
 // BenchmarkMemoryCreateBatch enqueues 1 000 jobs per call.
 func BenchmarkMemoryCreateBatch(b *testing.B) {
 	const batch = 1000
-	repo, err := jobs.NewMemoryRepository()
-	require.NoError(b, err)
+	repo := jobs.NewMemoryRepository()
 	b.ReportAllocs()
 	n := 0
 	for b.Loop() {
@@ -51,8 +49,7 @@ func BenchmarkMemoryCreateBatch(b *testing.B) {
 // one call, from a queue refilled outside the timer.
 func BenchmarkMemoryClaimFinish(b *testing.B) {
 	const batch = 100
-	repo, err := jobs.NewMemoryRepository()
-	require.NoError(b, err)
+	repo := jobs.NewMemoryRepository()
 	refill := func() {
 		js := make([]*jobs.Job, 10_000)
 		for i := range js {
@@ -93,8 +90,7 @@ func BenchmarkMemoryClaimFinish(b *testing.B) {
 // so the queue keeps its size: the cost must not grow with the queue.
 func BenchmarkMemoryClaimLargeQueue(b *testing.B) {
 	const size = 100_000
-	repo, err := jobs.NewMemoryRepository()
-	require.NoError(b, err)
+	repo := jobs.NewMemoryRepository()
 	later := time.Now().Add(time.Hour)
 	for range size / 1000 {
 		js := make([]*jobs.Job, 2000)

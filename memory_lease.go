@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jobsmith/jobs/internal/rules"
+
 	"github.com/google/uuid"
 )
 
@@ -14,14 +16,14 @@ import (
 
 // Claim implements [JobRepository.Claim].
 func (m *MemoryRepository) Claim(ctx context.Context, q ClaimQuery) ([]*Job, error) {
-	if err := checkClaim(q); err != nil {
+	if err := q.Validate(); err != nil {
 		return nil, err
 	}
 	if err := m.lock(ctx, "claim"); err != nil {
 		return nil, err
 	}
 	defer m.mu.Unlock()
-	t := now()
+	t := rules.Now()
 	var eligible []*memBucket
 	for key, b := range m.buckets {
 		if (len(q.Queues) == 0 || slices.Contains(q.Queues, key.queue)) &&
@@ -85,7 +87,7 @@ func (m *MemoryRepository) UpdateProgress(ctx context.Context, lease time.Durati
 		return err
 	}
 	defer m.mu.Unlock()
-	t := now()
+	t := rules.Now()
 	var errs []error
 	for _, u := range updates {
 		r := m.leased(u.Lease)
@@ -110,7 +112,7 @@ func (m *MemoryRepository) Heartbeat(ctx context.Context, lease time.Duration, l
 		return err
 	}
 	defer m.mu.Unlock()
-	t := now()
+	t := rules.Now()
 	var errs []error
 	for _, l := range leases {
 		r := m.leased(l)
@@ -128,7 +130,7 @@ func (m *MemoryRepository) Heartbeat(ctx context.Context, lease time.Duration, l
 func (m *MemoryRepository) Finish(ctx context.Context, completions ...Completion) error {
 	const op = "finish"
 	for _, c := range completions {
-		if err := checkCompletion(c, m.cfg.maxPayload); err != nil {
+		if err := c.Validate(rules.MaxPayloadBytes); err != nil {
 			return err
 		}
 	}
@@ -136,7 +138,7 @@ func (m *MemoryRepository) Finish(ctx context.Context, completions ...Completion
 		return err
 	}
 	defer m.mu.Unlock()
-	t := now()
+	t := rules.Now()
 	var errs []error
 	for _, c := range completions {
 		r := m.leased(c.Lease)
@@ -146,7 +148,7 @@ func (m *MemoryRepository) Finish(ctx context.Context, completions ...Completion
 		}
 		j := &r.job
 		if c.Error != "" {
-			j.Error = truncateError(c.Error)
+			j.Error = rules.ErrorText(c.Error)
 			j.Errors = appendAttemptError(j.Errors, j.Attempt, c.Error, t)
 		}
 		if c.Progress != nil {
@@ -200,7 +202,7 @@ func (m *MemoryRepository) Release(ctx context.Context, leases ...Lease) error {
 		return err
 	}
 	defer m.mu.Unlock()
-	t := now()
+	t := rules.Now()
 	var errs []error
 	for _, l := range leases {
 		r := m.leased(l)
@@ -238,7 +240,7 @@ func (m *MemoryRepository) RequestCancel(ctx context.Context, id uuid.UUID) (*Jo
 		return nil, notFound(op, id)
 	}
 	j := &r.job
-	t := now()
+	t := rules.Now()
 	switch j.Status {
 	case StatusPending:
 		m.dequeue(r)
@@ -282,7 +284,7 @@ func (m *MemoryRepository) RescueExpired(ctx context.Context, limit int) ([]*Job
 	if err := checkRescueLimit(op, limit); err != nil {
 		return nil, err
 	}
-	t := now() // leases are judged by when the call was made
+	t := rules.Now() // leases are judged by when the call was made
 	if err := m.lock(ctx, op); err != nil {
 		return nil, err
 	}
@@ -301,8 +303,8 @@ func (m *MemoryRepository) RescueExpired(ctx context.Context, limit int) ([]*Job
 			status = StatusFailed
 		}
 		if status != StatusCanceled {
-			r.job.Error = leaseExpiredError
-			r.job.Errors = appendAttemptError(r.job.Errors, r.job.Attempt, leaseExpiredError, t)
+			r.job.Error = rules.LeaseExpired
+			r.job.Errors = appendAttemptError(r.job.Errors, r.job.Attempt, rules.LeaseExpired, t)
 		}
 		m.settle(r, status, t)
 		out = append(out, cloneJob(&r.job))

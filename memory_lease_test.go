@@ -16,8 +16,7 @@ func TestMemoryFakeClock(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		ctx := t.Context()
-		repo, err := jobs.NewMemoryRepository()
-		require.NoError(t, err)
+		repo := jobs.NewMemoryRepository()
 		later := &jobs.Job{Kind: "k", RunAt: time.Now().Add(time.Hour)}
 		now := &jobs.Job{Kind: "k"}
 		require.NoError(t, repo.Create(ctx, later, now))
@@ -47,8 +46,7 @@ func TestMemoryFakeClock(t *testing.T) {
 func TestMemoryClaimManyBuckets(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	repo, err := jobs.NewMemoryRepository()
-	require.NoError(t, err)
+	repo := jobs.NewMemoryRepository()
 	var want []*jobs.Job
 	for p := range 20 {
 		j := &jobs.Job{Kind: string(rune('a' + p%4)), Queue: string(rune('q' + p%3)), Priority: p}

@@ -9,26 +9,13 @@ import (
 )
 
 func newMemory(t *testing.T) jobs.JobRepository {
-	repo, err := jobs.NewMemoryRepository()
-	require.NoError(t, err)
-	return repo
+	return jobs.NewMemoryRepository()
 }
 
 // TestMemoryConformance runs the storage contract against MemoryRepository.
 func TestMemoryConformance(t *testing.T) {
 	t.Parallel()
 	jobstest.Run(t, newMemory)
-}
-
-// TestMemorySmallPayloadLimit checks that the payload limit option reaches
-// Create and Finish.
-func TestMemorySmallPayloadLimit(t *testing.T) {
-	t.Parallel()
-	jobstest.Run(t, func(t *testing.T) jobs.JobRepository {
-		repo, err := jobs.NewMemoryRepository(jobs.WithMaxPayloadBytes(64))
-		require.NoError(t, err)
-		return repo
-	}, jobstest.WithMaxPayloadBytes(64))
 }
 
 func TestMemoryCreateTxRefused(t *testing.T) {

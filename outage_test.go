@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobsmith/jobs/internal/testrepo"
+
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/jobsbun"
 	"github.com/stretchr/testify/require"
 )
 
@@ -21,7 +24,7 @@ import (
 func TestWriteOutageLosesNoFinishedOutcome(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
-		if _, ok := repo.(*jobs.BunRepository); !ok {
+		if _, ok := repo.(*jobsbun.Repository); !ok {
 			t.Skip("the memory repository has no write lock to hold")
 		}
 		const lease = time.Second
@@ -46,7 +49,7 @@ func TestWriteOutageLosesNoFinishedOutcome(t *testing.T) {
 		require.NoError(t, err)
 		recv(t, started)
 
-		release := lockWrites(t, reopen(t, repo).(*jobs.BunRepository))
+		release := testrepo.LockWrites(t, reopen(t, repo).(*jobsbun.Repository))
 		late.hold()
 		close(proceed) // the result waits for the lock
 		time.Sleep(2*lease + lease/2)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/rules"
 	"github.com/stretchr/testify/require"
 )
 
@@ -35,7 +36,7 @@ func TestReportRefusesInvalidValuesAndLateCalls(t *testing.T) {
 				"-Inf":         {math.Inf(-1), ""},
 				"negative":     {-0.01, ""},
 				"over one":     {1.01, ""},
-				"long message": {0.6, strings.Repeat("x", jobs.MaxMessageLength+1)},
+				"long message": {0.6, strings.Repeat("x", rules.MaxMessageLength+1)},
 				"not UTF-8":    {0.6, "\xff"},
 			} {
 				res[name] = p.Report(v.f, v.msg)

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/uptrace/bun"
 )
 
 // JobRepository is the storage contract of the library: everything the
@@ -39,7 +38,7 @@ import (
 type JobRepository interface {
 	// Create validates and inserts new jobs in one transaction: all or none.
 	// It sets ID (UUIDv7), Status (pending), Attempt, the timestamps, and
-	// the defaults (Queue "default", MaxAttempts DefaultMaxAttempts, RunAt
+	// the defaults (Queue "default", MaxAttempts rules.DefaultMaxAttempts, RunAt
 	// now, Payload null when empty or only JSON whitespace); afterwards each job holds what Get returns for it (times in
 	// UTC, truncated to the microsecond; PostgreSQL may reformat the
 	// payload's JSON). A job whose UniqueKey matches an existing job is not
@@ -67,16 +66,16 @@ type JobRepository interface {
 	// time, which each implementation documents) and reports its outcome.
 	Create(ctx context.Context, jobs ...*Job) error
 
-	// CreateTx is Create inside the caller's transaction (or any bun.IDB):
-	// the jobs become visible when, and only if, tx commits. The caller
-	// owns the commit, so the outcome is decided by it: after a nil error
-	// the jobs are written in tx; after an error (the jobs passed in are
-	// left unchanged) tx may hold part of the write, or have been rolled
-	// back already, and the caller must roll it back. Given a bun.Conn or
-	// a *bun.DB rather than a transaction, the statements commit as they
-	// run, so an error may follow a write that was stored. Repositories
-	// that are not backed by bun, and a nil tx, return ErrInvalidArgument.
-	CreateTx(ctx context.Context, tx bun.IDB, jobs ...*Job) error
+	// CreateTx is Create inside the caller's own database transaction: the
+	// jobs become visible when, and only if, tx commits. tx is the
+	// implementation's transaction type (jobsbun: a bun.Tx); any other
+	// value, nil included, is ErrInvalidArgument and writes nothing, so a
+	// wrong argument never turns into a write outside the transaction. The
+	// caller owns the commit: after a nil error the jobs are written in tx;
+	// after an error (the jobs passed in are left unchanged) tx may hold
+	// part of the write and must be rolled back. Implementations without
+	// transactions (MemoryRepository) return ErrInvalidArgument.
+	CreateTx(ctx context.Context, tx any, jobs ...*Job) error
 
 	// Get returns the job with the given ID, or ErrNotFound.
 	Get(ctx context.Context, id uuid.UUID) (*Job, error)
@@ -88,7 +87,7 @@ type JobRepository interface {
 	// are newer than its cursor and do not appear in later pages; every job
 	// that existed at the first page and still exists is returned once. A
 	// malformed cursor, an unknown status or a limit outside [0,
-	// MaxListLimit] is ErrInvalidArgument.
+	// 1000] is ErrInvalidArgument.
 	List(ctx context.Context, q ListQuery) (*Page, error)
 
 	// Stats counts jobs by status, kind and queue.
@@ -105,7 +104,7 @@ type JobRepository interface {
 	// returned slice is unspecified. A job whose stored row cannot be read
 	// (damaged by other code) is not returned and does not stop the others
 	// from being claimed: it ends failed at once, its Error saying why. A
-	// query without an owner, with a limit outside [1, MaxClaimLimit] or
+	// query without an owner, with a limit outside [1, 1000] or
 	// with a lease duration <= 0 is ErrInvalidArgument.
 	Claim(ctx context.Context, q ClaimQuery) ([]*Job, error)
 
@@ -184,11 +183,11 @@ type JobRepository interface {
 	// call that waited for the database (another connection held its
 	// write lock) judges leases by when it was made, not by when it ran,
 	// since their owners were kept waiting as well. A limit outside [1,
-	// MaxClaimLimit] is ErrInvalidArgument.
+	// 1000] is ErrInvalidArgument.
 	RescueExpired(ctx context.Context, limit int) ([]*Job, error)
 
 	// Prune deletes terminal jobs that finished before the given time, in
-	// batches of at most [PruneBatchSize] rows per transaction, and returns
+	// batches small enough not to hold a write lock for long, and returns
 	// how many it deleted (all of them, over as many batches as needed).
 	// Pending and running jobs are never pruned. A pruned job's unique key
 	// is free again.
@@ -199,22 +198,12 @@ type JobRepository interface {
 	Close() error
 }
 
-// PruneBatchSize is the most rows Prune deletes in one transaction, so that
-// pruning never holds the write lock for long.
-const PruneBatchSize = 1000
-
-// Page limits for [ListQuery].
-const (
-	DefaultListLimit = 50
-	MaxListLimit     = 1000
-)
-
 // ListQuery selects jobs for [JobRepository.List]. Zero fields do not filter.
 type ListQuery struct {
 	Statuses []Status // any of these statuses
 	Kind     string
 	Queue    string
-	// Limit is the page size: 0 means DefaultListLimit, at most MaxListLimit.
+	// Limit is the page size: 0 means 50, at most 1000.
 	Limit int
 	// Cursor is Page.Next of the previous page, or "" for the first page.
 	Cursor string
@@ -232,12 +221,9 @@ type ClaimQuery struct {
 	Owner         string        // required: identifies the claiming runner
 	Queues        []string      // claim only from these queues; empty: any
 	Kinds         []string      // claim only these kinds; empty: any
-	Limit         int           // at most this many jobs, 1 to MaxClaimLimit
+	Limit         int           // at most this many jobs, 1 to 1000
 	LeaseDuration time.Duration // how long the lease lasts without renewal; > 0
 }
-
-// MaxClaimLimit is the most jobs one Claim may return.
-const MaxClaimLimit = 1000
 
 // Stats counts jobs.
 type Stats struct {
@@ -247,8 +233,8 @@ type Stats struct {
 	ByQueue  map[string]map[Status]int `json:"by_queue"`
 }
 
-// add counts n jobs with the given queue, kind and status.
-func (s *Stats) add(queue, kind string, st Status, n int) {
+// Add counts n jobs with the given queue, kind and status.
+func (s *Stats) Add(queue, kind string, st Status, n int) {
 	if s.ByStatus == nil {
 		s.ByStatus = map[Status]int{}
 		s.ByKind = map[string]map[Status]int{}

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jobsmith/jobs/internal/rules"
+
 	"github.com/google/uuid"
 )
 
@@ -251,6 +253,10 @@ func (r *Runner) Cancel(ctx context.Context, id uuid.UUID) (*Job, error) {
 	return j, nil
 }
 
+// confirmTimeout bounds the read that confirms the outcome of a write whose
+// call failed.
+const confirmTimeout = 5 * time.Second
+
 // exec returns the local execution of job id, or nil.
 func (r *Runner) exec(id uuid.UUID) *execution {
 	r.emu.Lock()
@@ -297,13 +303,18 @@ func (r *Runner) Run(ctx context.Context) error {
 	log := r.cfg.logger
 	log.Info("runner started", "owner", r.cfg.owner, "kinds", kinds, "concurrency", r.cfg.concurrency)
 	defer r.holdHints()()
+	if n, ok := r.repo.(Notifier); ok && n != r.cfg.notifier {
+		// The repository tells of jobs committed in this process by a
+		// transaction the runner did not see (jobsbun.RunInTx).
+		defer n.Subscribe(func(Event) { r.notify() })()
+	}
 
 	// Handlers and bookkeeping outlive ctx (they get its values, not its
 	// cancellation); the loops stop when the drain is over.
 	base := context.WithoutCancel(ctx)
 	loopCtx, stopLoops := context.WithCancel(base)
 	defer stopLoops()
-	r.work = make(chan *execution, max(r.cfg.concurrency, MaxClaimLimit))
+	r.work = make(chan *execution, max(r.cfg.concurrency, rules.MaxClaimLimit))
 	// Room for every claimed job's outcome: a slow write never stalls the
 	// workers, and the fetcher still stops claiming when outcomes pile up.
 	r.comp = make(chan outcome, cap(r.work))

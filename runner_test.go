@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/jobsbun"
 	"github.com/stretchr/testify/require"
 )
 
@@ -548,8 +549,8 @@ func TestCancelUnderShortDeadlines(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		_, pg := repo.(*jobs.BunRepository)
-		pg = pg && repo.(*jobs.BunRepository).DB().Dialect().Name().String() == "pg"
+		_, pg := repo.(*jobsbun.Repository)
+		pg = pg && repo.(*jobsbun.Repository).DB().Dialect().Name().String() == "pg"
 		failed := 0
 		for i, j := range js {
 			got := get(t, producer, j.ID)

@@ -5,15 +5,20 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jobsmith/jobs/internal/rules"
+
 	"github.com/google/uuid"
 )
 
 // This file holds the input checks shared by the repositories of this module,
 // so that memory, SQLite and PostgreSQL refuse exactly the same things.
 
-// prepareNew validates a job for Create and fills in what the repository
-// owns: ID, status, defaults and timestamps. It changes nothing on error.
-func prepareNew(j *Job, now time.Time, maxPayload int) error {
+// Prepare validates j for [JobRepository.Create] and fills in what the
+// repository owns: ID, status, defaults and timestamps, as of now. A payload
+// over maxPayload bytes is [ErrTooLarge]; any other invalid field is
+// [ErrInvalidArgument]. It changes nothing on error. Every implementation of
+// JobRepository calls it, so all of them accept and fill in alike.
+func (j *Job) Prepare(now time.Time, maxPayload int) error {
 	const op = "create"
 	if j == nil {
 		return invalid(op, "job is nil")
@@ -43,8 +48,8 @@ func prepareNew(j *Job, now time.Time, maxPayload int) error {
 	if j.Timeout < 0 {
 		return invalid(op, "timeout %v is negative", j.Timeout)
 	}
-	if len(j.UniqueKey) > MaxUniqueKeyLength || !utf8.ValidString(j.UniqueKey) || hasNUL(j.UniqueKey) {
-		return invalid(op, "unique key must be valid UTF-8 without NUL, at most %d bytes", MaxUniqueKeyLength)
+	if len(j.UniqueKey) > rules.MaxUniqueKeyLength || !utf8.ValidString(j.UniqueKey) || rules.HasNUL(j.UniqueKey) {
+		return invalid(op, "unique key must be valid UTF-8 without NUL, at most %d bytes", rules.MaxUniqueKeyLength)
 	}
 	if err := checkRunAt(op, uuid.Nil, j.RunAt); err != nil {
 		return err
@@ -55,13 +60,13 @@ func prepareNew(j *Job, now time.Time, maxPayload int) error {
 	}
 	j.ID = id
 	if j.Queue == "" {
-		j.Queue = DefaultQueue
+		j.Queue = rules.DefaultQueue
 	}
 	if blankJSON(j.Payload) {
 		j.Payload = []byte("null")
 	}
 	if j.MaxAttempts == 0 {
-		j.MaxAttempts = DefaultMaxAttempts
+		j.MaxAttempts = rules.DefaultMaxAttempts
 	}
 	// Times are kept to the microsecond, the precision of PostgreSQL, so
 	// that the job Create fills in is exactly the job Get returns.
@@ -83,28 +88,12 @@ func prepareNew(j *Job, now time.Time, maxPayload int) error {
 	return nil
 }
 
-// checkName validates a kind or queue name.
+// checkName validates a kind, queue or owner name.
 func checkName(op, what, s string, emptyOK bool) error {
-	switch {
-	case s == "" && emptyOK:
-		return nil
-	case s == "":
-		return invalid(op, "%s is empty", what)
-	case len(s) > MaxNameLength:
-		return invalid(op, "%s is %d bytes, over the limit of %d", what, len(s), MaxNameLength)
-	case !utf8.ValidString(s) || hasNUL(s):
-		return invalid(op, "%s must be valid UTF-8 without NUL", what)
+	if msg := rules.Name(what, s, emptyOK); msg != "" {
+		return invalid(op, "%s", msg)
 	}
 	return nil
-}
-
-func hasNUL(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == 0 {
-			return true
-		}
-	}
-	return false
 }
 
 // checkRunAt refuses a run-at time (of Create or of a retry) outside the
@@ -121,14 +110,15 @@ func checkRunAt(op string, id uuid.UUID, t time.Time) error {
 	return nil
 }
 
-// checkClaim validates a ClaimQuery.
-func checkClaim(q ClaimQuery) error {
+// Validate returns the [ErrInvalidArgument] error that every implementation
+// of [JobRepository.Claim] returns for q, or nil when q is valid.
+func (q ClaimQuery) Validate() error {
 	const op = "claim"
 	if err := checkName(op, "owner", q.Owner, false); err != nil {
 		return err
 	}
-	if q.Limit < 1 || q.Limit > MaxClaimLimit {
-		return invalid(op, "limit %d is not in [1, %d]", q.Limit, MaxClaimLimit)
+	if q.Limit < 1 || q.Limit > rules.MaxClaimLimit {
+		return invalid(op, "limit %d is not in [1, %d]", q.Limit, rules.MaxClaimLimit)
 	}
 	if q.LeaseDuration <= 0 {
 		return invalid(op, "lease duration %v is not positive", q.LeaseDuration)
@@ -146,9 +136,11 @@ func checkClaim(q ClaimQuery) error {
 	return nil
 }
 
-// checkList validates a ListQuery and returns its effective limit and the
-// cursor's ID (uuid.Nil for the first page).
-func checkList(q ListQuery) (limit int, after uuid.UUID, err error) {
+// Page validates q for [JobRepository.List] and returns the page size to
+// use and the ID that the page starts after (uuid.Nil for the first page).
+// Every implementation calls it, so all of them refuse alike, with
+// [ErrInvalidArgument].
+func (q ListQuery) Page() (limit int, after uuid.UUID, err error) {
 	const op = "list"
 	for _, s := range q.Statuses {
 		if !s.Valid() {
@@ -162,10 +154,10 @@ func checkList(q ListQuery) (limit int, after uuid.UUID, err error) {
 		return 0, uuid.Nil, err
 	}
 	switch {
-	case q.Limit < 0 || q.Limit > MaxListLimit:
-		return 0, uuid.Nil, invalid(op, "limit %d is not in [0, %d]", q.Limit, MaxListLimit)
+	case q.Limit < 0 || q.Limit > rules.MaxListLimit:
+		return 0, uuid.Nil, invalid(op, "limit %d is not in [0, %d]", q.Limit, rules.MaxListLimit)
 	case q.Limit == 0:
-		limit = DefaultListLimit
+		limit = rules.DefaultListLimit
 	default:
 		limit = q.Limit
 	}
@@ -180,15 +172,17 @@ func checkList(q ListQuery) (limit int, after uuid.UUID, err error) {
 
 // checkLeaseDuration validates the lease argument of UpdateProgress and Heartbeat.
 func checkLeaseDuration(op string, d time.Duration) error {
-	if d <= 0 {
-		return invalid(op, "lease duration %v is not positive", d)
+	if msg := rules.LeaseDuration(d); msg != "" {
+		return invalid(op, "%s", msg)
 	}
 	return nil
 }
 
-// checkCompletion validates one Completion for Finish, with maxResult as the
-// size limit of a result.
-func checkCompletion(c Completion, maxResult int) error {
+// Validate returns the error that every implementation of
+// [JobRepository.Finish] returns for c before writing anything: a result
+// over maxResult bytes is [ErrTooLarge], anything else invalid is
+// [ErrInvalidArgument]. It returns nil when c is valid.
+func (c Completion) Validate(maxResult int) error {
 	const op = "finish"
 	switch c.Status {
 	case StatusSucceeded, StatusFailed, StatusCanceled, StatusPending:
@@ -212,40 +206,36 @@ func checkCompletion(c Completion, maxResult int) error {
 	return nil
 }
 
-// leaseExpiredError is the attempt error every repository records when
-// RescueExpired requeues or fails a job whose lease ran out.
-const leaseExpiredError = "lease expired"
-
 // leaseLost is the error of a fenced-out write.
 func leaseLost(op string, id uuid.UUID) *Error {
-	return newError(ErrLeaseLost, op, id, "lease lost")
+	return newError(ErrLeaseLost, op, id, rules.MsgLeaseLost)
 }
 
 // canceledInstead is the error of a completion that was stored as canceled
 // instead of the status it asked for, because a cancel had been requested.
 func canceledInstead(op string, id uuid.UUID, asked Status) *Error {
-	return newError(ErrCanceled, op, id, "a cancel was requested: stored as canceled, not %s", asked)
+	return newError(ErrCanceled, op, id, "%s", rules.CanceledInstead(string(asked)))
 }
 
 // notFound is the error of an unknown ID.
 func notFound(op string, id uuid.UUID) *Error {
-	return newError(ErrNotFound, op, id, "job not found")
+	return newError(ErrNotFound, op, id, rules.MsgNotFound)
 }
 
 // appendAttemptError returns the history with one more entry, keeping the
-// most recent MaxErrorHistory entries.
+// most recent rules.MaxErrorHistory entries.
 func appendAttemptError(h []AttemptError, attempt int, msg string, at time.Time) []AttemptError {
-	h = append(h, AttemptError{Attempt: attempt, Error: truncateError(msg), At: at})
-	if len(h) > MaxErrorHistory {
-		h = h[len(h)-MaxErrorHistory:]
+	h = append(h, AttemptError{Attempt: attempt, Error: rules.ErrorText(msg), At: at})
+	if len(h) > rules.MaxErrorHistory {
+		h = h[len(h)-rules.MaxErrorHistory:]
 	}
 	return h
 }
 
 // checkRescueLimit validates the limit of RescueExpired.
 func checkRescueLimit(op string, limit int) error {
-	if limit < 1 || limit > MaxClaimLimit {
-		return invalid(op, "limit %d is not in [1, %d]", limit, MaxClaimLimit)
+	if msg := rules.RescueLimit(limit); msg != "" {
+		return invalid(op, "%s", msg)
 	}
 	return nil
 }

@@ -15,8 +15,7 @@ import (
 // and nothing of it may fire once Run has returned.
 func TestWakeTimerStartsDelayedJobsAndStopsWithRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		repo, err := NewMemoryRepository()
-		require.NoError(t, err)
+		repo := NewMemoryRepository()
 		defer repo.Close()
 		r, err := NewRunner(repo, WithPollInterval(time.Hour))
 		require.NoError(t, err)

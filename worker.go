@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"runtime/debug"
 	"time"
+
+	"github.com/jobsmith/jobs/internal/rules"
 )
 
 // Claiming: the fetcher claims as many jobs as there are free slots. While
@@ -31,7 +33,7 @@ func (r *Runner) capacity() int {
 	if avg >= 0 && avg < int64(prefetchBelow) && r.sinceFreed() < prefetchFresh {
 		c += c * prefetchFactor
 	}
-	return min(c, max(r.cfg.concurrency, MaxClaimLimit))
+	return min(c, max(r.cfg.concurrency, rules.MaxClaimLimit))
 }
 
 // sinceFreed returns the time since a worker last finished a job.
@@ -85,7 +87,7 @@ func (r *Runner) claimLimit() int {
 	if free <= 0 || (len(r.work) > 0 && free < c/2) {
 		return 0
 	}
-	return min(free, MaxClaimLimit)
+	return min(free, rules.MaxClaimLimit)
 }
 
 // fetch claims jobs and hands them to the workers until ctx is done. It

@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/jobsbun"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
 )
@@ -53,7 +54,7 @@ type Option func(*config)
 
 type config struct {
 	maxOpenConns int
-	repoOpts     []jobs.RepositoryOption
+	repoOpts     []jobsbun.Option
 }
 
 // WithMaxOpenConns sets the size of the connection pool; the default is
@@ -61,10 +62,10 @@ type config struct {
 // besides the pool, so 1 is enough for a runner that listens.
 func WithMaxOpenConns(n int) Option { return func(c *config) { c.maxOpenConns = n } }
 
-// WithRepositoryOptions passes options to [jobs.NewBunRepository], such as
-// jobs.WithMaxPayloadBytes. [OpenDB] refuses them with
+// WithRepositoryOptions passes options to [jobsbun.New], such as
+// jobsbun.WithMaxPayloadBytes. [OpenDB] refuses them with
 // [jobs.ErrInvalidArgument]: it opens no repository.
-func WithRepositoryOptions(opts ...jobs.RepositoryOption) Option {
+func WithRepositoryOptions(opts ...jobsbun.Option) Option {
 	return func(c *config) { c.repoOpts = append(c.repoOpts, opts...) }
 }
 
@@ -88,7 +89,7 @@ func newConfig(opts []Option) (config, error) {
 // [jobs.ErrInvalidArgument] for a malformed URL or bad options,
 // [jobs.ErrUnavailable] when the server cannot be reached and
 // [jobs.ErrInvalidArgument] when the search_path names no existing schema.
-func Open(ctx context.Context, url string, opts ...Option) (*jobs.BunRepository, error) {
+func Open(ctx context.Context, url string, opts ...Option) (*jobsbun.Repository, error) {
 	c, err := newConfig(opts)
 	if err != nil {
 		return nil, err
@@ -97,7 +98,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*jobs.BunRepository,
 	if err != nil {
 		return nil, err
 	}
-	repo, err := jobs.NewBunRepository(ctx, db, append(c.repoOpts, jobs.WithCloseDB())...)
+	repo, err := jobsbun.New(ctx, db, append(c.repoOpts, jobsbun.WithCloseDB())...)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -108,14 +109,14 @@ func Open(ctx context.Context, url string, opts ...Option) (*jobs.BunRepository,
 // OpenDB connects to the PostgreSQL database at url with the pool settings
 // of this package and checks the connection, for applications that keep
 // their own tables in the same database (pass the result to
-// jobs.NewBunRepository). The caller closes it. Errors are as for [Open].
+// jobsbun.New). The caller closes it. Errors are as for [Open].
 func OpenDB(ctx context.Context, url string, opts ...Option) (*bun.DB, error) {
 	c, err := newConfig(opts)
 	if err != nil {
 		return nil, err
 	}
 	if len(c.repoOpts) > 0 {
-		return nil, &jobs.Error{Code: jobs.ErrInvalidArgument, Op: "open postgres", Msg: "repository options have no effect here: pass them to jobs.NewBunRepository"}
+		return nil, &jobs.Error{Code: jobs.ErrInvalidArgument, Op: "open postgres", Msg: "repository options have no effect here: pass them to jobsbun.New"}
 	}
 	return openDB(ctx, url, c)
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/jobsmith/jobs"
 	"github.com/jobsmith/jobs/internal/testdb"
+	"github.com/jobsmith/jobs/jobsbun"
 	"github.com/jobsmith/jobs/jobspg"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -44,7 +45,7 @@ func TestOpenErrors(t *testing.T) {
 	_, err = jobspg.Open(ctx, "postgres://postgres@127.0.0.1:1/x", jobspg.WithMaxOpenConns(0))
 	require.ErrorIs(t, err, jobs.ErrInvalidArgument)
 	// OpenDB opens no repository: repository options would do nothing.
-	_, err = jobspg.OpenDB(ctx, "postgres://postgres@127.0.0.1:1/x", jobspg.WithRepositoryOptions(jobs.WithMaxPayloadBytes(10)))
+	_, err = jobspg.OpenDB(ctx, "postgres://postgres@127.0.0.1:1/x", jobspg.WithRepositoryOptions(jobsbun.WithMaxPayloadBytes(10)))
 	require.ErrorIs(t, err, jobs.ErrInvalidArgument)
 }
 

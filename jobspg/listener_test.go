@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
 	"github.com/jobsmith/jobs/internal/testdb"
+	"github.com/jobsmith/jobs/jobsbun"
 	"github.com/jobsmith/jobs/jobspg"
 	"github.com/stretchr/testify/require"
 )
@@ -86,7 +87,7 @@ func next(t *testing.T, ch <-chan jobs.Event, kind hint) jobs.Event {
 	}
 }
 
-func openPG(t testing.TB, dsn string) *jobs.BunRepository {
+func openPG(t testing.TB, dsn string) *jobsbun.Repository {
 	t.Helper()
 	repo, err := jobspg.Open(t.Context(), dsn, jobspg.WithMaxOpenConns(4))
 	require.NoError(t, err)
@@ -172,7 +173,7 @@ func TestListenerTooManyJobsIsResync(t *testing.T) {
 
 // terminateListeners ends the server sessions LISTENing in the test's
 // schema and returns how many it ended.
-func terminateListeners(t *testing.T, repo *jobs.BunRepository) int {
+func terminateListeners(t *testing.T, repo *jobsbun.Repository) int {
 	t.Helper()
 	var n int
 	require.NoError(t, repo.DB().QueryRowContext(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
 	"github.com/jobsmith/jobs/internal/testdb"
+	"github.com/jobsmith/jobs/jobsbun"
 	"github.com/jobsmith/jobs/jobspg"
 	"github.com/stretchr/testify/require"
 )
@@ -21,7 +22,7 @@ const never = time.Hour
 
 // node is one "process": a repository, a listener and a runner.
 type node struct {
-	repo *jobs.BunRepository
+	repo *jobsbun.Repository
 	l    *jobspg.Listener
 	r    *jobs.Runner
 }

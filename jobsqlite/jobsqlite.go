@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/jobsbun"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/sqlitedialect"
 	"github.com/uptrace/bun/driver/sqliteshim"
@@ -71,7 +72,7 @@ type config struct {
 	sync         Synchronous
 	busyTimeout  time.Duration
 	maxOpenConns int
-	repoOpts     []jobs.RepositoryOption
+	repoOpts     []jobsbun.Option
 }
 
 // WithSynchronous sets the durability level, [Normal] (default) or [Full].
@@ -80,17 +81,17 @@ func WithSynchronous(s Synchronous) Option { return func(c *config) { c.sync = s
 // WithBusyTimeout sets SQLite's busy_timeout: how long one statement waits
 // for another connection's write lock. The default is [DefaultBusyTimeout];
 // d must be at least 1 ms. The repository retries past it (see
-// jobs.WithBusyTimeout).
+// jobsbun.WithBusyRetry).
 func WithBusyTimeout(d time.Duration) Option { return func(c *config) { c.busyTimeout = d } }
 
 // WithMaxOpenConns sets the size of the connection pool; the default is
 // [DefaultMaxOpenConns], n must be at least 1.
 func WithMaxOpenConns(n int) Option { return func(c *config) { c.maxOpenConns = n } }
 
-// WithRepositoryOptions passes options to [jobs.NewBunRepository], such as
-// jobs.WithMaxPayloadBytes. [OpenDB] refuses them with
+// WithRepositoryOptions passes options to [jobsbun.New], such as
+// jobsbun.WithMaxPayloadBytes. [OpenDB] refuses them with
 // [jobs.ErrInvalidArgument]: it opens no repository.
-func WithRepositoryOptions(opts ...jobs.RepositoryOption) Option {
+func WithRepositoryOptions(opts ...jobsbun.Option) Option {
 	return func(c *config) { c.repoOpts = append(c.repoOpts, opts...) }
 }
 
@@ -124,7 +125,7 @@ func misuse(format string, args ...any) error {
 // [jobs.ErrInvalidArgument] for bad options or paths,
 // [jobs.ErrInvalidArgument] when the driver did not apply the settings, and
 // [jobs.ErrUnavailable] when the file cannot be opened.
-func Open(ctx context.Context, path string, opts ...Option) (*jobs.BunRepository, error) {
+func Open(ctx context.Context, path string, opts ...Option) (*jobsbun.Repository, error) {
 	c, err := newConfig(opts)
 	if err != nil {
 		return nil, err
@@ -133,7 +134,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*jobs.BunRepository
 	if err != nil {
 		return nil, err
 	}
-	repo, err := jobs.NewBunRepository(ctx, db, append(c.repoOpts, jobs.WithCloseDB())...)
+	repo, err := jobsbun.New(ctx, db, append(c.repoOpts, jobsbun.WithCloseDB())...)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -144,14 +145,14 @@ func Open(ctx context.Context, path string, opts ...Option) (*jobs.BunRepository
 // OpenDB opens the SQLite database at path with the settings the library
 // needs and checks them, for applications that keep their own tables in the
 // same database and enqueue jobs in their own transactions (pass the result
-// to jobs.NewBunRepository). The caller closes it. Errors are as for [Open].
+// to jobsbun.New). The caller closes it. Errors are as for [Open].
 func OpenDB(ctx context.Context, path string, opts ...Option) (*bun.DB, error) {
 	c, err := newConfig(opts)
 	if err != nil {
 		return nil, err
 	}
 	if len(c.repoOpts) > 0 {
-		return nil, misuse("repository options have no effect here: pass them to jobs.NewBunRepository")
+		return nil, misuse("repository options have no effect here: pass them to jobsbun.New")
 	}
 	return openDB(ctx, path, c)
 }

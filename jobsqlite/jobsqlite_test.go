@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/jobsbun"
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun/driver/sqliteshim"
 	"go.uber.org/goleak"
@@ -69,10 +70,10 @@ func TestOpenRefusesBadInput(t *testing.T) {
 		_, err := Open(ctx, filepath.Join(dir, "x.db"), o)
 		require.ErrorIs(t, err, jobs.ErrInvalidArgument)
 	}
-	_, err := Open(ctx, filepath.Join(dir, "y.db"), WithRepositoryOptions(jobs.WithMaxPayloadBytes(0)))
+	_, err := Open(ctx, filepath.Join(dir, "y.db"), WithRepositoryOptions(jobsbun.WithMaxPayloadBytes(0)))
 	require.ErrorIs(t, err, jobs.ErrInvalidArgument)
 	// OpenDB opens no repository: repository options would do nothing.
-	_, err = OpenDB(ctx, filepath.Join(dir, "z.db"), WithRepositoryOptions(jobs.WithMaxPayloadBytes(10)))
+	_, err = OpenDB(ctx, filepath.Join(dir, "z.db"), WithRepositoryOptions(jobsbun.WithMaxPayloadBytes(10)))
 	require.ErrorIs(t, err, jobs.ErrInvalidArgument)
 	_, err = os.Stat(filepath.Join(dir, "z.db"))
 	require.ErrorIs(t, err, os.ErrNotExist, "nothing was opened")
@@ -86,7 +87,7 @@ func TestOpenRoundTripAndOwnership(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "jobs.db")
-	repo, err := Open(ctx, path, WithRepositoryOptions(jobs.WithMaxPayloadBytes(10)))
+	repo, err := Open(ctx, path, WithRepositoryOptions(jobsbun.WithMaxPayloadBytes(10)))
 	require.NoError(t, err)
 	require.ErrorIs(t, repo.Create(ctx, &jobs.Job{Kind: "k", Payload: []byte(`"0123456789"`)}), jobs.ErrTooLarge)
 	j := &jobs.Job{Kind: "k", Payload: []byte(`[1]`)}

@@ -10,12 +10,13 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/rules"
 	"github.com/stretchr/testify/require"
 )
 
 var badInputCases = []testCase{
 	{"CreateRefused", func(t *testing.T, h *harness) {
-		long := strings.Repeat("k", jobs.MaxNameLength+1)
+		long := strings.Repeat("k", rules.MaxNameLength+1)
 		preset := uuid.Must(uuid.NewV7())
 		if strconv.IntSize > 32 {
 			// Priority and MaxAttempts are 32-bit in every backend. A
@@ -46,7 +47,7 @@ var badInputCases = []testCase{
 			"negative MaxAttempts":  {Kind: "k", MaxAttempts: -1},
 			"negative Timeout":      {Kind: "k", Timeout: -time.Second},
 			"preset ID":             {Kind: "k", ID: preset},
-			"long unique key":       {Kind: "k", UniqueKey: strings.Repeat("u", jobs.MaxUniqueKeyLength+1)},
+			"long unique key":       {Kind: "k", UniqueKey: strings.Repeat("u", rules.MaxUniqueKeyLength+1)},
 			"unique key with NUL":   {Kind: "k", UniqueKey: "u\x00"},
 			"unique key not UTF-8":  {Kind: "k", UniqueKey: "\xc3"},
 			"negative MaxAttempts2": {Kind: "k", MaxAttempts: math.MinInt32},
@@ -78,8 +79,8 @@ var badInputCases = []testCase{
 		requireSame(t, j, h.get(t, j.ID))
 	}},
 	{"NameLimits", func(t *testing.T, h *harness) {
-		max := strings.Repeat("n", jobs.MaxNameLength)
-		j := h.create(t, &jobs.Job{Kind: max, Queue: max, UniqueKey: strings.Repeat("u", jobs.MaxUniqueKeyLength)})[0]
+		max := strings.Repeat("n", rules.MaxNameLength)
+		j := h.create(t, &jobs.Job{Kind: max, Queue: max, UniqueKey: strings.Repeat("u", rules.MaxUniqueKeyLength)})[0]
 		got := h.get(t, j.ID)
 		require.Equal(t, max, got.Kind)
 		require.Equal(t, max, got.Queue)
@@ -123,7 +124,7 @@ var badInputCases = []testCase{
 			"-Inf":         {Fraction: math.Inf(-1)},
 			"negative":     {Fraction: -0.1},
 			"over one":     {Fraction: 1.1},
-			"long message": {Fraction: 0.5, Message: strings.Repeat("m", jobs.MaxMessageLength+1)},
+			"long message": {Fraction: 0.5, Message: strings.Repeat("m", rules.MaxMessageLength+1)},
 			"not UTF-8":    {Fraction: 0.5, Message: "\xff"},
 		} {
 			err := h.repo.UpdateProgress(t.Context(), hour, jobs.ProgressUpdate{Lease: j.Lease(), Progress: p})
@@ -138,7 +139,7 @@ var badInputCases = []testCase{
 		j := h.running(t)
 		for _, p := range []jobs.Progress{
 			{Fraction: 0}, {Fraction: 1},
-			{Fraction: 0.5, Message: strings.Repeat("é", jobs.MaxMessageLength/2)},
+			{Fraction: 0.5, Message: strings.Repeat("é", rules.MaxMessageLength/2)},
 		} {
 			require.NoError(t, h.repo.UpdateProgress(t.Context(), hour, jobs.ProgressUpdate{Lease: j.Lease(), Progress: p}))
 			require.Equal(t, p, h.get(t, j.ID).Progress)
@@ -173,9 +174,9 @@ var badInputCases = []testCase{
 			"cursor without -":   {Cursor: strings.ReplaceAll(uuid.NewString(), "-", "")},
 			"cursor with braces": {Cursor: "{" + uuid.NewString() + "}"},
 			"negative limit":     {Limit: -1},
-			"limit too big":      {Limit: jobs.MaxListLimit + 1},
+			"limit too big":      {Limit: rules.MaxListLimit + 1},
 			"unknown status":     {Statuses: []jobs.Status{"bogus"}},
-			"long kind":          {Kind: strings.Repeat("k", jobs.MaxNameLength+1)},
+			"long kind":          {Kind: strings.Repeat("k", rules.MaxNameLength+1)},
 		} {
 			_, err := h.repo.List(t.Context(), q)
 			requireCode(t, err, jobs.ErrInvalidArgument, name)
@@ -188,7 +189,7 @@ var badInputCases = []testCase{
 			"no owner":         func(q *jobs.ClaimQuery) { q.Owner = "" },
 			"limit 0":          func(q *jobs.ClaimQuery) { q.Limit = 0 },
 			"negative limit":   func(q *jobs.ClaimQuery) { q.Limit = -1 },
-			"limit too big":    func(q *jobs.ClaimQuery) { q.Limit = jobs.MaxClaimLimit + 1 },
+			"limit too big":    func(q *jobs.ClaimQuery) { q.Limit = rules.MaxClaimLimit + 1 },
 			"zero lease":       func(q *jobs.ClaimQuery) { q.LeaseDuration = 0 },
 			"negative lease":   func(q *jobs.ClaimQuery) { q.LeaseDuration = -time.Second },
 			"empty queue name": func(q *jobs.ClaimQuery) { q.Queues = []string{""} },
@@ -211,7 +212,7 @@ var badInputCases = []testCase{
 		requireSame(t, j, h.get(t, j.ID))
 	}},
 	{"OtherLimitsRefused", func(t *testing.T, h *harness) {
-		for _, n := range []int{0, -1, jobs.MaxClaimLimit + 1} {
+		for _, n := range []int{0, -1, rules.MaxClaimLimit + 1} {
 			_, err := h.repo.RescueExpired(t.Context(), n)
 			requireCode(t, err, jobs.ErrInvalidArgument, "rescue limit %d", n)
 		}

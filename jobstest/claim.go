@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/rules"
 	"github.com/stretchr/testify/require"
 )
 
@@ -59,9 +60,9 @@ var claimCases = []testCase{
 		require.Zero(t, st.ByStatus[jobs.StatusPending])
 	}},
 	{"MaxLimit", func(t *testing.T, h *harness) {
-		h.createN(t, "k", jobs.MaxClaimLimit+5)
-		require.Len(t, h.claim(t, jobs.MaxClaimLimit), jobs.MaxClaimLimit)
-		require.Len(t, h.claim(t, jobs.MaxClaimLimit), 5)
+		h.createN(t, "k", rules.MaxClaimLimit+5)
+		require.Len(t, h.claim(t, rules.MaxClaimLimit), rules.MaxClaimLimit)
+		require.Len(t, h.claim(t, rules.MaxClaimLimit), 5)
 	}},
 	{"RespectsRunAt", func(t *testing.T, h *harness) {
 		future := &jobs.Job{Kind: "k", RunAt: time.Now().Add(time.Hour)}
@@ -119,7 +120,7 @@ var claimCases = []testCase{
 		}
 		require.Equal(t, []uuid.UUID{a2.ID}, ids(h.claimQ(t, q([]string{"a"}, []string{"k2"}))))
 		require.Equal(t, []uuid.UUID{a1.ID}, ids(h.claimQ(t, q([]string{"a", "nope"}, nil))))
-		require.Equal(t, []uuid.UUID{d1.ID}, ids(h.claimQ(t, q([]string{jobs.DefaultQueue}, nil))))
+		require.Equal(t, []uuid.UUID{d1.ID}, ids(h.claimQ(t, q([]string{rules.DefaultQueue}, nil))))
 		require.Empty(t, h.claimQ(t, q([]string{"nope"}, nil)))
 		require.Empty(t, h.claimQ(t, q(nil, []string{"nope"})))
 		require.Equal(t, []uuid.UUID{b1.ID}, ids(h.claimQ(t, q(nil, []string{"k1"}))))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/rules"
 	"github.com/stretchr/testify/require"
 )
 
@@ -20,8 +21,8 @@ var createCases = []testCase{
 		require.NotEqual(t, uuid.Nil, j.ID)
 		require.Equal(t, uuid.Version(7), j.ID.Version(), "IDs are UUIDv7")
 		require.Equal(t, jobs.StatusPending, j.Status)
-		require.Equal(t, jobs.DefaultQueue, j.Queue)
-		require.Equal(t, jobs.DefaultMaxAttempts, j.MaxAttempts)
+		require.Equal(t, rules.DefaultQueue, j.Queue)
+		require.Equal(t, rules.DefaultMaxAttempts, j.MaxAttempts)
 		require.Zero(t, j.Attempt)
 		require.False(t, j.Duplicate)
 		requireWithin(t, j.RunAt, before, after, "RunAt")

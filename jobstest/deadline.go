@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/rules"
 	"github.com/stretchr/testify/require"
 )
 
@@ -48,7 +49,7 @@ func shortDeadlines(t *testing.T, h *harness) {
 	wg.Wait()
 
 	stored := make([]int, len(calls)) // jobs stored per call
-	for _, j := range h.listAll(t, jobs.ListQuery{Limit: jobs.MaxListLimit}) {
+	for _, j := range h.listAll(t, jobs.ListQuery{Limit: rules.MaxListLimit}) {
 		var p struct{ I int }
 		require.NoError(t, json.Unmarshal(j.Payload, &p))
 		stored[p.I]++

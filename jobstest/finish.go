@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/rules"
 	"github.com/stretchr/testify/require"
 )
 
@@ -121,12 +122,12 @@ var finishCases = []testCase{
 	}},
 	{"ErrorTruncated", func(t *testing.T, h *harness) {
 		j := h.running(t)
-		long := "x" + strings.Repeat("é", jobs.MaxErrorLength) // cut falls inside a rune
+		long := "x" + strings.Repeat("é", rules.MaxErrorLength) // cut falls inside a rune
 		require.NoError(t, h.repo.Finish(t.Context(), jobs.Completion{Lease: j.Lease(), Status: jobs.StatusFailed, Error: long}))
 		got := h.get(t, j.ID)
 		for _, s := range []string{got.Error, got.Errors[0].Error} {
-			require.LessOrEqual(t, len(s), jobs.MaxErrorLength)
-			require.GreaterOrEqual(t, len(s), jobs.MaxErrorLength-utf8.UTFMax)
+			require.LessOrEqual(t, len(s), rules.MaxErrorLength)
+			require.GreaterOrEqual(t, len(s), rules.MaxErrorLength-utf8.UTFMax)
 			require.True(t, utf8.ValidString(s), "truncation keeps UTF-8 valid")
 			require.True(t, strings.HasPrefix(long, s))
 		}
@@ -137,10 +138,10 @@ var finishCases = []testCase{
 		// text is cut on a rune boundary to at most MaxErrorLength bytes.
 		a := func(n int) string { return strings.Repeat("a", n) }
 		cases := []struct{ in, want string }{
-			{a(13) + "\xff" + a(5001), a(13) + "\uFFFD" + a(jobs.MaxErrorLength-16)}, // an early bad byte keeps the rest
+			{a(13) + "\xff" + a(5001), a(13) + "\uFFFD" + a(rules.MaxErrorLength-16)}, // an early bad byte keeps the rest
 			{"a\x00b", "a\uFFFDb"},
 			{"x\xff\xfe\x00y\xc3", "x\uFFFD\uFFFDy\uFFFD"},
-			{a(jobs.MaxErrorLength-2) + "\x00", a(jobs.MaxErrorLength - 2)}, // U+FFFD would not fit
+			{a(rules.MaxErrorLength-2) + "\x00", a(rules.MaxErrorLength - 2)}, // U+FFFD would not fit
 		}
 		j := h.create(t, &jobs.Job{Kind: "k", MaxAttempts: len(cases)})[0]
 		for i, c := range cases {
@@ -159,14 +160,14 @@ var finishCases = []testCase{
 		}
 	}},
 	{"ErrorHistoryCapped", func(t *testing.T, h *harness) {
-		n := jobs.MaxErrorHistory + 3
+		n := rules.MaxErrorHistory + 3
 		j := h.create(t, &jobs.Job{Kind: "k", MaxAttempts: n + 1})[0]
 		for i := 1; i <= n; i++ {
 			c := h.claimOne(t)
 			require.NoError(t, h.repo.Finish(t.Context(), jobs.Completion{Lease: c.Lease(), Status: jobs.StatusPending, Error: fmt.Sprint(i)}))
 		}
 		got := h.get(t, j.ID)
-		require.Len(t, got.Errors, jobs.MaxErrorHistory, "the history keeps the most recent entries")
+		require.Len(t, got.Errors, rules.MaxErrorHistory, "the history keeps the most recent entries")
 		require.Equal(t, 4, got.Errors[0].Attempt)
 		require.Equal(t, fmt.Sprint(n), got.Errors[len(got.Errors)-1].Error)
 		require.Equal(t, n, got.Attempt)

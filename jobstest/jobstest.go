@@ -8,9 +8,7 @@
 //
 //	func TestConformance(t *testing.T) {
 //		jobstest.Run(t, func(t *testing.T) jobs.JobRepository {
-//			repo, err := jobs.NewMemoryRepository()
-//			require.NoError(t, err)
-//			return repo
+//			return jobs.NewMemoryRepository()
 //		})
 //	}
 //
@@ -35,6 +33,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/rules"
 	"github.com/uptrace/bun"
 )
 
@@ -49,8 +48,8 @@ type config struct {
 }
 
 // WithMaxPayloadBytes tells the suite the payload and result limit the
-// repositories were built with (see [jobs.WithMaxPayloadBytes]). The default
-// is [jobs.DefaultMaxPayloadBytes].
+// repositories were built with (such as jobsbun.WithMaxPayloadBytes). The
+// default is 1 MiB (1 << 20), the default of every repository in this module.
 func WithMaxPayloadBytes(n int) Option {
 	return func(c *config) { c.maxPayload = n }
 }
@@ -89,7 +88,7 @@ func WithStressJobs(n int) Option {
 // end of its case, before those cleanups.
 func Run(t *testing.T, newRepo func(t *testing.T) jobs.JobRepository, opts ...Option) {
 	t.Helper()
-	cfg := config{maxPayload: jobs.DefaultMaxPayloadBytes, stressJobs: defaultStressJobs}
+	cfg := config{maxPayload: rules.MaxPayloadBytes, stressJobs: defaultStressJobs}
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/rules"
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
 )
@@ -54,14 +55,14 @@ var pruneCases = []testCase{
 		require.Zero(t, n)
 	}},
 	{"MoreThanOneBatch", func(t *testing.T, h *harness) {
-		n := jobs.PruneBatchSize + 7
+		n := 1007 // more than one of jobsbun's 1,000-row prune batches
 		for i := 0; i < n; i += 1000 {
 			h.createN(t, "k", min(1000, n-i))
 		}
 		h.create(t, job("keep"))
 		var cs []jobs.Completion
 		for len(cs) < n {
-			for _, j := range h.claimQ(t, jobs.ClaimQuery{Owner: "w", Kinds: []string{"k"}, Limit: jobs.MaxClaimLimit, LeaseDuration: hour}) {
+			for _, j := range h.claimQ(t, jobs.ClaimQuery{Owner: "w", Kinds: []string{"k"}, Limit: rules.MaxClaimLimit, LeaseDuration: hour}) {
 				cs = append(cs, jobs.Completion{Lease: j.Lease(), Status: jobs.StatusSucceeded})
 			}
 		}

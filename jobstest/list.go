@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/rules"
 	"github.com/stretchr/testify/require"
 )
 
@@ -55,7 +56,7 @@ var listCases = []testCase{
 			"all":              {jobs.ListQuery{}, []*jobs.Job{d, c, b, a}},
 			"kind":             {jobs.ListQuery{Kind: "ka"}, []*jobs.Job{c, a}},
 			"queue":            {jobs.ListQuery{Queue: "qa"}, []*jobs.Job{b, a}},
-			"default queue":    {jobs.ListQuery{Queue: jobs.DefaultQueue}, []*jobs.Job{d}},
+			"default queue":    {jobs.ListQuery{Queue: rules.DefaultQueue}, []*jobs.Job{d}},
 			"kind and queue":   {jobs.ListQuery{Kind: "kb", Queue: "qa"}, []*jobs.Job{b}},
 			"status":           {jobs.ListQuery{Statuses: []jobs.Status{jobs.StatusPending}}, []*jobs.Job{c, b}},
 			"statuses":         {jobs.ListQuery{Statuses: []jobs.Status{jobs.StatusRunning, jobs.StatusCanceled}}, []*jobs.Job{d, a}},
@@ -153,17 +154,17 @@ var listCases = []testCase{
 		require.Equal(t, reversed(js[:3]), ids(p.Jobs))
 	}},
 	{"Limits", func(t *testing.T, h *harness) {
-		h.createN(t, "k", jobs.DefaultListLimit+1)
+		h.createN(t, "k", rules.DefaultListLimit+1)
 		p, err := h.repo.List(t.Context(), jobs.ListQuery{})
 		require.NoError(t, err)
-		require.Len(t, p.Jobs, jobs.DefaultListLimit, "limit 0 means the default")
+		require.Len(t, p.Jobs, rules.DefaultListLimit, "limit 0 means the default")
 		require.NotEmpty(t, p.Next)
 		p, err = h.repo.List(t.Context(), jobs.ListQuery{Limit: 1})
 		require.NoError(t, err)
 		require.Len(t, p.Jobs, 1)
-		p, err = h.repo.List(t.Context(), jobs.ListQuery{Limit: jobs.MaxListLimit})
+		p, err = h.repo.List(t.Context(), jobs.ListQuery{Limit: rules.MaxListLimit})
 		require.NoError(t, err)
-		require.Len(t, p.Jobs, jobs.DefaultListLimit+1)
+		require.Len(t, p.Jobs, rules.DefaultListLimit+1)
 		require.Empty(t, p.Next)
 	}},
 }
@@ -192,7 +193,7 @@ var statsCases = []testCase{
 		require.Equal(t, map[jobs.Status]int{jobs.StatusPending: 1}, nonZero(st.ByKind["c"]))
 		require.Equal(t, map[jobs.Status]int{jobs.StatusSucceeded: 1, jobs.StatusFailed: 1}, nonZero(st.ByQueue["q1"]))
 		require.Equal(t, map[jobs.Status]int{jobs.StatusRunning: 1}, nonZero(st.ByQueue["q2"]))
-		require.Equal(t, map[jobs.Status]int{jobs.StatusPending: 2}, nonZero(st.ByQueue[jobs.DefaultQueue]))
+		require.Equal(t, map[jobs.Status]int{jobs.StatusPending: 2}, nonZero(st.ByQueue[rules.DefaultQueue]))
 		for k := range st.ByKind {
 			require.Contains(t, []string{"a", "b", "c"}, k)
 		}

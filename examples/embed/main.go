@@ -27,6 +27,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/jobsbun"
 	"github.com/jobsmith/jobs/jobsqlite"
 	"github.com/uptrace/bun"
 )
@@ -65,7 +66,7 @@ func newApp(ctx context.Context, path string) (*app, error) {
 		db.Close()
 		return nil, fmt.Errorf("create orders table: %w", err)
 	}
-	repo, err := jobs.NewBunRepository(ctx, db) // creates or migrates the jobs table
+	repo, err := jobsbun.New(ctx, db) // creates or migrates the jobs table
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -85,7 +86,7 @@ func newApp(ctx context.Context, path string) (*app, error) {
 // placeOrder inserts the order and enqueues its receipt in one transaction.
 func (a *app) placeOrder(ctx context.Context, item string) (*Order, error) {
 	order := &Order{Item: item, CreatedAt: time.Now().UTC()}
-	err := jobs.RunInTx(ctx, a.db, func(ctx context.Context, tx bun.Tx) error {
+	err := jobsbun.RunInTx(ctx, a.db, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.NewInsert().Model(order).Exec(ctx); err != nil {
 			return err
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/jobsbun"
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
 	"go.uber.org/goleak"
@@ -87,7 +88,7 @@ func TestRollbackTakesTheJobWithIt(t *testing.T) {
 	ctx := t.Context()
 	boom := errors.New("payment declined")
 	var jobID uuid.UUID
-	err := jobs.RunInTx(ctx, a.db, func(ctx context.Context, tx bun.Tx) error {
+	err := jobsbun.RunInTx(ctx, a.db, func(ctx context.Context, tx bun.Tx) error {
 		order := &Order{Item: "lamp", CreatedAt: time.Now()}
 		if _, err := tx.NewInsert().Model(order).Exec(ctx); err != nil {
 			return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/rules"
 	"github.com/stretchr/testify/require"
 )
 
@@ -113,9 +114,9 @@ func TestPayloadLimits(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{noRun: true})
 	payload := func(n int) string { return `"` + strings.Repeat("a", n-2) + `"` } // a JSON string of n bytes
-	res, body := e.do("POST", "/api/jobs", `{"kind":"echo","payload":`+payload(jobs.DefaultMaxPayloadBytes)+`}`)
+	res, body := e.do("POST", "/api/jobs", `{"kind":"echo","payload":`+payload(rules.MaxPayloadBytes)+`}`)
 	require.Equal(t, http.StatusCreated, res.StatusCode, "a payload of exactly the limit is accepted: %.200s", body)
-	res, body = e.do("POST", "/api/jobs", `{"kind":"echo","payload":`+payload(jobs.DefaultMaxPayloadBytes+1)+`}`)
+	res, body = e.do("POST", "/api/jobs", `{"kind":"echo","payload":`+payload(rules.MaxPayloadBytes+1)+`}`)
 	requireError(t, res, body, http.StatusRequestEntityTooLarge, jobs.ErrTooLarge)
 	res, body = e.do("POST", "/api/jobs", `{"kind":"echo","payload":`+payload(maxJobBody)+`}`)
 	eb := requireError(t, res, body, http.StatusRequestEntityTooLarge, jobs.ErrTooLarge)

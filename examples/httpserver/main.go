@@ -35,6 +35,7 @@ import (
 
 	"github.com/jobsmith/jobs"
 	"github.com/jobsmith/jobs/examples/internal/transcribe"
+	"github.com/jobsmith/jobs/jobsbun"
 	"github.com/jobsmith/jobs/jobspg"
 	"github.com/jobsmith/jobs/jobsqlite"
 	"github.com/uptrace/bun/dialect"
@@ -151,7 +152,7 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 }
 
 // openRepository opens SQLite or PostgreSQL according to the URL.
-func openRepository(ctx context.Context, dbURL string) (*jobs.BunRepository, error) {
+func openRepository(ctx context.Context, dbURL string) (*jobsbun.Repository, error) {
 	db, err := parseDatabaseURL(dbURL)
 	if err != nil {
 		return nil, err

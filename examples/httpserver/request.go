@@ -16,10 +16,14 @@ import (
 
 // Request body limits.
 const (
-	// maxJobBody bounds POST /api/jobs: the library's payload limit plus
-	// room for the envelope, so that an over-limit payload inside a
-	// readable body gets the library's too_large answer.
-	maxJobBody = jobs.DefaultMaxPayloadBytes + 16<<10
+	// maxJobBody bounds POST /api/jobs: the repository's default payload
+	// limit (1 MiB) plus room for the envelope, so that an over-limit
+	// payload inside a readable body gets the library's too_large answer.
+	maxJobBody = 1<<20 + 16<<10
+	// maxUniqueKey is the library's limit on a unique key, in bytes.
+	maxUniqueKey = 256
+	// maxListLimit is the largest page that List serves.
+	maxListLimit = 1000
 	// maxSmallBody bounds the other JSON bodies.
 	maxSmallBody = 16 << 10
 )
@@ -103,11 +107,11 @@ func jobID(r *http.Request) (uuid.UUID, error) {
 }
 
 // idempotencyKey validates the Idempotency-Key header: printable ASCII, at
-// most jobs.MaxUniqueKeyLength bytes. "" means none.
+// most maxUniqueKey bytes. "" means none.
 func idempotencyKey(r *http.Request) (string, error) {
 	k := r.Header.Get("Idempotency-Key")
-	if len(k) > jobs.MaxUniqueKeyLength || strings.ContainsFunc(k, func(c rune) bool { return c < 0x20 || c > 0x7e }) {
-		return "", &fieldError{field: "Idempotency-Key", msg: fmt.Sprintf("must be at most %d printable ASCII characters", jobs.MaxUniqueKeyLength)}
+	if len(k) > maxUniqueKey || strings.ContainsFunc(k, func(c rune) bool { return c < 0x20 || c > 0x7e }) {
+		return "", &fieldError{field: "Idempotency-Key", msg: fmt.Sprintf("must be at most %d printable ASCII characters", maxUniqueKey)}
 	}
 	return k, nil
 }
@@ -138,8 +142,8 @@ func listQuery(r *http.Request) (jobs.ListQuery, error) {
 	lq.Kind, lq.Queue, lq.Cursor = q.Get("kind"), q.Get("queue"), q.Get("cursor")
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > jobs.MaxListLimit {
-			return lq, &fieldError{field: "limit", msg: fmt.Sprintf("must be a whole number from 1 to %d", jobs.MaxListLimit)}
+		if err != nil || n < 1 || n > maxListLimit {
+			return lq, &fieldError{field: "limit", msg: fmt.Sprintf("must be a whole number from 1 to %d", maxListLimit)}
 		}
 		lq.Limit = n
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/rules"
 	"github.com/stretchr/testify/require"
 )
 
@@ -63,7 +63,7 @@ func TestJobIDAndKey(t *testing.T) {
 	k, err := idempotencyKey(r)
 	require.NoError(t, err)
 	require.Equal(t, "order-42", k)
-	for _, bad := range []string{"tab\there", "ünï", strings.Repeat("k", jobs.MaxUniqueKeyLength+1)} {
+	for _, bad := range []string{"tab\there", "ünï", strings.Repeat("k", rules.MaxUniqueKeyLength+1)} {
 		r.Header.Set("Idempotency-Key", bad)
 		_, err := idempotencyKey(r)
 		require.Error(t, err, bad)

@@ -18,6 +18,7 @@ import (
 	"github.com/coder/websocket/wsjson"
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/rules"
 	"github.com/stretchr/testify/require"
 )
 
@@ -295,7 +296,7 @@ func TestWebSocketReadLimit(t *testing.T) {
 // runs to the end at its own pace.
 func TestWebSocketSlowClientIsDropped(t *testing.T) {
 	t.Parallel()
-	big := strings.Repeat("x", jobs.MaxMessageLength-20)
+	big := strings.Repeat("x", rules.MaxMessageLength-20)
 	started := make(chan struct{})
 	release := make(chan struct{})
 	e := newEnv(t, envOptions{

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/jobsbun"
 	"github.com/jobsmith/jobs/jobspg"
 	"github.com/jobsmith/jobs/jobsqlite"
 )
@@ -87,7 +88,7 @@ func runChild(ctx context.Context, cfg childConfig) error {
 	defer led.Close()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	var (
-		repo *jobs.BunRepository
+		repo *jobsbun.Repository
 		opts []jobs.Option
 	)
 	switch cfg.Backend {
@@ -213,7 +214,7 @@ func (r *recordingRepo) record(op string, err error) error {
 }
 
 // joined returns the errors that err joins, through every level: a batch
-// call may return a join of joins (jobs.BunRepository.Finish does), and each
+// call may return a join of joins (jobsbun.Repository.Finish does), and each
 // job refused in it must be recorded.
 func joined(err error) []error {
 	j, ok := err.(interface{ Unwrap() []error })

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/rules"
 	"github.com/jobsmith/jobs/internal/testrand"
 	"github.com/stretchr/testify/require"
 )
@@ -258,7 +259,7 @@ func TestSeveralRescuers(t *testing.T) {
 			const ghostLease = 5 * time.Second
 			claimed := 0
 			for claimed < n {
-				js, err := c.repo.Claim(t.Context(), jobs.ClaimQuery{Owner: "ghost", Limit: jobs.MaxClaimLimit, LeaseDuration: ghostLease})
+				js, err := c.repo.Claim(t.Context(), jobs.ClaimQuery{Owner: "ghost", Limit: rules.MaxClaimLimit, LeaseDuration: ghostLease})
 				require.NoError(t, err)
 				claimed += len(js)
 			}

@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
 	"github.com/jobsmith/jobs/internal/testdb"
+	"github.com/jobsmith/jobs/jobsbun"
 	"github.com/jobsmith/jobs/jobspg"
 	"github.com/jobsmith/jobs/jobsqlite"
 	"github.com/stretchr/testify/require"
@@ -49,7 +50,7 @@ type cluster struct {
 	t    testing.TB
 	cfg  childConfig
 	dir  string
-	repo *jobs.BunRepository
+	repo *jobsbun.Repository
 
 	mu    sync.Mutex
 	procs map[int]*proc
@@ -74,7 +75,7 @@ func newCluster(t testing.TB, backend string, cfg childConfig, appName string) *
 	dir := ledgerDir(t)
 	cfg.Backend = backend
 	var (
-		repo *jobs.BunRepository
+		repo *jobsbun.Repository
 		err  error
 	)
 	switch backend {

@@ -15,8 +15,7 @@ import (
 // repository and stops it when the test ends.
 func runJobs(t *testing.T, dir string) *jobs.Runner {
 	t.Helper()
-	repo, err := jobs.NewMemoryRepository()
-	require.NoError(t, err)
+	repo := jobs.NewMemoryRepository()
 	r, err := jobs.NewRunner(repo, jobs.WithConcurrency(2))
 	require.NoError(t, err)
 	Register(r, dir, Options{})

@@ -1,0 +1,170 @@
+package jobsbun
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/rules"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+)
+
+// This file holds the parts of [Repository] that are not a worker's
+// fenced writes: cancellation and the maintenance queries.
+
+// RequestCancel implements [JobRepository.RequestCancel] with one
+// conditional UPDATE; only when it matches nothing does a read tell
+// ErrNotFound from ErrConflict.
+func (r *Repository) RequestCancel(ctx context.Context, id uuid.UUID) (*jobs.Job, error) {
+	const op = "request cancel"
+	t := rules.Now()
+	var got []*jobs.Job
+	err := r.write(ctx, op, false, func(ctx context.Context, db bun.IDB) error {
+		rows, err := db.QueryContext(ctx, "UPDATE jobs SET "+
+			"status = CASE WHEN status = 'pending' THEN 'canceled' ELSE status END, "+
+			"finished_at = CASE WHEN status = 'pending' THEN ?"+r.d.castTime()+" ELSE finished_at END, "+
+			"cancel_requested = TRUE, "+
+			"updated_at = CASE WHEN status = 'running' AND cancel_requested THEN updated_at ELSE ?"+r.d.castTime()+" END "+
+			"WHERE id = ? AND status IN ('pending', 'running') RETURNING "+r.d.jobColumns(), t, t, id.String())
+		if err != nil {
+			return err
+		}
+		got, err = scanJobs(rows)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(got) > 0 {
+		return got[0], nil
+	}
+	j, err := r.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return nil, newError(jobs.ErrConflict, op, id, "job is already %s", j.Status)
+}
+
+// CancelRequests implements [JobRepository.CancelRequests] with one query
+// on the partial index of running jobs with a cancel request.
+func (r *Repository) CancelRequests(ctx context.Context, owner string) ([]uuid.UUID, error) {
+	const op = "cancel requests"
+	if err := refused(op, rules.Name("owner", owner, false)); err != nil {
+		return nil, err
+	}
+	if err := r.read(op); err != nil {
+		return nil, err
+	}
+	rows, err := r.db.QueryContext(ctx,
+		"SELECT id FROM jobs WHERE status = 'running' AND cancel_requested AND lease_owner = ?", owner)
+	if err != nil {
+		return nil, storageError(op, uuid.Nil, err)
+	}
+	defer rows.Close()
+	ids := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, storageError(op, uuid.Nil, err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, storageError(op, uuid.Nil, err)
+	}
+	return ids, nil
+}
+
+// RescueExpired implements [JobRepository.RescueExpired] with one UPDATE
+// whose WHERE re-checks that the lease is still expired and the job still
+// running, so concurrent rescuers each requeue an expired lease once. The
+// rescued attempt's error is "lease expired" (except for canceled jobs). A
+// rescued row that cannot be read back is not returned: it fails with the
+// reason as its error (see failUnreadable).
+func (r *Repository) RescueExpired(ctx context.Context, limit int) ([]*jobs.Job, error) {
+	const op = "rescue expired"
+	if err := refused(op, rules.RescueLimit(limit)); err != nil {
+		return nil, err
+	}
+	t := rules.Now() // leases are judged by when the call was made
+	var rescued []*jobs.Job
+	err := r.write(ctx, op, false, func(ctx context.Context, db bun.IDB) error {
+		// On PostgreSQL "now" is the database's clock at the statement's
+		// start, minus the time the call spent before it: waiting for a
+		// connection of the pool, or for a new one.
+		var waited time.Duration
+		if r.d.pg {
+			conn, err := r.db.Conn(ctx)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			db, waited = conn, time.Since(t)
+		}
+		var b strings.Builder
+		b.WriteString("UPDATE jobs SET " +
+			"status = CASE WHEN cancel_requested THEN 'canceled' WHEN attempt >= max_attempts THEN 'failed' ELSE 'pending' END, " +
+			"finished_at = CASE WHEN cancel_requested OR attempt >= max_attempts THEN ?" + r.d.castTime() + " ELSE NULL END, " +
+			"error = CASE WHEN cancel_requested THEN error ELSE ? END, " +
+			"errors = CASE WHEN cancel_requested THEN errors ELSE " + r.d.appendError("errors", "attempt", "?", "?") + " END, " +
+			"lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = ? " +
+			"WHERE ")
+		args := []any{t, rules.LeaseExpired, rules.LeaseExpired, t.Format(time.RFC3339Nano), t}
+		nowSQL, args := r.d.callTime(args, t, waited)
+		sub := "SELECT id FROM jobs WHERE status = 'running' AND lease_expires_at < " + nowSQL +
+			" ORDER BY lease_expires_at LIMIT ?" + r.d.skipLocked()
+		args = append(args, limit)
+		nowSQL, args = r.d.callTime(args, t, waited)
+		b.WriteString(r.d.idIn(sub) + " AND status = 'running' AND lease_expires_at < " + nowSQL + " RETURNING " + r.d.jobColumns())
+		rows, err := db.QueryContext(ctx, b.String(), args...)
+		if err != nil {
+			return err
+		}
+		var bad []unreadable
+		rescued, bad, err = scanLenient(rows, newJobScanner())
+		if err != nil || len(bad) == 0 {
+			return err
+		}
+		// The rescue has happened; a failure to fail a row it cannot read
+		// leaves that row requeued, and the claim that takes it fails it.
+		_ = r.failUnreadable(ctx, db, t, true, bad)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if rescued == nil {
+		rescued = []*jobs.Job{}
+	}
+	return rescued, nil
+}
+
+// Prune implements [JobRepository.Prune]: each batch is one DELETE of at
+// most [pruneBatch] rows found through the finished_at index, in its own
+// short write, so pruning never holds the write lock for long.
+func (r *Repository) Prune(ctx context.Context, finishedBefore time.Time) (int, error) {
+	const op = "prune"
+	total := 0
+	for {
+		var n int64
+		err := r.write(ctx, op, false, func(ctx context.Context, db bun.IDB) error {
+			res, err := db.ExecContext(ctx, "DELETE FROM jobs WHERE "+r.d.idIn("SELECT id FROM jobs WHERE finished_at < ? "+
+				"AND status IN ('succeeded', 'failed', 'canceled') LIMIT ?"), finishedBefore.UTC(), pruneBatch)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return total, err
+		}
+		total += int(n)
+		if n < pruneBatch {
+			return total, nil
+		}
+	}
+}

@@ -1,0 +1,221 @@
+package jobsbun
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jobsmith/jobs"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+)
+
+// Repository is the [JobRepository] on SQLite or PostgreSQL through bun.
+// Create one with [New], or open one with jobsqlite.Open or
+// jobspg.Open. It is safe for concurrent use, and several processes may
+// share one database (on SQLite: one host, a local file system).
+//
+// Every value travels as a placeholder argument, never concatenated into
+// SQL: bun formats it, except on SQLite's hottest statements (Create
+// without unique keys, Claim, the batch writes of workers), which are
+// prepared once and bound by the driver, and therefore bypass bun's query
+// hooks. Rows are scanned without reflection. On SQLite the repository
+// serialises its own writes and retries while another process holds the
+// write lock (see [WithBusyTimeout]).
+type Repository struct {
+	db          *bun.DB
+	d           sqlDialect
+	maxPayload  int
+	busyTimeout time.Duration
+	writeGrace  time.Duration // see bun_confirm.go
+	closeDB     bool
+	gate        writeGate // SQLite only: one writer at a time
+	stmts       stmtCache // SQLite only: prepared hot statements
+	closed      atomic.Bool
+	commits     commitFeed // runners of this process woken by RunInTx commits
+}
+
+var (
+	_ jobs.JobRepository = (*Repository)(nil)
+	_ jobs.Notifier      = (*Repository)(nil)
+)
+
+// New returns a repository on db, creating or migrating the
+// jobs schema first (tables jobs and jobs_schema_version). Migration is safe
+// when several processes start at once. db must use the SQLite or the
+// PostgreSQL dialect; on SQLite open it with WAL, a busy timeout and
+// _txlock=immediate, as jobsqlite.OpenDB does.
+//
+// New blocks while it migrates. It returns [ErrInvalidArgument]
+// for invalid options, [ErrInvalidArgument] for another dialect or a schema
+// newer than this library, and [ErrUnavailable] when the database cannot be
+// reached. The repository does not close db unless [WithCloseDB] is given.
+func New(ctx context.Context, db *bun.DB, opts ...Option) (*Repository, error) {
+	const op = "new repository"
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if db == nil {
+		return nil, invalid(op, "db is nil")
+	}
+	d, err := newSQLDialect(db)
+	if err != nil {
+		return nil, err
+	}
+	r := &Repository{db: db, d: d, maxPayload: cfg.maxPayload, busyTimeout: cfg.busyRetry,
+		writeGrace: defaultWriteGrace, closeDB: cfg.closeDB}
+	if d.sqlite() {
+		r.gate = make(writeGate, 1)
+	}
+	r.stmts.db = db.DB
+	if err := r.migrate(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// DB returns the database the repository works on, for callers that enqueue
+// jobs inside their own transactions with [Repository.CreateTx].
+func (r *Repository) DB() *bun.DB { return r.db }
+
+// Close marks the repository closed: later calls return [ErrClosed]. It
+// closes the database only when the repository was created with
+// [WithCloseDB]. Close is idempotent and safe for concurrent use.
+func (r *Repository) Close() error {
+	if r.closed.Swap(true) {
+		return nil
+	}
+	r.stmts.close()
+	if !r.closeDB {
+		return nil
+	}
+	if err := r.db.Close(); err != nil {
+		return storageError("close", uuid.Nil, err)
+	}
+	return nil
+}
+
+// Get implements [JobRepository.Get].
+func (r *Repository) Get(ctx context.Context, id uuid.UUID) (*jobs.Job, error) {
+	const op = "get"
+	if err := r.read(op); err != nil {
+		return nil, err
+	}
+	rows, err := r.db.QueryContext(ctx, "SELECT "+r.d.jobColumns()+" FROM jobs WHERE id = ?", id.String())
+	if err != nil {
+		return nil, storageError(op, id, err)
+	}
+	js, err := scanJobs(rows)
+	if err != nil {
+		return nil, storageError(op, id, err)
+	}
+	if len(js) == 0 {
+		return nil, notFound(op, id)
+	}
+	return js[0], nil
+}
+
+// List implements [JobRepository.List]. Pages follow the primary key
+// downwards (IDs are UUIDv7, so newest first), never an OFFSET.
+func (r *Repository) List(ctx context.Context, q jobs.ListQuery) (*jobs.Page, error) {
+	const op = "list"
+	if err := r.read(op); err != nil {
+		return nil, err
+	}
+	limit, after, err := q.Page()
+	if err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	args := make([]any, 0, 5)
+	b.WriteString("SELECT " + r.d.jobColumns() + " FROM jobs WHERE TRUE")
+	if len(q.Statuses) > 0 {
+		st := make([]string, len(q.Statuses))
+		for i, s := range q.Statuses {
+			st[i] = string(s)
+		}
+		b.WriteString(" AND status IN (?)")
+		args = append(args, bun.List(st))
+	}
+	if q.Kind != "" {
+		b.WriteString(" AND kind = ?")
+		args = append(args, q.Kind)
+	}
+	if q.Queue != "" {
+		b.WriteString(" AND queue = ?")
+		args = append(args, q.Queue)
+	}
+	if after != uuid.Nil {
+		b.WriteString(" AND id < ?" + r.d.castUUID())
+		args = append(args, after.String())
+	}
+	b.WriteString(" ORDER BY id DESC LIMIT ?")
+	args = append(args, limit+1)
+	rows, err := r.db.QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return nil, storageError(op, uuid.Nil, err)
+	}
+	js, err := scanJobs(rows)
+	if err != nil {
+		return nil, storageError(op, uuid.Nil, err)
+	}
+	p := &jobs.Page{Jobs: js}
+	if len(js) > limit {
+		p.Jobs = js[:limit]
+		p.Next = js[limit-1].ID.String()
+	}
+	if p.Jobs == nil {
+		p.Jobs = []*jobs.Job{}
+	}
+	return p, nil
+}
+
+// Stats implements [JobRepository.Stats] with one GROUP BY query.
+func (r *Repository) Stats(ctx context.Context) (*jobs.Stats, error) {
+	const op = "stats"
+	if err := r.read(op); err != nil {
+		return nil, err
+	}
+	rows, err := r.db.QueryContext(ctx, "SELECT queue, kind, status, COUNT(*) FROM jobs GROUP BY queue, kind, status")
+	if err != nil {
+		return nil, storageError(op, uuid.Nil, err)
+	}
+	defer rows.Close()
+	s := &jobs.Stats{ByStatus: map[jobs.Status]int{}, ByKind: map[string]map[jobs.Status]int{}, ByQueue: map[string]map[jobs.Status]int{}}
+	for rows.Next() {
+		var queue, kind, status string
+		var n int
+		if err := rows.Scan(&queue, &kind, &status, &n); err != nil {
+			return nil, storageError(op, uuid.Nil, err)
+		}
+		s.Add(queue, kind, jobs.Status(status), n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, storageError(op, uuid.Nil, err)
+	}
+	return s, nil
+}
+
+// sortClaimed orders claimed jobs like the claim query: priority first,
+// then RunAt, then ID (RETURNING gives no order).
+func sortClaimed(js []*jobs.Job) {
+	slices.SortFunc(js, func(a, b *jobs.Job) int {
+		if c := cmp.Compare(b.Priority, a.Priority); c != 0 {
+			return c
+		}
+		if c := a.RunAt.Compare(b.RunAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID.String(), b.ID.String())
+	})
+}
+
+// migrate creates or upgrades the schema.
+func (r *Repository) migrate(ctx context.Context) error {
+	return migrateSchema(ctx, r)
+}
