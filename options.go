@@ -181,11 +181,6 @@ func WithRetryBackoff(base, max time.Duration) Option {
 	return func(c *runnerConfig) { c.retryBase, c.retryMax = base, max }
 }
 
-// WithOwner names the runner in the leases it takes (Job.LeaseOwner). It
-// must be unique among the runners sharing a database and a valid name. The
-// default is the host name, the process ID and a random suffix.
-func WithOwner(name string) Option { return func(c *runnerConfig) { c.owner = name } }
-
 // WithLogger sets the logger. The default logs nothing; nil is invalid.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *runnerConfig) { c.logger, c.loggerSet = l, true }
@@ -254,9 +249,7 @@ func newRunnerConfig(opts []Option) (runnerConfig, error) {
 			return c, err
 		}
 	}
-	if c.owner == "" {
-		c.owner = defaultOwner()
-	}
+	c.owner = defaultOwner()
 	if err := checkName(op, "owner", c.owner, false); err != nil {
 		return c, err
 	}
