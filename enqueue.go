@@ -16,7 +16,6 @@ type EnqueueOption func(*enqueueConfig)
 
 type enqueueConfig struct {
 	job            *Job
-	delay          time.Duration
 	runAt          time.Time
 	maxAttemptsSet bool
 }
@@ -29,12 +28,9 @@ func InQueue(name string) EnqueueOption { return func(c *enqueueConfig) { c.job.
 // range are refused with [ErrInvalidArgument].
 func WithPriority(n int) EnqueueOption { return func(c *enqueueConfig) { c.job.Priority = n } }
 
-// WithDelay makes the job wait d before it may start. d must not be
-// negative; with [WithRunAt] too, the later time wins.
-func WithDelay(d time.Duration) EnqueueOption { return func(c *enqueueConfig) { c.delay = d } }
-
-// WithRunAt makes the job wait until t before it may start. A time in the
-// past means at once; a time after the year 9999 (UTC) is refused with
+// WithRunAt makes the job wait until t before it may start; pass
+// time.Now().Add(d) to delay it by d. The default, the zero time and a time
+// in the past mean at once; a time after the year 9999 (UTC) is refused with
 // [ErrInvalidArgument], because SQLite could not order it.
 func WithRunAt(t time.Time) EnqueueOption { return func(c *enqueueConfig) { c.runAt = t } }
 
@@ -168,18 +164,14 @@ func (r *Runner) newJob(kind string, payload any, opts []EnqueueOption) (*Job, e
 			o(&c)
 		}
 	}
-	if c.delay < 0 {
-		return nil, invalid(op, "delay %v is negative", c.delay)
-	}
 	if c.maxAttemptsSet && c.job.MaxAttempts < 1 {
 		return nil, invalid(op, "max attempts %d is under 1", c.job.MaxAttempts)
 	}
-	if c.delay > 0 || !c.runAt.IsZero() {
-		at := time.Now().Add(c.delay)
-		if c.runAt.After(at) {
-			at = c.runAt
+	if !c.runAt.IsZero() {
+		c.job.RunAt = c.runAt
+		if now := time.Now(); now.After(c.runAt) {
+			c.job.RunAt = now
 		}
-		c.job.RunAt = at
 	}
 	return c.job, nil
 }

@@ -180,7 +180,7 @@ func TestRunnerDelayedJobWaitsAndWakesWithoutPolling(t *testing.T) {
 		require.Equal(t, jobs.StatusSucceeded, await(t, r, now.ID).Status)
 
 		const delay = 200 * time.Millisecond
-		j, err := r.Enqueue(t.Context(), "k", nil, jobs.WithDelay(delay))
+		j, err := r.Enqueue(t.Context(), "k", nil, jobs.WithRunAt(time.Now().Add(delay)))
 		require.NoError(t, err)
 		at := recv(t, started)
 		require.False(t, at.Before(j.RunAt), "started %v before its run-at %v", at, j.RunAt)
@@ -203,13 +203,13 @@ func TestRunnerWakesForEveryDelayedJob(t *testing.T) {
 		start(t, r)
 		later := make([]jobs.EnqueueRequest, 1000)
 		for i := range later {
-			later[i] = jobs.EnqueueRequest{Kind: "k", Options: []jobs.EnqueueOption{jobs.WithDelay(time.Hour)}}
+			later[i] = jobs.EnqueueRequest{Kind: "k", Options: []jobs.EnqueueOption{jobs.WithRunAt(time.Now().Add(time.Hour))}}
 		}
 		_, err := r.EnqueueMany(t.Context(), later...)
 		require.NoError(t, err)
 		var want []*jobs.Job
 		for _, d := range []time.Duration{50 * time.Millisecond, 150 * time.Millisecond} {
-			j, err := r.Enqueue(t.Context(), "k", nil, jobs.WithDelay(d))
+			j, err := r.Enqueue(t.Context(), "k", nil, jobs.WithRunAt(time.Now().Add(d)))
 			require.NoError(t, err)
 			want = append(want, j)
 		}
