@@ -12,14 +12,6 @@ import (
 	"github.com/google/uuid"
 )
 
-// HandlerFunc handles one attempt of a job. The returned JSON is stored as
-// the job's Result when the attempt succeeds; an error fails the attempt
-// (see [Permanent] and [RetryAfter]). ctx is cancelled when the job is
-// canceled, times out, loses its lease or the runner shuts down;
-// [context.Cause] tells which ([ErrCanceled], [ErrTimeout], [ErrLeaseLost],
-// [ErrShutdown]). progress reports how far the attempt has come.
-type HandlerFunc func(ctx context.Context, job *Job, progress Reporter) (json.RawMessage, error)
-
 // HandleOption configures the handler of one kind; pass it to
 // [Runner.Handle] or [Handle].
 type HandleOption func(*handler)
@@ -29,7 +21,7 @@ type HandleOption func(*handler)
 func WithKindTimeout(d time.Duration) HandleOption { return func(h *handler) { h.timeout = d } }
 
 type handler struct {
-	fn      HandlerFunc
+	fn      func(ctx context.Context, job *Job, progress Reporter) (json.RawMessage, error)
 	timeout time.Duration
 }
 
@@ -112,7 +104,14 @@ func (r *Runner) Owner() string { return r.cfg.owner }
 // kinds it has handlers for. Handle panics, as a programming error, when kind
 // is not a valid name, h is nil, kind already has a handler, an option is
 // invalid, or Run has started.
-func (r *Runner) Handle(kind string, h HandlerFunc, opts ...HandleOption) {
+//
+// h handles one attempt of a job. The JSON it returns is stored as the job's
+// Result when the attempt succeeds; an error fails the attempt (see
+// [Permanent] and [RetryAfter]). Its ctx is cancelled when the job is
+// canceled, times out, loses its lease or the runner shuts down, and
+// [context.Cause] tells which ([ErrCanceled], [ErrTimeout], [ErrLeaseLost],
+// [ErrShutdown]). progress reports how far the attempt has come.
+func (r *Runner) Handle(kind string, h func(ctx context.Context, job *Job, progress Reporter) (json.RawMessage, error), opts ...HandleOption) {
 	if err := checkName("handle", "kind", kind, false); err != nil {
 		panic(err.Error())
 	}

@@ -19,7 +19,7 @@ func TestLongJobsAreNotClaimedAheadOfFreeWorkers(t *testing.T) {
 		release := make(chan struct{})
 		var mu sync.Mutex
 		ran := map[string]int{}
-		handler := func(owner string) jobs.HandlerFunc {
+		handler := func(owner string) func(context.Context, *jobs.Job, jobs.Reporter) (json.RawMessage, error) {
 			return func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
 				mu.Lock()
 				ran[owner]++
@@ -61,7 +61,7 @@ func TestBufferedJobsAreGivenBackWhenWorkersAreStuck(t *testing.T) {
 		repo := memRepo(t)
 		release := make(chan struct{})
 		var releasedByA atomic.Int32
-		handler := func(ran *atomic.Int32) jobs.HandlerFunc {
+		handler := func(ran *atomic.Int32) func(context.Context, *jobs.Job, jobs.Reporter) (json.RawMessage, error) {
 			return func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
 				if j.Priority > 0 {
 					return nil, nil // quick

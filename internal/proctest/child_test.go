@@ -139,7 +139,7 @@ func runChild(ctx context.Context, cfg childConfig) error {
 		led.write("done", j.ID, j.Attempt, pid, wallClock())
 		return nil, nil
 	})
-	firstBlocks := func(report bool) jobs.HandlerFunc {
+	firstBlocks := func(report bool) func(context.Context, *jobs.Job, jobs.Reporter) (json.RawMessage, error) {
 		return func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
 			led.write("start", j.ID, j.Attempt, pid)
 			if j.Attempt > 1 {
