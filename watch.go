@@ -22,8 +22,9 @@ type Snapshot struct {
 	Seq uint64 `json:"seq"`
 }
 
-// SnapshotOf returns the snapshot of a stored job.
-func SnapshotOf(j *Job) Snapshot {
+// Snapshot returns the job's state as a [Snapshot] with Seq 0, such as for
+// a job read with [Runner.Get] or [Runner.List]. It does no I/O.
+func (j *Job) Snapshot() Snapshot {
 	return Snapshot{ID: j.ID, Status: j.Status, Progress: j.Progress.Fraction,
 		Message: j.Progress.Message, Attempt: j.Attempt, Error: j.Error}
 }
@@ -147,7 +148,7 @@ func (r *Runner) Watch(ctx context.Context, id uuid.UUID) iter.Seq2[Snapshot, er
 				yield(Snapshot{}, err)
 				return
 			}
-			s := SnapshotOf(j)
+			s := j.Snapshot()
 			s.Seq = r.seq.Add(1)
 			if !emit(s) {
 				return
