@@ -100,7 +100,7 @@
 // # Shutdown
 //
 // When Run's context ends the runner stops claiming, waits up to the grace
-// period ([WithGracePeriod]) for running handlers, then cancels them with
+// period ([WithShutdown]) for running handlers, then cancels them with
 // [ErrShutdown] and releases their jobs to pending without counting the
 // attempt, so another runner takes them over at once. Outcomes are stored
 // with a context detached from the shutdown, so none is lost.

@@ -149,17 +149,25 @@ func WithWatchPollInterval(d time.Duration) Option {
 	return func(c *runnerConfig) { c.watchPoll = d }
 }
 
-// WithGracePeriod sets how long Run waits at shutdown for running handlers
-// before it cancels them with [ErrShutdown] and releases their jobs; it must
-// not be negative, and zero cancels at once. The default is
-// [DefaultGracePeriod].
-func WithGracePeriod(d time.Duration) Option { return func(c *runnerConfig) { c.grace = d } }
-
-// WithStopTimeout sets how long Run waits, after the grace period, for
-// handlers that do not return when their context is cancelled. Their jobs
-// keep their leases, which then expire. It must be positive; the default is
-// [DefaultStopTimeout].
-func WithStopTimeout(d time.Duration) Option { return func(c *runnerConfig) { c.stopTimeout = d } }
+// WithShutdown sets how long Run's shutdown waits. When Run's context ends,
+// Run waits up to grace for running handlers to return, then cancels the
+// rest with cause [ErrShutdown] and releases their jobs to pending; then it
+// waits up to stop for handlers that ignore their context. Their jobs keep
+// their leases, which expire, and Run returns an [ErrShutdown] error. The
+// defaults are 10s (grace) and 5s (stop). A zero duration leaves that one
+// as it was (the default, or what an earlier WithShutdown set); a negative
+// one is invalid; there is no upper limit. For a cancel almost at once,
+// pass a grace of time.Nanosecond.
+func WithShutdown(grace, stop time.Duration) Option {
+	return func(c *runnerConfig) {
+		if grace != 0 {
+			c.grace = grace
+		}
+		if stop != 0 {
+			c.stopTimeout = stop
+		}
+	}
+}
 
 // WithProgressInterval sets the least time between two progress writes of a
 // job to the repository; it must be positive. In-process watchers see every
@@ -231,8 +239,8 @@ func newRunnerConfig(opts []Option) (runnerConfig, error) {
 		return c, invalid(op, "watch poll interval %v is not positive", c.watchPoll)
 	case c.grace < 0:
 		return c, invalid(op, "grace period %v is negative", c.grace)
-	case c.stopTimeout <= 0:
-		return c, invalid(op, "stop timeout %v is not positive", c.stopTimeout)
+	case c.stopTimeout < 0:
+		return c, invalid(op, "stop timeout %v is negative", c.stopTimeout)
 	case c.progress <= 0:
 		return c, invalid(op, "progress interval %v is not positive", c.progress)
 	case c.retention < 0:

@@ -63,8 +63,8 @@ func TestNewRunnerValidatesOptions(t *testing.T) {
 		{"cancel poll 0", jobs.WithCancelPollInterval(0)},
 		{"cancel poll over lease", jobs.WithCancelPollInterval(time.Hour)},
 		{"watch poll negative", jobs.WithWatchPollInterval(-time.Second)},
-		{"grace negative", jobs.WithGracePeriod(-time.Second)},
-		{"stop timeout 0", jobs.WithStopTimeout(0)},
+		{"grace negative", jobs.WithShutdown(-time.Second, 0)},
+		{"stop negative", jobs.WithShutdown(time.Second, -time.Second)},
 		{"progress interval 0", jobs.WithProgressInterval(0)},
 		{"retention negative", jobs.WithRetention(-time.Hour)},
 		{"backoff base 0", jobs.WithRetryBackoff(0, time.Second)},
@@ -78,7 +78,7 @@ func TestNewRunnerValidatesOptions(t *testing.T) {
 			require.Nil(t, r)
 		})
 	}
-	r1, err := jobs.NewRunner(repo, jobs.WithLeaseDuration(jobs.MinLeaseDuration), jobs.WithGracePeriod(0),
+	r1, err := jobs.NewRunner(repo, jobs.WithLeaseDuration(jobs.MinLeaseDuration), jobs.WithShutdown(0, 0),
 		jobs.WithRetention(0), jobs.WithConcurrency(jobs.MaxConcurrency))
 	require.NoError(t, err)
 	r2, err := jobs.NewRunner(repo)

@@ -274,14 +274,14 @@ func (r *Runner) execList() []*execution {
 // keeps leases, cancel requests, rescues and pruning going.
 //
 // At shutdown Run stops claiming, hands claimed jobs that have not started
-// back to pending, and waits up to the grace period ([WithGracePeriod]) for
-// running handlers. Then it cancels the rest with cause [ErrShutdown] and
-// releases their jobs to pending without counting the attempt. Handlers that
-// still do not return within the stop timeout ([WithStopTimeout]) are left
-// behind: their leases expire and another runner takes the jobs over; Run
-// then returns an [ErrShutdown] error, and the goroutines of those handlers
-// end only when the handlers return (their outcomes are not stored). Outcomes are stored with a context
-// detached from ctx, so none is lost to the shutdown.
+// back to pending, and waits up to the grace period for running handlers.
+// Then it cancels the rest with cause [ErrShutdown] and releases their jobs
+// to pending without counting the attempt. Handlers that still do not return
+// within the stop timeout are left behind: their leases expire and another
+// runner takes the jobs over; Run then returns an [ErrShutdown] error, and
+// the goroutines of those handlers end only when the handlers return (their
+// outcomes are not stored). [WithShutdown] sets both durations. Outcomes are
+// stored with a context detached from ctx, so none is lost to the shutdown.
 //
 // Run returns nil after a clean shutdown, an [ErrConflict] error when called
 // a second time, and [ErrClosed] when the repository was closed.

@@ -294,7 +294,7 @@ func TestCancelWinsOverAResultReturnedAfterIt(t *testing.T) {
 func TestShutdownFinishesWithinGraceAndReleasesTheRest(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
-		r1 := newRunner(t, repo, jobs.WithGracePeriod(time.Second))
+		r1 := newRunner(t, repo, jobs.WithShutdown(time.Second, 0))
 		running := make(chan string, 2)
 		finishQuick := make(chan struct{})
 		stubbornCause := make(chan error, 1)
@@ -344,7 +344,7 @@ func TestShutdownFinishesWithinGraceAndReleasesTheRest(t *testing.T) {
 func TestShutdownDoesNotHangOnHandlerIgnoringContext(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
-		r := newRunner(t, repo, jobs.WithGracePeriod(50*time.Millisecond), jobs.WithStopTimeout(100*time.Millisecond))
+		r := newRunner(t, repo, jobs.WithShutdown(50*time.Millisecond, 100*time.Millisecond))
 		running := make(chan struct{})
 		release := make(chan struct{})
 		returned := make(chan struct{})

@@ -34,7 +34,7 @@ func BenchmarkCrossRunnerCancel(b *testing.B) {
 				worker = newNode(b, dsn)
 			} else {
 				worker = &node{repo: openPG(b, dsn)}
-				r, err := jobs.NewRunner(worker.repo, jobs.WithGracePeriod(0), jobs.WithPollInterval(5*time.Millisecond))
+				r, err := jobs.NewRunner(worker.repo, jobs.WithShutdown(time.Nanosecond, 0), jobs.WithPollInterval(5*time.Millisecond))
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -30,7 +30,7 @@ func newNode(t testing.TB, dsn string, opts ...jobs.Option) *node {
 	t.Helper()
 	repo := openPG(t, dsn)
 	l := jobspg.NewListener(repo.DB(), jobspg.WithReconnectBackoff(10*time.Millisecond, 20*time.Millisecond))
-	base := []jobs.Option{jobs.WithNotifier(l), jobs.WithAllowUnknownKinds(), jobs.WithGracePeriod(0),
+	base := []jobs.Option{jobs.WithNotifier(l), jobs.WithAllowUnknownKinds(), jobs.WithShutdown(time.Nanosecond, 0),
 		jobs.WithPollInterval(never), jobs.WithWatchPollInterval(never),
 		jobs.WithLeaseDuration(never), jobs.WithCancelPollInterval(never)}
 	r, err := jobs.NewRunner(repo, append(base, opts...)...)
@@ -109,7 +109,7 @@ func TestCrossRunnerCancelWhileNotificationsAreDown(t *testing.T) {
 	b.l = jobspg.NewListener(b.repo.DB(), jobspg.WithReconnectBackoff(time.Minute, time.Minute))
 	var err error
 	b.r, err = jobs.NewRunner(b.repo, jobs.WithNotifier(b.l), jobs.WithPollInterval(10*time.Millisecond),
-		jobs.WithLeaseDuration(time.Minute), jobs.WithCancelPollInterval(cancelPoll), jobs.WithGracePeriod(0))
+		jobs.WithLeaseDuration(time.Minute), jobs.WithCancelPollInterval(cancelPoll), jobs.WithShutdown(time.Nanosecond, 0))
 	require.NoError(t, err)
 	started, causes, release := b.blocker()
 	defer close(release)
@@ -163,7 +163,7 @@ func TestListenerLeavesPoolOfOneToRunner(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = repo.Close() })
 	l := jobspg.NewListener(repo.DB())
-	r, err := jobs.NewRunner(repo, jobs.WithNotifier(l), jobs.WithGracePeriod(0),
+	r, err := jobs.NewRunner(repo, jobs.WithNotifier(l), jobs.WithShutdown(time.Nanosecond, 0),
 		jobs.WithPollInterval(never), jobs.WithWatchPollInterval(never))
 	require.NoError(t, err)
 	r.Handle("k", func(context.Context, *jobs.Job, jobs.Reporter) (json.RawMessage, error) {

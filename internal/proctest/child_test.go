@@ -115,7 +115,7 @@ func runChild(ctx context.Context, cfg childConfig) error {
 	r, err := jobs.NewRunner(&recordingRepo{JobRepository: repo, led: led}, append(opts,
 		jobs.WithConcurrency(cfg.Workers), jobs.WithLeaseDuration(cfg.Lease), jobs.WithPollInterval(cfg.Poll),
 		jobs.WithRetryBackoff(10*time.Millisecond, 100*time.Millisecond),
-		jobs.WithGracePeriod(2*time.Second), jobs.WithLogger(log), jobs.WithRetention(0))...)
+		jobs.WithShutdown(2*time.Second, 0), jobs.WithLogger(log), jobs.WithRetention(0))...)
 	if err != nil {
 		return err
 	}
