@@ -279,8 +279,8 @@ func BenchmarkCancelLatency(b *testing.B) {
 					<-running
 					if mode == "remote" {
 						// A cancel from elsewhere arrives at a random moment
-						// relative to the worker's cancel poll.
-						time.Sleep(time.Duration(rng.Int64N(int64(jobs.DefaultCancelPollInterval))))
+						// relative to the worker's refresh.
+						time.Sleep(time.Duration(rng.Int64N(int64(jobs.DefaultRefreshInterval))))
 					}
 					t0 := time.Now()
 					if _, err := canceler.Cancel(context.Background(), j.ID); err != nil {

@@ -58,8 +58,8 @@
 //
 // [Runner.Cancel] cancels a pending job at once. For a running job it stores
 // a cancel request: the handler's context is cancelled at once when the job
-// runs in this process, and within the cancel poll interval
-// ([DefaultCancelPollInterval]) in another. A canceled job is never retried.
+// runs in this process, and within the refresh interval
+// ([WithRefreshInterval]) in another. A canceled job is never retried.
 // The rule is simple: when Cancel returns nil the job ends canceled,
 // whatever its handler returns after the request, even a result it had
 // already returned that was not yet stored (the result is dropped); when the

@@ -64,12 +64,10 @@ const (
 	// enqueued by other processes. Jobs enqueued through the runner itself
 	// wake it at once.
 	DefaultPollInterval = time.Second
-	// DefaultCancelPollInterval is how often a runner with running jobs asks
-	// the repository whether another process requested a cancel.
-	DefaultCancelPollInterval = 20 * time.Millisecond
-	// DefaultWatchPollInterval is how often [Runner.Watch] reads a job that
-	// does not run in this process.
-	DefaultWatchPollInterval = 250 * time.Millisecond
+	// DefaultRefreshInterval is how often a runner re-reads the cancel
+	// requests for its running jobs and the jobs of other processes that it
+	// watches.
+	DefaultRefreshInterval = 50 * time.Millisecond
 	// DefaultGracePeriod is how long Run waits at shutdown for running
 	// handlers to return before it cancels them with [ErrShutdown].
 	DefaultGracePeriod = 10 * time.Second
@@ -96,8 +94,7 @@ type runnerConfig struct {
 	queues       []string
 	lease        time.Duration
 	poll         time.Duration
-	cancelPoll   time.Duration
-	watchPoll    time.Duration
+	refresh      time.Duration
 	grace        time.Duration
 	stopTimeout  time.Duration
 	progress     time.Duration
@@ -135,19 +132,13 @@ func WithLeaseDuration(d time.Duration) Option { return func(c *runnerConfig) { 
 // [DefaultPollInterval].
 func WithPollInterval(d time.Duration) Option { return func(c *runnerConfig) { c.poll = d } }
 
-// WithCancelPollInterval sets how often a runner with running jobs checks for
-// cancel requests made by other processes; it must be positive and at most
-// the lease. The default is [DefaultCancelPollInterval].
-func WithCancelPollInterval(d time.Duration) Option {
-	return func(c *runnerConfig) { c.cancelPoll = d }
-}
-
-// WithWatchPollInterval sets how often [Runner.Watch] and [Runner.Await] read
-// a job that runs in another process; it must be positive. The default is
-// [DefaultWatchPollInterval].
-func WithWatchPollInterval(d time.Duration) Option {
-	return func(c *runnerConfig) { c.watchPoll = d }
-}
+// WithRefreshInterval sets how often the runner re-reads what other
+// processes change: the cancel requests for the jobs running here, and the
+// jobs of other processes that [Runner.Watch] and [Runner.Await] follow. A
+// runner with a [Notifier] hears of most changes at once and refreshes at
+// this interval only as the fallback. The default is 50ms; d must be
+// positive and at most the lease duration ([WithLeaseDuration]).
+func WithRefreshInterval(d time.Duration) Option { return func(c *runnerConfig) { c.refresh = d } }
 
 // WithShutdown sets how long Run's shutdown waits. When Run's context ends,
 // Run waits up to grace for running handlers to return, then cancels the
@@ -211,8 +202,7 @@ func newRunnerConfig(opts []Option) (runnerConfig, error) {
 		concurrency: DefaultConcurrency,
 		lease:       DefaultLeaseDuration,
 		poll:        DefaultPollInterval,
-		cancelPoll:  DefaultCancelPollInterval,
-		watchPoll:   DefaultWatchPollInterval,
+		refresh:     DefaultRefreshInterval,
 		grace:       DefaultGracePeriod,
 		stopTimeout: DefaultStopTimeout,
 		progress:    DefaultProgressInterval,
@@ -233,10 +223,8 @@ func newRunnerConfig(opts []Option) (runnerConfig, error) {
 		return c, invalid(op, "lease duration %v is under %v", c.lease, MinLeaseDuration)
 	case c.poll <= 0:
 		return c, invalid(op, "poll interval %v is not positive", c.poll)
-	case c.cancelPoll <= 0 || c.cancelPoll > c.lease:
-		return c, invalid(op, "cancel poll interval %v is not in (0, lease]", c.cancelPoll)
-	case c.watchPoll <= 0:
-		return c, invalid(op, "watch poll interval %v is not positive", c.watchPoll)
+	case c.refresh <= 0 || c.refresh > c.lease:
+		return c, invalid(op, "refresh interval %v is not in (0, lease]", c.refresh)
 	case c.grace < 0:
 		return c, invalid(op, "grace period %v is negative", c.grace)
 	case c.stopTimeout < 0:

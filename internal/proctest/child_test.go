@@ -31,8 +31,8 @@ type childConfig struct {
 	Lease    time.Duration // runner lease
 	Poll     time.Duration // runner poll interval
 	NoNotify bool          // PostgreSQL: run without the LISTEN/NOTIFY listener
-	// CancelPoll is the runner's cancel poll interval; 0 keeps the default.
-	CancelPoll time.Duration
+	// Refresh is the runner's refresh interval; 0 keeps the default.
+	Refresh time.Duration
 }
 
 // The kinds the worker process handles. Each writes "start" to the ledger
@@ -108,8 +108,8 @@ func runChild(ctx context.Context, cfg childConfig) error {
 			jobspg.WithReconnectBackoff(20*time.Millisecond, time.Second))
 		opts = append(opts, jobs.WithNotifier(listener))
 	}
-	if cfg.CancelPoll > 0 {
-		opts = append(opts, jobs.WithCancelPollInterval(cfg.CancelPoll))
+	if cfg.Refresh > 0 {
+		opts = append(opts, jobs.WithRefreshInterval(cfg.Refresh))
 	}
 	pid := os.Getpid()
 	r, err := jobs.NewRunner(&recordingRepo{JobRepository: repo, led: led}, append(opts,
