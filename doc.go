@@ -69,9 +69,9 @@
 //
 //	<-ctx.Done()
 //	switch cause := context.Cause(ctx); {
-//	case errors.Is(cause, jobs.ErrCanceled): // Cancel was called
-//	case errors.Is(cause, jobs.ErrTimeout):  // the attempt ran past its timeout
-//	case errors.Is(cause, jobs.ErrShutdown): // the runner stopped; the job will run again
+//	case errors.Is(cause, jobs.ErrCanceled):  // Cancel was called
+//	case errors.Is(cause, jobs.ErrTimeout):   // the attempt ran past its timeout
+//	case errors.Is(cause, jobs.ErrClosed):    // the runner is closing; the job will run again
 //	case errors.Is(cause, jobs.ErrLeaseLost): // another runner owns the job now
 //	}
 //
@@ -101,8 +101,8 @@
 //
 // When Run's context ends the runner stops claiming, waits up to the grace
 // period ([WithShutdown]) for running handlers, then cancels them with
-// [ErrShutdown] and releases their jobs to pending without counting the
-// attempt, so another runner takes them over at once. Outcomes are stored
+// [ErrClosed] (the runner is closing) and releases their jobs to pending
+// without counting the attempt, so another runner takes them over at once. Outcomes are stored
 // with a context detached from the shutdown, so none is lost.
 //
 //	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

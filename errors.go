@@ -45,14 +45,14 @@ const (
 	// ErrFailed: the awaited job ended failed; the error's Msg has the job's
 	// last error. Returned by [AwaitResult].
 	ErrFailed Code = "failed"
-	// ErrShutdown is the cause of a handler's context when the runner stopped
-	// and the grace period ran out. The job is released, not failed.
-	ErrShutdown Code = "shutdown"
 	// ErrLeaseLost: a worker's write was fenced out because its lease expired
 	// and the job was rescued, finished or pruned. It is also the cause of a
 	// handler's context when the runner can no longer renew the lease.
 	ErrLeaseLost Code = "lease_lost"
-	// ErrClosed: the repository or runner was closed.
+	// ErrClosed: the repository was closed, or the runner is closing. It is
+	// the cause of a handler's context when [Runner.Run] shuts down and the
+	// grace period ran out (the job is released, not failed), and the code
+	// of Run's error when handlers did not return even after that cancel.
 	ErrClosed Code = "closed"
 	// ErrUnavailable: storage could not serve the request (busy past its
 	// retries, read-only, full, or unreachable), or the caller's context

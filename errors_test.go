@@ -18,7 +18,7 @@ func TestErrorIsMatchesSentinelByCode(t *testing.T) {
 	t.Parallel()
 	sentinels := []jobs.Code{
 		jobs.ErrNotFound, jobs.ErrInvalidArgument, jobs.ErrTooLarge, jobs.ErrConflict,
-		jobs.ErrUnknownKind, jobs.ErrCanceled, jobs.ErrTimeout, jobs.ErrFailed, jobs.ErrShutdown,
+		jobs.ErrUnknownKind, jobs.ErrCanceled, jobs.ErrTimeout, jobs.ErrFailed,
 		jobs.ErrLeaseLost, jobs.ErrClosed, jobs.ErrUnavailable, jobs.ErrOutcomeUnknown,
 	}
 	for _, s := range sentinels {

@@ -69,7 +69,7 @@ const (
 	// watches.
 	DefaultRefreshInterval = 50 * time.Millisecond
 	// DefaultGracePeriod is how long Run waits at shutdown for running
-	// handlers to return before it cancels them with [ErrShutdown].
+	// handlers to return before it cancels them with [ErrClosed].
 	DefaultGracePeriod = 10 * time.Second
 	// DefaultStopTimeout is how long Run waits, after the grace period and
 	// the cancel, for handlers that ignore their context.
@@ -142,9 +142,10 @@ func WithRefreshInterval(d time.Duration) Option { return func(c *runnerConfig) 
 
 // WithShutdown sets how long Run's shutdown waits. When Run's context ends,
 // Run waits up to grace for running handlers to return, then cancels the
-// rest with cause [ErrShutdown] and releases their jobs to pending; then it
-// waits up to stop for handlers that ignore their context. Their jobs keep
-// their leases, which expire, and Run returns an [ErrShutdown] error. The
+// rest with cause [ErrClosed] (the runner is closing) and releases their
+// jobs to pending; then it waits up to stop for handlers that ignore their
+// context. Their jobs keep their leases, which expire, and Run returns an
+// [ErrClosed] error. The
 // defaults are 10s (grace) and 5s (stop). A zero duration leaves that one
 // as it was (the default, or what an earlier WithShutdown set); a negative
 // one is invalid; there is no upper limit. For a cancel almost at once,

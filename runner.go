@@ -110,7 +110,7 @@ func (r *Runner) Owner() string { return r.cfg.owner }
 // [Permanent] and [RetryAfter]). Its ctx is cancelled when the job is
 // canceled, times out, loses its lease or the runner shuts down, and
 // [context.Cause] tells which ([ErrCanceled], [ErrTimeout], [ErrLeaseLost],
-// [ErrShutdown]). progress reports how far the attempt has come.
+// or [ErrClosed]: the runner is closing). progress reports how far the attempt has come.
 func (r *Runner) Handle(kind string, h func(ctx context.Context, job *Job, progress Reporter) (json.RawMessage, error), opts ...HandleOption) {
 	if err := checkName("handle", "kind", kind, false); err != nil {
 		panic(err.Error())
@@ -275,16 +275,17 @@ func (r *Runner) execList() []*execution {
 //
 // At shutdown Run stops claiming, hands claimed jobs that have not started
 // back to pending, and waits up to the grace period for running handlers.
-// Then it cancels the rest with cause [ErrShutdown] and releases their jobs
+// Then it cancels the rest with cause [ErrClosed] and releases their jobs
 // to pending without counting the attempt. Handlers that still do not return
 // within the stop timeout are left behind: their leases expire and another
-// runner takes the jobs over; Run then returns an [ErrShutdown] error, and
+// runner takes the jobs over; Run then returns an [ErrClosed] error, and
 // the goroutines of those handlers end only when the handlers return (their
 // outcomes are not stored). [WithShutdown] sets both durations. Outcomes are
 // stored with a context detached from ctx, so none is lost to the shutdown.
 //
 // Run returns nil after a clean shutdown, an [ErrConflict] error when called
-// a second time, and [ErrClosed] when the repository was closed.
+// a second time, and an [ErrClosed] error when the repository was closed or
+// handlers were left behind.
 func (r *Runner) Run(ctx context.Context) error {
 	r.hmu.Lock()
 	already := r.started.Swap(true)
@@ -338,11 +339,11 @@ func (r *Runner) Run(ctx context.Context) error {
 	go func() { workers.Wait(); close(done) }()
 	if !waitFor(done, r.cfg.grace) {
 		for _, e := range r.execList() {
-			e.cancel(ErrShutdown)
+			e.cancel(ErrClosed)
 		}
 		if !waitFor(done, r.cfg.stopTimeout) {
 			n := r.busy.Load()
-			runErr = errors.Join(runErr, newError(ErrShutdown, "run", uuid.Nil, "%d handlers did not return after cancellation", n))
+			runErr = errors.Join(runErr, newError(ErrClosed, "run", uuid.Nil, "%d handlers did not return after cancellation", n))
 			// Their leases are no longer renewed: from now on the
 			// repository, not this process, knows their jobs' state.
 			for _, e := range r.execList() {

@@ -321,7 +321,7 @@ func TestShutdownFinishesWithinGraceAndReleasesTheRest(t *testing.T) {
 		go func() { stopped <- stop() }()
 		close(finishQuick)
 		require.NoError(t, recv(t, stopped))
-		require.ErrorIs(t, recv(t, stubbornCause), jobs.ErrShutdown)
+		require.ErrorIs(t, recv(t, stubbornCause), jobs.ErrClosed)
 
 		q := get(t, r1, quick.ID)
 		require.Equal(t, jobs.StatusSucceeded, q.Status)
@@ -359,7 +359,7 @@ func TestShutdownDoesNotHangOnHandlerIgnoringContext(t *testing.T) {
 		require.NoError(t, err)
 		<-running
 		err = stop()
-		require.ErrorIs(t, err, jobs.ErrShutdown)
+		require.ErrorIs(t, err, jobs.ErrClosed)
 		// The job keeps its lease (left to expire); it was not released while
 		// its handler may still run.
 		require.Equal(t, jobs.StatusRunning, get(t, r, j.ID).Status)

@@ -87,7 +87,7 @@ func TestCancelAndRestartStorm(t *testing.T) {
 			err := stop()
 			wg.Wait()
 			if err != nil {
-				require.ErrorIs(t, err, jobs.ErrShutdown)
+				require.ErrorIs(t, err, jobs.ErrClosed)
 			}
 		}
 
