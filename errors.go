@@ -69,10 +69,15 @@ const (
 	// which returns the stored job with Duplicate set if the first try was
 	// stored; without a unique key, a retry may create the job twice.
 	ErrOutcomeUnknown Code = "outcome_unknown"
-	// ErrInternal is what [CodeOf] returns for an error that is not an
-	// [*Error] (a bug, or a cause this module does not classify).
-	ErrInternal Code = "internal"
+	// ErrInternal is codeInternal under its old name. It stays exported
+	// only until bun_errors.go and bun_create.go, which other work is
+	// changing now, use codeInternal; then it goes.
+	ErrInternal = codeInternal
 )
+
+// codeInternal is what [CodeOf] returns for an error that is not this
+// module's: "internal".
+const codeInternal Code = "internal"
 
 // Error is the structured error of this package. Its Code is stable; Op, JobID
 // and Msg say what happened; Err is the underlying cause, if any.
@@ -122,7 +127,9 @@ func (e *Error) Is(target error) bool {
 }
 
 // CodeOf returns the code of the first [*Error] or [Code] in err's tree, or
-// [ErrInternal] when there is none. It returns "" for a nil error.
+// the code "internal" when there is none (an error that is not this
+// module's: a bug, or a cause it does not classify). It returns "" for a nil
+// error.
 func CodeOf(err error) Code {
 	if err == nil {
 		return ""
@@ -133,7 +140,7 @@ func CodeOf(err error) Code {
 	if c, ok := errors.AsType[Code](err); ok {
 		return c
 	}
-	return ErrInternal
+	return codeInternal
 }
 
 // newError builds an [*Error]; msg is formatted with args.

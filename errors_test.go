@@ -56,7 +56,7 @@ func TestErrorMessageAndUnwrap(t *testing.T) {
 func TestCodeOf(t *testing.T) {
 	t.Parallel()
 	require.Equal(t, jobs.Code(""), jobs.CodeOf(nil))
-	require.Equal(t, jobs.ErrInternal, jobs.CodeOf(errors.New("plain")))
+	require.Equal(t, jobs.Code("internal"), jobs.CodeOf(errors.New("plain")))
 	require.Equal(t, jobs.ErrConflict, jobs.CodeOf(fmt.Errorf("wrapped: %w", jobs.ErrConflict)))
 }
 

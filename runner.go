@@ -232,7 +232,7 @@ func (r *Runner) Cancel(ctx context.Context, id uuid.UUID) (*Job, error) {
 		if cur, gerr := r.repo.Get(ctx, id); gerr == nil && cur.Status == StatusCanceled {
 			j, err = cur, nil
 		}
-	case CodeOf(err) == ErrUnavailable || CodeOf(err) == ErrInternal:
+	case CodeOf(err) == ErrUnavailable || CodeOf(err) == codeInternal:
 		// The request may be stored although the call failed (ctx ended
 		// while the statement ran): read it back, so that an error means
 		// the request is not stored as far as the database can tell.

@@ -31,9 +31,9 @@ func TestErrorTable(t *testing.T) {
 		{&jobs.Error{Code: jobs.ErrClosed}, 503, jobs.ErrClosed, "the server is shutting down"},
 		{&jobs.Error{Code: jobs.ErrOutcomeUnknown, Msg: "could not confirm", Err: cause}, 503, jobs.ErrOutcomeUnknown,
 			"the job may or may not have been created: retry with the same Idempotency-Key"},
-		{&jobs.Error{Code: jobs.ErrLeaseLost}, 500, jobs.ErrInternal, "internal error"},
+		{&jobs.Error{Code: jobs.ErrLeaseLost}, 500, codeInternal, "internal error"},
 		{fmt.Errorf("wrapped: %w", &jobs.Error{Code: jobs.ErrNotFound}), 404, jobs.ErrNotFound, "job not found"},
-		{cause, 500, jobs.ErrInternal, "internal error"},
+		{cause, 500, codeInternal, "internal error"},
 		{&fieldError{field: "language", msg: "is bad"}, 400, jobs.ErrInvalidArgument, "language: is bad"},
 		{httpError(codeUnauthorized, "secret detail"), 401, codeUnauthorized, "authentication required"},
 		{httpError(codeForbidden, "cross-origin request refused"), 403, codeForbidden, "cross-origin request refused"},
@@ -58,8 +58,8 @@ func TestWriteErrorHeaders(t *testing.T) {
 	for code, header := range map[jobs.Code]string{
 		jobs.ErrUnavailable:    "Retry-After",
 		jobs.ErrOutcomeUnknown: "Retry-After",
-		codeTooManyRequests:     "Retry-After",
-		codeUnauthorized:        "WWW-Authenticate",
+		codeTooManyRequests:    "Retry-After",
+		codeUnauthorized:       "WWW-Authenticate",
 	} {
 		w := httptest.NewRecorder()
 		writeError(w, r, slog.New(slog.DiscardHandler), httpError(code, ""))

@@ -205,7 +205,7 @@ func (r *recordingRepo) record(op string, err error) error {
 		switch {
 		case errors.Is(e, jobs.ErrLeaseLost) && je != nil:
 			r.led.writeLine(fmt.Sprintf("fenced %s %s %d", je.JobID, op, os.Getpid()))
-		case jobs.CodeOf(e) == jobs.ErrUnavailable || jobs.CodeOf(e) == jobs.ErrInternal:
+		case jobs.CodeOf(e) == jobs.ErrUnavailable || jobs.CodeOf(e) == "internal":
 			r.led.writeLine(fmt.Sprintf("error %s %s %d %q", op, jobs.CodeOf(e), os.Getpid(), e.Error()))
 		}
 	}
