@@ -32,8 +32,8 @@
 // The [Reporter] passed to a handler takes a fraction in [0, 1] and a short
 // message. Report does no I/O: watchers in the same process see every value,
 // the repository gets at most one write per job per progress interval
-// ([DefaultProgressInterval]) plus the final value, and each write renews
-// the job's lease.
+// (250ms by default; [WithProgressInterval]) plus the final value, and each
+// write renews the job's lease.
 //
 //	for i, seg := range in.Segments {
 //		if err := ctx.Err(); err != nil {

@@ -57,7 +57,7 @@ func TestNewRunnerValidatesOptions(t *testing.T) {
 		opt  jobs.Option
 	}{
 		{"concurrency 0", jobs.WithConcurrency(0)},
-		{"concurrency too high", jobs.WithConcurrency(jobs.MaxConcurrency + 1)},
+		{"concurrency too high", jobs.WithConcurrency(10001)},
 		{"lease under a second", jobs.WithLeaseDuration(999 * time.Millisecond)},
 		{"poll 0", jobs.WithPollInterval(0)},
 		{"refresh 0", jobs.WithRefreshInterval(0)},
@@ -78,8 +78,8 @@ func TestNewRunnerValidatesOptions(t *testing.T) {
 			require.Nil(t, r)
 		})
 	}
-	r1, err := jobs.NewRunner(repo, jobs.WithLeaseDuration(jobs.MinLeaseDuration), jobs.WithShutdown(0, 0),
-		jobs.WithRetention(0), jobs.WithConcurrency(jobs.MaxConcurrency))
+	r1, err := jobs.NewRunner(repo, jobs.WithLeaseDuration(time.Second), jobs.WithShutdown(0, 0),
+		jobs.WithRetention(0), jobs.WithConcurrency(10000))
 	require.NoError(t, err)
 	r2, err := jobs.NewRunner(repo)
 	require.NoError(t, err)
