@@ -20,12 +20,15 @@ type enqueueConfig struct {
 	maxAttemptsSet bool
 }
 
-// InQueue puts the job into the named queue instead of [DefaultQueue].
+// InQueue puts the job into the named queue. The default, and the empty
+// name, is the queue "default" ([DefaultQueue]); a name must be at most 128
+// bytes of valid UTF-8 without NUL.
 func InQueue(name string) EnqueueOption { return func(c *enqueueConfig) { c.job.Queue = name } }
 
 // WithPriority sets the job's priority: within a queue, higher runs first.
-// The default is 0; negative values are allowed. Values outside the int32
-// range are refused with [ErrInvalidArgument].
+// The default is 0; n must be in the int32 range (math.MinInt32 to
+// math.MaxInt32), negative values included; others are refused with
+// [ErrInvalidArgument].
 func WithPriority(n int) EnqueueOption { return func(c *enqueueConfig) { c.job.Priority = n } }
 
 // WithRunAt makes the job wait until t before it may start; pass
@@ -34,23 +37,24 @@ func WithPriority(n int) EnqueueOption { return func(c *enqueueConfig) { c.job.P
 // [ErrInvalidArgument], because SQLite could not order it.
 func WithRunAt(t time.Time) EnqueueOption { return func(c *enqueueConfig) { c.runAt = t } }
 
-// WithMaxAttempts sets how many attempts the job may have: from 1 to
-// math.MaxInt32; the default is [DefaultMaxAttempts].
+// WithMaxAttempts sets how many attempts the job may have. The default is 3
+// ([DefaultMaxAttempts]); n must be from 1 to math.MaxInt32.
 func WithMaxAttempts(n int) EnqueueOption {
 	return func(c *enqueueConfig) { c.job.MaxAttempts, c.maxAttemptsSet = n, true }
 }
 
 // WithTimeout limits each attempt of the job to d, after which the handler's
-// context is cancelled with cause [ErrTimeout] and the attempt fails. Zero
-// means no limit beyond the kind's (see [WithKindTimeout]); negative is
-// invalid.
+// context is cancelled with cause [ErrTimeout] and the attempt fails. The
+// default, and zero, mean no limit beyond the kind's (see
+// [WithKindTimeout]); negative is invalid; there is no upper limit.
 func WithTimeout(d time.Duration) EnqueueOption {
 	return func(c *enqueueConfig) { c.job.Timeout = d }
 }
 
 // WithUniqueKey makes the enqueue idempotent: while a job with the same key
 // exists, enqueueing again returns that job with Job.Duplicate set and
-// creates nothing.
+// creates nothing. The default, and the empty key, is none; a key must be at
+// most 256 bytes of valid UTF-8 without NUL.
 func WithUniqueKey(key string) EnqueueOption {
 	return func(c *enqueueConfig) { c.job.UniqueKey = key }
 }

@@ -17,7 +17,8 @@ import (
 type HandleOption func(*handler)
 
 // WithKindTimeout limits each attempt of the kind's jobs to d unless the job
-// has its own timeout ([WithTimeout]). d must be positive.
+// has its own timeout ([WithTimeout]). The default, and zero, mean no limit;
+// a negative d makes Handle panic; there is no upper limit.
 func WithKindTimeout(d time.Duration) HandleOption { return func(h *handler) { h.timeout = d } }
 
 type handler struct {
