@@ -23,7 +23,7 @@ import (
 func transient(err error) bool {
 	_, other := splitErrors(err)
 	c := CodeOf(other)
-	return c == ErrUnavailable || c == ErrInternal
+	return c == ErrUnavailable || c == codeInternal
 }
 
 // confirmFinished clears, in perJob, the ErrLeaseLost of each outcome whose

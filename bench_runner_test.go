@@ -242,11 +242,12 @@ func BenchmarkEnqueue(b *testing.B) {
 // in another runner on the same database ("remote"), and the time from the
 // handler's return to Get showing the job canceled.
 func BenchmarkCancelLatency(b *testing.B) {
+	const refresh = 50 * time.Millisecond // the default of WithRefreshInterval
 	for _, be := range benchBackends() {
 		for _, mode := range []string{"local", "remote"} {
 			b.Run(be.name+"/"+mode, func(b *testing.B) {
 				repo := be.open(b)
-				worker, err := jobs.NewRunner(repo)
+				worker, err := jobs.NewRunner(repo, jobs.WithRefreshInterval(refresh))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -276,8 +277,8 @@ func BenchmarkCancelLatency(b *testing.B) {
 					<-running
 					if mode == "remote" {
 						// A cancel from elsewhere arrives at a random moment
-						// relative to the worker's cancel poll.
-						time.Sleep(time.Duration(rng.Int64N(int64(jobs.DefaultCancelPollInterval))))
+						// relative to the worker's refresh.
+						time.Sleep(time.Duration(rng.Int64N(int64(refresh))))
 					}
 					t0 := time.Now()
 					if _, err := canceler.Cancel(context.Background(), j.ID); err != nil {
@@ -309,7 +310,8 @@ func BenchmarkReport(b *testing.B) {
 	for _, be := range benchBackends() {
 		b.Run(be.name, func(b *testing.B) {
 			repo := newBenchFaultRepo(be.open(b))
-			r, err := jobs.NewRunner(repo)
+			const interval = 250 * time.Millisecond // the default of WithProgressInterval
+			r, err := jobs.NewRunner(repo, jobs.WithProgressInterval(interval))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -341,7 +343,7 @@ func BenchmarkReport(b *testing.B) {
 				b.Fatal(err)
 			}
 			writes := repo.progressWritesOf(j.ID)
-			bound := int(elapsed/jobs.DefaultProgressInterval) + 2
+			bound := int(elapsed/interval) + 2
 			b.ReportMetric(float64(writes), "writes")
 			b.ReportMetric(float64(bound), "write-bound")
 			if writes > bound {

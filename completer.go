@@ -229,7 +229,7 @@ func retryBatch(ctx context.Context, r *Runner, f func(context.Context) error) (
 		err := f(ctx)
 		end()
 		perJob, other := splitErrors(err)
-		if other == nil || CodeOf(other) != ErrUnavailable && CodeOf(other) != ErrInternal {
+		if other == nil || CodeOf(other) != ErrUnavailable && CodeOf(other) != codeInternal {
 			return perJob, other
 		}
 		wait := backoff(attempt, 10*time.Millisecond, time.Second)

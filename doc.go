@@ -32,8 +32,8 @@
 // The [Reporter] passed to a handler takes a fraction in [0, 1] and a short
 // message. Report does no I/O: watchers in the same process see every value,
 // the repository gets at most one write per job per progress interval
-// ([DefaultProgressInterval]) plus the final value, and each write renews
-// the job's lease.
+// (250ms by default; [WithProgressInterval]) plus the final value, and each
+// write renews the job's lease.
 //
 //	for i, seg := range in.Segments {
 //		if err := ctx.Err(); err != nil {
@@ -58,8 +58,8 @@
 //
 // [Runner.Cancel] cancels a pending job at once. For a running job it stores
 // a cancel request: the handler's context is cancelled at once when the job
-// runs in this process, and within the cancel poll interval
-// ([DefaultCancelPollInterval]) in another. A canceled job is never retried.
+// runs in this process, and within the refresh interval
+// ([WithRefreshInterval]) in another. A canceled job is never retried.
 // The rule is simple: when Cancel returns nil the job ends canceled,
 // whatever its handler returns after the request, even a result it had
 // already returned that was not yet stored (the result is dropped); when the
@@ -69,9 +69,9 @@
 //
 //	<-ctx.Done()
 //	switch cause := context.Cause(ctx); {
-//	case errors.Is(cause, jobs.ErrCanceled): // Cancel was called
-//	case errors.Is(cause, jobs.ErrTimeout):  // the attempt ran past its timeout
-//	case errors.Is(cause, jobs.ErrShutdown): // the runner stopped; the job will run again
+//	case errors.Is(cause, jobs.ErrCanceled):  // Cancel was called
+//	case errors.Is(cause, jobs.ErrTimeout):   // the attempt ran past its timeout
+//	case errors.Is(cause, jobs.ErrClosed):    // the runner is closing; the job will run again
 //	case errors.Is(cause, jobs.ErrLeaseLost): // another runner owns the job now
 //	}
 //
@@ -100,9 +100,9 @@
 // # Shutdown
 //
 // When Run's context ends the runner stops claiming, waits up to the grace
-// period ([WithGracePeriod]) for running handlers, then cancels them with
-// [ErrShutdown] and releases their jobs to pending without counting the
-// attempt, so another runner takes them over at once. Outcomes are stored
+// period ([WithShutdown]) for running handlers, then cancels them with
+// [ErrClosed] (the runner is closing) and releases their jobs to pending
+// without counting the attempt, so another runner takes them over at once. Outcomes are stored
 // with a context detached from the shutdown, so none is lost.
 //
 //	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

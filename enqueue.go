@@ -15,45 +15,45 @@ type EnqueueOption func(*enqueueConfig)
 
 type enqueueConfig struct {
 	job            *Job
-	delay          time.Duration
 	runAt          time.Time
 	maxAttemptsSet bool
 }
 
-// InQueue puts the job into the named queue instead of [rules.DefaultQueue].
+// InQueue puts the job into the named queue. The default, and the empty
+// name, is the queue "default"; a name must be at most 128
+// bytes of valid UTF-8 without NUL.
 func InQueue(name string) EnqueueOption { return func(c *enqueueConfig) { c.job.Queue = name } }
 
 // WithPriority sets the job's priority: within a queue, higher runs first.
-// The default is 0; negative values are allowed. Values outside the int32
-// range are refused with [ErrInvalidArgument].
+// The default is 0; n must be in the int32 range (math.MinInt32 to
+// math.MaxInt32), negative values included; others are refused with
+// [ErrInvalidArgument].
 func WithPriority(n int) EnqueueOption { return func(c *enqueueConfig) { c.job.Priority = n } }
 
-// WithDelay makes the job wait d before it may start. d must not be
-// negative; with [WithRunAt] too, the later time wins.
-func WithDelay(d time.Duration) EnqueueOption { return func(c *enqueueConfig) { c.delay = d } }
-
-// WithRunAt makes the job wait until t before it may start. A time in the
-// past means at once; a time after the year 9999 (UTC) is refused with
+// WithRunAt makes the job wait until t before it may start; pass
+// time.Now().Add(d) to delay it by d. The default, the zero time and a time
+// in the past mean at once; a time after the year 9999 (UTC) is refused with
 // [ErrInvalidArgument], because SQLite could not order it.
 func WithRunAt(t time.Time) EnqueueOption { return func(c *enqueueConfig) { c.runAt = t } }
 
-// WithMaxAttempts sets how many attempts the job may have: from 1 to
-// math.MaxInt32; the default is [rules.DefaultMaxAttempts].
+// WithMaxAttempts sets how many attempts the job may have. The default is 3
+// ; n must be from 1 to math.MaxInt32.
 func WithMaxAttempts(n int) EnqueueOption {
 	return func(c *enqueueConfig) { c.job.MaxAttempts, c.maxAttemptsSet = n, true }
 }
 
 // WithTimeout limits each attempt of the job to d, after which the handler's
-// context is cancelled with cause [ErrTimeout] and the attempt fails. Zero
-// means no limit beyond the kind's (see [WithKindTimeout]); negative is
-// invalid.
+// context is cancelled with cause [ErrTimeout] and the attempt fails. The
+// default, and zero, mean no limit beyond the kind's (see
+// [WithKindTimeout]); negative is invalid; there is no upper limit.
 func WithTimeout(d time.Duration) EnqueueOption {
 	return func(c *enqueueConfig) { c.job.Timeout = d }
 }
 
 // WithUniqueKey makes the enqueue idempotent: while a job with the same key
 // exists, enqueueing again returns that job with Job.Duplicate set and
-// creates nothing.
+// creates nothing. The default, and the empty key, is none; a key must be at
+// most 256 bytes of valid UTF-8 without NUL.
 func WithUniqueKey(key string) EnqueueOption {
 	return func(c *enqueueConfig) { c.job.UniqueKey = key }
 }
@@ -169,18 +169,14 @@ func (r *Runner) newJob(kind string, payload any, opts []EnqueueOption) (*Job, e
 			o(&c)
 		}
 	}
-	if c.delay < 0 {
-		return nil, invalid(op, "delay %v is negative", c.delay)
-	}
 	if c.maxAttemptsSet && c.job.MaxAttempts < 1 {
 		return nil, invalid(op, "max attempts %d is under 1", c.job.MaxAttempts)
 	}
-	if c.delay > 0 || !c.runAt.IsZero() {
-		at := time.Now().Add(c.delay)
-		if c.runAt.After(at) {
-			at = c.runAt
+	if !c.runAt.IsZero() {
+		c.job.RunAt = c.runAt
+		if now := time.Now(); now.After(c.runAt) {
+			c.job.RunAt = now
 		}
-		c.job.RunAt = at
 	}
 	return c.job, nil
 }

@@ -47,14 +47,14 @@ const (
 	// ErrFailed: the awaited job ended failed; the error's Msg has the job's
 	// last error. Returned by [AwaitResult].
 	ErrFailed Code = "failed"
-	// ErrShutdown is the cause of a handler's context when the runner stopped
-	// and the grace period ran out. The job is released, not failed.
-	ErrShutdown Code = "shutdown"
 	// ErrLeaseLost: a worker's write was fenced out because its lease expired
 	// and the job was rescued, finished or pruned. It is also the cause of a
 	// handler's context when the runner can no longer renew the lease.
 	ErrLeaseLost Code = "lease_lost"
-	// ErrClosed: the repository or runner was closed.
+	// ErrClosed: the repository was closed, or the runner is closing. It is
+	// the cause of a handler's context when [Runner.Run] shuts down and the
+	// grace period ran out (the job is released, not failed), and the code
+	// of Run's error when handlers did not return even after that cancel.
 	ErrClosed Code = "closed"
 	// ErrUnavailable: storage could not serve the request (busy past its
 	// retries, read-only, full, or unreachable), or the caller's context
@@ -71,10 +71,11 @@ const (
 	// which returns the stored job with Duplicate set if the first try was
 	// stored; without a unique key, a retry may create the job twice.
 	ErrOutcomeUnknown Code = "outcome_unknown"
-	// ErrInternal is what [CodeOf] returns for an error that is not an
-	// [*Error] (a bug, or a cause this module does not classify).
-	ErrInternal Code = "internal"
 )
+
+// codeInternal is what [CodeOf] returns for an error that is not this
+// module's: "internal".
+const codeInternal Code = "internal"
 
 // Error is the structured error of this package. Its Code is stable; Op, JobID
 // and Msg say what happened; Err is the underlying cause, if any.
@@ -124,7 +125,9 @@ func (e *Error) Is(target error) bool {
 }
 
 // CodeOf returns the code of the first [*Error] or [Code] in err's tree, or
-// [ErrInternal] when there is none. It returns "" for a nil error.
+// the code "internal" when there is none (an error that is not this
+// module's: a bug, or a cause it does not classify). It returns "" for a nil
+// error.
 func CodeOf(err error) Code {
 	if err == nil {
 		return ""
@@ -135,7 +138,7 @@ func CodeOf(err error) Code {
 	if c, ok := errors.AsType[Code](err); ok {
 		return c
 	}
-	return ErrInternal
+	return codeInternal
 }
 
 // newError builds an [*Error]; msg is formatted with args.

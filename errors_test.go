@@ -18,7 +18,7 @@ func TestErrorIsMatchesSentinelByCode(t *testing.T) {
 	t.Parallel()
 	sentinels := []jobs.Code{
 		jobs.ErrNotFound, jobs.ErrInvalidArgument, jobs.ErrTooLarge, jobs.ErrConflict,
-		jobs.ErrUnknownKind, jobs.ErrCanceled, jobs.ErrTimeout, jobs.ErrFailed, jobs.ErrShutdown,
+		jobs.ErrUnknownKind, jobs.ErrCanceled, jobs.ErrTimeout, jobs.ErrFailed,
 		jobs.ErrLeaseLost, jobs.ErrClosed, jobs.ErrUnavailable, jobs.ErrOutcomeUnknown,
 	}
 	for _, s := range sentinels {
@@ -56,7 +56,7 @@ func TestErrorMessageAndUnwrap(t *testing.T) {
 func TestCodeOf(t *testing.T) {
 	t.Parallel()
 	require.Equal(t, jobs.Code(""), jobs.CodeOf(nil))
-	require.Equal(t, jobs.ErrInternal, jobs.CodeOf(errors.New("plain")))
+	require.Equal(t, jobs.Code("internal"), jobs.CodeOf(errors.New("plain")))
 	require.Equal(t, jobs.ErrConflict, jobs.CodeOf(fmt.Errorf("wrapped: %w", jobs.ErrConflict)))
 }
 

@@ -89,10 +89,10 @@ func newRunner(t *testing.T, repo jobs.JobRepository, opts ...jobs.Option) *jobs
 	t.Helper()
 	base := []jobs.Option{
 		jobs.WithPollInterval(20 * time.Millisecond),
-		jobs.WithWatchPollInterval(10 * time.Millisecond),
+		jobs.WithRefreshInterval(10 * time.Millisecond),
 		jobs.WithProgressInterval(20 * time.Millisecond),
 		jobs.WithRetryBackoff(time.Millisecond, 10*time.Millisecond),
-		jobs.WithGracePeriod(time.Second),
+		jobs.WithShutdown(time.Second, 0),
 	}
 	r, err := jobs.NewRunner(repo, append(base, opts...)...)
 	require.NoError(t, err)

@@ -46,7 +46,7 @@ func TestHooksSeeEveryLifecycleEvent(t *testing.T) {
 	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
 		ev := &events{jobs: map[string]*jobs.Job{}}
 		var progress sync.Map
-		r := newRunner(t, repo, jobs.WithGracePeriod(0), jobs.WithHooks(jobs.Hooks{
+		r := newRunner(t, repo, jobs.WithShutdown(time.Nanosecond, 0), jobs.WithHooks(jobs.Hooks{
 			OnStarted:   ev.add("started"),
 			OnSucceeded: ev.add("succeeded"),
 			OnFailed:    ev.add("failed"),
@@ -175,7 +175,7 @@ func TestHooksReportTheStoredStatusWhenACancelTakesOver(t *testing.T) {
 			held := &heldWrites{JobRepository: repo, arrived: make(chan struct{}, 1), release: make(chan struct{})}
 			fired := make(chan string, 4)
 			hook := func(name string) func(*jobs.Job) { return func(*jobs.Job) { fired <- name } }
-			r := newRunner(t, held, jobs.WithGracePeriod(0), jobs.WithHooks(jobs.Hooks{
+			r := newRunner(t, held, jobs.WithShutdown(time.Nanosecond, 0), jobs.WithHooks(jobs.Hooks{
 				OnCanceled: hook("canceled"), OnRetrying: hook("retrying"), OnReleased: hook("released"),
 			}))
 			running := make(chan struct{})

@@ -116,9 +116,10 @@ func (r *Runner) leaseLost(e *execution) {
 }
 
 // cancelPollLoop picks up cancel requests made by other processes for the
-// jobs running here, with one cheap query per interval while any run.
+// jobs running here, with one cheap query per refresh interval while any
+// run.
 func (r *Runner) cancelPollLoop(ctx context.Context) {
-	t := time.NewTicker(r.cfg.cancelPoll)
+	t := time.NewTicker(r.cfg.refresh)
 	defer t.Stop()
 	for {
 		select {

@@ -122,7 +122,7 @@ func TestFailingHeartbeatsCancelBeforeTheLeaseExpires(t *testing.T) {
 	})
 }
 
-func TestCancelFromAnotherRunnerLandsViaCancelPoll(t *testing.T) {
+func TestCancelFromAnotherRunnerLandsViaRefresh(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
 		worker := newRunner(t, repo)

@@ -21,7 +21,7 @@ func TestPrunerDeletesOldFinishedJobsOnly(t *testing.T) {
 		require.NoError(t, err)
 		await(t, r1, done.ID)
 		require.NoError(t, stop())
-		waiting, err := r1.Enqueue(t.Context(), "k", nil, jobs.WithDelay(time.Hour))
+		waiting, err := r1.Enqueue(t.Context(), "k", nil, jobs.WithRunAt(time.Now().Add(time.Hour)))
 		require.NoError(t, err)
 		require.Equal(t, jobs.StatusSucceeded, get(t, r1, done.ID).Status, "retention 0 keeps finished jobs")
 

@@ -58,7 +58,7 @@ func (f *fakeNotifier) count() int {
 func hintRunner(t *testing.T, repo jobs.JobRepository, n jobs.Notifier) *jobs.Runner {
 	const never = time.Hour
 	return newRunner(t, repo, jobs.WithNotifier(n), jobs.WithPollInterval(never),
-		jobs.WithLeaseDuration(never), jobs.WithCancelPollInterval(never), jobs.WithWatchPollInterval(never))
+		jobs.WithLeaseDuration(never), jobs.WithRefreshInterval(never))
 }
 
 // blockingHandler registers kind "block": it reports its start and returns

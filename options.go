@@ -14,44 +14,21 @@ import (
 // [ErrInvalidArgument] for an invalid one.
 type Option func(*runnerConfig)
 
-// Runner defaults, documented next to the option that overrides each.
+// Runner defaults and limits. They are not exported: the doc of each
+// option states its default and valid range.
 const (
-	// DefaultConcurrency is the number of handlers a runner runs at once.
-	DefaultConcurrency = 8
-	// DefaultLeaseDuration is how long a claimed job stays leased without a
-	// heartbeat. Heartbeats renew it every third of the lease.
-	DefaultLeaseDuration = 30 * time.Second
-	// MinLeaseDuration is the shortest lease [WithLeaseDuration] accepts.
-	MinLeaseDuration = time.Second
-	// DefaultPollInterval is how often an idle runner looks for jobs
-	// enqueued by other processes. Jobs enqueued through the runner itself
-	// wake it at once.
-	DefaultPollInterval = time.Second
-	// DefaultCancelPollInterval is how often a runner with running jobs asks
-	// the repository whether another process requested a cancel.
-	DefaultCancelPollInterval = 20 * time.Millisecond
-	// DefaultWatchPollInterval is how often [Runner.Watch] reads a job that
-	// does not run in this process.
-	DefaultWatchPollInterval = 250 * time.Millisecond
-	// DefaultGracePeriod is how long Run waits at shutdown for running
-	// handlers to return before it cancels them with [ErrShutdown].
-	DefaultGracePeriod = 10 * time.Second
-	// DefaultStopTimeout is how long Run waits, after the grace period and
-	// the cancel, for handlers that ignore their context.
-	DefaultStopTimeout = 5 * time.Second
-	// DefaultProgressInterval is the least time between two progress writes
-	// of one job to the repository.
-	DefaultProgressInterval = 250 * time.Millisecond
-	// DefaultRetention is how long finished jobs are kept before the pruner
-	// deletes them.
-	DefaultRetention = 7 * 24 * time.Hour
-	// DefaultRetryBaseDelay is the backoff before the second attempt of a
-	// job; each later attempt doubles it, up to DefaultRetryMaxDelay.
-	DefaultRetryBaseDelay = time.Second
-	// DefaultRetryMaxDelay caps the backoff between two attempts.
-	DefaultRetryMaxDelay = time.Hour
-	// MaxConcurrency is the largest value [WithConcurrency] accepts.
-	MaxConcurrency = 10000
+	defaultConcurrency      = 8
+	maxConcurrency          = 10000
+	defaultLeaseDuration    = 30 * time.Second
+	minLeaseDuration        = time.Second
+	defaultPollInterval     = time.Second
+	defaultRefreshInterval  = 50 * time.Millisecond
+	defaultGracePeriod      = 10 * time.Second
+	defaultStopTimeout      = 5 * time.Second
+	defaultProgressInterval = 250 * time.Millisecond
+	defaultRetention        = 7 * 24 * time.Hour
+	defaultRetryBaseDelay   = time.Second
+	defaultRetryMaxDelay    = time.Hour
 )
 
 type runnerConfig struct {
@@ -59,8 +36,7 @@ type runnerConfig struct {
 	queues       []string
 	lease        time.Duration
 	poll         time.Duration
-	cancelPoll   time.Duration
-	watchPoll    time.Duration
+	refresh      time.Duration
 	grace        time.Duration
 	stopTimeout  time.Duration
 	progress     time.Duration
@@ -76,109 +52,109 @@ type runnerConfig struct {
 	notifierSet  bool
 }
 
-// WithConcurrency sets how many handlers run at once, from 1 to
-// [MaxConcurrency]. The default is [DefaultConcurrency].
+// WithConcurrency sets how many handlers run at once. The default is 8; n
+// must be from 1 to 10000.
 func WithConcurrency(n int) Option { return func(c *runnerConfig) { c.concurrency = n } }
 
-// WithQueues limits the runner to jobs of the named queues. The default (no
-// names) serves every queue. Each name must be a valid queue name.
+// WithQueues limits the runner to jobs of the named queues. The default, no
+// names, serves every queue; each name must be 1 to 128 bytes of valid UTF-8
+// without NUL.
 func WithQueues(names ...string) Option {
 	return func(c *runnerConfig) { c.queues = append([]string(nil), names...) }
 }
 
 // WithLeaseDuration sets how long a claimed job stays leased without a
-// heartbeat: at least [MinLeaseDuration]; the default is
-// [DefaultLeaseDuration]. Heartbeats run every third of it, the rescuer of
-// expired leases every quarter, so a dead process's jobs run again within
-// about 1.5 leases.
+// heartbeat. The default is 30s; d must be at least 1s, with no upper limit.
+// Heartbeats run every third of it, the rescuer of expired leases every
+// quarter, so a dead process's jobs run again within about 1.5 leases.
 func WithLeaseDuration(d time.Duration) Option { return func(c *runnerConfig) { c.lease = d } }
 
 // WithPollInterval sets how often an idle runner looks for jobs that other
-// processes enqueued; it must be positive. The default is
-// [DefaultPollInterval].
+// processes enqueued (jobs enqueued through the runner itself wake it at
+// once). The default is 1s; d must be positive, with no upper limit.
 func WithPollInterval(d time.Duration) Option { return func(c *runnerConfig) { c.poll = d } }
 
-// WithCancelPollInterval sets how often a runner with running jobs checks for
-// cancel requests made by other processes; it must be positive and at most
-// the lease. The default is [DefaultCancelPollInterval].
-func WithCancelPollInterval(d time.Duration) Option {
-	return func(c *runnerConfig) { c.cancelPoll = d }
+// WithRefreshInterval sets how often the runner re-reads what other
+// processes change: the cancel requests for the jobs running here, and the
+// jobs of other processes that [Runner.Watch] and [Runner.Await] follow. A
+// runner with a [Notifier] hears of most changes at once and refreshes at
+// this interval only as the fallback. The default is 50ms; d must be
+// positive and at most the lease duration ([WithLeaseDuration]).
+func WithRefreshInterval(d time.Duration) Option { return func(c *runnerConfig) { c.refresh = d } }
+
+// WithShutdown sets how long Run's shutdown waits. When Run's context ends,
+// Run waits up to grace for running handlers to return, then cancels the
+// rest with cause [ErrClosed] (the runner is closing) and releases their
+// jobs to pending; then it waits up to stop for handlers that ignore their
+// context. Their jobs keep their leases, which expire, and Run returns an
+// [ErrClosed] error.
+//
+// The defaults are 10s (grace) and 5s (stop). A zero duration leaves that
+// one as it was (the default, or what an earlier WithShutdown set); a
+// negative one is invalid; there is no upper limit. For a cancel almost at
+// once, pass a grace of time.Nanosecond.
+func WithShutdown(grace, stop time.Duration) Option {
+	return func(c *runnerConfig) {
+		if grace != 0 {
+			c.grace = grace
+		}
+		if stop != 0 {
+			c.stopTimeout = stop
+		}
+	}
 }
-
-// WithWatchPollInterval sets how often [Runner.Watch] and [Runner.Await] read
-// a job that runs in another process; it must be positive. The default is
-// [DefaultWatchPollInterval].
-func WithWatchPollInterval(d time.Duration) Option {
-	return func(c *runnerConfig) { c.watchPoll = d }
-}
-
-// WithGracePeriod sets how long Run waits at shutdown for running handlers
-// before it cancels them with [ErrShutdown] and releases their jobs; it must
-// not be negative, and zero cancels at once. The default is
-// [DefaultGracePeriod].
-func WithGracePeriod(d time.Duration) Option { return func(c *runnerConfig) { c.grace = d } }
-
-// WithStopTimeout sets how long Run waits, after the grace period, for
-// handlers that do not return when their context is cancelled. Their jobs
-// keep their leases, which then expire. It must be positive; the default is
-// [DefaultStopTimeout].
-func WithStopTimeout(d time.Duration) Option { return func(c *runnerConfig) { c.stopTimeout = d } }
 
 // WithProgressInterval sets the least time between two progress writes of a
-// job to the repository; it must be positive. In-process watchers see every
-// report regardless. The default is [DefaultProgressInterval].
+// job to the repository; in-process watchers see every report regardless.
+// The default is 250ms; d must be positive, with no upper limit.
 func WithProgressInterval(d time.Duration) Option {
 	return func(c *runnerConfig) { c.progress = d }
 }
 
 // WithRetention sets how long finished jobs are kept: the pruner deletes
-// older ones. Zero keeps them forever; negative is invalid. The default is
-// [DefaultRetention].
+// older ones. The default is 7 days (168h); zero keeps them forever;
+// negative is invalid.
 func WithRetention(d time.Duration) Option { return func(c *runnerConfig) { c.retention = d } }
 
 // WithRetryBackoff sets the exponential backoff between attempts: base before
 // the second attempt, doubling up to max, each delay drawn at random from
-// its upper half. Both must be positive and base ≤ max. The defaults are
-// [DefaultRetryBaseDelay] and [DefaultRetryMaxDelay].
+// its upper half. The defaults are 1s (base) and 1h (max); both must be
+// positive, and base at most max.
 func WithRetryBackoff(base, max time.Duration) Option {
 	return func(c *runnerConfig) { c.retryBase, c.retryMax = base, max }
 }
 
-// WithOwner names the runner in the leases it takes (Job.LeaseOwner). It
-// must be unique among the runners sharing a database and a valid name. The
-// default is the host name, the process ID and a random suffix.
-func WithOwner(name string) Option { return func(c *runnerConfig) { c.owner = name } }
-
-// WithLogger sets the logger. The default logs nothing; nil is invalid.
+// WithLogger sets the logger. The default logs nothing; any logger but nil
+// is valid.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *runnerConfig) { c.logger, c.loggerSet = l, true }
 }
 
-// WithHooks sets the lifecycle callbacks; see [Hooks]. The default has none.
+// WithHooks sets the lifecycle callbacks; see [Hooks]. The default has none;
+// any Hooks value is valid, and its nil fields are skipped.
 func WithHooks(h Hooks) Option { return func(c *runnerConfig) { c.hooks = h } }
 
 // WithAllowUnknownKinds lets Enqueue create jobs of kinds that have no
 // handler in this runner, for a process that runs some kinds and enqueues
-// others that other processes run. Without it, a runner that has handlers
-// refuses such an Enqueue with [ErrUnknownKind] (most often a misspelt
-// kind). A runner with no handler at all needs no option: it is a
+// others that other processes run. It is off by default: a runner that has
+// handlers refuses such an Enqueue with [ErrUnknownKind] (most often a
+// misspelt kind). A runner with no handler at all needs no option: it is a
 // producer, and enqueues any kind.
 func WithAllowUnknownKinds() Option { return func(c *runnerConfig) { c.allowAnyKind = true } }
 
 // newRunnerConfig applies the options over the defaults and validates them.
 func newRunnerConfig(opts []Option) (runnerConfig, error) {
 	c := runnerConfig{
-		concurrency: DefaultConcurrency,
-		lease:       DefaultLeaseDuration,
-		poll:        DefaultPollInterval,
-		cancelPoll:  DefaultCancelPollInterval,
-		watchPoll:   DefaultWatchPollInterval,
-		grace:       DefaultGracePeriod,
-		stopTimeout: DefaultStopTimeout,
-		progress:    DefaultProgressInterval,
-		retention:   DefaultRetention,
-		retryBase:   DefaultRetryBaseDelay,
-		retryMax:    DefaultRetryMaxDelay,
+		concurrency: defaultConcurrency,
+		lease:       defaultLeaseDuration,
+		poll:        defaultPollInterval,
+		refresh:     defaultRefreshInterval,
+		grace:       defaultGracePeriod,
+		stopTimeout: defaultStopTimeout,
+		progress:    defaultProgressInterval,
+		retention:   defaultRetention,
+		retryBase:   defaultRetryBaseDelay,
+		retryMax:    defaultRetryMaxDelay,
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -187,20 +163,18 @@ func newRunnerConfig(opts []Option) (runnerConfig, error) {
 	}
 	const op = "new runner"
 	switch {
-	case c.concurrency < 1 || c.concurrency > MaxConcurrency:
-		return c, invalid(op, "concurrency %d is not in [1, %d]", c.concurrency, MaxConcurrency)
-	case c.lease < MinLeaseDuration:
-		return c, invalid(op, "lease duration %v is under %v", c.lease, MinLeaseDuration)
+	case c.concurrency < 1 || c.concurrency > maxConcurrency:
+		return c, invalid(op, "concurrency %d is not in [1, %d]", c.concurrency, maxConcurrency)
+	case c.lease < minLeaseDuration:
+		return c, invalid(op, "lease duration %v is under %v", c.lease, minLeaseDuration)
 	case c.poll <= 0:
 		return c, invalid(op, "poll interval %v is not positive", c.poll)
-	case c.cancelPoll <= 0 || c.cancelPoll > c.lease:
-		return c, invalid(op, "cancel poll interval %v is not in (0, lease]", c.cancelPoll)
-	case c.watchPoll <= 0:
-		return c, invalid(op, "watch poll interval %v is not positive", c.watchPoll)
+	case c.refresh <= 0 || c.refresh > c.lease:
+		return c, invalid(op, "refresh interval %v is not in (0, lease]", c.refresh)
 	case c.grace < 0:
 		return c, invalid(op, "grace period %v is negative", c.grace)
-	case c.stopTimeout <= 0:
-		return c, invalid(op, "stop timeout %v is not positive", c.stopTimeout)
+	case c.stopTimeout < 0:
+		return c, invalid(op, "stop timeout %v is negative", c.stopTimeout)
 	case c.progress <= 0:
 		return c, invalid(op, "progress interval %v is not positive", c.progress)
 	case c.retention < 0:
@@ -217,9 +191,7 @@ func newRunnerConfig(opts []Option) (runnerConfig, error) {
 			return c, err
 		}
 	}
-	if c.owner == "" {
-		c.owner = defaultOwner()
-	}
+	c.owner = defaultOwner()
 	if err := checkName(op, "owner", c.owner, false); err != nil {
 		return c, err
 	}

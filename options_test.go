@@ -22,21 +22,20 @@ func TestNewRunnerValidatesOptions(t *testing.T) {
 		opt  jobs.Option
 	}{
 		{"concurrency 0", jobs.WithConcurrency(0)},
-		{"concurrency too high", jobs.WithConcurrency(jobs.MaxConcurrency + 1)},
+		{"concurrency too high", jobs.WithConcurrency(10001)},
 		{"lease under a second", jobs.WithLeaseDuration(999 * time.Millisecond)},
 		{"poll 0", jobs.WithPollInterval(0)},
-		{"cancel poll 0", jobs.WithCancelPollInterval(0)},
-		{"cancel poll over lease", jobs.WithCancelPollInterval(time.Hour)},
-		{"watch poll negative", jobs.WithWatchPollInterval(-time.Second)},
-		{"grace negative", jobs.WithGracePeriod(-time.Second)},
-		{"stop timeout 0", jobs.WithStopTimeout(0)},
+		{"refresh 0", jobs.WithRefreshInterval(0)},
+		{"refresh negative", jobs.WithRefreshInterval(-time.Second)},
+		{"refresh over lease", jobs.WithRefreshInterval(time.Hour)},
+		{"grace negative", jobs.WithShutdown(-time.Second, 0)},
+		{"stop negative", jobs.WithShutdown(time.Second, -time.Second)},
 		{"progress interval 0", jobs.WithProgressInterval(0)},
 		{"retention negative", jobs.WithRetention(-time.Hour)},
 		{"backoff base 0", jobs.WithRetryBackoff(0, time.Second)},
 		{"backoff max under base", jobs.WithRetryBackoff(time.Second, time.Millisecond)},
 		{"nil logger", jobs.WithLogger(nil)},
 		{"bad queue", jobs.WithQueues("ok", "")},
-		{"bad owner", jobs.WithOwner("a\x00b")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := jobs.NewRunner(repo, tc.opt)
@@ -44,16 +43,13 @@ func TestNewRunnerValidatesOptions(t *testing.T) {
 			require.Nil(t, r)
 		})
 	}
-	r1, err := jobs.NewRunner(repo, jobs.WithLeaseDuration(jobs.MinLeaseDuration), jobs.WithGracePeriod(0),
-		jobs.WithRetention(0), jobs.WithConcurrency(jobs.MaxConcurrency))
+	r1, err := jobs.NewRunner(repo, jobs.WithLeaseDuration(time.Second), jobs.WithShutdown(0, 0),
+		jobs.WithRetention(0), jobs.WithConcurrency(10000))
 	require.NoError(t, err)
 	r2, err := jobs.NewRunner(repo)
 	require.NoError(t, err)
 	require.NotEmpty(t, r1.Owner())
 	require.NotEqual(t, r1.Owner(), r2.Owner(), "default owners are unique")
-	r3, err := jobs.NewRunner(repo, jobs.WithOwner("node-1"))
-	require.NoError(t, err)
-	require.Equal(t, "node-1", r3.Owner())
 }
 
 // TestRunnerLogsNothingByDefault checks that a runner without WithLogger

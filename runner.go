@@ -14,24 +14,17 @@ import (
 	"github.com/google/uuid"
 )
 
-// HandlerFunc handles one attempt of a job. The returned JSON is stored as
-// the job's Result when the attempt succeeds; an error fails the attempt
-// (see [Permanent] and [RetryAfter]). ctx is cancelled when the job is
-// canceled, times out, loses its lease or the runner shuts down;
-// [context.Cause] tells which ([ErrCanceled], [ErrTimeout], [ErrLeaseLost],
-// [ErrShutdown]). progress reports how far the attempt has come.
-type HandlerFunc func(ctx context.Context, job *Job, progress Reporter) (json.RawMessage, error)
-
 // HandleOption configures the handler of one kind; pass it to
 // [Runner.Handle] or [Handle].
 type HandleOption func(*handler)
 
 // WithKindTimeout limits each attempt of the kind's jobs to d unless the job
-// has its own timeout ([WithTimeout]). d must be positive.
+// has its own timeout ([WithTimeout]). The default, and zero, mean no limit;
+// a negative d makes Handle panic; there is no upper limit.
 func WithKindTimeout(d time.Duration) HandleOption { return func(h *handler) { h.timeout = d } }
 
 type handler struct {
-	fn      HandlerFunc
+	fn      func(ctx context.Context, job *Job, progress Reporter) (json.RawMessage, error)
 	timeout time.Duration
 }
 
@@ -114,7 +107,14 @@ func (r *Runner) Owner() string { return r.cfg.owner }
 // kinds it has handlers for. Handle panics, as a programming error, when kind
 // is not a valid name, h is nil, kind already has a handler, an option is
 // invalid, or Run has started.
-func (r *Runner) Handle(kind string, h HandlerFunc, opts ...HandleOption) {
+//
+// h handles one attempt of a job. The JSON it returns is stored as the job's
+// Result when the attempt succeeds; an error fails the attempt (see
+// [Permanent] and [RetryAfter]). Its ctx is cancelled when the job is
+// canceled, times out, loses its lease or the runner shuts down, and
+// [context.Cause] tells which ([ErrCanceled], [ErrTimeout], [ErrLeaseLost],
+// or [ErrClosed]: the runner is closing). progress reports how far the attempt has come.
+func (r *Runner) Handle(kind string, h func(ctx context.Context, job *Job, progress Reporter) (json.RawMessage, error), opts ...HandleOption) {
 	if err := checkName("handle", "kind", kind, false); err != nil {
 		panic(err.Error())
 	}
@@ -235,7 +235,7 @@ func (r *Runner) Cancel(ctx context.Context, id uuid.UUID) (*Job, error) {
 		if cur, gerr := r.repo.Get(ctx, id); gerr == nil && cur.Status == StatusCanceled {
 			j, err = cur, nil
 		}
-	case CodeOf(err) == ErrUnavailable || CodeOf(err) == ErrInternal:
+	case CodeOf(err) == ErrUnavailable || CodeOf(err) == codeInternal:
 		// The request may be stored although the call failed (ctx ended
 		// while the statement ran): read it back, so that an error means
 		// the request is not stored as far as the database can tell.
@@ -281,17 +281,18 @@ func (r *Runner) execList() []*execution {
 // keeps leases, cancel requests, rescues and pruning going.
 //
 // At shutdown Run stops claiming, hands claimed jobs that have not started
-// back to pending, and waits up to the grace period ([WithGracePeriod]) for
-// running handlers. Then it cancels the rest with cause [ErrShutdown] and
-// releases their jobs to pending without counting the attempt. Handlers that
-// still do not return within the stop timeout ([WithStopTimeout]) are left
-// behind: their leases expire and another runner takes the jobs over; Run
-// then returns an [ErrShutdown] error, and the goroutines of those handlers
-// end only when the handlers return (their outcomes are not stored). Outcomes are stored with a context
-// detached from ctx, so none is lost to the shutdown.
+// back to pending, and waits up to the grace period for running handlers.
+// Then it cancels the rest with cause [ErrClosed] and releases their jobs
+// to pending without counting the attempt. Handlers that still do not return
+// within the stop timeout are left behind: their leases expire and another
+// runner takes the jobs over; Run then returns an [ErrClosed] error, and
+// the goroutines of those handlers end only when the handlers return (their
+// outcomes are not stored). [WithShutdown] sets both durations. Outcomes are
+// stored with a context detached from ctx, so none is lost to the shutdown.
 //
 // Run returns nil after a clean shutdown, an [ErrConflict] error when called
-// a second time, and [ErrClosed] when the repository was closed.
+// a second time, and an [ErrClosed] error when the repository was closed or
+// handlers were left behind.
 func (r *Runner) Run(ctx context.Context) error {
 	r.hmu.Lock()
 	already := r.started.Swap(true)
@@ -350,11 +351,11 @@ func (r *Runner) Run(ctx context.Context) error {
 	go func() { workers.Wait(); close(done) }()
 	if !waitFor(done, r.cfg.grace) {
 		for _, e := range r.execList() {
-			e.cancel(ErrShutdown)
+			e.cancel(ErrClosed)
 		}
 		if !waitFor(done, r.cfg.stopTimeout) {
 			n := r.busy.Load()
-			runErr = errors.Join(runErr, newError(ErrShutdown, "run", uuid.Nil, "%d handlers did not return after cancellation", n))
+			runErr = errors.Join(runErr, newError(ErrClosed, "run", uuid.Nil, "%d handlers did not return after cancellation", n))
 			// Their leases are no longer renewed: from now on the
 			// repository, not this process, knows their jobs' state.
 			for _, e := range r.execList() {

@@ -181,7 +181,7 @@ func TestRunnerDelayedJobWaitsAndWakesWithoutPolling(t *testing.T) {
 		require.Equal(t, jobs.StatusSucceeded, await(t, r, now.ID).Status)
 
 		const delay = 200 * time.Millisecond
-		j, err := r.Enqueue(t.Context(), "k", nil, jobs.WithDelay(delay))
+		j, err := r.Enqueue(t.Context(), "k", nil, jobs.WithRunAt(time.Now().Add(delay)))
 		require.NoError(t, err)
 		at := recv(t, started)
 		require.False(t, at.Before(j.RunAt), "started %v before its run-at %v", at, j.RunAt)
@@ -204,13 +204,13 @@ func TestRunnerWakesForEveryDelayedJob(t *testing.T) {
 		start(t, r)
 		later := make([]jobs.EnqueueRequest, 1000)
 		for i := range later {
-			later[i] = jobs.EnqueueRequest{Kind: "k", Options: []jobs.EnqueueOption{jobs.WithDelay(time.Hour)}}
+			later[i] = jobs.EnqueueRequest{Kind: "k", Options: []jobs.EnqueueOption{jobs.WithRunAt(time.Now().Add(time.Hour))}}
 		}
 		_, err := r.EnqueueMany(t.Context(), later...)
 		require.NoError(t, err)
 		var want []*jobs.Job
 		for _, d := range []time.Duration{50 * time.Millisecond, 150 * time.Millisecond} {
-			j, err := r.Enqueue(t.Context(), "k", nil, jobs.WithDelay(d))
+			j, err := r.Enqueue(t.Context(), "k", nil, jobs.WithRunAt(time.Now().Add(d)))
 			require.NoError(t, err)
 			want = append(want, j)
 		}
@@ -295,7 +295,7 @@ func TestCancelWinsOverAResultReturnedAfterIt(t *testing.T) {
 func TestShutdownFinishesWithinGraceAndReleasesTheRest(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
-		r1 := newRunner(t, repo, jobs.WithGracePeriod(time.Second))
+		r1 := newRunner(t, repo, jobs.WithShutdown(time.Second, 0))
 		running := make(chan string, 2)
 		finishQuick := make(chan struct{})
 		stubbornCause := make(chan error, 1)
@@ -322,7 +322,7 @@ func TestShutdownFinishesWithinGraceAndReleasesTheRest(t *testing.T) {
 		go func() { stopped <- stop() }()
 		close(finishQuick)
 		require.NoError(t, recv(t, stopped))
-		require.ErrorIs(t, recv(t, stubbornCause), jobs.ErrShutdown)
+		require.ErrorIs(t, recv(t, stubbornCause), jobs.ErrClosed)
 
 		q := get(t, r1, quick.ID)
 		require.Equal(t, jobs.StatusSucceeded, q.Status)
@@ -345,7 +345,7 @@ func TestShutdownFinishesWithinGraceAndReleasesTheRest(t *testing.T) {
 func TestShutdownDoesNotHangOnHandlerIgnoringContext(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
-		r := newRunner(t, repo, jobs.WithGracePeriod(50*time.Millisecond), jobs.WithStopTimeout(100*time.Millisecond))
+		r := newRunner(t, repo, jobs.WithShutdown(50*time.Millisecond, 100*time.Millisecond))
 		running := make(chan struct{})
 		release := make(chan struct{})
 		returned := make(chan struct{})
@@ -360,7 +360,7 @@ func TestShutdownDoesNotHangOnHandlerIgnoringContext(t *testing.T) {
 		require.NoError(t, err)
 		<-running
 		err = stop()
-		require.ErrorIs(t, err, jobs.ErrShutdown)
+		require.ErrorIs(t, err, jobs.ErrClosed)
 		// The job keeps its lease (left to expire); it was not released while
 		// its handler may still run.
 		require.Equal(t, jobs.StatusRunning, get(t, r, j.ID).Status)

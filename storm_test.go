@@ -69,7 +69,7 @@ func TestCancelAndRestartStorm(t *testing.T) {
 		for round := range rounds {
 			r := first
 			if round > 0 {
-				r = newRunner(t, pools[round%2], jobs.WithGracePeriod(time.Duration(rng.IntN(20))*time.Millisecond))
+				r = newRunner(t, pools[round%2], jobs.WithShutdown(time.Duration(rng.IntN(20))*time.Millisecond+time.Nanosecond, 0))
 				r.Handle("k", handler)
 			}
 			stop := start(t, r)
@@ -87,7 +87,7 @@ func TestCancelAndRestartStorm(t *testing.T) {
 			err := stop()
 			wg.Wait()
 			if err != nil {
-				require.ErrorIs(t, err, jobs.ErrShutdown)
+				require.ErrorIs(t, err, jobs.ErrClosed)
 			}
 		}
 

@@ -56,7 +56,7 @@ func (j *Job) Prepare(now time.Time, maxPayload int) error {
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
-		return &Error{Code: ErrInternal, Op: op, Msg: "cannot generate a job ID", Err: err}
+		return &Error{Code: codeInternal, Op: op, Msg: "cannot generate a job ID", Err: err}
 	}
 	j.ID = id
 	if j.Queue == "" {

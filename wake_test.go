@@ -31,13 +31,13 @@ func TestWakeTimerStartsDelayedJobsAndStopsWithRun(t *testing.T) {
 
 		reqs := make([]EnqueueRequest, 1000)
 		for i := range reqs {
-			reqs[i] = EnqueueRequest{Kind: "k", Options: []EnqueueOption{WithDelay(time.Hour - time.Duration(i)*time.Second)}}
+			reqs[i] = EnqueueRequest{Kind: "k", Options: []EnqueueOption{WithRunAt(time.Now().Add(time.Hour - time.Duration(i)*time.Second))}}
 		}
 		_, err = r.EnqueueMany(t.Context(), reqs...)
 		require.NoError(t, err)
 		begin := time.Now()
 		for _, d := range []time.Duration{50 * time.Millisecond, 120 * time.Millisecond} {
-			_, err := r.Enqueue(t.Context(), "k", nil, WithDelay(d))
+			_, err := r.Enqueue(t.Context(), "k", nil, WithRunAt(time.Now().Add(d)))
 			require.NoError(t, err)
 		}
 		for _, d := range []time.Duration{50 * time.Millisecond, 120 * time.Millisecond} {

@@ -22,8 +22,9 @@ type Snapshot struct {
 	Seq uint64 `json:"seq"`
 }
 
-// SnapshotOf returns the snapshot of a stored job.
-func SnapshotOf(j *Job) Snapshot {
+// Snapshot returns the job's state as a [Snapshot] with Seq 0, such as for
+// a job read with [Runner.Get] or [Runner.List]. It does no I/O.
+func (j *Job) Snapshot() Snapshot {
 	return Snapshot{ID: j.ID, Status: j.Status, Progress: j.Progress.Fraction,
 		Message: j.Progress.Message, Attempt: j.Attempt, Error: j.Error}
 }
@@ -88,8 +89,9 @@ func (r *Runner) touch(id uuid.UUID) {
 // change, ending after the terminal snapshot. A job running in this process
 // is followed live (every progress report; a slow consumer skips to the
 // latest value but always gets the final one). Otherwise the repository is
-// read every watch poll interval ([WithWatchPollInterval]), so jobs run by
-// other processes can be watched too.
+// read every refresh interval ([WithRefreshInterval]), or at once on a hint
+// of the runner's [Notifier], so jobs run by other processes can be watched
+// too.
 //
 // An unknown ID yields ([Snapshot]{}, [ErrNotFound]) and stops; a repository
 // error yields that error and stops. When ctx ends, Watch yields an
@@ -147,15 +149,15 @@ func (r *Runner) Watch(ctx context.Context, id uuid.UUID) iter.Seq2[Snapshot, er
 				yield(Snapshot{}, err)
 				return
 			}
-			s := SnapshotOf(j)
+			s := j.Snapshot()
 			s.Seq = r.seq.Add(1)
 			if !emit(s) {
 				return
 			}
 			if timer == nil {
-				timer = time.NewTimer(r.cfg.watchPoll)
+				timer = time.NewTimer(r.cfg.refresh)
 			} else {
-				timer.Reset(r.cfg.watchPoll)
+				timer.Reset(r.cfg.refresh)
 			}
 			select {
 			case <-timer.C:

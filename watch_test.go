@@ -220,3 +220,12 @@ func TestAwaitKeepsTheCallersDeadline(t *testing.T) {
 		require.Less(t, took, deadline+time.Second, "Await outlived its caller's deadline")
 	})
 }
+
+func TestJobSnapshot(t *testing.T) {
+	t.Parallel()
+	id := uuid.New()
+	j := &jobs.Job{ID: id, Kind: "k", Status: jobs.StatusFailed, Attempt: 3, Error: "boom",
+		Progress: jobs.Progress{Fraction: 0.5, Message: "half"}}
+	require.Equal(t, jobs.Snapshot{ID: id, Status: jobs.StatusFailed, Progress: 0.5, Message: "half",
+		Attempt: 3, Error: "boom"}, j.Snapshot())
+}

@@ -309,7 +309,7 @@ func (r *Runner) classify(e *execution, ctx context.Context, res json.RawMessage
 		if final != nil {
 			o.c.Progress = &Progress{Fraction: 1, Message: final.Message}
 		}
-	case errors.Is(cause, ErrShutdown):
+	case errors.Is(cause, ErrClosed):
 		o.kind = outRelease
 	default:
 		o.c.Error = err.Error()

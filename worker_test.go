@@ -19,7 +19,7 @@ func TestLongJobsAreNotClaimedAheadOfFreeWorkers(t *testing.T) {
 		release := make(chan struct{})
 		var mu sync.Mutex
 		ran := map[string]int{}
-		handler := func(owner string) jobs.HandlerFunc {
+		handler := func(owner string) func(context.Context, *jobs.Job, jobs.Reporter) (json.RawMessage, error) {
 			return func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
 				mu.Lock()
 				ran[owner]++
@@ -28,9 +28,9 @@ func TestLongJobsAreNotClaimedAheadOfFreeWorkers(t *testing.T) {
 				return nil, nil
 			}
 		}
-		a := newRunner(t, repo, jobs.WithConcurrency(2), jobs.WithOwner("a"))
+		a := newRunner(t, repo, jobs.WithConcurrency(2))
 		a.Handle("long", handler("a"))
-		b := newRunner(t, reopen(t, repo), jobs.WithConcurrency(2), jobs.WithOwner("b"))
+		b := newRunner(t, reopen(t, repo), jobs.WithConcurrency(2))
 		b.Handle("long", handler("b"))
 		reqs := make([]jobs.EnqueueRequest, 4)
 		for i := range reqs {
@@ -61,7 +61,7 @@ func TestBufferedJobsAreGivenBackWhenWorkersAreStuck(t *testing.T) {
 		repo := memRepo(t)
 		release := make(chan struct{})
 		var releasedByA atomic.Int32
-		handler := func(ran *atomic.Int32) jobs.HandlerFunc {
+		handler := func(ran *atomic.Int32) func(context.Context, *jobs.Job, jobs.Reporter) (json.RawMessage, error) {
 			return func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
 				if j.Priority > 0 {
 					return nil, nil // quick
@@ -72,11 +72,11 @@ func TestBufferedJobsAreGivenBackWhenWorkersAreStuck(t *testing.T) {
 			}
 		}
 		var ranA, ranB atomic.Int32
-		a, err := jobs.NewRunner(repo, jobs.WithConcurrency(1), jobs.WithOwner("a"),
+		a, err := jobs.NewRunner(repo, jobs.WithConcurrency(1),
 			jobs.WithHooks(jobs.Hooks{OnReleased: func(*jobs.Job) { releasedByA.Add(1) }}))
 		require.NoError(t, err)
 		a.Handle("k", handler(&ranA))
-		b, err := jobs.NewRunner(repo, jobs.WithConcurrency(9), jobs.WithOwner("b"), jobs.WithPollInterval(50*time.Millisecond))
+		b, err := jobs.NewRunner(repo, jobs.WithConcurrency(9), jobs.WithPollInterval(50*time.Millisecond))
 		require.NoError(t, err)
 		b.Handle("k", handler(&ranB))
 

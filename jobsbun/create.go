@@ -173,7 +173,7 @@ func (r *Repository) insert(ctx context.Context, db bun.IDB, js []*jobs.Job, chu
 			return dups, nil
 		}
 		if try == maxVanishedRetries {
-			return nil, newError(jobs.ErrInternal, "create", js[vanished[0]].ID, "job with unique key vanished during create")
+			return nil, newError(codeInternal, "create", js[vanished[0]].ID, "job with unique key vanished during create")
 		}
 		// On PostgreSQL (READ COMMITTED) the job that held the key may
 		// have been pruned between the INSERT and the SELECT: the key is

@@ -52,7 +52,7 @@ func storageError(op string, id uuid.UUID, err error) error {
 	if _, ok := errors.AsType[*jobs.Error](err); ok {
 		return err
 	}
-	code := jobs.ErrInternal
+	code := codeInternal
 	msg := "storage error"
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -153,6 +153,11 @@ func isBadInput(err error) bool {
 	}
 	return false
 }
+
+// codeInternal is the code of an error that fits no other code: a bug, or
+// a database error this package does not classify. It is what
+// [jobs.CodeOf] returns for errors that are not the module's own.
+const codeInternal jobs.Code = "internal"
 
 // newError builds a [*jobs.Error]; msg is formatted with args.
 func newError(code jobs.Code, op string, id uuid.UUID, format string, args ...any) *jobs.Error {

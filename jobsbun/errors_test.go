@@ -52,9 +52,9 @@ func TestStorageErrorCodes(t *testing.T) {
 		{"pg serialization", fakePgErr{"40001"}, jobs.ErrUnavailable},
 		{"pg bad jsonb", fakePgErr{"22P05"}, jobs.ErrInvalidArgument},
 		{"pg no such schema", fakePgErr{"3F000"}, jobs.ErrInvalidArgument},
-		{"pg syntax", fakePgErr{"42601"}, jobs.ErrInternal},
+		{"pg syntax", fakePgErr{"42601"}, jobs.Code("internal")},
 		{"refused", errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), jobs.ErrUnavailable},
-		{"other", errors.New("no such table: jobs"), jobs.ErrInternal},
+		{"other", errors.New("no such table: jobs"), jobs.Code("internal")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -21,8 +21,8 @@ import (
 // request-p50-ms is the Cancel call alone (one UPDATE and its COMMIT,
 // which waits for the WAL flush), the floor of both modes.
 //
-// "notify": the worker's cancel poll is an hour, so only LISTEN/NOTIFY can
-// deliver the cancel. "poll": no listener, the default cancel poll interval
+// "notify": the worker's refresh interval is an hour, so only LISTEN/NOTIFY
+// can deliver the cancel. "poll": no listener, the default refresh interval
 // (and a 5 ms job poll, so that iterations do not wait for the claim).
 func BenchmarkCrossRunnerCancel(b *testing.B) {
 	for _, mode := range []string{"notify", "poll"} {
@@ -34,7 +34,7 @@ func BenchmarkCrossRunnerCancel(b *testing.B) {
 				worker = newNode(b, dsn)
 			} else {
 				worker = &node{repo: openPG(b, dsn)}
-				r, err := jobs.NewRunner(worker.repo, jobs.WithGracePeriod(0), jobs.WithPollInterval(5*time.Millisecond))
+				r, err := jobs.NewRunner(worker.repo, jobs.WithShutdown(time.Nanosecond, 0), jobs.WithPollInterval(5*time.Millisecond))
 				if err != nil {
 					b.Fatal(err)
 				}

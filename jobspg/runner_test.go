@@ -31,9 +31,8 @@ func newNode(t testing.TB, dsn string, opts ...jobs.Option) *node {
 	t.Helper()
 	repo := openPG(t, dsn)
 	l := jobspg.NewListener(repo.DB(), jobspg.WithReconnectBackoff(10*time.Millisecond, 20*time.Millisecond))
-	base := []jobs.Option{jobs.WithNotifier(l), jobs.WithAllowUnknownKinds(), jobs.WithGracePeriod(0),
-		jobs.WithPollInterval(never), jobs.WithWatchPollInterval(never),
-		jobs.WithLeaseDuration(never), jobs.WithCancelPollInterval(never)}
+	base := []jobs.Option{jobs.WithNotifier(l), jobs.WithAllowUnknownKinds(), jobs.WithShutdown(time.Nanosecond, 0),
+		jobs.WithPollInterval(never), jobs.WithLeaseDuration(never), jobs.WithRefreshInterval(never)}
 	r, err := jobs.NewRunner(repo, append(base, opts...)...)
 	require.NoError(t, err)
 	return &node{repo: repo, l: l, r: r}
@@ -103,14 +102,14 @@ func TestCrossRunnerCancelViaNotify(t *testing.T) {
 func TestCrossRunnerCancelWhileNotificationsAreDown(t *testing.T) {
 	t.Parallel()
 	dsn := testdb.PostgresDSN(t)
-	const cancelPoll = 100 * time.Millisecond
+	const refresh = 100 * time.Millisecond
 	a := newNode(t, dsn)
 	b := &node{repo: openPG(t, dsn)}
 	// B's listener, once killed, stays away for a minute.
 	b.l = jobspg.NewListener(b.repo.DB(), jobspg.WithReconnectBackoff(time.Minute, time.Minute))
 	var err error
 	b.r, err = jobs.NewRunner(b.repo, jobs.WithNotifier(b.l), jobs.WithPollInterval(10*time.Millisecond),
-		jobs.WithLeaseDuration(time.Minute), jobs.WithCancelPollInterval(cancelPoll), jobs.WithGracePeriod(0))
+		jobs.WithLeaseDuration(time.Minute), jobs.WithRefreshInterval(refresh), jobs.WithShutdown(time.Nanosecond, 0))
 	require.NoError(t, err)
 	started, causes, release := b.blocker()
 	defer close(release)
@@ -126,8 +125,8 @@ func TestCrossRunnerCancelWhileNotificationsAreDown(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorIs(t, <-causes, jobs.ErrCanceled)
 	took := time.Since(begin)
-	t.Logf("cancel landed by polling in %v (poll interval %v)", took, cancelPoll)
-	require.Less(t, took, cancelPoll+time.Second, "the cancel poll is the fallback")
+	t.Logf("cancel landed by polling in %v (refresh interval %v)", took, refresh)
+	require.Less(t, took, refresh+time.Second, "the refresh is the fallback")
 }
 
 func TestCrossRunnerAwaitFollowsNotifications(t *testing.T) {
@@ -141,7 +140,7 @@ func TestCrossRunnerAwaitFollowsNotifications(t *testing.T) {
 	<-started
 	got := make(chan *jobs.Job, 1)
 	go func() {
-		// A's watch poll is an hour: only notifications can end this.
+		// A's refresh interval is an hour: only notifications can end this.
 		final, err := a.r.Await(t.Context(), j.ID)
 		if err != nil {
 			t.Error(err)
@@ -164,8 +163,8 @@ func TestListenerLeavesPoolOfOneToRunner(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = repo.Close() })
 	l := jobspg.NewListener(repo.DB())
-	r, err := jobs.NewRunner(repo, jobs.WithNotifier(l), jobs.WithGracePeriod(0),
-		jobs.WithPollInterval(never), jobs.WithWatchPollInterval(never))
+	r, err := jobs.NewRunner(repo, jobs.WithNotifier(l), jobs.WithShutdown(time.Nanosecond, 0),
+		jobs.WithPollInterval(never), jobs.WithLeaseDuration(never), jobs.WithRefreshInterval(never))
 	require.NoError(t, err)
 	r.Handle("k", func(context.Context, *jobs.Job, jobs.Reporter) (json.RawMessage, error) {
 		return json.RawMessage(`"done"`), nil

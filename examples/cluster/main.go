@@ -293,7 +293,7 @@ func workerMain(name string) error {
 	defer repo.Close()
 	listener := jobspg.NewListener(repo.DB())
 	r, err := jobs.NewRunner(repo, jobs.WithNotifier(listener), jobs.WithConcurrency(4),
-		jobs.WithLeaseDuration(lease), jobs.WithOwner(fmt.Sprintf("%s-%d", name, os.Getpid())))
+		jobs.WithLeaseDuration(lease))
 	if err != nil {
 		return err
 	}

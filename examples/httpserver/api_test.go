@@ -312,7 +312,7 @@ func TestStorageErrorsDoNotLeak(t *testing.T) {
 
 	e = newEnv(t, envOptions{noRun: true, wrap: func(r jobs.JobRepository) jobs.JobRepository { return internalRepo{r} }})
 	res, body := e.do("GET", "/api/jobs/"+id, "")
-	requireError(t, res, body, http.StatusInternalServerError, jobs.ErrInternal)
+	requireError(t, res, body, http.StatusInternalServerError, codeInternal)
 }
 
 // BenchmarkCreateTranscription measures POST /api/transcribe end to end

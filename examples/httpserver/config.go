@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/jobsmith/jobs"
 )
 
 // Config is the server's configuration, read from APP_* environment
@@ -55,6 +53,8 @@ const (
 	minTokenLength      = 16
 	maxSegmentDelay     = 10 * time.Second
 	maxGracePeriod      = 5 * time.Minute
+	defaultGracePeriod  = 10 * time.Second // as jobs.WithShutdown's
+	maxConcurrency      = 10000            // jobs.WithConcurrency's limit
 )
 
 // loadConfig reads the configuration through getenv (os.Getenv in main).
@@ -67,7 +67,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		AuthToken:    getenv("APP_AUTH_TOKEN"),
 		AudioDir:     or(getenv("APP_AUDIO_DIR"), defaultAudioDir),
 		SegmentDelay: defaultSegmentDelay,
-		GracePeriod:  jobs.DefaultGracePeriod,
+		GracePeriod:  defaultGracePeriod,
 	}
 	var errs []error
 	bad := func(name, format string, args ...any) {
@@ -75,8 +75,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	}
 	if v := getenv("APP_CONCURRENCY"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > jobs.MaxConcurrency {
-			bad("APP_CONCURRENCY", "%q is not a whole number from 1 to %d", v, jobs.MaxConcurrency)
+		if err != nil || n < 1 || n > maxConcurrency {
+			bad("APP_CONCURRENCY", "%q is not a whole number from 1 to %d", v, maxConcurrency)
 		}
 		c.Concurrency = n
 	}

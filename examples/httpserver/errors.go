@@ -22,6 +22,10 @@ const (
 	codeTooManyRequests  jobs.Code = "too_many_requests"
 )
 
+// codeInternal is the code jobs.CodeOf gives an error that is not the
+// library's; the table below also uses it for every code it does not list.
+const codeInternal jobs.Code = "internal"
+
 // errorKind is one row of the mapping table: the status of a code and the
 // message used when the error carries none that is safe to show.
 type errorKind struct {
@@ -43,7 +47,6 @@ var errorTable = map[jobs.Code]errorKind{
 	jobs.ErrTooLarge:        {http.StatusRequestEntityTooLarge, "payload too large", true},
 	jobs.ErrUnavailable:     {http.StatusServiceUnavailable, "storage is unavailable, retry later", false},
 	jobs.ErrClosed:          {http.StatusServiceUnavailable, "the server is shutting down", false},
-	jobs.ErrInternal:        {http.StatusInternalServerError, "internal error", false},
 	// The job may or may not exist: only a retry that the server can
 	// recognise as a repeat is safe.
 	jobs.ErrOutcomeUnknown: {http.StatusServiceUnavailable,
@@ -56,6 +59,7 @@ var errorTable = map[jobs.Code]errorKind{
 	codeMethodNotAllowed: {http.StatusMethodNotAllowed, "method not allowed", false},
 	codeUnsupportedMedia: {http.StatusUnsupportedMediaType, "Content-Type must be application/json", false},
 	codeTooManyRequests:  {http.StatusTooManyRequests, "too many open streams, retry later", false},
+	codeInternal:         {http.StatusInternalServerError, "internal error", false},
 }
 
 // errorBody is the JSON of every error response.
@@ -95,7 +99,7 @@ func describeError(err error) (int, errorBody) {
 	code := jobs.CodeOf(err)
 	kind, ok := errorTable[code]
 	if !ok {
-		code, kind = jobs.ErrInternal, errorTable[jobs.ErrInternal]
+		code, kind = codeInternal, errorTable[codeInternal]
 	}
 	msg := kind.message
 	if e, ok := errors.AsType[*jobs.Error](err); ok && kind.showMsg && kind.status < 500 && e.Msg != "" {

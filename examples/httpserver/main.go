@@ -80,8 +80,10 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		return exitFailed
 	}
 	defer repo.Close()
+	// APP_GRACE_PERIOD=0s means cancel at once; to WithShutdown, zero would
+	// mean its default.
 	opts := []jobs.Option{jobs.WithConcurrency(cfg.Concurrency),
-		jobs.WithGracePeriod(cfg.GracePeriod), jobs.WithLogger(log)}
+		jobs.WithShutdown(max(cfg.GracePeriod, time.Nanosecond), 0), jobs.WithLogger(log)}
 	if repo.DB().Dialect().Name() == dialect.PG {
 		// Several servers on one database: new jobs, cancels and progress
 		// from the others arrive by LISTEN/NOTIFY instead of the next poll.

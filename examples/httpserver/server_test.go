@@ -64,7 +64,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	repo := &countingRepo{JobRepository: inner}
 	runner, err := jobs.NewRunner(repo, jobs.WithConcurrency(4), jobs.WithPollInterval(50*time.Millisecond),
-		jobs.WithGracePeriod(0), jobs.WithProgressInterval(20*time.Millisecond))
+		jobs.WithShutdown(time.Nanosecond, 0), jobs.WithProgressInterval(20*time.Millisecond))
 	require.NoError(t, err)
 	if o.delay == 0 {
 		o.delay = 5 * time.Millisecond

@@ -143,7 +143,7 @@ func run(interrupt context.Context, stopSignals func(), args []string, stdout, s
 		return exitFailed
 	}
 	defer repo.Close()
-	runner, err := jobs.NewRunner(repo, jobs.WithConcurrency(1), jobs.WithGracePeriod(2*time.Second))
+	runner, err := jobs.NewRunner(repo, jobs.WithConcurrency(1), jobs.WithShutdown(2*time.Second, 0))
 	if err != nil {
 		fmt.Fprintf(stderr, "transcribe: %v\n", err)
 		return exitFailed

@@ -50,9 +50,9 @@ func BenchmarkDrainProcesses(b *testing.B) {
 // BenchmarkCrossProcessCancel measures the time from Cancel in this process
 // to the handler's context being done in a worker process on PostgreSQL
 // (both read the host's wall clock; the worker writes the moment to its
-// ledger). "notify": the worker's cancel poll is a minute, so only
+// ledger). "notify": the worker's refresh interval is a minute, so only
 // LISTEN/NOTIFY can deliver the cancel in time; "poll": no listener, the
-// default cancel poll interval.
+// default refresh interval.
 //
 //	JOBS_LONG_TESTS=1 go test -run '^$' -bench CrossProcessCancel -benchtime 200x ./internal/proctest
 func BenchmarkCrossProcessCancel(b *testing.B) {
@@ -61,7 +61,7 @@ func BenchmarkCrossProcessCancel(b *testing.B) {
 		b.Run(mode, func(b *testing.B) {
 			cfg := childConfig{Workers: 2, Lease: time.Minute, Poll: 5 * time.Millisecond}
 			if mode == "notify" {
-				cfg.CancelPoll = time.Minute
+				cfg.Refresh = time.Minute
 			} else {
 				cfg.NoNotify = true
 			}

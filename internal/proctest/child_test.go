@@ -32,8 +32,8 @@ type childConfig struct {
 	Lease    time.Duration // runner lease
 	Poll     time.Duration // runner poll interval
 	NoNotify bool          // PostgreSQL: run without the LISTEN/NOTIFY listener
-	// CancelPoll is the runner's cancel poll interval; 0 keeps the default.
-	CancelPoll time.Duration
+	// Refresh is the runner's refresh interval; 0 keeps the default.
+	Refresh time.Duration
 }
 
 // The kinds the worker process handles. Each writes "start" to the ledger
@@ -109,14 +109,14 @@ func runChild(ctx context.Context, cfg childConfig) error {
 			jobspg.WithReconnectBackoff(20*time.Millisecond, time.Second))
 		opts = append(opts, jobs.WithNotifier(listener))
 	}
-	if cfg.CancelPoll > 0 {
-		opts = append(opts, jobs.WithCancelPollInterval(cfg.CancelPoll))
+	if cfg.Refresh > 0 {
+		opts = append(opts, jobs.WithRefreshInterval(cfg.Refresh))
 	}
 	pid := os.Getpid()
 	r, err := jobs.NewRunner(&recordingRepo{JobRepository: repo, led: led}, append(opts,
 		jobs.WithConcurrency(cfg.Workers), jobs.WithLeaseDuration(cfg.Lease), jobs.WithPollInterval(cfg.Poll),
-		jobs.WithOwner(fmt.Sprintf("proc-%d", pid)), jobs.WithRetryBackoff(10*time.Millisecond, 100*time.Millisecond),
-		jobs.WithGracePeriod(2*time.Second), jobs.WithLogger(log), jobs.WithRetention(0))...)
+		jobs.WithRetryBackoff(10*time.Millisecond, 100*time.Millisecond),
+		jobs.WithShutdown(2*time.Second, 0), jobs.WithLogger(log), jobs.WithRetention(0))...)
 	if err != nil {
 		return err
 	}
@@ -140,7 +140,7 @@ func runChild(ctx context.Context, cfg childConfig) error {
 		led.write("done", j.ID, j.Attempt, pid, wallClock())
 		return nil, nil
 	})
-	firstBlocks := func(report bool) jobs.HandlerFunc {
+	firstBlocks := func(report bool) func(context.Context, *jobs.Job, jobs.Reporter) (json.RawMessage, error) {
 		return func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
 			led.write("start", j.ID, j.Attempt, pid)
 			if j.Attempt > 1 {
@@ -206,7 +206,7 @@ func (r *recordingRepo) record(op string, err error) error {
 		switch {
 		case errors.Is(e, jobs.ErrLeaseLost) && je != nil:
 			r.led.writeLine(fmt.Sprintf("fenced %s %s %d", je.JobID, op, os.Getpid()))
-		case jobs.CodeOf(e) == jobs.ErrUnavailable || jobs.CodeOf(e) == jobs.ErrInternal:
+		case jobs.CodeOf(e) == jobs.ErrUnavailable || jobs.CodeOf(e) == "internal":
 			r.led.writeLine(fmt.Sprintf("error %s %s %d %q", op, jobs.CodeOf(e), os.Getpid(), e.Error()))
 		}
 	}
