@@ -195,3 +195,33 @@ type retryAfterError struct {
 
 func (e *retryAfterError) Error() string { return e.err.Error() }
 func (e *retryAfterError) Unwrap() error { return e.err }
+
+// splitErrors sorts the error of a batch call into the errors of single
+// jobs (an [*Error] with a JobID) and the rest, joined.
+func splitErrors(err error) (map[uuid.UUID]error, error) {
+	if err == nil {
+		return nil, nil
+	}
+	perJob := map[uuid.UUID]error{}
+	var other []error
+	for _, e := range flatten(err, nil) {
+		if je, ok := errors.AsType[*Error](e); ok && je.JobID != uuid.Nil {
+			perJob[je.JobID] = e
+			continue
+		}
+		other = append(other, e)
+	}
+	return perJob, errors.Join(other...)
+}
+
+// flatten appends the errors joined in err (at any depth of errors.Join)
+// to out.
+func flatten(err error, out []error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			out = flatten(e, out)
+		}
+		return out
+	}
+	return append(out, err)
+}

@@ -200,63 +200,6 @@ func (r *Runner) Get(ctx context.Context, id uuid.UUID) (*Job, error) { return r
 // [JobRepository.List].
 func (r *Runner) List(ctx context.Context, q ListQuery) (*Page, error) { return r.repo.List(ctx, q) }
 
-// Cancel cancels a job and returns it as stored after the call. A pending job
-// becomes canceled at once. A running job gets a durable cancel request: when
-// it runs in this process its handler's context is cancelled at once with
-// cause [ErrCanceled]; another runner sees the request within its cancel
-// poll interval.
-//
-// A nil error means the job ends canceled and is not retried: the request
-// wins over whatever the handler returns after it, even a result it had
-// already returned but that was not yet stored (the result is then
-// dropped). When the job's outcome was stored first, Cancel returns
-// [ErrConflict] and the job keeps that outcome (Get tells which); an
-// unknown ID is [ErrNotFound]. A call that fails while its request may have
-// been stored (ctx ended during the write) reads the job back and returns
-// it with a nil error when the request is stored; an [ErrUnavailable] error
-// therefore means the request was not seen stored, and calling Cancel again
-// is safe. A handler running in this process is stopped
-// before the request is stored, so it stops even when storing the request
-// fails.
-func (r *Runner) Cancel(ctx context.Context, id uuid.UUID) (*Job, error) {
-	// A job running here is stopped first, without waiting for the write.
-	local := r.exec(id)
-	if local != nil && local.ctx.Err() != nil {
-		local = nil // already stopped (by an earlier Cancel, say): not this call's doing
-	}
-	if local != nil {
-		local.cancel(ErrCanceled)
-	}
-	j, err := r.repo.RequestCancel(ctx, id)
-	switch {
-	case errors.Is(err, ErrConflict) && local != nil:
-		// The local attempt this call stopped may have stored its canceled
-		// outcome first.
-		if cur, gerr := r.repo.Get(ctx, id); gerr == nil && cur.Status == StatusCanceled {
-			j, err = cur, nil
-		}
-	case CodeOf(err) == ErrUnavailable || CodeOf(err) == codeInternal:
-		// The request may be stored although the call failed (ctx ended
-		// while the statement ran): read it back, so that an error means
-		// the request is not stored as far as the database can tell.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), confirmTimeout)
-		cur, gerr := r.repo.Get(rctx, id)
-		cancel()
-		if gerr == nil && (cur.CancelRequested || cur.Status == StatusCanceled) {
-			j, err = cur, nil
-		}
-	}
-	if err != nil {
-		return nil, err
-	}
-	r.touch(id)
-	return j, nil
-}
-
-// confirmTimeout bounds the read that confirms the outcome of a write whose
-// call failed.
-const confirmTimeout = 5 * time.Second
-
 // exec returns the local execution of job id, or nil.
 func (r *Runner) exec(id uuid.UUID) *execution {
 	r.emu.Lock()

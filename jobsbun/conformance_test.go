@@ -18,7 +18,7 @@ import (
 	"github.com/uptrace/bun"
 )
 
-// bunOptions are the conformance options of a BunRepository: CreateTx in a
+// bunOptions are the conformance options of a jobsbun.Repository: CreateTx in a
 // transaction of its own database, and rows damaged with raw SQL.
 func bunOptions(corrupt string) []jobstest.Option {
 	return []jobstest.Option{

@@ -148,7 +148,7 @@ func chunkJobs(js []*jobs.Job) (chunks [][2]int, anyKey bool) {
 func (r *Repository) insert(ctx context.Context, db bun.IDB, js []*jobs.Job, chunks [][2]int, anyKey bool) (map[int]*jobs.Job, error) {
 	insertRows := insertMultiRow
 	if r.d.pg {
-		insertRows = insertUnnest // bun_create_pg.go
+		insertRows = insertUnnest // create_pg.go
 	}
 	inserted, err := insertRows(ctx, db, js, chunks, anyKey)
 	if err != nil {

@@ -31,7 +31,7 @@ type Repository struct {
 	d           sqlDialect
 	maxPayload  int
 	busyTimeout time.Duration
-	writeGrace  time.Duration // see bun_confirm.go
+	writeGrace  time.Duration // see confirm.go
 	closeDB     bool
 	gate        writeGate // SQLite only: one writer at a time
 	stmts       stmtCache // SQLite only: prepared hot statements

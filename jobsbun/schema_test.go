@@ -54,7 +54,7 @@ func explainSQLite(t *testing.T, db *bun.DB, query string) string {
 // TestSQLiteQueriesUseTheirIndexes explains the repository's own
 // cancel-poll, rescue and prune statements and checks each uses its index
 // (the claim, which bypasses bun's hooks, is explained in
-// bun_plan_test.go).
+// plan_test.go).
 func TestSQLiteQueriesUseTheirIndexes(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()

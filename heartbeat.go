@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"time"
-
-	"github.com/google/uuid"
 )
 
 // heartbeatInterval is how often leases are renewed: a third of the lease,
@@ -113,68 +111,4 @@ func (r *Runner) leaseLost(e *execution) {
 		return
 	}
 	e.cancel(ErrLeaseLost)
-}
-
-// cancelPollLoop picks up cancel requests made by other processes for the
-// jobs running here, with one cheap query per refresh interval while any
-// run.
-func (r *Runner) cancelPollLoop(ctx context.Context) {
-	t := time.NewTicker(r.cfg.refresh)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-r.pollCancels:
-		}
-		r.emu.Lock()
-		n := len(r.execs)
-		r.emu.Unlock()
-		if n == 0 {
-			continue
-		}
-		qctx, cancel := context.WithTimeout(ctx, r.cfg.lease/3)
-		ids, err := r.repo.CancelRequests(qctx, r.cfg.owner)
-		cancel()
-		if err != nil {
-			r.cfg.logger.Warn("poll cancel requests", "error", err)
-			continue
-		}
-		for _, id := range ids {
-			if e := r.exec(id); e != nil {
-				e.cancel(ErrCanceled)
-			}
-		}
-	}
-}
-
-// splitErrors sorts the error of a batch call into the errors of single
-// jobs (an [*Error] with a JobID) and the rest, joined.
-func splitErrors(err error) (map[uuid.UUID]error, error) {
-	if err == nil {
-		return nil, nil
-	}
-	perJob := map[uuid.UUID]error{}
-	var other []error
-	for _, e := range flatten(err, nil) {
-		if je, ok := errors.AsType[*Error](e); ok && je.JobID != uuid.Nil {
-			perJob[je.JobID] = e
-			continue
-		}
-		other = append(other, e)
-	}
-	return perJob, errors.Join(other...)
-}
-
-// flatten appends the errors joined in err (at any depth of errors.Join)
-// to out.
-func flatten(err error, out []error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range j.Unwrap() {
-			out = flatten(e, out)
-		}
-		return out
-	}
-	return append(out, err)
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // This file holds the worker side of [Repository]: claim and the fenced
-// writes of a lease holder (their batch machinery is in bun_fenced.go).
+// writes of a lease holder (their batch machinery is in fenced.go).
 
 // Claim implements [JobRepository.Claim] with one UPDATE … WHERE id IN
 // (SELECT … ORDER BY … LIMIT n) RETURNING statement, served by the partial
@@ -50,7 +50,7 @@ func (r *Repository) Claim(ctx context.Context, q jobs.ClaimQuery) ([]*jobs.Job,
 		if err != nil || len(bad) == 0 {
 			return err
 		}
-		// A row the claim cannot read fails at once (bun_unreadable.go).
+		// A row the claim cannot read fails at once (unreadable.go).
 		// On SQLite in the claim's transaction; on PostgreSQL, where the
 		// claim has committed, a failure of that write must not lose the
 		// jobs claimed beside it: the row then stays running until its
