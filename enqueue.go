@@ -120,7 +120,13 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx any, kind string, payload any
 	if err := r.repo.CreateTx(ctx, tx, j); err != nil {
 		return nil, err
 	}
-	r.enqueued(j)
+	if j.RunAt.After(time.Now()) {
+		// Before the commit the job is invisible, so a wake-up now would
+		// find nothing (and on SQLite wait for the caller's write lock);
+		// the repository announces the commit instead. A later start
+		// still needs its timer.
+		r.enqueued(j)
+	}
 	return j, nil
 }
 

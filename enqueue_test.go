@@ -16,6 +16,7 @@ import (
 	"github.com/jobsmith/jobs/internal/rules"
 	"github.com/jobsmith/jobs/jobsbun"
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 )
 
 func TestEnqueueAppliesOptions(t *testing.T) {
@@ -147,32 +148,54 @@ func TestEnqueueManyIsAllOrNothing(t *testing.T) {
 func TestEnqueueTxFollowsTheCallersTransaction(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
-		r := newRunner(t, repo)
+		// No poll and no refresh within the test: only the commit can
+		// start the job.
+		r := newRunner(t, repo, jobs.WithPollInterval(time.Hour), jobs.WithRefreshInterval(time.Hour),
+			jobs.WithLeaseDuration(2*time.Hour))
 		r.Handle("k", noop)
 		br, ok := repo.(*jobsbun.Repository)
 		if !ok {
 			_, err := r.EnqueueTx(t.Context(), nil, "k", nil)
-			require.ErrorIs(t, err, jobs.ErrInvalidArgument, "repositories without bun refuse EnqueueTx")
+			require.ErrorIs(t, err, jobs.ErrInvalidArgument, "repositories without transactions refuse EnqueueTx")
 			return
 		}
-		ctx := t.Context()
-		tx, err := br.DB().BeginTx(ctx, nil)
-		require.NoError(t, err)
-		rolledBack, err := r.EnqueueTx(ctx, tx, "k", nil)
-		require.NoError(t, err)
-		require.NoError(t, tx.Rollback())
-		_, err = r.Get(ctx, rolledBack.ID)
-		require.ErrorIs(t, err, jobs.ErrNotFound)
-
-		tx, err = br.DB().BeginTx(ctx, nil)
-		require.NoError(t, err)
-		committed, err := r.EnqueueTx(ctx, tx, "k", map[string]string{"a": "b"}, jobs.WithPriority(2))
-		require.NoError(t, err)
-		require.NoError(t, tx.Commit())
 		start(t, r)
-		final := await(t, r, committed.ID)
+		ctx := t.Context()
+		// Once a first job has run, the runner waits for a wake-up or its
+		// hour-long poll.
+		warm, err := r.Enqueue(ctx, "k", nil)
+		require.NoError(t, err)
+		await(t, r, warm.ID)
+		boom := errors.New("boom")
+		var rolledBack *jobs.Job
+		err = jobsbun.RunInTx(ctx, br.DB(), func(ctx context.Context, tx bun.Tx) error {
+			var err error
+			rolledBack, err = r.EnqueueTx(ctx, tx, "k", nil)
+			require.NoError(t, err)
+			return boom
+		})
+		require.ErrorIs(t, err, boom)
+		_, err = r.Get(ctx, rolledBack.ID)
+		require.ErrorIs(t, err, jobs.ErrNotFound, "rollback leaves no job")
+
+		var committed *jobs.Job
+		require.NoError(t, jobsbun.RunInTx(ctx, br.DB(), func(ctx context.Context, tx bun.Tx) error {
+			var err error
+			committed, err = r.EnqueueTx(ctx, tx, "k", map[string]string{"a": "b"}, jobs.WithPriority(2))
+			return err
+		}))
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		final, err := r.Await(actx, committed.ID)
+		require.NoError(t, err, "the commit wakes the local runner at once")
 		require.Equal(t, jobs.StatusSucceeded, final.Status)
 		require.Equal(t, 2, final.Priority)
+
+		_, err = r.EnqueueTx(ctx, br.DB(), "k", nil)
+		require.ErrorIs(t, err, jobs.ErrInvalidArgument, "a *bun.DB is not a transaction")
+		page, err := r.List(ctx, jobs.ListQuery{})
+		require.NoError(t, err)
+		require.Len(t, page.Jobs, 2, "nothing written outside a transaction")
 	})
 }
 

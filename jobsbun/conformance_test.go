@@ -15,17 +15,17 @@ import (
 	"github.com/jobsmith/jobs/jobsqlite"
 	"github.com/jobsmith/jobs/jobstest"
 	"github.com/stretchr/testify/require"
-	"github.com/uptrace/bun"
 )
 
 // bunOptions are the conformance options of a jobsbun.Repository: CreateTx in a
 // transaction of its own database, and rows damaged with raw SQL.
 func bunOptions(corrupt string) []jobstest.Option {
 	return []jobstest.Option{
-		jobstest.WithTx(func(t *testing.T, repo jobs.JobRepository) bun.Tx {
-			tx, err := repo.(*jobsbun.Repository).DB().BeginTx(t.Context(), nil)
+		jobstest.WithTx(func(t *testing.T, repo jobs.JobRepository) jobstest.Tx {
+			db := repo.(*jobsbun.Repository).DB()
+			tx, err := db.BeginTx(t.Context(), nil)
 			require.NoError(t, err)
-			return tx
+			return jobstest.Tx{Value: tx, Commit: tx.Commit, Rollback: tx.Rollback}
 		}),
 		jobstest.WithCorruptRow(func(t *testing.T, repo jobs.JobRepository, id uuid.UUID) {
 			_, err := repo.(*jobsbun.Repository).DB().ExecContext(t.Context(), corrupt, id.String())

@@ -141,3 +141,31 @@ func mustJSON(v any) string {
 	}
 	return string(b)
 }
+
+// CreateTx takes only a transaction: a *bun.DB, a bun.Conn or an unstarted
+// bun.Tx would write outside the caller's transaction, so each is refused
+// and nothing is written; a *bun.Tx works like a bun.Tx.
+func TestCreateTxTakesOnlyATransaction(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, repo *jobsbun.Repository) {
+		ctx := t.Context()
+		conn, err := repo.DB().Conn(ctx)
+		require.NoError(t, err)
+		defer conn.Close()
+		for _, tx := range []any{repo.DB(), conn, bun.Tx{}, (*bun.Tx)(nil), repo.DB().DB} {
+			err := repo.CreateTx(ctx, tx, newJob("k", 1))
+			require.ErrorIs(t, err, jobs.ErrInvalidArgument, "%T", tx)
+		}
+		st, err := repo.Stats(ctx)
+		require.NoError(t, err)
+		require.Zero(t, st.Total)
+
+		tx, err := repo.DB().BeginTx(ctx, nil)
+		require.NoError(t, err)
+		j := newJob("k", 2)
+		require.NoError(t, repo.CreateTx(ctx, &tx, j))
+		require.NoError(t, tx.Commit())
+		_, err = repo.Get(ctx, j.ID)
+		require.NoError(t, err)
+	})
+}

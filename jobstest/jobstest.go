@@ -34,7 +34,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
 	"github.com/jobsmith/jobs/internal/rules"
-	"github.com/uptrace/bun"
 )
 
 // Option adapts the suite to the capabilities of an implementation.
@@ -42,7 +41,7 @@ type Option func(*config)
 
 type config struct {
 	maxPayload int
-	beginTx    func(t *testing.T, repo jobs.JobRepository) bun.Tx
+	beginTx    func(t *testing.T, repo jobs.JobRepository) Tx
 	corrupt    func(t *testing.T, repo jobs.JobRepository, id uuid.UUID)
 	stressJobs int
 }
@@ -54,11 +53,20 @@ func WithMaxPayloadBytes(n int) Option {
 	return func(c *config) { c.maxPayload = n }
 }
 
+// Tx is a transaction of the database behind a repository, as the suite
+// drives it: Value is what [jobs.JobRepository.CreateTx] takes (for jobsbun,
+// a bun.Tx), Commit and Rollback end it.
+type Tx struct {
+	Value    any
+	Commit   func() error
+	Rollback func() error
+}
+
 // WithTx enables the cases of CreateTx. begin must start a transaction on
 // the database behind repo (a repository returned by the factory given to
 // [Run]); the suite commits or rolls it back. Without WithTx the suite only
-// checks that CreateTx with a nil transaction is refused.
-func WithTx(begin func(t *testing.T, repo jobs.JobRepository) bun.Tx) Option {
+// checks that CreateTx refuses what is not a transaction.
+func WithTx(begin func(t *testing.T, repo jobs.JobRepository) Tx) Option {
 	return func(c *config) { c.beginTx = begin }
 }
 

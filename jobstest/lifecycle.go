@@ -9,7 +9,6 @@ import (
 	"github.com/jobsmith/jobs"
 	"github.com/jobsmith/jobs/internal/rules"
 	"github.com/stretchr/testify/require"
-	"github.com/uptrace/bun"
 )
 
 var pruneCases = []testCase{
@@ -75,14 +74,18 @@ var pruneCases = []testCase{
 }
 
 var txCases = []testCase{
-	{"NilTxRefused", func(t *testing.T, h *harness) {
-		requireCode(t, h.repo.CreateTx(t.Context(), nil, job("k")), jobs.ErrInvalidArgument)
+	{"NotATxRefused", func(t *testing.T, h *harness) {
+		// Nothing that is not the implementation's transaction may turn
+		// into a write outside the caller's transaction.
+		for _, tx := range []any{nil, "tx", 42, h.repo, struct{}{}} {
+			requireCode(t, h.repo.CreateTx(t.Context(), tx, job("k")), jobs.ErrInvalidArgument)
+		}
 		require.Zero(t, h.total(t))
 	}},
 	{"Commit", func(t *testing.T, h *harness) {
 		tx := h.beginTx(t)
 		js := jobsOf("k", 3)
-		require.NoError(t, h.repo.CreateTx(t.Context(), tx, js...))
+		require.NoError(t, h.repo.CreateTx(t.Context(), tx.Value, js...))
 		for _, j := range js {
 			require.NotEqual(t, uuid.Nil, j.ID)
 		}
@@ -95,7 +98,7 @@ var txCases = []testCase{
 	{"Rollback", func(t *testing.T, h *harness) {
 		tx := h.beginTx(t)
 		j := job("k")
-		require.NoError(t, h.repo.CreateTx(t.Context(), tx, j))
+		require.NoError(t, h.repo.CreateTx(t.Context(), tx.Value, j))
 		require.NoError(t, tx.Rollback())
 		_, err := h.repo.Get(t.Context(), j.ID)
 		requireCode(t, err, jobs.ErrNotFound)
@@ -104,7 +107,7 @@ var txCases = []testCase{
 	}},
 	{"InvalidInTx", func(t *testing.T, h *harness) {
 		tx := h.beginTx(t)
-		err := h.repo.CreateTx(t.Context(), tx, job("k"), &jobs.Job{Kind: "k", Payload: json.RawMessage(`{`)})
+		err := h.repo.CreateTx(t.Context(), tx.Value, job("k"), &jobs.Job{Kind: "k", Payload: json.RawMessage(`{`)})
 		requireCode(t, err, jobs.ErrInvalidArgument)
 		require.NoError(t, tx.Commit(), "a refused CreateTx leaves the transaction usable")
 		require.Zero(t, h.total(t))
@@ -113,7 +116,7 @@ var txCases = []testCase{
 		first := h.create(t, &jobs.Job{Kind: "k", UniqueKey: "u"})[0]
 		tx := h.beginTx(t)
 		j := &jobs.Job{Kind: "k", UniqueKey: "u"}
-		require.NoError(t, h.repo.CreateTx(t.Context(), tx, j))
+		require.NoError(t, h.repo.CreateTx(t.Context(), tx.Value, j))
 		require.NoError(t, tx.Commit())
 		require.True(t, j.Duplicate)
 		require.Equal(t, first.ID, j.ID)
@@ -122,13 +125,13 @@ var txCases = []testCase{
 }
 
 // beginTx starts a transaction through the WithTx option, or skips the case.
-func (h *harness) beginTx(t *testing.T) bun.Tx {
+func (h *harness) beginTx(t *testing.T) Tx {
 	t.Helper()
 	if h.cfg.beginTx == nil {
 		t.Skip("the repository does not support CreateTx (no jobstest.WithTx option)")
 	}
 	tx := h.cfg.beginTx(t, h.repo)
-	t.Cleanup(func() { _ = tx.Rollback() })
+	t.Cleanup(func() { _ = tx.Rollback() }) // after Commit: an error, ignored
 	return tx
 }
 
