@@ -7,6 +7,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/jobsmith/jobs"
 	"github.com/jobsmith/jobs/jobsbun"
@@ -14,24 +15,24 @@ import (
 	"github.com/uptrace/bun"
 )
 
-// Order is a row of the application's own table, beside the jobs tables.
-type Order struct {
-	bun.BaseModel `bun:"table:orders"`
-
-	ID   int64  `bun:"id,pk,autoincrement"`
-	Item string `bun:"item,notnull"`
-}
-
 // An order and the job that sends its receipt are written in one
 // transaction: both exist after the commit, neither after a rollback. The
 // runner starts the job as soon as RunInTx has committed, without waiting
-// for its poll.
+// for its next poll (an hour away here).
 func ExampleRunInTx() {
 	dir, err := os.MkdirTemp("", "jobsbun-example")
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
+
+	// Order is a row of the application's own table, beside the jobs tables.
+	type Order struct {
+		bun.BaseModel `bun:"table:orders"`
+
+		ID   int64  `bun:"id,pk,autoincrement"`
+		Item string `bun:"item,notnull"`
+	}
 
 	ctx := context.Background()
 	db, err := jobsqlite.OpenDB(ctx, filepath.Join(dir, "app.db"))
@@ -48,7 +49,7 @@ func ExampleRunInTx() {
 	}
 	defer repo.Close()
 
-	r, err := jobs.NewRunner(repo)
+	r, err := jobs.NewRunner(repo, jobs.WithPollInterval(time.Hour)) // no waiting for a poll
 	if err != nil {
 		log.Fatal(err)
 	}
