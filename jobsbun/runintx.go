@@ -24,8 +24,9 @@ import (
 // Jobs created in fn with [Repository.CreateTx] (or [jobs.Runner.EnqueueTx])
 // and the ctx that fn receives start at once after the commit in the
 // runners of this process that use the repository; in other processes
-// they start at their next poll or notification. A transaction begun some other way works too, but
-// its jobs wait for that poll.
+// they start at their next poll or notification. A transaction begun some
+// other way works too, but its jobs may wait for the poll of this
+// process's runners as well.
 //
 // On SQLite, open the database with _txlock=immediate (jobsqlite does), so
 // that the transaction takes the write lock at BEGIN and never fails with
