@@ -11,8 +11,8 @@ import (
 // Cancel cancels a job and returns it as stored after the call. A pending job
 // becomes canceled at once. A running job gets a durable cancel request: when
 // it runs in this process its handler's context is cancelled at once with
-// cause [ErrCanceled]; another runner sees the request within its cancel
-// poll interval.
+// cause [ErrCanceled]; another runner sees the request within its refresh
+// interval ([WithRefreshInterval]), or at once through its [Notifier].
 //
 // A nil error means the job ends canceled and is not retried: the request
 // wins over whatever the handler returns after it, even a result it had

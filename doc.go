@@ -119,21 +119,24 @@
 //
 // # Databases
 //
-// The root package imports no database driver: [NewBunRepository] works with
-// any *bun.DB on SQLite or PostgreSQL and creates or migrates its schema (the
-// tables jobs and jobs_schema_version) on open. The subpackages open one for
-// you, so a program compiles only the driver it uses:
+// This package holds no SQL and imports no database driver. Storage is a
+// [JobRepository]; the implementations in this module are
+// [MemoryRepository] and, in package jobsbun, one for SQLite and
+// PostgreSQL through bun, which creates or migrates its schema (the tables
+// jobs and jobs_schema_version) on open. Packages jobsqlite and jobspg open
+// it for you, so a program compiles only the driver it uses:
 //
-//	repo, err := jobsqlite.Open(ctx, "data/jobs.db")                  // embedded, pure Go, one host
-//	repo, err := jobspg.Open(ctx, "postgres://user@db:5432/app")      // many processes on many hosts
+//	repo, err := jobsqlite.Open(ctx, "data/jobs.db")             // embedded, pure Go, one host
+//	repo, err := jobspg.Open(ctx, "postgres://user@db:5432/app") // many processes on many hosts
 //	repo := jobs.NewMemoryRepository()                           // tests; nothing survives a restart
 //
 // To enqueue atomically with your own rows, open the database yourself
-// (jobsqlite.OpenDB or jobspg.OpenDB), share it with [NewBunRepository], and
-// enqueue inside your transaction with [Runner.EnqueueTx]; [RunInTx] commits
-// on success and rolls back on error or panic:
+// (jobsqlite.OpenDB or jobspg.OpenDB), share it with jobsbun.New, and
+// enqueue inside your transaction with [Runner.EnqueueTx]; jobsbun.RunInTx
+// commits on success, rolls back on error or panic, and lets the runners
+// of this process start the job as soon as it commits:
 //
-//	err := jobs.RunInTx(ctx, db, func(ctx context.Context, tx bun.Tx) error {
+//	err := jobsbun.RunInTx(ctx, db, func(ctx context.Context, tx bun.Tx) error {
 //		if _, err := tx.NewInsert().Model(&order).Exec(ctx); err != nil {
 //			return err
 //		}

@@ -36,8 +36,8 @@ func WithPriority(n int) EnqueueOption { return func(c *enqueueConfig) { c.job.P
 // [ErrInvalidArgument], because SQLite could not order it.
 func WithRunAt(t time.Time) EnqueueOption { return func(c *enqueueConfig) { c.runAt = t } }
 
-// WithMaxAttempts sets how many attempts the job may have. The default is 3
-// ; n must be from 1 to math.MaxInt32.
+// WithMaxAttempts sets how many attempts the job may have. The default is
+// 3; n must be from 1 to math.MaxInt32.
 func WithMaxAttempts(n int) EnqueueOption {
 	return func(c *enqueueConfig) { c.job.MaxAttempts, c.maxAttemptsSet = n, true }
 }

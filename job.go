@@ -63,7 +63,7 @@ type Job struct {
 	Result      json.RawMessage `json:"result,omitempty"`
 	Progress    Progress        `json:"progress"`
 	Error       string          `json:"error,omitempty"`      // the last attempt's error
-	Errors      []AttemptError  `json:"errors,omitempty"`     // recent attempt errors, oldest first
+	Errors      []AttemptError  `json:"errors,omitempty"`     // the last 100 attempt errors, oldest first
 	Attempt     int             `json:"attempt"`              // attempts started so far
 	MaxAttempts int             `json:"max_attempts"`         // attempts allowed, at most math.MaxInt32
 	Timeout     time.Duration   `json:"timeout,omitempty"`    // per attempt; 0: none
@@ -102,8 +102,8 @@ type Progress struct {
 }
 
 // Validate returns an [ErrInvalidArgument] error when Fraction is NaN,
-// infinite or outside [0, 1], or Message is longer than [rules.MaxMessageLength],
-// not UTF-8 or holds a NUL byte (which PostgreSQL cannot store).
+// infinite or outside [0, 1], or Message is longer than 1024 bytes, not
+// UTF-8 or holds a NUL byte (which PostgreSQL cannot store).
 func (p Progress) Validate() error {
 	if math.IsNaN(p.Fraction) || math.IsInf(p.Fraction, 0) || p.Fraction < 0 || p.Fraction > 1 {
 		return invalid("progress", "fraction %v is not in [0, 1]", p.Fraction)
@@ -144,7 +144,7 @@ type Completion struct {
 	// Error is the attempt's error, appended to the job's history unless
 	// empty. Every repository stores it alike: each run of bytes that
 	// are not valid UTF-8 and each NUL byte becomes U+FFFD, and the text
-	// is cut on a rune boundary to at most rules.MaxErrorLength bytes.
+	// is cut on a rune boundary to at most 4096 bytes.
 	Error string
 	// RunAt is when a retried job may run again (StatusPending only); the
 	// zero value means at once. It must lie in the years 1 to 9999 (UTC).

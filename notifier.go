@@ -41,6 +41,10 @@ type Event struct {
 // lose events (while it reconnects, say) and then delivers an [Event] with
 // Resync set, and the runner keeps polling at its configured intervals
 // either way.
+//
+// A repository may be a Notifier too: [Runner.Run] then subscribes to it
+// besides the one given to WithNotifier. jobsbun.Repository is one, for
+// the jobs that jobsbun.RunInTx transactions of this process commit.
 type Notifier interface {
 	// Subscribe calls fn for every event until the returned func is
 	// called. fn runs on the notifier's goroutine, one event at a time; it

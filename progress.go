@@ -15,7 +15,7 @@ import (
 // progress write also renews the job's lease.
 //
 // Report is safe for concurrent use. A fraction that is NaN, infinite or
-// outside [0, 1], or a message longer than [rules.MaxMessageLength] or not UTF-8,
+// outside [0, 1], or a message longer than 1024 bytes or not UTF-8,
 // returns [ErrInvalidArgument] and changes nothing. Fractions may go down
 // (a stage may restart). After the attempt has ended, Report returns
 // [ErrConflict] and changes nothing.

@@ -9,9 +9,10 @@ import (
 
 // JobRepository is the storage contract of the library: everything the
 // [Runner] and callers need to persist jobs. Implementations in this module:
-// [BunRepository] (SQLite and PostgreSQL) and [MemoryRepository]. The package
-// jobstest has the conformance suite that every implementation must pass;
-// that suite is the precise definition of this contract.
+// jobsbun.Repository (SQLite and PostgreSQL, opened by jobsqlite.Open and
+// jobspg.Open) and [MemoryRepository]. The package jobstest has the
+// conformance suite that every implementation must pass; that suite is the
+// precise definition of this contract.
 //
 // All methods are safe for concurrent use. Every method that writes is
 // atomic: it changes all the jobs it names or none of them (batch worker
@@ -38,10 +39,10 @@ import (
 type JobRepository interface {
 	// Create validates and inserts new jobs in one transaction: all or none.
 	// It sets ID (UUIDv7), Status (pending), Attempt, the timestamps, and
-	// the defaults (Queue "default", MaxAttempts rules.DefaultMaxAttempts, RunAt
-	// now, Payload null when empty or only JSON whitespace); afterwards each job holds what Get returns for it (times in
-	// UTC, truncated to the microsecond; PostgreSQL may reformat the
-	// payload's JSON). A job whose UniqueKey matches an existing job is not
+	// the defaults (Queue "default", MaxAttempts 3, RunAt now, Payload
+	// null when empty or only JSON whitespace); afterwards each job holds
+	// what Get returns for it (times in UTC, truncated to the microsecond;
+	// PostgreSQL may reformat the payload's JSON). A job whose UniqueKey matches an existing job is not
 	// inserted: its fields are replaced by the existing job's and Duplicate
 	// is set. Invalid input (empty or long names, invalid JSON, MaxAttempts
 	// outside [0, math.MaxInt32], Priority outside the int32 range, negative

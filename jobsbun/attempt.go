@@ -17,11 +17,11 @@ import (
 // This file holds the worker side of [Repository]: claim and the fenced
 // writes of a lease holder (their batch machinery is in fenced.go).
 
-// Claim implements [JobRepository.Claim] with one UPDATE … WHERE id IN
+// Claim implements [jobs.JobRepository.Claim] with one UPDATE … WHERE id IN
 // (SELECT … ORDER BY … LIMIT n) RETURNING statement, served by the partial
 // index on pending rows. Each row gets its own fresh lease token. A claimed
 // row that cannot be read back is not returned: it fails at once with the
-// reason as its error (see failUnreadable).
+// reason as its error.
 func (r *Repository) Claim(ctx context.Context, q jobs.ClaimQuery) ([]*jobs.Job, error) {
 	const op = "claim"
 	if err := q.Validate(); err != nil {
@@ -124,7 +124,7 @@ func (r *Repository) claimSQL(q jobs.ClaimQuery, t time.Time) (string, []any) {
 	return b.String(), args
 }
 
-// UpdateProgress implements [JobRepository.UpdateProgress] in one
+// UpdateProgress implements [jobs.JobRepository.UpdateProgress] in one
 // statement. When one lease appears several times, its last update wins.
 func (r *Repository) UpdateProgress(ctx context.Context, lease time.Duration, updates ...jobs.ProgressUpdate) error {
 	const op = "update progress"
@@ -152,7 +152,7 @@ func (r *Repository) UpdateProgress(ctx context.Context, lease time.Duration, up
 		}})
 }
 
-// Heartbeat implements [JobRepository.Heartbeat] in one statement.
+// Heartbeat implements [jobs.JobRepository.Heartbeat] in one statement.
 func (r *Repository) Heartbeat(ctx context.Context, lease time.Duration, leases ...jobs.Lease) error {
 	const op = "heartbeat"
 	if err := refused(op, rules.LeaseDuration(lease)); err != nil {
@@ -165,7 +165,7 @@ func (r *Repository) Heartbeat(ctx context.Context, lease time.Duration, leases 
 	}})
 }
 
-// Finish implements [JobRepository.Finish] in one statement: every
+// Finish implements [jobs.JobRepository.Finish] in one statement: every
 // completion's row is joined from a VALUES list, and the attempt error is
 // appended to the job's history in SQL. When one lease appears several
 // times, its first completion is applied and the later ones report
@@ -242,7 +242,7 @@ func (r *Repository) Finish(ctx context.Context, completions ...jobs.Completion)
 	return errors.Join(append(errs, err)...)
 }
 
-// Release implements [JobRepository.Release] in one statement.
+// Release implements [jobs.JobRepository.Release] in one statement.
 func (r *Repository) Release(ctx context.Context, leases ...jobs.Lease) error {
 	const op = "release"
 	rows := leaseRows(leases)

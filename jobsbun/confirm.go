@@ -168,7 +168,7 @@ func inDoubt(err error) bool {
 // have ended). It returns nil when the write committed, with the existing
 // jobs that took the place of those whose unique key was taken (as
 // [Repository.insert] does); writeErr, translated, when it did not; and
-// [ErrOutcomeUnknown] when it cannot tell.
+// [jobs.ErrOutcomeUnknown] when it cannot tell.
 func (r *Repository) confirmCreate(ctx context.Context, op string, js []*jobs.Job, writeErr error) (map[int]*jobs.Job, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), confirmTimeout)
 	defer cancel()
@@ -240,7 +240,7 @@ func (r *Repository) storedIDs(ctx context.Context, js []*jobs.Job) (map[uuid.UU
 	return found, nil
 }
 
-// outcomeUnknown is the [ErrOutcomeUnknown] of a write that failed with
+// outcomeUnknown is the [jobs.ErrOutcomeUnknown] of a write that failed with
 // cause.
 func outcomeUnknown(op string, cause error) *jobs.Error {
 	return &jobs.Error{Code: jobs.ErrOutcomeUnknown, Op: op, Msg: "the database could not confirm whether the write was stored", Err: cause}

@@ -18,7 +18,7 @@ import (
 // multi-row INSERT statements (with ON CONFLICT DO NOTHING when unique keys
 // are involved) in one transaction.
 
-// Create implements [JobRepository.Create]. It inserts the jobs with
+// Create implements [jobs.JobRepository.Create]. It inserts the jobs with
 // multi-row INSERT statements in one transaction. The write has started
 // once it holds the repository's write lock (SQLite) or a connection
 // (PostgreSQL); from then on ctx ending does not cancel it, and it is
@@ -27,7 +27,7 @@ import (
 // reading the jobs back by their IDs, which Create assigns before it
 // writes: found means stored. Not found means not stored on SQLite; on
 // PostgreSQL, where the server may still be running the statement, it is
-// [ErrOutcomeUnknown], as is a failed read.
+// [jobs.ErrOutcomeUnknown], as is a failed read.
 func (r *Repository) Create(ctx context.Context, js ...*jobs.Job) error {
 	return r.create(ctx, nil, js)
 }

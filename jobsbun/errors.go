@@ -14,8 +14,8 @@ import (
 	"github.com/google/uuid"
 )
 
-// This file translates driver errors into the codes of the contract. The
-// root package imports no driver, so conditions are recognised by small
+// This file translates driver errors into the codes of the contract. This
+// package imports no driver, so conditions are recognised by small
 // interfaces that the drivers' error types implement (modernc's Code() int,
 // pgx's SQLState() string) and, as a fallback, by their text.
 
@@ -43,7 +43,7 @@ type sqlStateError interface {
 	SQLState() string
 }
 
-// storageError wraps a database error as an [*Error] of the right code, or
+// storageError wraps a database error as a [*jobs.Error] of the right code, or
 // returns err unchanged when it already is one (or is nil).
 func storageError(op string, id uuid.UUID, err error) error {
 	if err == nil {

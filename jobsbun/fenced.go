@@ -96,7 +96,7 @@ func (b fencedBatch) stmts(d sqlDialect, t time.Time, round int, out []fencedStm
 // runFenced runs the statements of the batches as one write and returns an
 // ErrLeaseLost error for each row that matched nothing, and an ErrCanceled
 // error for each row stored as canceled instead of the status it asked for
-// (a cancel request took over; see [JobRepository.Finish]). The write is a
+// (a cancel request took over; see [jobs.JobRepository.Finish]). The write is a
 // transaction when it has several statements, or when renews is set on
 // SQLite: a write that sets leases must read the clock after it got the
 // write lock, so that a write that waited for another process never stores

@@ -15,7 +15,7 @@ import (
 // This file holds the parts of [Repository] that are not a worker's
 // fenced writes: cancellation and the maintenance queries.
 
-// RequestCancel implements [JobRepository.RequestCancel] with one
+// RequestCancel implements [jobs.JobRepository.RequestCancel] with one
 // conditional UPDATE; only when it matches nothing does a read tell
 // ErrNotFound from ErrConflict.
 func (r *Repository) RequestCancel(ctx context.Context, id uuid.UUID) (*jobs.Job, error) {
@@ -48,7 +48,7 @@ func (r *Repository) RequestCancel(ctx context.Context, id uuid.UUID) (*jobs.Job
 	return nil, newError(jobs.ErrConflict, op, id, "job is already %s", j.Status)
 }
 
-// CancelRequests implements [JobRepository.CancelRequests] with one query
+// CancelRequests implements [jobs.JobRepository.CancelRequests] with one query
 // on the partial index of running jobs with a cancel request.
 func (r *Repository) CancelRequests(ctx context.Context, owner string) ([]uuid.UUID, error) {
 	const op = "cancel requests"
@@ -78,12 +78,12 @@ func (r *Repository) CancelRequests(ctx context.Context, owner string) ([]uuid.U
 	return ids, nil
 }
 
-// RescueExpired implements [JobRepository.RescueExpired] with one UPDATE
+// RescueExpired implements [jobs.JobRepository.RescueExpired] with one UPDATE
 // whose WHERE re-checks that the lease is still expired and the job still
 // running, so concurrent rescuers each requeue an expired lease once. The
 // rescued attempt's error is "lease expired" (except for canceled jobs). A
 // rescued row that cannot be read back is not returned: it fails with the
-// reason as its error (see failUnreadable).
+// reason as its error.
 func (r *Repository) RescueExpired(ctx context.Context, limit int) ([]*jobs.Job, error) {
 	const op = "rescue expired"
 	if err := refused(op, rules.RescueLimit(limit)); err != nil {
@@ -142,8 +142,8 @@ func (r *Repository) RescueExpired(ctx context.Context, limit int) ([]*jobs.Job,
 	return rescued, nil
 }
 
-// Prune implements [JobRepository.Prune]: each batch is one DELETE of at
-// most [pruneBatch] rows found through the finished_at index, in its own
+// Prune implements [jobs.JobRepository.Prune]: each batch is one DELETE of at
+// most 1000 rows found through the finished_at index, in its own
 // short write, so pruning never holds the write lock for long.
 func (r *Repository) Prune(ctx context.Context, finishedBefore time.Time) (int, error) {
 	const op = "prune"

@@ -14,10 +14,12 @@ import (
 	"github.com/uptrace/bun"
 )
 
-// Repository is the [JobRepository] on SQLite or PostgreSQL through bun.
+// Repository is the [jobs.JobRepository] on SQLite or PostgreSQL through bun.
 // Create one with [New], or open one with jobsqlite.Open or
 // jobspg.Open. It is safe for concurrent use, and several processes may
-// share one database (on SQLite: one host, a local file system).
+// share one database (on SQLite: one host, a local file system). It is
+// also a [jobs.Notifier] for the runners of this process (see
+// [Repository.Subscribe]).
 //
 // Every value travels as a placeholder argument, never concatenated into
 // SQL: bun formats it, except on SQLite's hottest statements (Create
@@ -25,7 +27,7 @@ import (
 // prepared once and bound by the driver, and therefore bypass bun's query
 // hooks. Rows are scanned without reflection. On SQLite the repository
 // serialises its own writes and retries while another process holds the
-// write lock (see [WithBusyTimeout]).
+// write lock (see [WithBusyRetry]).
 type Repository struct {
 	db          *bun.DB
 	d           sqlDialect
@@ -50,10 +52,9 @@ var (
 // PostgreSQL dialect; on SQLite open it with WAL, a busy timeout and
 // _txlock=immediate, as jobsqlite.OpenDB does.
 //
-// New blocks while it migrates. It returns [ErrInvalidArgument]
-// for invalid options, [ErrInvalidArgument] for another dialect or a schema
-// newer than this library, and [ErrUnavailable] when the database cannot be
-// reached. The repository does not close db unless [WithCloseDB] is given.
+// New blocks while it migrates. It returns [jobs.ErrInvalidArgument] for
+// invalid options, a nil db, another dialect or a schema newer than this
+// library, and [jobs.ErrUnavailable] when the database cannot be reached. The repository does not close db unless [WithCloseDB] is given.
 func New(ctx context.Context, db *bun.DB, opts ...Option) (*Repository, error) {
 	const op = "new repository"
 	cfg, err := newConfig(opts)
@@ -83,7 +84,7 @@ func New(ctx context.Context, db *bun.DB, opts ...Option) (*Repository, error) {
 // jobs inside their own transactions with [Repository.CreateTx].
 func (r *Repository) DB() *bun.DB { return r.db }
 
-// Close marks the repository closed: later calls return [ErrClosed]. It
+// Close marks the repository closed: later calls return [jobs.ErrClosed]. It
 // closes the database only when the repository was created with
 // [WithCloseDB]. Close is idempotent and safe for concurrent use.
 func (r *Repository) Close() error {
@@ -100,7 +101,7 @@ func (r *Repository) Close() error {
 	return nil
 }
 
-// Get implements [JobRepository.Get].
+// Get implements [jobs.JobRepository.Get].
 func (r *Repository) Get(ctx context.Context, id uuid.UUID) (*jobs.Job, error) {
 	const op = "get"
 	if err := r.read(op); err != nil {
@@ -120,7 +121,7 @@ func (r *Repository) Get(ctx context.Context, id uuid.UUID) (*jobs.Job, error) {
 	return js[0], nil
 }
 
-// List implements [JobRepository.List]. Pages follow the primary key
+// List implements [jobs.JobRepository.List]. Pages follow the primary key
 // downwards (IDs are UUIDv7, so newest first), never an OFFSET.
 func (r *Repository) List(ctx context.Context, q jobs.ListQuery) (*jobs.Page, error) {
 	const op = "list"
@@ -175,7 +176,7 @@ func (r *Repository) List(ctx context.Context, q jobs.ListQuery) (*jobs.Page, er
 	return p, nil
 }
 
-// Stats implements [JobRepository.Stats] with one GROUP BY query.
+// Stats implements [jobs.JobRepository.Stats] with one GROUP BY query.
 func (r *Repository) Stats(ctx context.Context) (*jobs.Stats, error) {
 	const op = "stats"
 	if err := r.read(op); err != nil {

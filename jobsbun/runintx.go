@@ -23,9 +23,10 @@ import (
 //
 // Jobs created in fn with [Repository.CreateTx] (or [jobs.Runner.EnqueueTx])
 // and the ctx that fn receives start at once after the commit in the
-// runners of this process; in other processes they start at their next
-// poll or notification. A transaction begun some other way works too, but
-// its jobs wait for that poll.
+// runners of this process that use the repository; in other processes
+// they start at their next poll or notification. A transaction begun some
+// other way works too, but its jobs may wait for the poll of this
+// process's runners as well.
 //
 // On SQLite, open the database with _txlock=immediate (jobsqlite does), so
 // that the transaction takes the write lock at BEGIN and never fails with
@@ -79,8 +80,10 @@ func afterCommit(ctx context.Context, r *Repository) {
 
 // Subscribe implements [jobs.Notifier] for this process: fn gets an event
 // with Ready set when a [RunInTx] transaction that created jobs through r
-// commits. A runner over r subscribes by itself; other processes learn of
-// those jobs through their own notifier or poll.
+// commits. [jobs.Runner.Run] on r subscribes by itself, besides any
+// notifier given to jobs.WithNotifier; other processes learn of those jobs
+// through their own notifier or poll. Subscribe is safe for concurrent use;
+// fn runs on the goroutine that called RunInTx, after the commit.
 func (r *Repository) Subscribe(fn func(jobs.Event)) (unsubscribe func()) {
 	return r.commits.subscribe(fn)
 }

@@ -37,9 +37,9 @@ func (g writeGate) release() {
 // single autocommit statement on the repository's database. On SQLite the
 // write waits for the repository's write gate. When the database reports
 // busy (another process holds the write lock), the whole write is retried
-// with jittered backoff until ctx ends or the busy timeout passes; fn must
-// therefore reset any results it collects on each call. Errors are
-// translated with [storageError].
+// with jittered backoff until ctx ends or the busy retry ([WithBusyRetry])
+// passes; fn must therefore reset any results it collects on each call.
+// Errors are translated with [storageError].
 func (r *Repository) write(ctx context.Context, op string, tx bool, fn func(ctx context.Context, db bun.IDB) error) error {
 	if r.closed.Load() {
 		return newError(jobs.ErrClosed, op, [16]byte{}, "repository is closed")
@@ -53,7 +53,7 @@ func (r *Repository) retryBusy(ctx context.Context, tx bool, fn func(ctx context
 }
 
 // retryWhileBusy calls attempt until it returns nil or an error other than
-// busy, ctx ends, or the busy timeout passes, waiting a jittered backoff
+// busy, ctx ends, or the busy retry passes, waiting a jittered backoff
 // between calls; it returns the last error.
 func (r *Repository) retryWhileBusy(ctx context.Context, attempt func() error) error {
 	start := time.Now()

@@ -1,7 +1,12 @@
-// Package jobspg opens a jobs repository on PostgreSQL through pgx (its
-// database/sql adapter) and bun's PostgreSQL dialect. Many processes on many
-// hosts may share one database: claims use FOR UPDATE SKIP LOCKED, leases
-// use the database clock, and schema migration takes an advisory lock.
+// Package jobspg opens a [jobsbun.Repository] on PostgreSQL through pgx
+// (its database/sql adapter) and bun's PostgreSQL dialect, and provides the
+// [Listener] that carries LISTEN/NOTIFY hints to runners. Many processes on
+// many hosts may share one database: claims use FOR UPDATE SKIP LOCKED,
+// leases use the database clock, and schema migration takes an advisory
+// lock. [Open] is all most programs need; [OpenDB] opens the pool alone,
+// for programs that keep their own tables in the database and enqueue jobs
+// in their own transactions (pass it to jobsbun.New and use
+// jobsbun.RunInTx).
 //
 // Triggers on the jobs table send LISTEN/NOTIFY hints when jobs are created,
 // requeued, canceled or finished. A [Listener] receives them; pass it to
@@ -86,9 +91,9 @@ func newConfig(opts []Option) (config, error) {
 // the jobs schema and returns a repository whose Close also closes the pool.
 //
 // Open blocks while it connects and migrates. It returns
-// [jobs.ErrInvalidArgument] for a malformed URL or bad options,
-// [jobs.ErrUnavailable] when the server cannot be reached and
-// [jobs.ErrInvalidArgument] when the search_path names no existing schema.
+// [jobs.ErrInvalidArgument] for a malformed URL, bad options or a
+// search_path that names no existing schema, and [jobs.ErrUnavailable]
+// when the server cannot be reached.
 func Open(ctx context.Context, url string, opts ...Option) (*jobsbun.Repository, error) {
 	c, err := newConfig(opts)
 	if err != nil {

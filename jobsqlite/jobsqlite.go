@@ -1,6 +1,9 @@
-// Package jobsqlite opens a jobs repository on an SQLite file through bun's
-// sqliteshim, which picks modernc.org/sqlite (pure Go) on common platforms
-// and mattn/go-sqlite3 when built with -tags cgosqlite.
+// Package jobsqlite opens a [jobsbun.Repository] on an SQLite file through
+// bun's sqliteshim, which picks modernc.org/sqlite (pure Go) on common
+// platforms and mattn/go-sqlite3 when built with -tags cgosqlite. [Open]
+// is all most programs need; [OpenDB] opens the database alone, for
+// programs that keep their own tables in it and enqueue jobs in their own
+// transactions (pass it to jobsbun.New and use jobsbun.RunInTx).
 //
 // The database is opened in WAL mode with a busy timeout, foreign keys on,
 // write transactions that take the write lock at BEGIN (_txlock=immediate),
@@ -122,9 +125,9 @@ func misuse(format string, args ...any) error {
 // each pooled connection would see its own empty database.
 //
 // Open blocks while it opens and migrates. It returns
-// [jobs.ErrInvalidArgument] for bad options or paths,
-// [jobs.ErrInvalidArgument] when the driver did not apply the settings, and
-// [jobs.ErrUnavailable] when the file cannot be opened.
+// [jobs.ErrInvalidArgument] for bad options or paths and when the driver
+// did not apply the settings, and [jobs.ErrUnavailable] when the file
+// cannot be opened.
 func Open(ctx context.Context, path string, opts ...Option) (*jobsbun.Repository, error) {
 	c, err := newConfig(opts)
 	if err != nil {

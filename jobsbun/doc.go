@@ -1,0 +1,69 @@
+// Package jobsbun stores jobs in SQLite or PostgreSQL through bun: its
+// [Repository] implements [jobs.JobRepository] and passes the conformance
+// suite of package jobstest on both databases. Programs that only want a
+// database file or a server URL open one with jobsqlite.Open or
+// jobspg.Open; programs that share their own bun database with the jobs
+// call [New] and enqueue inside their own transactions with [RunInTx].
+//
+// # Opening
+//
+// [New] takes a *bun.DB with the SQLite or the PostgreSQL dialect, creates
+// or migrates the schema and returns the repository. It imports no driver:
+// open the database with jobsqlite.OpenDB or jobspg.OpenDB, which apply and
+// check the settings the repository relies on (on SQLite: WAL, a busy
+// timeout and _txlock=immediate).
+//
+//	db, err := jobsqlite.OpenDB(ctx, "data/app.db") // the caller closes db
+//	repo, err := jobsbun.New(ctx, db, jobsbun.WithMaxPayloadBytes(4<<20))
+//	r, err := jobs.NewRunner(repo)
+//
+// Options: [WithMaxPayloadBytes] limits payloads and results,
+// [WithBusyRetry] sets how long a write retries while another process
+// holds the database's write lock, and [WithCloseDB] makes
+// [Repository.Close] close the database too.
+//
+// # Schema
+//
+// The repository owns two tables, jobs and jobs_schema_version, and never
+// touches any other. New migrates them on every open: each step runs in a
+// transaction of its own under a cross-process lock (the write lock on
+// SQLite, an advisory lock on PostgreSQL), so processes that start at once
+// are safe, and a database whose schema is newer than this library is
+// refused with [jobs.ErrInvalidArgument]. CHECK constraints hold the job
+// invariants, so no code path can store an impossible job. On PostgreSQL
+// the tables are created in the schema that the connection's search_path
+// selects (jobspg.Open takes it from the URL), and triggers send the LISTEN/NOTIFY hints that jobspg.Listener reads.
+//
+// # Transactions
+//
+// [Repository.CreateTx] (and [jobs.Runner.EnqueueTx] above it) takes a
+// bun.Tx of the repository's database; any other value is
+// [jobs.ErrInvalidArgument] and writes nothing, so a job meant for the
+// caller's transaction is never written outside it. [RunInTx] begins,
+// commits and rolls back such a transaction; jobs created with the ctx it
+// passes to fn start at once after the commit in the runners of this
+// process that use the repository, because the repository is a
+// [jobs.Notifier] that announces those commits ([jobs.Runner.Run]
+// subscribes to it by itself). Runners elsewhere find them at their next
+// poll, or at once through jobspg.Listener.
+//
+//	err := jobsbun.RunInTx(ctx, db, func(ctx context.Context, tx bun.Tx) error {
+//		if _, err := tx.NewInsert().Model(&order).Exec(ctx); err != nil {
+//			return err
+//		}
+//		_, err := r.EnqueueTx(ctx, tx, "send_receipt", order.ID)
+//		return err
+//	})
+//
+// # Errors
+//
+// Every error of the repository's methods is a [*jobs.Error] with a code of
+// package jobs; driver errors are translated at this boundary and kept only
+// as the cause: a lock held by another process past [WithBusyRetry], a
+// read-only or full disk and a lost connection become
+// [jobs.ErrUnavailable], a missing row [jobs.ErrNotFound]. A write that
+// fails without saying whether it committed is settled by reading the jobs
+// back; when that cannot settle it the error is [jobs.ErrOutcomeUnknown].
+// [RunInTx] is the exception: it returns fn's error, or BEGIN's or
+// COMMIT's as the driver reported it.
+package jobsbun
