@@ -29,16 +29,16 @@ import (
 // serialises its own writes and retries while another process holds the
 // write lock (see [WithBusyRetry]).
 type Repository struct {
-	db          *bun.DB
-	d           sqlDialect
-	maxPayload  int
-	busyTimeout time.Duration
-	writeGrace  time.Duration // see confirm.go
-	closeDB     bool
-	gate        writeGate // SQLite only: one writer at a time
-	stmts       stmtCache // SQLite only: prepared hot statements
-	closed      atomic.Bool
-	commits     commitFeed // runners of this process woken by RunInTx commits
+	db         *bun.DB
+	d          sqlDialect
+	maxPayload int
+	busyRetry  time.Duration
+	writeGrace time.Duration // see confirm.go
+	closeDB    bool
+	gate       writeGate // SQLite only: one writer at a time
+	stmts      stmtCache // SQLite only: prepared hot statements
+	closed     atomic.Bool
+	commits    commitFeed // runners of this process woken by RunInTx commits
 }
 
 var (
@@ -68,7 +68,7 @@ func New(ctx context.Context, db *bun.DB, opts ...Option) (*Repository, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Repository{db: db, d: d, maxPayload: cfg.maxPayload, busyTimeout: cfg.busyRetry,
+	r := &Repository{db: db, d: d, maxPayload: cfg.maxPayload, busyRetry: cfg.busyRetry,
 		writeGrace: defaultWriteGrace, closeDB: cfg.closeDB}
 	if d.sqlite() {
 		r.gate = make(writeGate, 1)

@@ -63,7 +63,7 @@ func (r *Repository) retryWhileBusy(ctx context.Context, attempt func() error) e
 		if err == nil {
 			return nil
 		}
-		if !isBusy(err) || ctx.Err() != nil || time.Since(start) > r.busyTimeout {
+		if !isBusy(err) || ctx.Err() != nil || time.Since(start) > r.busyRetry {
 			return err
 		}
 		d := backoff/2 + rand.N(backoff)

@@ -51,7 +51,7 @@ func TestOpenErrors(t *testing.T) {
 
 // TestOpenMissingSchemaIsMisconfigured checks that a search_path naming no
 // existing schema is reported as a setup mistake, not an internal error.
-func TestOpenMissingSchemaIsMisconfigured(t *testing.T) {
+func TestOpenMissingSchemaIsRefused(t *testing.T) {
 	t.Parallel()
 	dsn := testdb.WithSearchPath(testdb.PostgresDSN(t), "jobs_no_such_schema")
 	_, err := jobspg.Open(t.Context(), dsn, jobspg.WithMaxOpenConns(1))

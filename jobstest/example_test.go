@@ -8,7 +8,6 @@ import (
 	"github.com/jobsmith/jobs/jobsbun"
 	"github.com/jobsmith/jobs/jobsqlite"
 	"github.com/jobsmith/jobs/jobstest"
-	"github.com/uptrace/bun"
 )
 
 // testConformance is the test an implementation's package declares as
@@ -25,12 +24,13 @@ func testConformance(t *testing.T) {
 		}
 		return repo // Run closes it when the case ends, before t.TempDir's cleanup
 	}
-	begin := func(t *testing.T, repo jobs.JobRepository) bun.Tx {
+	begin := func(t *testing.T, repo jobs.JobRepository) jobstest.Tx {
 		tx, err := repo.(*jobsbun.Repository).DB().BeginTx(t.Context(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return tx // the suite commits or rolls it back
+		// The suite passes Value to CreateTx, then commits or rolls back.
+		return jobstest.Tx{Value: tx, Commit: tx.Commit, Rollback: tx.Rollback}
 	}
 	jobstest.Run(t, newRepo, jobstest.WithTx(begin))
 }
