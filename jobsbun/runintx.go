@@ -34,11 +34,9 @@ import (
 // returns fn's error, or the error of BEGIN or COMMIT as returned by the
 // driver.
 func RunInTx(ctx context.Context, db bun.IDB, fn func(ctx context.Context, tx bun.Tx) error) error {
-	if _, nested := ctx.Value(txCreatedKey{}).(*txCreated); nested {
-		// A savepoint of an outer RunInTx: its jobs are visible when the
-		// outer transaction commits, which announces them.
-		return db.RunInTx(ctx, nil, fn)
-	}
+	// In a savepoint (db is a bun.Tx), bun hands fn the context of the
+	// outer transaction, so jobs created there join the outer RunInTx's
+	// announcement, made at the real commit.
 	var created txCreated
 	ctx = context.WithValue(ctx, txCreatedKey{}, &created)
 	if err := db.RunInTx(ctx, nil, fn); err != nil {
