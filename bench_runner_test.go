@@ -242,7 +242,7 @@ func BenchmarkEnqueue(b *testing.B) {
 // in another runner on the same database ("remote"), and the time from the
 // handler's return to Get showing the job canceled.
 func BenchmarkCancelLatency(b *testing.B) {
-	const refresh = 50 * time.Millisecond // the default of WithRefreshInterval
+	const refresh = 20 * time.Millisecond // the default of WithRefreshInterval
 	for _, be := range benchBackends() {
 		for _, mode := range []string{"local", "remote"} {
 			b.Run(be.name+"/"+mode, func(b *testing.B) {

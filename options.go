@@ -22,7 +22,7 @@ const (
 	defaultLeaseDuration    = 30 * time.Second
 	minLeaseDuration        = time.Second
 	defaultPollInterval     = time.Second
-	defaultRefreshInterval  = 50 * time.Millisecond
+	defaultRefreshInterval  = 20 * time.Millisecond
 	defaultGracePeriod      = 10 * time.Second
 	defaultStopTimeout      = 5 * time.Second
 	defaultProgressInterval = 250 * time.Millisecond
@@ -75,11 +75,14 @@ func WithLeaseDuration(d time.Duration) Option { return func(c *runnerConfig) { 
 func WithPollInterval(d time.Duration) Option { return func(c *runnerConfig) { c.poll = d } }
 
 // WithRefreshInterval sets how often the runner re-reads what other
-// processes change: the cancel requests for the jobs running here, and the
-// jobs of other processes that [Runner.Watch] and [Runner.Await] follow. A
-// runner with a [Notifier] hears of most changes at once and refreshes at
-// this interval only as the fallback. The default is 50ms; d must be
-// positive and at most the lease duration ([WithLeaseDuration]).
+// processes change: every d the cancel requests for the jobs running here
+// (one query, only while jobs run), and every 5·d each job of another
+// process that [Runner.Watch] or [Runner.Await] follows (one read per
+// job). A runner with a [Notifier] hears of most changes at once and
+// refreshes only as the fallback. The default is 20ms, so a cancel made in
+// another process stops the handler within about 20ms and watchers of
+// other processes' jobs see changes within 100ms; d must be positive and
+// at most the lease duration ([WithLeaseDuration]).
 func WithRefreshInterval(d time.Duration) Option { return func(c *runnerConfig) { c.refresh = d } }
 
 // WithShutdown sets how long Run's shutdown waits. When Run's context ends,

@@ -16,7 +16,7 @@ func TestRunnerDefaultsMatchTheirDocs(t *testing.T) {
 	require.Equal(t, 8, c.concurrency)
 	require.Equal(t, 30*time.Second, c.lease)
 	require.Equal(t, time.Second, c.poll)
-	require.Equal(t, 50*time.Millisecond, c.refresh)
+	require.Equal(t, 20*time.Millisecond, c.refresh)
 	require.Equal(t, 10*time.Second, c.grace)
 	require.Equal(t, 5*time.Second, c.stopTimeout)
 	require.Equal(t, 250*time.Millisecond, c.progress)

@@ -89,7 +89,7 @@ func (r *Runner) touch(id uuid.UUID) {
 // change, ending after the terminal snapshot. A job running in this process
 // is followed live (every progress report; a slow consumer skips to the
 // latest value but always gets the final one). Otherwise the repository is
-// read every refresh interval ([WithRefreshInterval]), or at once on a hint
+// read every five refresh intervals ([WithRefreshInterval]), or at once on a hint
 // of the runner's [Notifier], so jobs run by other processes can be watched
 // too.
 //
@@ -155,9 +155,9 @@ func (r *Runner) Watch(ctx context.Context, id uuid.UUID) iter.Seq2[Snapshot, er
 				return
 			}
 			if timer == nil {
-				timer = time.NewTimer(r.cfg.refresh)
+				timer = time.NewTimer(r.watchInterval())
 			} else {
-				timer.Reset(r.cfg.refresh)
+				timer.Reset(r.watchInterval())
 			}
 			select {
 			case <-timer.C:
@@ -214,3 +214,8 @@ func AwaitResult[R any](ctx context.Context, r *Runner, id uuid.UUID) (R, *Job, 
 	}
 	return out, j, nil
 }
+
+// watchInterval is how often Watch reads a job that runs elsewhere: five
+// refresh intervals, because each watcher costs a read of its own, whereas
+// the cancel poll is one query for all of the runner's jobs.
+func (r *Runner) watchInterval() time.Duration { return 5 * r.cfg.refresh }

@@ -35,7 +35,7 @@ import (
 //     repository Create = one transaction, multi-row INSERTs).
 //   - workers: Runner.Run with WithConcurrency(-workers) and
 //     WithPollInterval(-poll) (library default 1s). Everything else at the
-//     library's defaults: refresh (cancel poll) 50ms, lease 30s (W7: -jobs-lease),
+//     library's defaults: refresh (cancel poll) 20ms, lease 30s (W7: -jobs-lease),
 //     grace period 10s. Warnings and errors are logged to stderr (as River's
 //     logger is), so W6 sees busy/lock messages.
 //   - Remaining: the library has no count API short of Stats (GROUP BY queue,
@@ -45,7 +45,7 @@ import (
 //     'succeeded'.
 //   - W5: Runner.Cancel on a second Runner (not running) over a second
 //     repository on the same store. The cancel request is a durable
-//     cancel_requested flag; the owning runner polls for it every 50 ms
+//     cancel_requested flag; the owning runner polls for it every 20 ms
 //     (WithRefreshInterval default); on PostgreSQL a trigger also sends a
 //     NOTIFY that the owner's Listener turns into an immediate cancel.
 //   - W7: the job's lease (WithLeaseDuration, -jobs-lease, 1s in W7, the
@@ -269,9 +269,9 @@ func (c *jobsContender) CancelRunning(ctx context.Context, id string) error {
 func (c *jobsContender) CancelDelivery() string {
 	if c.pg {
 		return "cancel_requested flag (one UPDATE); trigger pg_notify -> owner's jobspg.Listener (LISTEN/NOTIFY) cancels the handler, " +
-			"owner also polls the flag every 50 ms (WithRefreshInterval default)"
+			"owner also polls the flag every 20 ms (WithRefreshInterval default)"
 	}
-	return "cancel_requested flag (one UPDATE), polled by the owning runner every 50 ms (WithRefreshInterval default)"
+	return "cancel_requested flag (one UPDATE), polled by the owning runner every 20 ms (WithRefreshInterval default)"
 }
 
 // RecoverySettings implements CrashRecoverer.
