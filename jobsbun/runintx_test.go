@@ -46,4 +46,3 @@ func TestRunInTxAnnouncesOnlyCommittedJobs(t *testing.T) {
 		require.Equal(t, 2, st.Total)
 	})
 }
-
