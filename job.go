@@ -85,6 +85,15 @@ type Job struct {
 	LeaseToken     string    `json:"-"`
 	LeaseExpiresAt time.Time `json:"lease_expires_at,omitzero"`
 
+	// Checkpoint is the state the latest attempt saved with
+	// [Reporter.Checkpoint] (JSON), or nil. The next attempt of the job (a
+	// retry, a rescue after its process died, a release at shutdown) starts
+	// with it; read it with [Job.LoadCheckpoint].
+	Checkpoint json.RawMessage `json:"checkpoint,omitempty"`
+	// OutputSeq is the number of the last item of the job's output (see
+	// [Reporter.Append]); items are numbered from 1, and 0 means none.
+	OutputSeq int64 `json:"output_seq,omitempty"`
+
 	// Duplicate is set by Create when a job with the same UniqueKey already
 	// existed and was returned instead of a new one. It is never stored.
 	Duplicate bool `json:"duplicate,omitempty"`
@@ -153,13 +162,37 @@ type Completion struct {
 	// StatusSucceeded and a nil Progress, the fraction becomes 1 and the
 	// message is kept.
 	Progress *Progress
+	// Output is appended to the job's output, numbered after its OutputSeq,
+	// when the completion ends the job (as succeeded, failed or canceled,
+	// also when a cancel request turns it into canceled), in the same
+	// transaction: these are the items the attempt appended after its last
+	// checkpoint. A retry (StatusPending) drops them: the next attempt
+	// redoes that work from the checkpoint. Each item must be one valid JSON
+	// value within the size limit of a payload.
+	Output []json.RawMessage
 }
 
-// ProgressUpdate is one job's progress write, passed to
-// [JobRepository.UpdateProgress].
+// ProgressUpdate is what a running attempt reports, passed to
+// [JobRepository.UpdateProgress]: its progress, and optionally a
+// checkpoint with the output items it covers.
 type ProgressUpdate struct {
 	Lease    Lease
 	Progress Progress
+	// Checkpoint, when not nil, replaces the job's checkpoint, and Output
+	// is appended to the job's output (numbered after its OutputSeq) in the
+	// same transaction: a reader never sees items that no checkpoint or
+	// outcome covers, so an attempt that redoes work after a crash never
+	// repeats them. Output without a Checkpoint is invalid. The checkpoint
+	// and each item must be one valid JSON value within the size limit of
+	// a payload.
+	Checkpoint json.RawMessage
+	Output     []json.RawMessage
+}
+
+// OutputItem is one item of a job's output (see [Reporter.Append]).
+type OutputItem struct {
+	Seq  int64           `json:"seq"` // from 1, in the order of appending
+	Data json.RawMessage `json:"data"`
 }
 
 // validJSON reports whether b is blank (see blankJSON) or one valid JSON value.

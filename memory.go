@@ -68,6 +68,7 @@ func cloneJob(j *Job) *Job {
 	c.Payload = bytes.Clone(j.Payload)
 	c.Result = bytes.Clone(j.Result)
 	c.Errors = slices.Clone(j.Errors)
+	c.Checkpoint = bytes.Clone(j.Checkpoint)
 	return &c
 }
 
@@ -257,6 +258,27 @@ func (m *MemoryRepository) Prune(ctx context.Context, finishedBefore time.Time) 
 		return true
 	})
 	return n, nil
+}
+
+// ReadOutput implements [JobRepository.ReadOutput].
+func (m *MemoryRepository) ReadOutput(ctx context.Context, id uuid.UUID, after int64, limit int) ([]OutputItem, error) {
+	const op = "read output"
+	if msg := rules.OutputRead(after, limit); msg != "" {
+		return nil, invalid(op, "%s", msg)
+	}
+	if err := m.lock(ctx, op); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	r, ok := m.jobs[id]
+	if !ok {
+		return nil, notFound(op, id)
+	}
+	items := []OutputItem{}
+	for seq := after + 1; seq <= int64(len(r.output)) && len(items) < limit; seq++ {
+		items = append(items, OutputItem{Seq: seq, Data: bytes.Clone(r.output[seq-1])})
+	}
+	return items, nil
 }
 
 // Close implements [JobRepository.Close]: later calls return [ErrClosed]

@@ -1,7 +1,9 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"time"
@@ -79,7 +81,7 @@ func (m *MemoryRepository) UpdateProgress(ctx context.Context, lease time.Durati
 		return err
 	}
 	for _, u := range updates {
-		if err := u.Progress.Validate(); err != nil {
+		if err := u.Validate(rules.MaxPayloadBytes); err != nil {
 			return err
 		}
 	}
@@ -96,10 +98,22 @@ func (m *MemoryRepository) UpdateProgress(ctx context.Context, lease time.Durati
 			continue
 		}
 		r.job.Progress = u.Progress
+		if u.Checkpoint != nil {
+			r.job.Checkpoint = bytes.Clone(u.Checkpoint)
+			r.appendOutput(u.Output)
+		}
 		r.job.LeaseExpiresAt = t.Add(lease)
 		r.job.UpdatedAt = t
 	}
 	return errors.Join(errs...)
+}
+
+// appendOutput stores items after the record's output.
+func (r *memRecord) appendOutput(items []json.RawMessage) {
+	for _, it := range items {
+		r.output = append(r.output, bytes.Clone(it))
+	}
+	r.job.OutputSeq = int64(len(r.output))
 }
 
 // Heartbeat implements [JobRepository.Heartbeat].
@@ -159,6 +173,9 @@ func (m *MemoryRepository) Finish(ctx context.Context, completions ...Completion
 		if j.CancelRequested && status != StatusCanceled {
 			errs = append(errs, canceledInstead(op, j.ID, status))
 			status = StatusCanceled
+		}
+		if status != StatusPending {
+			r.appendOutput(c.Output)
 		}
 		switch status {
 		case StatusPending:

@@ -3,6 +3,7 @@ package jobs
 import (
 	"bytes"
 	"container/heap"
+	"encoding/json"
 	"time"
 )
 
@@ -16,9 +17,10 @@ import (
 // memRecord is one stored job with its place in the pending index.
 type memRecord struct {
 	job     Job
-	bucket  *memBucket // set while the job is pending
-	inReady bool       // which heap of bucket holds it
-	heapIdx int        // index in that heap, -1 when in none
+	output  []json.RawMessage // the stored output; item i has number i+1
+	bucket  *memBucket        // set while the job is pending
+	inReady bool              // which heap of bucket holds it
+	heapIdx int               // index in that heap, -1 when in none
 }
 
 // memBucketKey names the bucket of a queue and kind.

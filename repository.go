@@ -109,14 +109,25 @@ type JobRepository interface {
 	// with a lease duration <= 0 is ErrInvalidArgument.
 	Claim(ctx context.Context, q ClaimQuery) ([]*Job, error)
 
-	// UpdateProgress stores each update's progress and renews its lease to
-	// now + lease, in one transaction; now is read when the write lands, so
-	// a write that waited for the database still grants a whole lease. An
-	// invalid progress value is ErrInvalidArgument and nothing is written.
-	// Updates whose lease was lost report ErrLeaseLost; the others are still
-	// written. When one lease has several updates, the last one is stored.
-	// A lease duration <= 0 is ErrInvalidArgument.
+	// UpdateProgress stores each update's progress (and its checkpoint and
+	// output, when it has a checkpoint) and renews its lease to now +
+	// lease, in one transaction; now is read when the write lands, so a
+	// write that waited for the database still grants a whole lease. An
+	// invalid progress, checkpoint or item is ErrInvalidArgument (too
+	// large: ErrTooLarge) and nothing is written. Updates whose lease was
+	// lost report ErrLeaseLost and store nothing; the others are still
+	// written. When one lease has several updates, they apply in order:
+	// the last progress and the last checkpoint are stored, and the outputs
+	// are appended one after the other. A lease duration <= 0 is
+	// ErrInvalidArgument.
 	UpdateProgress(ctx context.Context, lease time.Duration, updates ...ProgressUpdate) error
+
+	// ReadOutput returns up to limit items of job id's output, those
+	// numbered after `after`, in order (the first is after+1). Only items
+	// stored with a checkpoint or an outcome exist. An unknown ID is
+	// ErrNotFound; after < 0 or a limit outside [1, 1000] is
+	// ErrInvalidArgument.
+	ReadOutput(ctx context.Context, id uuid.UUID, after int64, limit int) ([]OutputItem, error)
 
 	// Heartbeat renews the leases to now + lease, in one statement, with
 	// now read when the write lands (as for UpdateProgress). Leases that
@@ -187,8 +198,9 @@ type JobRepository interface {
 	// 1000] is ErrInvalidArgument.
 	RescueExpired(ctx context.Context, limit int) ([]*Job, error)
 
-	// Prune deletes terminal jobs that finished before the given time, in
-	// batches small enough not to hold a write lock for long, and returns
+	// Prune deletes terminal jobs that finished before the given time, with
+	// their output, in batches small enough not to hold a write lock for
+	// long, and returns
 	// how many it deleted (all of them, over as many batches as needed).
 	// Pending and running jobs are never pruned. A pruned job's unique key
 	// is free again.

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"encoding/json"
 	"math"
 	"time"
 	"unicode/utf8"
@@ -202,6 +203,52 @@ func (c Completion) Validate(maxResult int) error {
 		if err := c.Progress.Validate(); err != nil {
 			return err
 		}
+	}
+	return checkItems(op, c.Lease.JobID, c.Output, maxResult)
+}
+
+// Validate returns the error that every implementation of
+// [JobRepository.UpdateProgress] returns for u before writing anything: a
+// checkpoint or an output item over maxPayload bytes is [ErrTooLarge], an
+// invalid progress, checkpoint or item, or output without a checkpoint, is
+// [ErrInvalidArgument]. It returns nil when u is valid.
+func (u ProgressUpdate) Validate(maxPayload int) error {
+	const op = "update progress"
+	if err := u.Progress.Validate(); err != nil {
+		return err
+	}
+	if u.Checkpoint == nil {
+		if len(u.Output) > 0 {
+			return newError(ErrInvalidArgument, op, u.Lease.JobID, "output without a checkpoint")
+		}
+		return nil
+	}
+	if err := checkValue(op, u.Lease.JobID, "checkpoint", u.Checkpoint, maxPayload); err != nil {
+		return err
+	}
+	return checkItems(op, u.Lease.JobID, u.Output, maxPayload)
+}
+
+// checkItems validates output items.
+func checkItems(op string, id uuid.UUID, items []json.RawMessage, maxPayload int) error {
+	if len(items) > rules.MaxOutputBatch {
+		return newError(ErrInvalidArgument, op, id, "%d output items in one write, over the limit of %d", len(items), rules.MaxOutputBatch)
+	}
+	for _, it := range items {
+		if err := checkValue(op, id, "output item", it, maxPayload); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkValue validates one stored JSON value that must not be blank.
+func checkValue(op string, id uuid.UUID, what string, v json.RawMessage, max int) error {
+	switch {
+	case len(v) > max:
+		return newError(ErrTooLarge, op, id, "%s is %d bytes, over the limit of %d", what, len(v), max)
+	case blankJSON(v) || !json.Valid(v):
+		return newError(ErrInvalidArgument, op, id, "%s is not one valid JSON value", what)
 	}
 	return nil
 }

@@ -26,7 +26,9 @@ const (
 	DefaultMaxAttempts = 3
 	DefaultListLimit   = 50
 	MaxListLimit       = 1000
-	MaxClaimLimit      = 1000 // most jobs one Claim or RescueExpired returns
+	MaxClaimLimit      = 1000  // most jobs one Claim or RescueExpired returns
+	MaxOutputBatch     = 10000 // most output items one write appends for one job
+	MaxOutputRead      = 1000  // most output items one ReadOutput returns
 )
 
 // LeaseExpired is the attempt error recorded when a rescue requeues or fails
@@ -126,6 +128,17 @@ func CanceledInstead(asked string) string {
 func LeaseDuration(d time.Duration) string {
 	if d <= 0 {
 		return fmt.Sprintf("lease duration %v is not positive", d)
+	}
+	return ""
+}
+
+// OutputRead returns why (after, limit) is not a valid ReadOutput range, or "".
+func OutputRead(after int64, limit int) string {
+	switch {
+	case after < 0:
+		return fmt.Sprintf("after %d is negative", after)
+	case limit < 1 || limit > MaxOutputRead:
+		return fmt.Sprintf("limit %d is not in [1, %d]", limit, MaxOutputRead)
 	}
 	return ""
 }
