@@ -99,6 +99,20 @@ type Job struct {
 	Duplicate bool `json:"duplicate,omitempty"`
 }
 
+// LoadCheckpoint decodes the job's checkpoint into v, which must be a
+// pointer, and reports whether there was one: false leaves v unchanged (the
+// job starts from the beginning). A checkpoint that does not decode into v
+// is an [ErrInvalidArgument] error.
+func (j *Job) LoadCheckpoint(v any) (bool, error) {
+	if j.Checkpoint == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(j.Checkpoint, v); err != nil {
+		return false, &Error{Code: ErrInvalidArgument, Op: "load checkpoint", JobID: j.ID, Msg: "the checkpoint does not decode", Err: err}
+	}
+	return true, nil
+}
+
 // Lease returns the lease a worker names in its writes for this job. It is
 // the zero Lease unless the job was returned by Claim.
 func (j *Job) Lease() Lease { return Lease{JobID: j.ID, Token: j.LeaseToken} }

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,8 +20,32 @@ import (
 // returns [ErrInvalidArgument] and changes nothing. Fractions may go down
 // (a stage may restart). After the attempt has ended, Report returns
 // [ErrConflict] and changes nothing.
+//
+// Append and Checkpoint make a long job resumable and stream its partial
+// results. Append encodes item as JSON and adds it to the attempt's staged
+// output, without I/O. Checkpoint encodes state as JSON and stores it as the
+// job's checkpoint together with the items staged since the previous
+// checkpoint, in one write, and returns once that write is stored (saves
+// from many handlers share one write). Only then do the items appear in the
+// job's output ([Runner.Output], [JobRepository.ReadOutput]), numbered from
+// 1 in the order of appending. Items staged when the handler returns are
+// stored with its outcome if the job ends (succeeded, failed or canceled)
+// and dropped if it is retried. So the output never holds work that a later
+// attempt redoes: after a crash, the next attempt starts from the last
+// checkpoint ([Job.LoadCheckpoint]) and its items follow the ones that
+// checkpoint covered, each exactly once.
+//
+// Checkpoint is fenced by the attempt's lease: an attempt that lost its
+// lease gets [ErrLeaseLost] and stores nothing. A checkpoint or item larger
+// than the repository's payload limit is [ErrTooLarge], a value that does
+// not encode is [ErrInvalidArgument]; after such an error, or when storage
+// is unavailable, the staged items stay staged for the next Checkpoint.
+// Checkpoint honours ctx until its write starts and then waits it out.
+// Calls of one attempt run one at a time.
 type Reporter interface {
 	Report(fraction float64, message string) error
+	Append(item any) error
+	Checkpoint(ctx context.Context, state any) error
 }
 
 // execution is one claimed attempt in this process. It is the handler's
@@ -35,7 +60,10 @@ type execution struct {
 	renewed atomic.Int64 // unix ns when the last successful lease renewal started
 	lost    atomic.Bool  // the lease is known lost: write nothing more
 
-	mu       sync.Mutex // guards the fields below
+	saveMu sync.Mutex // one Checkpoint at a time
+
+	mu       sync.Mutex        // guards the fields below
+	staged   []json.RawMessage // output appended since the last checkpoint
 	prog     Progress
 	reported bool          // Report was called in this attempt
 	dirty    bool          // prog not yet written to the repository

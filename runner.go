@@ -45,6 +45,7 @@ type Runner struct {
 	started  atomic.Bool
 
 	batch     enqueueBatcher
+	saves     saveBatcher   // checkpoints; see checkpoint.go
 	wake      chan struct{} // a local enqueue or a retry is ready
 	seq       atomic.Uint64 // snapshot sequence numbers
 	avgDur    atomic.Int64  // moving average of handler run time, ns; -1 unknown

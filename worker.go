@@ -323,6 +323,10 @@ func (r *Runner) classify(e *execution, ctx context.Context, res json.RawMessage
 			o.c.Status = StatusFailed
 		}
 	}
+	if o.kind == outFinish {
+		// Stored if the job ends, dropped by the repository on a retry.
+		o.c.Output = e.takeStaged()
+	}
 	return o
 }
 
