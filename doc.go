@@ -54,6 +54,49 @@
 //		fmt.Printf("%s %.0f%% %s\n", s.Status, s.Progress*100, s.Message)
 //	}
 //
+// # Long jobs: checkpoints and partial results
+//
+// A handler that saves a checkpoint resumes where it stopped after a crash,
+// a deploy or a lost lease, and one that appends to its job's output
+// streams partial results while it runs. [Reporter.Append] stages an item
+// (one transcript segment, say); [Reporter.Checkpoint] stores the state
+// together with the items staged since the previous checkpoint, in one
+// write, and returns once it is stored. The next attempt of the job reads
+// the checkpoint with [Job.LoadCheckpoint].
+//
+//	var next int // the first segment not yet done
+//	if _, err := j.LoadCheckpoint(&next); err != nil {
+//		return Transcript{}, err
+//	}
+//	for ; next < len(in.Segments); next++ {
+//		seg := transcribe(ctx, in.Segments[next])
+//		p.Append(seg)
+//		if err := p.Checkpoint(ctx, next+1); err != nil {
+//			return Transcript{}, err // ErrLeaseLost: another runner has the job
+//		}
+//	}
+//
+// The rule that makes resume and output agree: an item becomes part of the
+// output only with the checkpoint that covers it (or with the job's outcome,
+// for items appended after the last checkpoint). So when a process dies
+// between two checkpoints, the work since the last one is done again by the
+// next attempt, and the items of the dead attempt that no checkpoint covered
+// were never stored: a reader sees each item exactly once, in order. What is
+// not guaranteed: side effects of that redone work outside the job (a call
+// to another service) happen twice, as with any retry; and items reach
+// readers at checkpoint pace, not at Append pace.
+//
+// [Runner.Output] follows a job's output from a sequence number on, live
+// until the job ends, from any process sharing the database; an item's Seq
+// resumes a stream.
+//
+//	for item, err := range r.Output(ctx, job.ID, lastSeq) {
+//		if err != nil {
+//			return err
+//		}
+//		fmt.Println(item.Seq, string(item.Data))
+//	}
+//
 // # Cancellation
 //
 // [Runner.Cancel] cancels a pending job at once. For a running job it stores

@@ -174,3 +174,70 @@ func ExampleRunner_Watch() {
 	// running    75% pass 3
 	// succeeded 100% pass 3
 }
+
+// A long job that resumes where it stopped and streams its partial results.
+// The handler checkpoints after each segment, together with the segment it
+// appended; when the first attempt fails half-way, the retry starts at the
+// first segment after the checkpoint, and the output holds each segment
+// once.
+func ExampleReporter_resume() {
+	ctx := context.Background()
+	repo := jobs.NewMemoryRepository()
+	defer repo.Close()
+	r, err := jobs.NewRunner(repo, jobs.WithRetryBackoff(time.Millisecond, time.Millisecond))
+	if err != nil {
+		log.Fatal(err)
+	}
+	segments := []string{"so", "it", "begins", "again"}
+	jobs.Handle(r, "transcribe", func(ctx context.Context, j *jobs.Job, _ struct{}, p jobs.Reporter) (int, error) {
+		next := 0 // the first segment not yet done
+		if _, err := j.LoadCheckpoint(&next); err != nil {
+			return 0, err
+		}
+		fmt.Printf("attempt %d starts at segment %d\n", j.Attempt, next)
+		for ; next < len(segments); next++ {
+			if j.Attempt == 1 && next == 2 {
+				return 0, errors.New("worker lost") // a crash would do the same
+			}
+			if err := p.Append(segments[next]); err != nil {
+				return 0, err
+			}
+			if err := p.Checkpoint(ctx, next+1); err != nil {
+				return 0, err
+			}
+		}
+		return len(segments), nil
+	})
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- r.Run(runCtx) }()
+
+	job, err := r.Enqueue(ctx, "transcribe", struct{}{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := r.Await(ctx, job.ID); err != nil {
+		log.Fatal(err)
+	}
+	// Output follows a running job live; here the job has ended, so it
+	// yields what is stored and stops.
+	for item, err := range r.Output(ctx, job.ID, 0) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		var text string
+		_ = json.Unmarshal(item.Data, &text)
+		fmt.Println(item.Seq, text)
+	}
+	stop()
+	if err := <-done; err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// attempt 1 starts at segment 0
+	// attempt 2 starts at segment 2
+	// 1 so
+	// 2 it
+	// 3 begins
+	// 4 again
+}

@@ -45,7 +45,14 @@ const (
 	kindBlock1 = "block1" // attempt 1: start, then block until ctx ends (ctxdone); later attempts: start, done
 	kindPause1 = "pause1" // attempt 1: start, report progress every 20 ms until ctx ends (ctxdone); later: start, done
 	kindWait   = "wait"   // start, block until ctx ends, then ctxdone with the cause and the wall clock in UnixNano
+	kindSteps  = "steps"  // start at the checkpoint; per step: "step" with its number, sleep payload.MS, append it, checkpoint; done
 )
+
+// stepsPayload is the payload of kindSteps.
+type stepsPayload struct {
+	Steps int `json:"steps"`
+	MS    int `json:"ms"`
+}
 
 // workPayload is the payload of kindWork.
 type workPayload struct {
@@ -170,6 +177,31 @@ func runChild(ctx context.Context, cfg childConfig) error {
 		<-ctx.Done()
 		led.write("ctxdone", j.ID, j.Attempt, pid, string(jobs.CodeOf(context.Cause(ctx))), wallClock())
 		return nil, ctx.Err()
+	})
+	r.Handle(kindSteps, func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
+		led.write("start", j.ID, j.Attempt, pid)
+		var in stepsPayload
+		_ = json.Unmarshal(j.Payload, &in)
+		var next int
+		if _, err := j.LoadCheckpoint(&next); err != nil {
+			return nil, jobs.Permanent(err)
+		}
+		for ; next < in.Steps; next++ {
+			led.write("step", j.ID, j.Attempt, pid, strconv.Itoa(next))
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Duration(in.MS) * time.Millisecond):
+			}
+			if err := p.Append(next); err != nil {
+				return nil, err
+			}
+			if err := p.Checkpoint(ctx, next+1); err != nil {
+				return nil, err
+			}
+		}
+		led.write("done", j.ID, j.Attempt, pid)
+		return nil, nil
 	})
 	r.Handle(kindBlock1, firstBlocks(false))
 	r.Handle(kindPause1, firstBlocks(true))
