@@ -105,33 +105,17 @@ func (r *Repository) RescueExpired(ctx context.Context, limit int) ([]*jobs.Job,
 			db, waited = conn, time.Since(t)
 		}
 		var b strings.Builder
-		b.WriteString("UPDATE jobs SET " +
-			"status = CASE WHEN cancel_requested THEN 'canceled' WHEN attempt >= max_attempts THEN 'failed' ELSE 'pending' END, " +
-			"finished_at = CASE WHEN cancel_requested OR attempt >= max_attempts THEN ?" + r.d.castTime() + " ELSE NULL END, " +
-			"error = CASE WHEN cancel_requested THEN error ELSE ? END, " +
-			"errors = CASE WHEN cancel_requested THEN errors ELSE " + r.d.appendError("errors", "attempt", "?", "?") + " END, " +
-			"lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = ? " +
-			"WHERE ")
-		args := []any{t, rules.LeaseExpired, rules.LeaseExpired, t.Format(time.RFC3339Nano), t}
+		set, args := r.rescueSet(t, rules.LeaseExpired)
+		b.WriteString(set + "WHERE ")
 		nowSQL, args := r.d.callTime(args, t, waited)
 		sub := "SELECT id FROM jobs WHERE status = 'running' AND lease_expires_at < " + nowSQL +
 			" ORDER BY lease_expires_at LIMIT ?" + r.d.skipLocked()
 		args = append(args, limit)
 		nowSQL, args = r.d.callTime(args, t, waited)
 		b.WriteString(r.d.idIn(sub) + " AND status = 'running' AND lease_expires_at < " + nowSQL + " RETURNING " + r.d.jobColumns())
-		rows, err := db.QueryContext(ctx, b.String(), args...)
-		if err != nil {
-			return err
-		}
-		var bad []unreadable
-		rescued, bad, err = scanLenient(rows, newJobScanner())
-		if err != nil || len(bad) == 0 {
-			return err
-		}
-		// The rescue has happened; a failure to fail a row it cannot read
-		// leaves that row requeued, and the claim that takes it fails it.
-		_ = r.failUnreadable(ctx, db, t, true, bad)
-		return nil
+		var err error
+		rescued, err = r.rescueRows(ctx, db, t, b.String(), args)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -139,6 +123,39 @@ func (r *Repository) RescueExpired(ctx context.Context, limit int) ([]*jobs.Job,
 	if rescued == nil {
 		rescued = []*jobs.Job{}
 	}
+	return rescued, nil
+}
+
+// rescueSet is the start of a rescue's UPDATE, up to its WHERE, and its
+// arguments: the job goes back to pending, or to failed when it has no
+// attempt left, with msg as the rescued attempt's error; a job with a
+// cancel request becomes canceled instead, its errors untouched. The lease
+// is cleared, so that its former owner's writes are refused.
+func (r *Repository) rescueSet(t time.Time, msg string) (string, []any) {
+	return "UPDATE jobs SET " +
+			"status = CASE WHEN cancel_requested THEN 'canceled' WHEN attempt >= max_attempts THEN 'failed' ELSE 'pending' END, " +
+			"finished_at = CASE WHEN cancel_requested OR attempt >= max_attempts THEN ?" + r.d.castTime() + " ELSE NULL END, " +
+			"error = CASE WHEN cancel_requested THEN error ELSE ? END, " +
+			"errors = CASE WHEN cancel_requested THEN errors ELSE " + r.d.appendError("errors", "attempt", "?", "?") + " END, " +
+			"lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = ? ",
+		[]any{t, msg, msg, t.Format(time.RFC3339Nano), t}
+}
+
+// rescueRows runs a rescue's UPDATE … RETURNING and returns the rescued
+// jobs. A rescued row that cannot be read back is not returned: it fails
+// with the reason as its error.
+func (r *Repository) rescueRows(ctx context.Context, db bun.IDB, t time.Time, query string, args []any) ([]*jobs.Job, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	rescued, bad, err := scanLenient(rows, newJobScanner())
+	if err != nil || len(bad) == 0 {
+		return rescued, err
+	}
+	// The rescue has happened; a failure to fail a row it cannot read
+	// leaves that row requeued, and the claim that takes it fails it.
+	_ = r.failUnreadable(ctx, db, t, true, bad)
 	return rescued, nil
 }
 
