@@ -39,6 +39,7 @@ type Repository struct {
 	stmts      stmtCache // SQLite only: prepared hot statements
 	closed     atomic.Bool
 	commits    commitFeed // runners of this process woken by RunInTx commits
+	owners     ownerLocks // SQLite only: see owners.go
 }
 
 var (

@@ -35,6 +35,11 @@ const (
 // a job whose lease ran out.
 const LeaseExpired = "lease expired"
 
+// OwnerDied is the attempt error recorded when a rescue requeues or fails a
+// job because the process that held its lease is known to be dead (its
+// owner lock was free), before the lease expired.
+const OwnerDied = "owner died"
+
 // Interrupted is the message of an unavailable error whose cause is the
 // caller's context ending before the request reached storage.
 const Interrupted = "storage request interrupted"
