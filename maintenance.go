@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -12,18 +13,99 @@ const rescueLimit = 500
 // the lease, so a dead runner's jobs are pending again within 1.25 leases.
 func (r *Runner) rescueInterval() time.Duration { return r.cfg.lease / 4 }
 
-// rescueLoop returns jobs whose lease expired (their runner died or hung) to
-// pending, or to failed or canceled as the repository decides.
-func (r *Runner) rescueLoop(ctx context.Context) {
+// deadOwnerInterval is how often the rescuer looks for dead owners when
+// the repository can tell them (see ownerLiveness): a killed runner's jobs
+// run again elsewhere about this long after the kill, whatever the lease.
+const deadOwnerInterval = 100 * time.Millisecond
+
+// ownerLiveness is implemented by repositories that can tell a dead runner
+// from a live one (jobsbun on SQLite, with a lock file per owner). Run
+// holds its owner with HoldOwner before its first claim and releases it
+// when it returns; the rescuer calls RescueDead often, which requeues the
+// running jobs of owners whose process is known to be dead. Unlike an
+// expired lease, this never takes the jobs of a live but paused process.
+// HoldOwner returns an error wrapping errors.ErrUnsupported where the
+// repository cannot tell; leases alone then decide, as without it.
+type ownerLiveness interface {
+	HoldOwner(ctx context.Context, owner string) (release func(), err error)
+	RescueDead(ctx context.Context, limit int) ([]*Job, error)
+}
+
+// holdOwner takes the runner's owner lock when the repository has owner
+// locks. It returns the repository as an ownerLiveness (nil when it has
+// none) and the release function (nil when nothing is held).
+func (r *Runner) holdOwner(ctx context.Context) (ownerLiveness, func()) {
+	live, ok := r.repo.(ownerLiveness)
+	if !ok {
+		return nil, nil
+	}
+	release, err := live.HoldOwner(ctx, r.cfg.owner)
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+		return nil, nil
+	case err != nil:
+		// Others then judge this runner by its leases alone; it still
+		// rescues dead owners that hold their locks.
+		r.cfg.logger.Warn("owner lock not taken; this runner's jobs are rescued only when their leases expire",
+			"owner", r.cfg.owner, "error", err)
+		return live, nil
+	}
+	return live, release
+}
+
+// rescueLoop returns jobs whose lease expired (their runner died or hung)
+// to pending, or to failed or canceled as the repository decides; with
+// live, it also rescues the jobs of dead owners every deadOwnerInterval.
+func (r *Runner) rescueLoop(ctx context.Context, live ownerLiveness) {
 	t := time.NewTicker(r.rescueInterval())
 	defer t.Stop()
+	var dead <-chan time.Time
+	if live != nil {
+		dt := time.NewTicker(min(deadOwnerInterval, r.rescueInterval()))
+		defer dt.Stop()
+		dead = dt.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			r.rescue(ctx)
+		case <-dead:
+			r.rescueDead(ctx, live)
 		}
-		r.rescue(ctx)
+	}
+}
+
+// rescueDead requeues the running jobs of dead owners. Errors are logged
+// once per run of failures, not every tick.
+func (r *Runner) rescueDead(ctx context.Context, live ownerLiveness) {
+	for ctx.Err() == nil {
+		end := r.writes.begin()
+		js, err := live.RescueDead(ctx, rescueLimit)
+		end()
+		if err != nil {
+			if !r.deadFailing.Swap(true) && ctx.Err() == nil {
+				r.cfg.logger.Warn("rescue jobs of dead owners", "error", err)
+			}
+			return
+		}
+		r.deadFailing.Store(false)
+		r.rescued(js)
+		if len(js) < rescueLimit {
+			return
+		}
+	}
+}
+
+// rescued tells watchers and the fetcher of rescued jobs.
+func (r *Runner) rescued(js []*Job) {
+	for _, j := range js {
+		r.cfg.logger.Debug("job rescued", "job_id", j.ID, "kind", j.Kind, "status", j.Status, "attempt", j.Attempt)
+		r.touch(j.ID)
+		if j.Status == StatusPending {
+			r.notify()
+		}
 	}
 }
 
@@ -50,13 +132,7 @@ func (r *Runner) rescue(ctx context.Context) {
 			r.cfg.logger.Warn("rescue expired leases", "error", err)
 			return
 		}
-		for _, j := range js {
-			r.cfg.logger.Debug("job rescued", "job_id", j.ID, "kind", j.Kind, "status", j.Status, "attempt", j.Attempt)
-			r.touch(j.ID)
-			if j.Status == StatusPending {
-				r.notify()
-			}
-		}
+		r.rescued(js)
 		if len(js) < rescueLimit {
 			return
 		}

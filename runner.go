@@ -72,6 +72,7 @@ type Runner struct {
 	pollCancels chan struct{}    // look for cancel requests now
 	writes      *writeWatch      // times this runner's writes; see outage.go
 	rescueHeld  atomic.Bool      // the rescuer is waiting out a write outage
+	deadFailing atomic.Bool      // the last RescueDead failed (logged once)
 }
 
 // NewRunner returns a Runner over repo, configured by opts. It returns
@@ -265,11 +266,14 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.comp = make(chan outcome, cap(r.work))
 	// The runner's own loops cannot fail: each logs its errors, retries,
 	// and ends when loopCtx does.
+	// Held before the first claim: from now on a rescuer that finds this
+	// owner's lock free knows the process is dead (see maintenance.go).
+	live, releaseOwner := r.holdOwner(ctx)
 	var loops sync.WaitGroup
 	loops.Go(func() { r.heartbeatLoop(loopCtx) })
 	loops.Go(func() { r.progressLoop(loopCtx) })
 	loops.Go(func() { r.cancelPollLoop(loopCtx) })
-	loops.Go(func() { r.rescueLoop(loopCtx) })
+	loops.Go(func() { r.rescueLoop(loopCtx, live) })
 	loops.Go(func() { r.pruneLoop(loopCtx) })
 	loops.Go(func() { r.giveBackLoop(loopCtx) })
 	stopComp := make(chan struct{})
@@ -306,6 +310,9 @@ func (r *Runner) Run(ctx context.Context) error {
 				e.lost.Store(true)
 				r.touch(e.lease.JobID)
 			}
+			// The owner lock stays held while the process lives: its
+			// handlers may still act, so their jobs wait for their leases.
+			releaseOwner = nil
 		}
 	}
 	close(stopComp)
@@ -313,6 +320,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	stopLoops()
 	r.stopWakes()
 	loops.Wait()
+	if releaseOwner != nil {
+		releaseOwner()
+	}
 	log.Info("runner stopped", "owner", r.cfg.owner)
 	return runErr
 }
