@@ -29,8 +29,8 @@ type childConfig struct {
 	URL      string        // SQLite file path or PostgreSQL DSN
 	Ledger   string        // this process's ledger file
 	Workers  int           // runner concurrency
-	Lease    time.Duration // runner lease
-	Poll     time.Duration // runner poll interval
+	Lease    time.Duration // runner lease; 0 keeps the default
+	Poll     time.Duration // runner poll interval; 0 keeps the default
 	NoNotify bool          // PostgreSQL: run without the LISTEN/NOTIFY listener
 	// Refresh is the runner's refresh interval; 0 keeps the default.
 	Refresh time.Duration
@@ -119,9 +119,15 @@ func runChild(ctx context.Context, cfg childConfig) error {
 	if cfg.Refresh > 0 {
 		opts = append(opts, jobs.WithRefreshInterval(cfg.Refresh))
 	}
+	if cfg.Lease > 0 {
+		opts = append(opts, jobs.WithLeaseDuration(cfg.Lease))
+	}
+	if cfg.Poll > 0 {
+		opts = append(opts, jobs.WithPollInterval(cfg.Poll))
+	}
 	pid := os.Getpid()
-	r, err := jobs.NewRunner(&recordingRepo{JobRepository: repo, led: led}, append(opts,
-		jobs.WithConcurrency(cfg.Workers), jobs.WithLeaseDuration(cfg.Lease), jobs.WithPollInterval(cfg.Poll),
+	r, err := jobs.NewRunner(&recordingRepo{JobRepository: repo, bun: repo, led: led}, append(opts,
+		jobs.WithConcurrency(cfg.Workers),
 		jobs.WithRetryBackoff(10*time.Millisecond, 100*time.Millisecond),
 		jobs.WithShutdown(2*time.Second, 0), jobs.WithLogger(log), jobs.WithRetention(0))...)
 	if err != nil {
@@ -149,7 +155,7 @@ func runChild(ctx context.Context, cfg childConfig) error {
 	})
 	firstBlocks := func(report bool) func(context.Context, *jobs.Job, jobs.Reporter) (json.RawMessage, error) {
 		return func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
-			led.write("start", j.ID, j.Attempt, pid)
+			led.write("start", j.ID, j.Attempt, pid, wallClock())
 			if j.Attempt > 1 {
 				if report {
 					_ = p.Report(1, fmt.Sprintf("done by %d", pid))
@@ -226,6 +232,7 @@ func wallClock() string { return strconv.FormatInt(time.Now().UnixNano(), 10) }
 // reported ("rescued job_id attempt pid status wall_clock").
 type recordingRepo struct {
 	jobs.JobRepository
+	bun *jobsbun.Repository // the same repository, for its owner locks
 	led *ledgerFile
 }
 
@@ -292,4 +299,21 @@ func (r *recordingRepo) RescueExpired(ctx context.Context, limit int) ([]*jobs.J
 func (r *recordingRepo) CancelRequests(ctx context.Context, owner string) ([]uuid.UUID, error) {
 	ids, err := r.JobRepository.CancelRequests(ctx, owner)
 	return ids, r.record("cancel requests", err)
+}
+
+// HoldOwner and RescueDead pass the owner locks of jobsbun through, so
+// that the runner finds them on this wrapper.
+func (r *recordingRepo) HoldOwner(ctx context.Context, owner string) (func(), error) {
+	return r.bun.HoldOwner(ctx, owner)
+}
+
+func (r *recordingRepo) RescueDead(ctx context.Context, limit int) ([]*jobs.Job, error) {
+	js, err := r.bun.RescueDead(ctx, limit)
+	for _, j := range js {
+		r.led.writeLine(fmt.Sprintf("rescued %s %d %d %s %s", j.ID, j.Attempt, os.Getpid(), j.Status, wallClock()))
+	}
+	if errors.Is(err, errors.ErrUnsupported) {
+		return js, err
+	}
+	return js, r.record("rescue dead", err)
 }
