@@ -89,7 +89,8 @@ func ownerLockPath(dir, owner string) string {
 // calls it before its first claim, through an interface, and releases
 // the lock when it returns; the kernel releases it when the process dies.
 //
-// It creates the directory "<database file>-owners" when needed. It
+// It creates the directory "<database file>-owners" when needed, and
+// removes the lock files of dead owners that have no running job left. It
 // returns [jobs.ErrConflict] when another live holder has the lock of
 // owner (owner names must be unique), [jobs.ErrUnavailable] when the lock
 // file cannot be created, and an error wrapping errors.ErrUnsupported on
@@ -118,6 +119,11 @@ func (r *Repository) HoldOwner(ctx context.Context, owner string) (release func(
 	case err != nil:
 		return nil, storageError(op, uuid.Nil, err)
 	}
+	// The name, for sweepOwners and for people looking at the directory.
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(owner), 0)
+	}
+	r.sweepOwners(ctx, dir, path)
 	o := &r.owners
 	o.mu.Lock()
 	if o.held == nil {
@@ -211,6 +217,36 @@ func (r *Repository) RescueDead(ctx context.Context, limit int) ([]*jobs.Job, er
 		rescued = append(rescued, js...)
 	}
 	return rescued, nil
+}
+
+// sweepOwners removes the lock files of dead owners that have no running
+// job left (a process killed while idle), so that the directory does not
+// grow with every crash; those with running jobs are left to RescueDead.
+// It is best effort: an error leaves a file for the next sweep. mine is the
+// caller's own file.
+func (r *Repository) sweepOwners(ctx context.Context, dir, mine string) {
+	names, err := filepath.Glob(filepath.Join(dir, "*.lock"))
+	if err != nil {
+		return
+	}
+	for _, path := range names {
+		if path == mine {
+			continue
+		}
+		f, err := lockOwnerFile(path, false)
+		if err != nil {
+			continue // alive, paused, or gone
+		}
+		owner := make([]byte, rules.MaxNameLength+1)
+		n, _ := f.ReadAt(owner, 0)
+		var running int
+		err = r.db.QueryRowContext(ctx, "SELECT count(*) FROM jobs WHERE status = 'running' AND lease_owner = ?",
+			string(owner[:n])).Scan(&running)
+		if err == nil && running == 0 && n > 0 {
+			_ = os.Remove(path) // while locked
+		}
+		_ = f.Close()
+	}
 }
 
 // holdsOwner reports whether owner's lock is held in this process.

@@ -262,3 +262,39 @@ func TestRescueDeadUsesRunningIndex(t *testing.T) {
 	plan := explain(t, r, runningOwnersSQL, nil)
 	require.Contains(t, plan, "USING INDEX jobs_rescue_idx")
 }
+
+// TestHoldOwnerSweepsIdleDeadOwners: a process killed while it ran no job
+// leaves its lock file; the next HoldOwner removes it, and keeps the files
+// of live owners and of dead owners whose jobs still wait for RescueDead.
+func TestHoldOwnerSweepsIdleDeadOwners(t *testing.T) {
+	t.Parallel()
+	r := openTestSQLite(t)
+	ctx := t.Context()
+	dir, err := r.ownersDir(ctx)
+	require.NoError(t, err)
+	// Simulate the files: an idle dead owner, a dead owner with a running
+	// job, and a live owner.
+	mk := func(owner string) *os.File {
+		require.NoError(t, os.MkdirAll(dir, 0o755))
+		f, err := lockOwnerFile(ownerLockPath(dir, owner), true)
+		require.NoError(t, err)
+		_, err = f.WriteString(owner)
+		require.NoError(t, err)
+		return f
+	}
+	idle, busy, live := mk("idle"), mk("busy"), mk("live")
+	defer live.Close()
+	claimAs(t, r, "busy", 1)
+	require.NoError(t, idle.Close())
+	require.NoError(t, busy.Close())
+
+	release, err := r.HoldOwner(ctx, "me")
+	require.NoError(t, err)
+	defer release()
+	require.NoFileExists(t, ownerLockPath(dir, "idle"))
+	require.FileExists(t, ownerLockPath(dir, "busy"), "left for RescueDead")
+	require.FileExists(t, ownerLockPath(dir, "live"))
+	got, err := r.RescueDead(ctx, 10)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+}
