@@ -66,7 +66,9 @@ func WithQueues(names ...string) Option {
 // WithLeaseDuration sets how long a claimed job stays leased without a
 // heartbeat. The default is 30s; d must be at least 1s, with no upper limit.
 // Heartbeats run every third of it, the rescuer of expired leases every
-// quarter, so a dead process's jobs run again within about 1.5 leases.
+// quarter, so a dead process's jobs run again within about 1.5 leases
+// (on SQLite through jobsbun, within about 0.1s of its death, whatever the
+// lease: see the jobsbun package doc, Dead owners).
 func WithLeaseDuration(d time.Duration) Option { return func(c *runnerConfig) { c.lease = d } }
 
 // WithPollInterval sets how often an idle runner looks for jobs that other

@@ -55,6 +55,18 @@
 //		return err
 //	})
 //
+// # Dead owners
+//
+// On SQLite each runner holds an exclusive flock on a lock file of its
+// owner name in the directory "<database file>-owners"
+// ([Repository.HoldOwner]), and the runners' rescuers try those locks
+// every 100 ms ([Repository.RescueDead]): a lock that can be taken belongs
+// to a dead process, whose running jobs are requeued at once, whatever
+// their leases, with the attempt error "owner died". A paused process keeps
+// its lock and its jobs. [jobs.Runner.Run] finds both methods by itself.
+// On PostgreSQL, and for owners without a lock file, jobs wait for their
+// leases to expire ([Repository.RescueExpired]).
+//
 // # Errors
 //
 // Every error of the repository's methods is a [*jobs.Error] with a code of
