@@ -86,3 +86,15 @@ func TestSQLiteBatchWriteFindsRowsByKey(t *testing.T) {
 		"FROM _data WHERE id = d_id AND lease_token = d_token AND status = 'running' RETURNING id", args)
 	require.Contains(t, plan, "SEARCH jobs USING INDEX sqlite_autoindex_jobs_1 (id=?)", plan)
 }
+
+// TestSQLiteReadOutputIsOneRangeOfThePrimaryKey explains ReadOutput's
+// query: the job by its primary key, then one range of job_output's, in
+// order (no sort).
+func TestSQLiteReadOutputIsOneRangeOfThePrimaryKey(t *testing.T) {
+	t.Parallel()
+	r := openTestSQLite(t)
+	plan := explain(t, r, readOutputSQL(r.d), []any{int64(0), "x", 10})
+	require.Contains(t, plan, "SEARCH j USING", plan)
+	require.Contains(t, plan, "SEARCH o USING PRIMARY KEY (job_id=? AND seq>?)", plan)
+	require.NotContains(t, plan, "TEMP B-TREE", plan)
+}
