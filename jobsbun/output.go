@@ -1,10 +1,12 @@
 package jobsbun
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"math/bits"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,13 +26,16 @@ import (
 // statement carries on PostgreSQL (at least one row's).
 const outputStmtBytes = 4 << 20
 
-// readOutputSQL reads the items of a job after a number, in order, with the
-// job's row: it returns no row when the job does not exist, and one row
-// with a NULL seq when the job has no such items. The job is one row of
-// its primary key and its items one range of job_output's (no sort).
+// readOutputSQL reads the items of a job after a number, in order, and
+// then one row of NULLs when the job exists: no row at all means no such
+// job. The items are one range of job_output's primary key, read in order
+// and cut at the limit (a join with jobs would make PostgreSQL read and
+// sort every item after the number, for each page), the job one row of
+// jobs' primary key. Arguments: the job ID, after, limit, the job ID.
 func readOutputSQL(d sqlDialect) string {
-	return "SELECT o.seq, o.data FROM jobs j LEFT JOIN job_output o ON o.job_id = j.id AND o.seq > ? " +
-		"WHERE j.id = ?" + d.castUUID() + " ORDER BY o.seq LIMIT " + d.limitArg()
+	return "SELECT * FROM (SELECT seq, data FROM job_output WHERE job_id = ?" + d.castUUID() +
+		" AND seq > ? ORDER BY seq LIMIT " + d.limitArg() + ") AS _o " +
+		"UNION ALL SELECT NULL, NULL FROM jobs WHERE id = ?" + d.castUUID()
 }
 
 // ReadOutput implements [jobs.JobRepository.ReadOutput] with one query.
@@ -42,7 +47,7 @@ func (r *Repository) ReadOutput(ctx context.Context, id uuid.UUID, after int64, 
 	if err := r.read(op); err != nil {
 		return nil, err
 	}
-	rows, err := r.query(ctx, r.db, readOutputSQL(r.d), after, id.String(), limit)
+	rows, err := r.query(ctx, r.db, readOutputSQL(r.d), id.String(), after, limit, id.String())
 	if err != nil {
 		return nil, storageError(op, id, err)
 	}
@@ -68,8 +73,15 @@ func (r *Repository) ReadOutput(ctx context.Context, id uuid.UUID, after int64, 
 	if !found {
 		return nil, notFound(op, id)
 	}
+	// In order already (UNION ALL keeps its parts' order); sorting is
+	// only a guard, which SQL does not promise.
+	if !slices.IsSortedFunc(items, byOutputSeq) {
+		slices.SortFunc(items, byOutputSeq)
+	}
 	return items, nil
 }
+
+func byOutputSeq(a, b jobs.OutputItem) int { return cmp.Compare(a.Seq, b.Seq) }
 
 // outputRows is the most items one INSERT of insertOutput carries (3
 // values each).

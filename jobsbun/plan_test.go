@@ -88,13 +88,13 @@ func TestSQLiteBatchWriteFindsRowsByKey(t *testing.T) {
 }
 
 // TestSQLiteReadOutputIsOneRangeOfThePrimaryKey explains ReadOutput's
-// query: the job by its primary key, then one range of job_output's, in
-// order (no sort).
+// query: one range of job_output's primary key, in order (no sort), and
+// the job by its primary key.
 func TestSQLiteReadOutputIsOneRangeOfThePrimaryKey(t *testing.T) {
 	t.Parallel()
 	r := openTestSQLite(t)
-	plan := explain(t, r, readOutputSQL(r.d), []any{int64(0), "x", 10})
-	require.Contains(t, plan, "SEARCH j USING", plan)
-	require.Contains(t, plan, "SEARCH o USING PRIMARY KEY (job_id=? AND seq>?)", plan)
+	plan := explain(t, r, readOutputSQL(r.d), []any{"x", int64(0), 10, "x"})
+	require.Contains(t, plan, "SEARCH job_output USING PRIMARY KEY (job_id=? AND seq>?)", plan)
+	require.Contains(t, plan, "SEARCH jobs USING", plan)
 	require.NotContains(t, plan, "TEMP B-TREE", plan)
 }
