@@ -126,8 +126,9 @@ func (r *Repository) claimSQL(q jobs.ClaimQuery, t time.Time) (string, []any) {
 
 // UpdateProgress implements [jobs.JobRepository.UpdateProgress] in one
 // statement. When one lease appears several times, its last update wins.
-// Updates with a checkpoint are saved with their output, in one write with
-// the others (checkpoint.go); a call without any takes the plain path.
+// A call with checkpoints saves them with their output and the other
+// updates in one write (checkpoint.go): one statement on PostgreSQL, one
+// transaction on SQLite; a call without any takes the plain path.
 func (r *Repository) UpdateProgress(ctx context.Context, lease time.Duration, updates ...jobs.ProgressUpdate) error {
 	const op = "update progress"
 	if err := refused(op, rules.LeaseDuration(lease)); err != nil {
