@@ -81,6 +81,7 @@ func (j *Job) Prepare(now time.Time, maxPayload int) error {
 	j.Result = nil
 	j.Progress = Progress{}
 	j.Error, j.Errors = "", nil
+	j.Checkpoint, j.OutputSeq = nil, 0
 	j.CancelRequested = false
 	j.CreatedAt, j.UpdatedAt = now, now
 	j.StartedAt, j.FinishedAt = time.Time{}, time.Time{}

@@ -28,10 +28,12 @@ func TestKillCheckpointingWorkers(t *testing.T) {
 	for _, backend := range backends {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
-			const steps, ms = 40, 15
+			const steps, ms = 60, 20
 			c := newCluster(t, backend, childConfig{Workers: 4, Lease: time.Second, Poll: 50 * time.Millisecond}, "")
 			c.startN(3)
-			ids := c.enqueue(kills*2, kindSteps, stepsPayload{Steps: steps, MS: ms}, nil)
+			ids := c.enqueue(kills*6+6, kindSteps, stepsPayload{Steps: steps, MS: ms}, func(j *jobs.Job) {
+				j.MaxAttempts = 100 // a kill costs the attempt of every job of the victim
+			})
 			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 			for k := range kills {
 				// Kill a process that is in the middle of a step.
