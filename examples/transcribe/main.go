@@ -224,27 +224,13 @@ func report(ctx context.Context, r *jobs.Runner, id uuid.UUID, interrupted <-cha
 	return exitOK
 }
 
-// maxPrintedSegments is the longest segment table printed as text.
-const maxPrintedSegments = 60
-
-// printTranscript writes the transcript as text and a table of segments.
+// printTranscript writes the transcript's text.
 func printTranscript(w io.Writer, t transcribe.Transcript) {
 	lang := ""
 	if t.Language != "" {
 		lang = ", " + t.Language
 	}
 	fmt.Fprintf(w, "Transcript (%.1f s%s): %s\n", t.Duration, lang, t.Text)
-	if len(t.Segments) > maxPrintedSegments {
-		fmt.Fprintf(w, "  (%d segments; --json prints them all)\n", len(t.Segments))
-		return
-	}
-	for _, s := range t.Segments {
-		pitch := ""
-		if s.PitchHz > 0 {
-			pitch = fmt.Sprintf("  %4.0f Hz", s.PitchHz)
-		}
-		fmt.Fprintf(w, "  %7.2f–%-7.2f %-8s %6.1f dB%s\n", s.Start, s.End, s.Text, s.LevelDB, pitch)
-	}
 }
 
 func clip(s string) string {
