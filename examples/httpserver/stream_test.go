@@ -28,8 +28,10 @@ func TestStreamsOutliveServerTimeouts(t *testing.T) {
 
 	evs := readEvents(t, res.Body, nil)
 	require.Equal(t, jobs.StatusSucceeded, evs[len(evs)-1].upd.Status)
-	ups, status := readWS(t, c, nil)
-	t.Logf("sse %d events, ws %d updates, status %v", len(evs), len(ups), status)
+	ms, status := readWS(t, c, nil)
+	t.Logf("sse %d events, ws %d messages, status %v", len(evs), len(ms), status)
 	require.Equal(t, websocket.StatusNormalClosure, status)
-	require.Equal(t, jobs.StatusSucceeded, ups[len(ups)-1].Status)
+	require.Equal(t, jobs.StatusSucceeded, ms[len(ms)-1].upd.Status)
+	require.Equal(t, seqRange(1, 80), outputSeqs(evs))
+	require.Equal(t, seqRange(1, 80), wsOutputSeqs(ms))
 }

@@ -29,13 +29,29 @@ func (s *server) readWS(ctx context.Context, c *websocket.Conn) (context.Context
 	return ctx, done
 }
 
-// websocket handles GET /ws/jobs/{id}: after the Origin check (403 before
-// any upgrade) it sends one JSON update per change and closes normally
-// after the terminal state. Incoming messages are not expected: the read
-// side only handles control frames, with a small read limit. Every write
-// has a deadline, so a client that stops reading is dropped.
+// websocket handles GET /ws/jobs/{id}?after=N: after the Origin check
+// (403 before any upgrade) it sends one JSON message per event and closes
+// normally after the terminal state. Each message has a "type":
+//
+//   - "state": the job's state after a change, with the fields of update
+//     ({"type":"state","id":…,"status":…,"progress":…,"message":…});
+//   - "output": the next item of the job's output, {"type":"output",
+//     "seq":n,"data":item}, numbered from 1 without gaps; every item is sent
+//     once, in order, and all of them before the terminal state.
+//
+// A client that reconnects passes the seq of the last output item it
+// received as "after" and gets the items after it only, from any server
+// run (the numbers are stored with the job), then the current state.
+// Incoming messages are not expected: the read side only handles control
+// frames, with a small read limit. Every write has a deadline, so a client
+// that stops reading is dropped.
 func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 	id, err := jobID(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	after, err := outputAfter(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -52,14 +68,13 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	ctx, ch, stop := s.watch(r, id)
-	defer stop()
-	first, ok := <-ch // before the upgrade, so an unknown job is a plain 404
-	if !ok {
-		return
-	}
-	if first.err != nil {
-		s.fail(w, r, first.err)
+	ctx, js := s.follow(r, id, after)
+	defer js.stop()
+	ev := js.next(ctx, nil) // before the upgrade, so an unknown job is a plain 404
+	if ev.kind == evEnd {
+		if ev.err != nil {
+			s.fail(w, r, ev.err)
+		}
 		return
 	}
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.AllowedOrigins})
@@ -74,46 +89,55 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 		<-readDone
 	}()
 
-	send := func(snap jobs.Snapshot) error {
+	send := func(v any) error {
 		wctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
 		defer cancel()
-		return wsjson.Write(wctx, c, updateOf(snap))
+		return wsjson.Write(wctx, c, v)
 	}
 	keepAlive := time.NewTicker(s.keepAlive)
 	defer keepAlive.Stop()
-	it := first
-	for {
-		if it.err != nil {
-			if ctx.Err() == nil {
-				c.Close(websocket.StatusInternalError, string(jobs.CodeOf(it.err)))
+	for ; ; ev = js.next(ctx, keepAlive.C) {
+		switch ev.kind {
+		case evEnd:
+			switch {
+			case ctx.Err() != nil:
+				c.Close(websocket.StatusGoingAway, "server shutting down")
+			case ev.err != nil:
+				c.Close(websocket.StatusInternalError, string(jobs.CodeOf(ev.err)))
 			}
 			return
-		}
-		if err := send(it.snap); err != nil {
-			return
-		}
-		if it.snap.Status.Terminal() {
-			c.Close(websocket.StatusNormalClosure, string(it.snap.Status))
-			return
-		}
-		for waiting := true; waiting; {
-			select {
-			case <-ctx.Done():
-				c.Close(websocket.StatusGoingAway, "server shutting down")
+		case evKeepAlive:
+			pctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
+			err := c.Ping(pctx)
+			cancel()
+			if err != nil {
 				return
-			case <-keepAlive.C:
-				pctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
-				err := c.Ping(pctx)
-				cancel()
-				if err != nil {
-					return
-				}
-			case it, ok = <-ch:
-				if !ok {
-					return
-				}
-				waiting = false
+			}
+		case evOutput:
+			if send(wsOutput{Type: "output", outputMessage: outputMessage{Seq: ev.item.Seq, Data: ev.item.Data}}) != nil {
+				return
+			}
+		case evState:
+			if send(wsState{Type: "state", update: updateOf(ev.state)}) != nil {
+				return
+			}
+			if ev.state.Status.Terminal() {
+				c.Close(websocket.StatusNormalClosure, string(ev.state.Status))
+				return
 			}
 		}
 	}
 }
+
+// wsState and wsOutput are the WebSocket messages: an update or an output
+// message with its type.
+type (
+	wsState struct {
+		Type string `json:"type"` // "state"
+		update
+	}
+	wsOutput struct {
+		Type string `json:"type"` // "output"
+		outputMessage
+	}
+)

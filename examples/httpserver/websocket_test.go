@@ -26,28 +26,67 @@ func (e *env) dialWS(id string, header http.Header) (*websocket.Conn, *http.Resp
 	return websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.url, "http")+"/ws/jobs/"+id, &websocket.DialOptions{HTTPHeader: header})
 }
 
-// readWS reads updates until the connection closes and returns them with
-// the close status (-1 when it did not close cleanly).
-func readWS(t *testing.T, c *websocket.Conn, each func(update)) ([]update, websocket.StatusCode) {
+// wsMessage is one WebSocket message: a state or an output item.
+type wsMessage struct {
+	typ string
+	upd update        // a "state" message
+	out outputMessage // an "output" message
+}
+
+// readWS reads messages until the connection closes, or until each returns
+// false, and returns them with the close status (-1 when it did not close
+// cleanly, 0 when each stopped the reading).
+func readWS(t *testing.T, c *websocket.Conn, each func(wsMessage) bool) ([]wsMessage, websocket.StatusCode) {
 	t.Helper()
-	var out []update
+	var out []wsMessage
 	for {
-		var raw map[string]any
+		var raw map[string]json.RawMessage
 		err := wsjson.Read(t.Context(), c, &raw)
 		if err != nil {
 			return out, websocket.CloseStatus(err)
 		}
-		for k := range raw {
-			require.Contains(t, []string{"id", "status", "progress", "message", "error"}, k)
-		}
+		var m wsMessage
+		require.NoError(t, json.Unmarshal(raw["type"], &m.typ))
 		b, _ := json.Marshal(raw)
-		var u update
-		require.NoError(t, json.Unmarshal(b, &u))
-		out = append(out, u)
-		if each != nil {
-			each(u)
+		switch m.typ {
+		case "state":
+			for k := range raw {
+				require.Contains(t, []string{"type", "id", "status", "progress", "message", "error"}, k)
+			}
+			require.NoError(t, json.Unmarshal(b, &m.upd))
+		case "output":
+			require.Len(t, raw, 3, "type, seq and data: %s", b)
+			require.NoError(t, json.Unmarshal(b, &m.out))
+		default:
+			t.Fatalf("message of unknown type: %s", b)
+		}
+		out = append(out, m)
+		if each != nil && !each(m) {
+			return out, 0
 		}
 	}
+}
+
+// wsStates returns the state messages.
+func wsStates(ms []wsMessage) []update {
+	var ups []update
+	for _, m := range ms {
+		if m.typ == "state" {
+			ups = append(ups, m.upd)
+		}
+	}
+	return ups
+}
+
+// wsOutputSeqs returns the seq of each output message.
+func wsOutputSeqs(ms []wsMessage) []int64 {
+	var seqs []int64
+	for _, m := range ms {
+		if m.typ == "output" {
+			seqs = append(seqs, m.out.Seq)
+		}
+	}
+	return seqs
 }
 
 func TestWebSocketWatchesToCompletion(t *testing.T) {
@@ -58,13 +97,58 @@ func TestWebSocketWatchesToCompletion(t *testing.T) {
 	require.NoError(t, err)
 	defer c.CloseNow()
 	require.Equal(t, http.StatusSwitchingProtocols, res.StatusCode)
-	ups, status := readWS(t, c, nil)
+	ms, status := readWS(t, c, nil)
 	require.Equal(t, websocket.StatusNormalClosure, status)
-	require.NotEmpty(t, ups)
-	last := ups[len(ups)-1]
-	require.Equal(t, jobs.StatusSucceeded, last.Status)
-	require.Equal(t, 1.0, last.Progress)
-	require.Equal(t, "segment 6/6", last.Message)
+	require.NotEmpty(t, ms)
+	last := ms[len(ms)-1]
+	require.Equal(t, "state", last.typ)
+	require.Equal(t, jobs.StatusSucceeded, last.upd.Status)
+	require.Equal(t, 1.0, last.upd.Progress)
+	require.Equal(t, "segment 6/6", last.upd.Message)
+	require.Equal(t, seqRange(1, 6), wsOutputSeqs(ms), "every segment once, in order, before the terminal state")
+	for _, m := range ms {
+		if m.typ == "output" {
+			requireSegment(t, m.out.Seq, m.out.Data)
+		}
+	}
+}
+
+// A client that reconnects with ?after= and the seq of the last output
+// item it got gets the rest of the output: no gap, no repeat.
+func TestWebSocketResumesAfter(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{delay: 20 * time.Millisecond})
+	job := e.createTranscription("tone:20s") // 40 segments, about 0.8 s
+	c, _, err := e.dialWS(job.ID.String(), nil)
+	require.NoError(t, err)
+	first, _ := readWS(t, c, func(m wsMessage) bool { return m.typ != "output" || m.out.Seq < 5 })
+	c.CloseNow()
+	require.Equal(t, seqRange(1, 5), wsOutputSeqs(first))
+	for _, u := range wsStates(first) {
+		require.False(t, u.Status.Terminal(), "the job is still running")
+	}
+
+	c, _, err = e.dialWS(job.ID.String()+"?after=5", nil)
+	require.NoError(t, err)
+	defer c.CloseNow()
+	rest, status := readWS(t, c, nil)
+	require.Equal(t, websocket.StatusNormalClosure, status)
+	require.Equal(t, seqRange(6, 40), wsOutputSeqs(rest))
+	for _, m := range rest {
+		if m.typ == "output" {
+			requireSegment(t, m.out.Seq, m.out.Data)
+		}
+	}
+	require.Equal(t, jobs.StatusSucceeded, rest[len(rest)-1].upd.Status)
+
+	// After the end: the items after the cursor, then the final state.
+	c, _, err = e.dialWS(job.ID.String()+"?after=38", nil)
+	require.NoError(t, err)
+	defer c.CloseNow()
+	tail, status := readWS(t, c, nil)
+	require.Equal(t, websocket.StatusNormalClosure, status)
+	require.Equal(t, []int64{39, 40}, wsOutputSeqs(tail))
+	require.Len(t, tail, 3)
 }
 
 func TestWebSocketCancelMidway(t *testing.T) {
@@ -75,17 +159,21 @@ func TestWebSocketCancelMidway(t *testing.T) {
 	require.NoError(t, err)
 	defer c.CloseNow()
 	canceled := false
-	ups, status := readWS(t, c, func(u update) {
-		if !canceled && u.Status == jobs.StatusRunning && u.Progress > 0 {
+	ms, status := readWS(t, c, func(m wsMessage) bool {
+		if u := m.upd; !canceled && u.Status == jobs.StatusRunning && u.Progress > 0 {
 			canceled = true
 			res, body := e.do("POST", "/api/jobs/"+job.ID.String()+"/cancel", "")
 			require.Equal(t, http.StatusOK, res.StatusCode, "body: %s", body)
 		}
+		return true
 	})
 	require.Equal(t, websocket.StatusNormalClosure, status)
+	ups := wsStates(ms)
 	last := ups[len(ups)-1]
 	require.Equal(t, jobs.StatusCanceled, last.Status)
 	require.Less(t, last.Progress, 0.5, "stopped mid-way")
+	n := int64(len(wsOutputSeqs(ms)))
+	require.Equal(t, seqRange(1, n), wsOutputSeqs(ms), "the segments done before the cancel, each once")
 
 	res, body := e.do("GET", "/api/jobs/"+job.ID.String(), "")
 	require.Equal(t, http.StatusOK, res.StatusCode)
@@ -102,6 +190,11 @@ func TestWebSocketRefusals(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, res.StatusCode, "unknown job: 404 before the upgrade")
 
 	job := e.createTranscription("tone:1s")
+	for _, after := range []string{"-1", "x", "+1", "1.5", "9223372036854775808"} {
+		res, body := e.do("GET", "/ws/jobs/"+job.ID.String()+"?after="+after, "")
+		eb := requireError(t, res, body, http.StatusBadRequest, jobs.ErrInvalidArgument)
+		require.Equal(t, "after", eb.Details.Field, after)
+	}
 	_, res, err = e.dialWS(job.ID.String(), http.Header{"Origin": {"https://evil.example"}})
 	require.Error(t, err)
 	require.Equal(t, http.StatusForbidden, res.StatusCode, "cross-origin: 403 before the upgrade")
@@ -110,9 +203,10 @@ func TestWebSocketRefusals(t *testing.T) {
 		c, res, err := e.dialWS(job.ID.String(), http.Header{"Origin": {origin}})
 		require.NoError(t, err, origin)
 		require.Equal(t, http.StatusSwitchingProtocols, res.StatusCode)
-		var u update
-		require.NoError(t, wsjson.Read(t.Context(), c, &u))
-		require.Equal(t, jobs.StatusPending, u.Status)
+		var m wsState
+		require.NoError(t, wsjson.Read(t.Context(), c, &m))
+		require.Equal(t, "state", m.Type)
+		require.Equal(t, jobs.StatusPending, m.Status)
 		c.CloseNow()
 	}
 
