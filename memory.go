@@ -275,8 +275,9 @@ func (m *MemoryRepository) ReadOutput(ctx context.Context, id uuid.UUID, after i
 		return nil, notFound(op, id)
 	}
 	items := []OutputItem{}
-	for seq := after + 1; seq <= int64(len(r.output)) && len(items) < limit; seq++ {
-		items = append(items, OutputItem{Seq: seq, Data: bytes.Clone(r.output[seq-1])})
+	// i counts from after, not after+1, which overflows for after = MaxInt64.
+	for i := after; i < int64(len(r.output)) && len(items) < limit; i++ {
+		items = append(items, OutputItem{Seq: i + 1, Data: bytes.Clone(r.output[i])})
 	}
 	return items, nil
 }

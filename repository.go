@@ -124,9 +124,10 @@ type JobRepository interface {
 
 	// ReadOutput returns up to limit items of job id's output, those
 	// numbered after `after`, in order (the first is after+1). Only items
-	// stored with a checkpoint or an outcome exist. An unknown ID is
-	// ErrNotFound; after < 0 or a limit outside [1, 1000] is
-	// ErrInvalidArgument.
+	// stored with a checkpoint or an outcome exist. It returns an empty
+	// slice, not an error, when no item is numbered after `after`. An
+	// unknown ID is ErrNotFound; after < 0 or a limit outside [1, 1000] is
+	// ErrInvalidArgument, checked before the job is looked up.
 	ReadOutput(ctx context.Context, id uuid.UUID, after int64, limit int) ([]OutputItem, error)
 
 	// Heartbeat renews the leases to now + lease, in one statement, with

@@ -126,26 +126,34 @@ func (r *Repository) claimSQL(q jobs.ClaimQuery, t time.Time) (string, []any) {
 
 // UpdateProgress implements [jobs.JobRepository.UpdateProgress] in one
 // statement. When one lease appears several times, its last update wins.
+// A call with checkpoints saves them with their output and the other
+// updates in one write (checkpoint.go): one statement on PostgreSQL, one
+// transaction on SQLite; a call without any takes the plain path.
 func (r *Repository) UpdateProgress(ctx context.Context, lease time.Duration, updates ...jobs.ProgressUpdate) error {
 	const op = "update progress"
 	if err := refused(op, rules.LeaseDuration(lease)); err != nil {
 		return err
 	}
+	saves := false
 	for _, u := range updates {
-		if err := u.Progress.Validate(); err != nil {
+		if err := u.Validate(r.maxPayload); err != nil {
 			if e, ok := errors.AsType[*jobs.Error](err); ok {
 				e.JobID = u.Lease.JobID
 			}
 			return err
 		}
+		saves = saves || u.Checkpoint != nil
+	}
+	if saves {
+		return r.saveCheckpoints(ctx, op, lease, updates)
 	}
 	updates, _ = dedupe(updates, func(u jobs.ProgressUpdate) jobs.Lease { return u.Lease }, false)
 	rows := make([]fencedRow, len(updates))
 	for i, u := range updates {
 		rows[i] = fencedRow{lease: u.Lease, data: []any{u.Progress.Fraction, u.Progress.Message}}
 	}
-	return r.runFenced(ctx, op, true, fencedBatch{[]batchCol{{"d_frac", "float8"}, {"d_msg", "text"}}, rows,
-		func(args []any, t time.Time) (string, []any) {
+	return r.runFenced(ctx, op, true, fencedBatch{cols: []batchCol{{"d_frac", "float8"}, {"d_msg", "text"}}, rows: rows,
+		set: func(args []any, t time.Time) (string, []any) {
 			args = append(args, t)
 			exp, args := r.d.leaseUntil(args, t, lease)
 			return "progress_fraction = d_frac, progress_message = d_msg, updated_at = ?, lease_expires_at = " + exp, args
@@ -158,7 +166,7 @@ func (r *Repository) Heartbeat(ctx context.Context, lease time.Duration, leases 
 	if err := refused(op, rules.LeaseDuration(lease)); err != nil {
 		return err
 	}
-	return r.runFenced(ctx, op, true, fencedBatch{nil, leaseRows(leases), func(args []any, t time.Time) (string, []any) {
+	return r.runFenced(ctx, op, true, fencedBatch{rows: leaseRows(leases), set: func(args []any, t time.Time) (string, []any) {
 		args = append(args, t)
 		exp, args := r.d.leaseUntil(args, t, lease)
 		return "updated_at = ?, lease_expires_at = " + exp, args
@@ -171,7 +179,9 @@ func (r *Repository) Heartbeat(ctx context.Context, lease time.Duration, leases 
 // times, its first completion is applied and the later ones report
 // ErrLeaseLost (the first one ended the lease); completions of the same job
 // under other leases are matched on their own. A job with a cancel request
-// ends canceled whatever the completion asks.
+// ends canceled whatever the completion asks. A completion's output is
+// appended in the same write unless the job is left pending; completions
+// without output do not pay for it (their statements are those of before).
 func (r *Repository) Finish(ctx context.Context, completions ...jobs.Completion) error {
 	const op = "finish"
 	for _, c := range completions {
@@ -192,9 +202,34 @@ func (r *Repository) Finish(ctx context.Context, completions ...jobs.Completion)
 	// case) needs only the lease in its row and the others carry every
 	// value: fewer values to bind. On PostgreSQL the rows travel as one
 	// JSON value and one statement (one notification) does all.
-	var plain, full []fencedRow
+	// A cancel request wins over whatever the attempt reports: the job ends
+	// canceled, without its result.
+	const (
+		canceled  = "cancel_requested"
+		succeeded = "(d_status = 'succeeded' AND NOT cancel_requested)"
+		retry     = "(d_status = 'pending' AND NOT cancel_requested)"
+	)
+	fullCols := []batchCol{{"d_status", "text"}, {"d_result", "text"}, {"d_error", "text"},
+		{"d_run_at", "timestamptz"}, {"d_has_progress", "boolean"}, {"d_frac", "float8"}, {"d_msg", "text"}}
+	// fullSet is the SET clause of the rows that carry values, with extra
+	// (assignments, each followed by ", ") inserted.
+	fullSet := func(extra string) func(args []any, t time.Time) (string, []any) {
+		return func(args []any, t time.Time) (string, []any) {
+			set := "status = CASE WHEN " + canceled + " THEN 'canceled' ELSE d_status END, " +
+				"result = CASE WHEN " + succeeded + " THEN " + d.jsonFromText("d_result") + " ELSE result END, " +
+				"progress_fraction = CASE WHEN d_has_progress THEN d_frac WHEN " + succeeded + " THEN 1 ELSE progress_fraction END, " +
+				"progress_message = CASE WHEN d_has_progress THEN d_msg ELSE progress_message END, " +
+				"error = CASE WHEN d_error <> '' THEN d_error ELSE error END, " +
+				"errors = CASE WHEN d_error <> '' THEN " + d.appendError("errors", "attempt", "d_error", "?") + " ELSE errors END, " +
+				"run_at = CASE WHEN " + retry + " THEN COALESCE(d_run_at, ?" + d.castTime() + ") ELSE run_at END, " +
+				"finished_at = CASE WHEN " + retry + " THEN NULL ELSE ?" + d.castTime() + " END, " + extra +
+				"lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = ?"
+			return set, append(args, t.Format(time.RFC3339Nano), t, t, t)
+		}
+	}
+	var plain, full, withOutput []fencedRow
 	for _, c := range keep {
-		if d.sqlite() && c.Status == jobs.StatusSucceeded && c.Progress == nil && c.Error == "" && len(bytes.TrimSpace(c.Result)) == 0 {
+		if d.sqlite() && c.Status == jobs.StatusSucceeded && c.Progress == nil && c.Error == "" && len(bytes.TrimSpace(c.Result)) == 0 && len(c.Output) == 0 {
 			plain = append(plain, fencedRow{lease: c.Lease, want: jobs.StatusSucceeded})
 			continue
 		}
@@ -211,34 +246,23 @@ func (r *Repository) Finish(ctx context.Context, completions ...jobs.Completion)
 		if len(bytes.TrimSpace(c.Result)) > 0 {
 			result = c.Result
 		}
-		full = append(full, fencedRow{lease: c.Lease, want: c.Status, data: []any{string(c.Status), result,
-			rules.CleanText(rules.ErrorText(c.Error)), runAt, c.Progress != nil, frac, msg}})
+		row := fencedRow{lease: c.Lease, want: c.Status, data: []any{string(c.Status), result,
+			rules.CleanText(rules.ErrorText(c.Error)), runAt, c.Progress != nil, frac, msg}}
+		if len(c.Output) > 0 {
+			row.items = c.Output
+			withOutput = append(withOutput, row)
+		} else {
+			full = append(full, row)
+		}
 	}
-	// A cancel request wins over whatever the attempt reports: the job ends
-	// canceled, without its result.
-	const (
-		canceled  = "cancel_requested"
-		succeeded = "(d_status = 'succeeded' AND NOT cancel_requested)"
-		retry     = "(d_status = 'pending' AND NOT cancel_requested)"
-	)
-	err := r.runFenced(ctx, op, false, fencedBatch{nil, plain, func(args []any, t time.Time) (string, []any) {
+	err := r.runFenced(ctx, op, false, fencedBatch{rows: plain, set: func(args []any, t time.Time) (string, []any) {
 		return "status = CASE WHEN " + canceled + " THEN 'canceled' ELSE 'succeeded' END, result = NULL, " +
 			"progress_fraction = CASE WHEN " + canceled + " THEN progress_fraction ELSE 1 END, finished_at = ?" + d.castTime() + ", " +
 			"lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = ?", append(args, t, t)
-	}}, fencedBatch{[]batchCol{{"d_status", "text"}, {"d_result", "text"}, {"d_error", "text"},
-		{"d_run_at", "timestamptz"}, {"d_has_progress", "boolean"}, {"d_frac", "float8"}, {"d_msg", "text"}},
-		full, func(args []any, t time.Time) (string, []any) {
-			set := "status = CASE WHEN " + canceled + " THEN 'canceled' ELSE d_status END, " +
-				"result = CASE WHEN " + succeeded + " THEN " + d.jsonFromText("d_result") + " ELSE result END, " +
-				"progress_fraction = CASE WHEN d_has_progress THEN d_frac WHEN " + succeeded + " THEN 1 ELSE progress_fraction END, " +
-				"progress_message = CASE WHEN d_has_progress THEN d_msg ELSE progress_message END, " +
-				"error = CASE WHEN d_error <> '' THEN d_error ELSE error END, " +
-				"errors = CASE WHEN d_error <> '' THEN " + d.appendError("errors", "attempt", "d_error", "?") + " ELSE errors END, " +
-				"run_at = CASE WHEN " + retry + " THEN COALESCE(d_run_at, ?" + d.castTime() + ") ELSE run_at END, " +
-				"finished_at = CASE WHEN " + retry + " THEN NULL ELSE ?" + d.castTime() + " END, " +
-				"lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = ?"
-			return set, append(args, t.Format(time.RFC3339Nano), t, t, t)
-		}})
+	}}, fencedBatch{cols: fullCols, rows: full, set: fullSet("")},
+		fencedBatch{cols: fullCols, rows: withOutput, output: true,
+			// A retry drops the output: the next attempt redoes that work.
+			set: fullSet("output_seq = output_seq + CASE WHEN " + retry + " THEN 0 ELSE d_n END, ")})
 	return errors.Join(append(errs, err)...)
 }
 
@@ -249,7 +273,7 @@ func (r *Repository) Release(ctx context.Context, leases ...jobs.Lease) error {
 	for i := range rows {
 		rows[i].want = jobs.StatusPending
 	}
-	return r.runFenced(ctx, op, false, fencedBatch{nil, rows, func(args []any, t time.Time) (string, []any) {
+	return r.runFenced(ctx, op, false, fencedBatch{rows: rows, set: func(args []any, t time.Time) (string, []any) {
 		return "status = CASE WHEN cancel_requested THEN 'canceled' ELSE 'pending' END, " +
 			"attempt = CASE WHEN attempt > 0 THEN attempt - 1 ELSE 0 END, " +
 			"finished_at = CASE WHEN cancel_requested THEN ?" + r.d.castTime() + " ELSE NULL END, " +

@@ -1,6 +1,8 @@
 package jobsbun
 
 import (
+	"bytes"
+	"encoding/json"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -27,7 +29,7 @@ const sqlTimeLayout = "2006-01-02 15:04:05.999999-07:00"
 
 // appendBatchJSON appends rows as a JSON array of objects keyed by the
 // column names. Values may be string, int, int64, float64 (finite), bool,
-// time.Time, []byte holding JSON text (sent as a string) or nil.
+// time.Time, []byte holding JSON text (sent as a string), jsonItems or nil.
 func appendBatchJSON(b []byte, cols []batchCol, rows [][]any) []byte {
 	b = append(b, '[')
 	for i, row := range rows {
@@ -60,6 +62,8 @@ func appendBatchJSON(b []byte, cols []batchCol, rows [][]any) []byte {
 				b = strconv.AppendFloat(b, v, 'g', -1, 64)
 			case bool:
 				b = strconv.AppendBool(b, v)
+			case jsonItems:
+				b = v.appendJSON(b)
 			case time.Time:
 				b = append(b, '"')
 				b = v.UTC().AppendFormat(b, sqlTimeLayout)
@@ -71,6 +75,42 @@ func appendBatchJSON(b []byte, cols []batchCol, rows [][]any) []byte {
 		b = append(b, '}')
 	}
 	return append(b, ']')
+}
+
+// jsonItems are output items, each one valid JSON value (checked by
+// [jobs.ProgressUpdate.Validate] and [jobs.Completion.Validate]), sent in
+// a batch as one JSON array of them, as they are: PostgreSQL parses each
+// once, into jsonb, as it parses a payload. nil is sent as null.
+type jsonItems []json.RawMessage
+
+// appendJSON appends the items as a JSON array. JSON lets invalid UTF-8
+// occur only inside strings, where it becomes U+FFFD, as in
+// appendJSONString: PostgreSQL refuses a parameter that is not UTF-8.
+func (items jsonItems) appendJSON(b []byte) []byte {
+	if items == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, it := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if utf8.Valid(it) {
+			b = append(b, it...)
+		} else {
+			b = append(b, bytes.ToValidUTF8(it, []byte("\ufffd"))...)
+		}
+	}
+	return append(b, ']')
+}
+
+// itemBytes is the size of items.
+func itemBytes(items []json.RawMessage) int {
+	n := 0
+	for _, it := range items {
+		n += len(it)
+	}
+	return n
 }
 
 // appendJSONString appends s as a JSON string. Invalid UTF-8 becomes

@@ -32,3 +32,34 @@ func TestAppendBatchJSONIsValidJSON(t *testing.T) {
 	require.Equal(t, 1e-7, got[1]["n"])
 	require.Equal(t, []byte("[]"), appendBatchJSON(nil, cols, nil))
 }
+
+func TestJSONItemsAreOneJSONArray(t *testing.T) {
+	t.Parallel()
+	cols := []batchCol{{"d_items", "jsonb"}, {"d_none", "jsonb"}}
+	out := appendBatchJSON(nil, cols, [][]any{{
+		jsonItems{json.RawMessage(" {\"a\": \"b\xffc\"} "), json.RawMessage(`2`)}, jsonItems(nil)}})
+	require.True(t, json.Valid(out), string(out))
+	var rows []struct {
+		Items []any `json:"d_items"`
+		None  []any `json:"d_none"`
+	}
+	require.NoError(t, json.Unmarshal(out, &rows))
+	require.Equal(t, []any{map[string]any{"a": "b\ufffdc"}, 2.0}, rows[0].Items, "invalid UTF-8 becomes U+FFFD")
+	require.Nil(t, rows[0].None)
+}
+
+// TestOutputBatchesSplitByBytesOnPostgres checks that a fenced batch with
+// output puts at most about outputStmtBytes of items in one PostgreSQL
+// statement (at least one row), and splits only by rows on SQLite, which
+// appends items with statements of their own.
+func TestOutputBatchesSplitByBytesOnPostgres(t *testing.T) {
+	t.Parallel()
+	big := json.RawMessage(make([]byte, outputStmtBytes/2+1))
+	rows := []fencedRow{{items: []json.RawMessage{big}}, {items: []json.RawMessage{big}},
+		{items: []json.RawMessage{big, big, big}}, {}, {}}
+	b := fencedBatch{rows: rows, output: true}
+	require.Equal(t, [][2]int{{0, 1}, {1, 2}, {2, 3}, {3, 5}}, b.chunks(sqlDialect{pg: true}))
+	require.Equal(t, [][2]int{{0, 5}}, b.chunks(sqlDialect{}))
+	b.output = false
+	require.Equal(t, [][2]int{{0, 5}}, b.chunks(sqlDialect{pg: true}))
+}

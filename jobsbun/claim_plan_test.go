@@ -64,3 +64,42 @@ func TestPostgresClaimFindsPickedRowsByPrimaryKey(t *testing.T) {
 	// CC-2: the rows are locked (SKIP LOCKED) inside the subquery.
 	require.Contains(t, strings.Join(plan, "\n"), "LockRows")
 }
+
+// TestPostgresReadOutputReadsOnePageOfThePrimaryKey checks the plan of
+// ReadOutput on a job with many items, analysed: an index scan of
+// job_output's primary key cut at the limit, without a sort (which would
+// read every item after the page's start, for each page).
+func TestPostgresReadOutputReadsOnePageOfThePrimaryKey(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	sqldb, err := sql.Open("pgx", testdb.PostgresDSN(t))
+	require.NoError(t, err)
+	db := bun.NewDB(sqldb, pgdialect.New())
+	defer db.Close()
+	repo, err := New(ctx, db)
+	require.NoError(t, err)
+	j := &jobs.Job{Kind: "k", Payload: json.RawMessage(`{}`)}
+	require.NoError(t, repo.Create(ctx, j))
+	claimed, err := repo.Claim(ctx, jobs.ClaimQuery{Owner: "o", Limit: 1, LeaseDuration: time.Minute})
+	require.NoError(t, err)
+	out := make([]json.RawMessage, 5000)
+	for i := range out {
+		out[i] = json.RawMessage(`{"line": "text"}`)
+	}
+	require.NoError(t, repo.UpdateProgress(ctx, time.Minute, jobs.ProgressUpdate{Lease: claimed[0].Lease(), Checkpoint: json.RawMessage(`1`), Output: out}))
+	_, err = db.ExecContext(ctx, "ANALYZE job_output")
+	require.NoError(t, err)
+	rows, err := db.QueryContext(ctx, "EXPLAIN "+readOutputSQL(repo.d), j.ID.String(), 100, 1000, j.ID.String())
+	require.NoError(t, err)
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var line string
+		require.NoError(t, rows.Scan(&line))
+		plan = append(plan, line)
+	}
+	require.NoError(t, rows.Err())
+	text := strings.Join(plan, "\n")
+	require.Contains(t, text, "Index Scan using job_output_pkey", text)
+	require.NotContains(t, text, "Sort", text)
+}

@@ -1,6 +1,7 @@
 package jobsbun
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/bits"
 	"strings"
@@ -269,6 +270,43 @@ func (d sqlDialect) appendError(col, attempt, msg, at string) string {
 		`json_insert(CASE WHEN json_valid(%[1]s) THEN (CASE WHEN json_type(%[1]s) = 'array' THEN %[1]s ELSE '[]' END) ELSE '[]' END, `+
 		`'$[#]', json_object('attempt', %[2]s, 'error', %[3]s, 'at', %[4]s)) AS a))`,
 		col, attempt, msg, at, rules.MaxErrorHistory)
+}
+
+// outputCols are the columns that a fenced batch with output adds to its
+// table (see fencedBatch): d_n, the number of a row's items, and on
+// PostgreSQL d_items, the items themselves as one JSON array (see
+// withOutput); SQLite appends them with statements of their own
+// (Repository.insertOutput).
+func outputCols(d sqlDialect) []batchCol {
+	if d.pg {
+		return []batchCol{{"d_n", "int8"}, {"d_items", "jsonb"}}
+	}
+	return []batchCol{{"d_n", "int8"}}
+}
+
+// outputValues appends the values of outputCols for items to v.
+func outputValues(d sqlDialect, v []any, items []json.RawMessage) []any {
+	v = append(v, int64(len(items)))
+	if d.pg {
+		v = append(v, jsonItems(items))
+	}
+	return v
+}
+
+// withOutput is the statement of a fenced batch with output, from its
+// table and its UPDATE … RETURNING id, status: it returns id, status,
+// output_seq. On PostgreSQL it also appends the items of each row it
+// updated and did not leave pending, numbered after the output_seq the row
+// had, in the same statement (one round trip, atomic without a
+// transaction).
+func (d sqlDialect) withOutput(table, update string) string {
+	if d.pg {
+		return "WITH _data AS (" + table + "), _u AS (" + update + ", output_seq, d_n, d_items), " +
+			"_o AS (INSERT INTO job_output (job_id, seq, data) SELECT _u.id, _u.output_seq - _u.d_n + _e.k, _e.v " +
+			"FROM _u, jsonb_array_elements(_u.d_items) WITH ORDINALITY AS _e(v, k) WHERE _u.status <> 'pending') " +
+			"SELECT id, status, output_seq FROM _u"
+	}
+	return "WITH _data AS (" + table + ") " + update + ", output_seq"
 }
 
 // lockMigrations is the statement that serialises schema migrations across

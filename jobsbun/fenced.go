@@ -2,6 +2,7 @@ package jobsbun
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -16,34 +17,55 @@ import (
 // [Repository] (UpdateProgress, Heartbeat, Finish, Release): the rows of
 // a batch join a VALUES list (a JSON value on PostgreSQL) of (id, token, …)
 // against jobs, only running rows under that lease token are updated, and
-// RETURNING id, status tells which leases held and what was stored.
+// RETURNING id, status tells which leases held and what was stored. A
+// batch whose rows carry output items also appends them, in the same write
+// (see fencedBatch.output).
 
 // maxBatchRows is the most rows one batch statement carries.
 const maxBatchRows = 1024
 
 // fencedRow is one job of a fenced batch write: its lease, the values of
-// the batch's extra columns and, for Finish, the status it asks for.
+// the batch's extra columns, for Finish the status it asks for, and the
+// output items it appends (a batch with output only).
 type fencedRow struct {
 	lease jobs.Lease
 	data  []any
 	want  jobs.Status // "" when the write does not change the status
+	items []json.RawMessage
 }
 
 // fencedBatch is the rows of a fenced update with its columns and SET
 // clause. set gets the time of the write, taken once the write holds the
 // database's write lock, and returns the SET clause, which may use the
 // columns d_id, d_token and cols, with its arguments appended to args.
+//
+// When output is set, the rows carry output items: the batch has the
+// column d_n, the number of a row's items, and set must add it to
+// output_seq unless the row is left pending (a retry drops its items).
+// Every row updated but not left pending gets its items appended,
+// numbered after the output_seq it had (output.go), in the same write.
 type fencedBatch struct {
-	cols []batchCol
-	rows []fencedRow
-	set  func(args []any, t time.Time) (string, []any)
+	cols   []batchCol
+	rows   []fencedRow
+	set    func(args []any, t time.Time) (string, []any)
+	output bool
 }
 
-// fencedStmt is one statement of a fenced write and the round it belongs to.
+// fencedStmt is one statement of a fenced write, the round it belongs to
+// and, in a batch with output, the rows it carries.
 type fencedStmt struct {
-	query string
-	args  []any
-	round int
+	query  string
+	args   []any
+	round  int
+	output bool
+	rows   []fencedRow
+}
+
+// stored is what a fenced statement stored for a job: its status and its
+// output_seq (batches with output only).
+type stored struct {
+	status jobs.Status
+	seq    int64
 }
 
 // rounds splits the batch so that no job appears twice in one round: the
@@ -64,31 +86,76 @@ func (b fencedBatch) rounds() []fencedBatch {
 		k := seen[row.lease.JobID]
 		seen[row.lease.JobID] = k + 1
 		for len(out) <= k {
-			out = append(out, fencedBatch{cols: b.cols, set: b.set})
+			out = append(out, fencedBatch{cols: b.cols, set: b.set, output: b.output})
 		}
 		out[k].rows = append(out[k].rows, row)
 	}
 	return out
 }
 
-// perStmt is how many rows of the batch one statement carries.
-func (b fencedBatch) perStmt(d sqlDialect) int { return d.batchRows(len(leaseCols) + len(b.cols)) }
+// allCols are the columns of the batch's table on dialect d: the lease, the
+// batch's own and, with output, d_n (and on PostgreSQL d_items, the items
+// as one JSON array: the statement appends them itself).
+func (b fencedBatch) allCols(d sqlDialect) []batchCol {
+	all := append(leaseCols[:len(leaseCols):len(leaseCols)], b.cols...)
+	if b.output {
+		all = append(all, outputCols(d)...)
+	}
+	return all
+}
+
+// chunks splits the rows into the [lo, hi) ranges of one statement each:
+// at most d.batchRows rows, and with output on PostgreSQL at most about
+// outputStmtBytes of items (at least one row).
+func (b fencedBatch) chunks(d sqlDialect) [][2]int {
+	per := d.batchRows(len(b.allCols(d)))
+	var out [][2]int
+	if !b.output || d.sqlite() {
+		for lo := 0; lo < len(b.rows); lo += per {
+			out = append(out, [2]int{lo, min(lo+per, len(b.rows))})
+		}
+		return out
+	}
+	for lo := 0; lo < len(b.rows); {
+		hi, size := lo, 0
+		for hi < len(b.rows) && hi-lo < per {
+			n := itemBytes(b.rows[hi].items)
+			if hi > lo && size+n > outputStmtBytes {
+				break
+			}
+			size += n
+			hi++
+		}
+		out = append(out, [2]int{lo, hi})
+		lo = hi
+	}
+	return out
+}
 
 // stmts appends the batch's statements at time t to out, as round round:
-// one per d.batchRows rows.
+// one per chunk of rows.
 func (b fencedBatch) stmts(d sqlDialect, t time.Time, round int, out []fencedStmt) []fencedStmt {
-	all := append(leaseCols[:len(leaseCols):len(leaseCols)], b.cols...)
-	per := b.perStmt(d)
-	for lo := 0; lo < len(b.rows); lo += per {
-		chunk := b.rows[lo:min(lo+per, len(b.rows))]
+	all := b.allCols(d)
+	for _, c := range b.chunks(d) {
+		chunk := b.rows[c[0]:c[1]]
 		values := make([][]any, len(chunk))
 		for i, row := range chunk {
-			values[i] = append([]any{row.lease.JobID.String(), row.lease.Token}, row.data...)
+			v := make([]any, 0, len(all))
+			v = append(append(v, row.lease.JobID.String(), row.lease.Token), row.data...)
+			if b.output {
+				v = outputValues(d, v, row.items)
+			}
+			values[i] = v
 		}
 		table, args := d.batchTable(all, values)
 		setSQL, args := b.set(args, t)
-		out = append(out, fencedStmt{"WITH _data AS (" + table + ") UPDATE " + d.orRollback() + "jobs SET " + setSQL +
-			" FROM _data WHERE id = d_id AND lease_token = d_token AND status = 'running' RETURNING id, status", args, round})
+		update := "UPDATE " + d.orRollback() + "jobs SET " + setSQL +
+			" FROM _data WHERE id = d_id AND lease_token = d_token AND status = 'running' RETURNING id, status"
+		st := fencedStmt{query: "WITH _data AS (" + table + ") " + update, args: args, round: round}
+		if b.output {
+			st.query, st.output, st.rows = d.withOutput(table, update), true, chunk
+		}
+		out = append(out, st)
 	}
 	return out
 }
@@ -113,22 +180,29 @@ func (r *Repository) runFenced(ctx context.Context, op string, renews bool, batc
 	if n == 0 {
 		return nil
 	}
-	stmts := 0
+	stmts, output := 0, false
 	for _, b := range rounds {
-		per := b.perStmt(r.d)
-		stmts += (len(b.rows) + per - 1) / per
+		stmts += len(b.chunks(r.d))
+		output = output || b.output
 	}
-	stored := make([]map[uuid.UUID]jobs.Status, len(rounds))
-	err := r.write(ctx, op, stmts > 1 || renews && r.d.sqlite(), func(ctx context.Context, db bun.IDB) error {
+	// On SQLite, output is a second statement (output.go).
+	tx := stmts > 1 || (renews || output) && r.d.sqlite()
+	result := make([]map[uuid.UUID]stored, len(rounds))
+	err := r.write(ctx, op, tx, func(ctx context.Context, db bun.IDB) error {
 		t := rules.Now()
 		var all []fencedStmt
 		for i, b := range rounds {
 			all = b.stmts(r.d, t, i, all)
-			stored[i] = make(map[uuid.UUID]jobs.Status, len(b.rows))
+			result[i] = make(map[uuid.UUID]stored, len(b.rows))
 		}
 		for _, st := range all {
-			if err := r.scanStored(ctx, db, st, stored[st.round]); err != nil {
+			if err := r.scanStored(ctx, db, st, result[st.round]); err != nil {
 				return err
+			}
+			if st.output && r.d.sqlite() {
+				if err := r.insertOutput(ctx, db, st.rows, result[st.round]); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -139,11 +213,11 @@ func (r *Repository) runFenced(ctx context.Context, op string, renews bool, batc
 	var errs []error
 	for i, b := range rounds {
 		for _, row := range b.rows {
-			st, ok := stored[i][row.lease.JobID]
+			st, ok := result[i][row.lease.JobID]
 			switch {
 			case !ok:
 				errs = append(errs, leaseLost(op, row.lease.JobID))
-			case row.want != "" && st != row.want && st == jobs.StatusCanceled:
+			case row.want != "" && st.status != row.want && st.status == jobs.StatusCanceled:
 				errs = append(errs, canceledInstead(op, row.lease.JobID, row.want))
 			}
 		}
@@ -151,23 +225,28 @@ func (r *Repository) runFenced(ctx context.Context, op string, renews bool, batc
 	return errors.Join(errs...)
 }
 
-// scanStored runs one fenced statement and records the status of each job
-// it updated.
-func (r *Repository) scanStored(ctx context.Context, db bun.IDB, st fencedStmt, stored map[uuid.UUID]jobs.Status) error {
+// scanStored runs one fenced statement and records what it stored for each
+// job it updated.
+func (r *Repository) scanStored(ctx context.Context, db bun.IDB, st fencedStmt, out map[uuid.UUID]stored) error {
 	res, err := r.query(ctx, db, st.query, st.args...)
 	if err != nil {
 		return err
 	}
+	var (
+		id     uuid.UUID
+		status string
+		seq    int64
+	)
+	dest := []any{&id, &status}
+	if st.output {
+		dest = append(dest, &seq)
+	}
 	for res.Next() {
-		var (
-			id     uuid.UUID
-			status string
-		)
-		if err := res.Scan(&id, &status); err != nil {
+		if err := res.Scan(dest...); err != nil {
 			res.Close()
 			return err
 		}
-		stored[id] = jobs.Status(status)
+		out[id] = stored{jobs.Status(status), seq}
 	}
 	return errors.Join(res.Err(), res.Close())
 }

@@ -144,19 +144,18 @@ func (r *Repository) RescueExpired(ctx context.Context, limit int) ([]*jobs.Job,
 
 // Prune implements [jobs.JobRepository.Prune]: each batch is one DELETE of at
 // most 1000 rows found through the finished_at index, in its own
-// short write, so pruning never holds the write lock for long.
+// short write, so pruning never holds the write lock for long. The output
+// of the jobs a batch deletes goes in the same write (output.go).
 func (r *Repository) Prune(ctx context.Context, finishedBefore time.Time) (int, error) {
 	const op = "prune"
 	total := 0
+	del := "DELETE FROM jobs WHERE " + r.d.idIn("SELECT id FROM jobs WHERE finished_at < ? "+
+		"AND status IN ('succeeded', 'failed', 'canceled') LIMIT ?")
 	for {
 		var n int64
-		err := r.write(ctx, op, false, func(ctx context.Context, db bun.IDB) error {
-			res, err := db.ExecContext(ctx, "DELETE FROM jobs WHERE "+r.d.idIn("SELECT id FROM jobs WHERE finished_at < ? "+
-				"AND status IN ('succeeded', 'failed', 'canceled') LIMIT ?"), finishedBefore.UTC(), pruneBatch)
-			if err != nil {
-				return err
-			}
-			n, err = res.RowsAffected()
+		err := r.write(ctx, op, r.d.sqlite(), func(ctx context.Context, db bun.IDB) error {
+			var err error
+			n, err = r.pruneJobs(ctx, db, del, finishedBefore.UTC())
 			return err
 		})
 		if err != nil {

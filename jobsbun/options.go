@@ -24,7 +24,8 @@ const pruneBatch = 1000
 
 // WithMaxPayloadBytes sets the size limit of a job's payload and of its
 // result, in bytes: Create refuses a larger payload and Finish a larger
-// result with [jobs.ErrTooLarge]. Default 1 MiB (1 << 20); n must be at
+// result with [jobs.ErrTooLarge]. The limit applies alike to each
+// checkpoint and each output item (UpdateProgress, Finish). Default 1 MiB (1 << 20); n must be at
 // least 1.
 func WithMaxPayloadBytes(n int) Option { return func(c *config) { c.maxPayload = n } }
 

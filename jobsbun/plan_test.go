@@ -86,3 +86,15 @@ func TestSQLiteBatchWriteFindsRowsByKey(t *testing.T) {
 		"FROM _data WHERE id = d_id AND lease_token = d_token AND status = 'running' RETURNING id", args)
 	require.Contains(t, plan, "SEARCH jobs USING INDEX sqlite_autoindex_jobs_1 (id=?)", plan)
 }
+
+// TestSQLiteReadOutputIsOneRangeOfThePrimaryKey explains ReadOutput's
+// query: one range of job_output's primary key, in order (no sort), and
+// the job by its primary key.
+func TestSQLiteReadOutputIsOneRangeOfThePrimaryKey(t *testing.T) {
+	t.Parallel()
+	r := openTestSQLite(t)
+	plan := explain(t, r, readOutputSQL(r.d), []any{"x", int64(0), 10, "x"})
+	require.Contains(t, plan, "SEARCH job_output USING PRIMARY KEY (job_id=? AND seq>?)", plan)
+	require.Contains(t, plan, "SEARCH jobs USING", plan)
+	require.NotContains(t, plan, "TEMP B-TREE", plan)
+}

@@ -23,7 +23,7 @@ import (
 //
 // Every value travels as a placeholder argument, never concatenated into
 // SQL: bun formats it, except on SQLite's hottest statements (Create
-// without unique keys, Claim, the batch writes of workers), which are
+// without unique keys, Claim, the batch writes of workers, ReadOutput), which are
 // prepared once and bound by the driver, and therefore bypass bun's query
 // hooks. Rows are scanned without reflection. On SQLite the repository
 // serialises its own writes and retries while another process holds the

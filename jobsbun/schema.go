@@ -11,7 +11,7 @@ import (
 	"github.com/uptrace/bun"
 )
 
-// The schema of the jobs table, one list of migration steps per dialect.
+// The schema of the jobs table (and of the output table, schema_output.go), one list of migration steps per dialect.
 // Steps are append-only: a released step never changes; later versions add
 // steps. Invariants live in CHECK constraints so that no code path (ours or
 // a user's SQL) can store an impossible job.
@@ -84,7 +84,7 @@ var sqliteSteps = []migrate.Step{{
 	lease_token TEXT,
 	lease_expires_at TIMESTAMP,` + schemaChecks + `
 )`}, schemaIndexes...),
-}}
+}, sqliteOutputStep} // sqliteOutputStep: schema_output.go
 
 var pgSteps = []migrate.Step{{
 	Version: 1,
@@ -115,7 +115,7 @@ var pgSteps = []migrate.Step{{
 	lease_token TEXT,
 	lease_expires_at TIMESTAMPTZ,` + schemaChecks + `
 )`}, schemaIndexes...),
-}, pgNotifyStep} // pgNotifyStep: schema_notify.go
+}, pgNotifyStep, pgOutputStep} // schema_notify.go, schema_output.go
 
 // steps returns the migration steps of the dialect.
 func (d sqlDialect) steps() []migrate.Step {

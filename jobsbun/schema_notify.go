@@ -18,7 +18,8 @@ import (
 //
 //	n            jobs were created or went back to pending
 //	c ID ID …    a cancel was requested for these running jobs
-//	s ID ID …    these jobs changed status (other than being claimed) or progress
+//	s ID ID …    these jobs changed status (other than being claimed), progress
+//	             or output (a new item)
 //	c * / s *    too many jobs to list (over 7 900 bytes): re-check all
 //
 // Claims and heartbeats send nothing, so the hot path pays only for the
@@ -37,7 +38,27 @@ BEGIN
 END $$`,
 		`CREATE TRIGGER jobs_notify_insert AFTER INSERT ON jobs
 	FOR EACH STATEMENT EXECUTE FUNCTION jobs_notify_insert()`,
-		`CREATE FUNCTION jobs_notify_update() RETURNS trigger LANGUAGE plpgsql AS $$
+		pgNotifyUpdateFunc("CREATE", pgChanged),
+		`CREATE TRIGGER jobs_notify_update AFTER UPDATE ON jobs
+	REFERENCING OLD TABLE AS jobs_old NEW TABLE AS jobs_new
+	FOR EACH STATEMENT EXECUTE FUNCTION jobs_notify_update()`,
+	},
+}
+
+// pgChanged is the condition, on a row's new (n) and old (o) version, of
+// an "s" hint as step 2 created it; pgChangedWithOutput adds a new output
+// item (step 3, schema_output.go).
+const (
+	pgChanged = `(n.status <> o.status AND n.status <> 'running')
+			OR n.progress_fraction <> o.progress_fraction OR n.progress_message <> o.progress_message`
+	pgChangedWithOutput = pgChanged + ` OR n.output_seq <> o.output_seq`
+)
+
+// pgNotifyUpdateFunc is the statement that creates (create is "CREATE" or
+// "CREATE OR REPLACE") the function of the update trigger, which sends an
+// "s" hint for the rows that meet changed.
+func pgNotifyUpdateFunc(create, changed string) string {
+	return create + ` FUNCTION jobs_notify_update() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
 	ch text := ` + pgNotifyChannelSQL + `;
 	ready boolean;
@@ -46,8 +67,7 @@ DECLARE
 BEGIN
 	SELECT bool_or(n.status = 'pending' AND o.status <> 'pending'),
 		string_agg(n.id::text, ' ') FILTER (WHERE n.cancel_requested AND NOT o.cancel_requested AND n.status = 'running'),
-		string_agg(n.id::text, ' ') FILTER (WHERE (n.status <> o.status AND n.status <> 'running')
-			OR n.progress_fraction <> o.progress_fraction OR n.progress_message <> o.progress_message)
+		string_agg(n.id::text, ' ') FILTER (WHERE ` + changed + `)
 	INTO ready, cancels, changed
 	FROM jobs_new n JOIN jobs_old o ON o.id = n.id;
 	IF ready THEN
@@ -60,9 +80,5 @@ BEGIN
 		PERFORM pg_notify(ch, 's ' || CASE WHEN octet_length(changed) > 7900 THEN '*' ELSE changed END);
 	END IF;
 	RETURN NULL;
-END $$`,
-		`CREATE TRIGGER jobs_notify_update AFTER UPDATE ON jobs
-	REFERENCING OLD TABLE AS jobs_old NEW TABLE AS jobs_new
-	FOR EACH STATEMENT EXECUTE FUNCTION jobs_notify_update()`,
-	},
+END $$`
 }

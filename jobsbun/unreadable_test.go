@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/testrepo"
 	"github.com/jobsmith/jobs/jobsbun"
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun/dialect"
@@ -128,4 +129,33 @@ func TestBunRescueOfUnreadableRowFailsIt(t *testing.T) {
 		require.Len(t, cl, 1)
 		require.Equal(t, fine.ID, cl[0].ID)
 	})
+}
+
+// TestSQLiteDamagedCheckpointColumns damages the new columns with raw SQL:
+// a checkpoint that is not JSON comes back as stored (the handler's decode
+// fails for that job only, as with a payload), and an output_seq that is
+// not a number makes the row unreadable, so its claim fails it at once.
+func TestSQLiteDamagedCheckpointColumns(t *testing.T) {
+	t.Parallel()
+	repo := testrepo.SQLite(t)
+	ctx := t.Context()
+	badCP, badSeq, good := newJob("k", 1), newJob("k", 2), newJob("k", 3)
+	require.NoError(t, repo.Create(ctx, badCP, badSeq, good))
+	_, err := repo.DB().ExecContext(ctx, "UPDATE jobs SET checkpoint = '{not json' WHERE id = ?", badCP.ID.String())
+	require.NoError(t, err)
+	_, err = repo.DB().ExecContext(ctx, "UPDATE jobs SET output_seq = 'many' WHERE id = ?", badSeq.ID.String())
+	require.NoError(t, err)
+
+	cl, err := repo.Claim(ctx, jobs.ClaimQuery{Owner: "w1", Limit: 10, LeaseDuration: time.Hour})
+	require.NoError(t, err)
+	require.Len(t, cl, 2)
+	for _, j := range cl {
+		require.NotEqual(t, badSeq.ID, j.ID)
+		if j.ID == badCP.ID {
+			require.Equal(t, "{not json", string(j.Checkpoint))
+		}
+	}
+	got := readStored(t, repo, badSeq.ID)
+	require.Equal(t, jobs.StatusFailed, jobs.Status(got.status))
+	require.Contains(t, got.error, "stored job cannot be read")
 }

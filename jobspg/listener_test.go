@@ -134,6 +134,25 @@ func TestListenerDeliversTriggerEvents(t *testing.T) {
 	require.Equal(t, jobs.Event{Changed: []uuid.UUID{claimed[0].ID}}, ev)
 }
 
+// TestListenerHearsNewOutput checks that a checkpoint save that appends
+// output without changing the progress is a change, as a progress change
+// is, so that followers of the output in other processes wake at once.
+func TestListenerHearsNewOutput(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	repo := openPG(t, testdb.PostgresDSN(t))
+	ch := events(t, jobspg.NewListener(repo.DB()))
+	next(t, ch, resync)
+	require.NoError(t, repo.Create(ctx, &jobs.Job{Kind: "k", Payload: json.RawMessage(`{}`)}))
+	claimed, err := repo.Claim(ctx, jobs.ClaimQuery{Owner: "o", Limit: 1, LeaseDuration: time.Minute})
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+	require.NoError(t, repo.UpdateProgress(ctx, time.Minute, jobs.ProgressUpdate{Lease: claimed[0].Lease(),
+		Checkpoint: json.RawMessage(`1`), Output: []json.RawMessage{json.RawMessage(`"line"`)}}))
+	ev := next(t, ch, changed)
+	require.Equal(t, jobs.Event{Changed: []uuid.UUID{claimed[0].ID}}, ev)
+}
+
 func TestListenerSchemasDoNotHearEachOther(t *testing.T) {
 	t.Parallel()
 	a := openPG(t, testdb.PostgresDSN(t))

@@ -87,12 +87,6 @@ var badInputCases = []testCase{
 	}},
 	{"PayloadLimit", func(t *testing.T, h *harness) {
 		limit := h.cfg.maxPayload
-		sized := func(n int) json.RawMessage { // a JSON string of exactly n bytes
-			if n < 2 {
-				return json.RawMessage(strings.Repeat("1", n))
-			}
-			return json.RawMessage(`"` + strings.Repeat("x", n-2) + `"`)
-		}
 		below := h.create(t, &jobs.Job{Kind: "k", Payload: sized(limit - 1)})[0]
 		at := h.create(t, &jobs.Job{Kind: "k", Payload: sized(limit)})[0]
 		requireCode(t, h.repo.Create(t.Context(), &jobs.Job{Kind: "k", Payload: sized(limit + 1)}), jobs.ErrTooLarge)
@@ -155,6 +149,121 @@ var badInputCases = []testCase{
 		requireCode(t, err, jobs.ErrInvalidArgument)
 		requireSame(t, js[0], h.get(t, js[0].ID))
 		requireSame(t, js[1], h.get(t, js[1].ID))
+	}},
+	{"OutputRefused", func(t *testing.T, h *harness) {
+		// Output without a checkpoint, and a checkpoint or item that is
+		// not one JSON value, are refused, and the call writes nothing, not
+		// even its valid updates or completions.
+		j := h.running(t)
+		h.save(t, j, `{"ok":1}`, `"ok"`)
+		other := h.running(t)
+		before, otherBefore := h.get(t, j.ID), h.get(t, other.ID)
+		valid := jobs.ProgressUpdate{Lease: other.Lease(), Checkpoint: json.RawMessage(`2`), Output: raw(`"fine"`)}
+		for name, u := range map[string]jobs.ProgressUpdate{
+			"output without checkpoint": {Output: raw(`1`)},
+			"invalid item":              {Checkpoint: json.RawMessage(`1`), Output: raw(`{"a":`)},
+			"blank item":                {Checkpoint: json.RawMessage(`1`), Output: raw(" \n\t")},
+			"empty item":                {Checkpoint: json.RawMessage(`1`), Output: []json.RawMessage{{}}},
+			"nil item":                  {Checkpoint: json.RawMessage(`1`), Output: []json.RawMessage{nil}},
+			"two values item":           {Checkpoint: json.RawMessage(`1`), Output: raw(`"ok"`, `1 2`)},
+			"not JSON item":             {Checkpoint: json.RawMessage(`1`), Output: raw(`hello`)},
+			"invalid checkpoint":        {Checkpoint: json.RawMessage(`{`), Output: raw(`1`)},
+			"blank checkpoint":          {Checkpoint: json.RawMessage(" ")},
+			"empty checkpoint":          {Checkpoint: json.RawMessage{}},
+		} {
+			u.Lease = j.Lease()
+			requireCode(t, h.repo.UpdateProgress(t.Context(), hour, u), jobs.ErrInvalidArgument, name)
+			requireCode(t, h.repo.UpdateProgress(t.Context(), hour, valid, u), jobs.ErrInvalidArgument, "%s after a valid update", name)
+		}
+		for name, item := range map[string]json.RawMessage{
+			"invalid item": json.RawMessage(`[`), "blank item": json.RawMessage("\r\n"), "nil item": nil,
+		} {
+			for _, st := range []jobs.Status{jobs.StatusSucceeded, jobs.StatusFailed, jobs.StatusCanceled, jobs.StatusPending} {
+				err := h.repo.Finish(t.Context(),
+					jobs.Completion{Lease: other.Lease(), Status: jobs.StatusSucceeded, Output: raw(`"fine"`)},
+					jobs.Completion{Lease: j.Lease(), Status: st, Output: []json.RawMessage{json.RawMessage(`1`), item}})
+				requireCode(t, err, jobs.ErrInvalidArgument, "finish %s with %s", st, name)
+			}
+		}
+		requireSame(t, before, h.get(t, j.ID))
+		requireSame(t, otherBefore, h.get(t, other.ID))
+		h.requireOutput(t, j.ID, `"ok"`)
+		h.requireOutput(t, other.ID)
+	}},
+	{"OutputSizeLimit", func(t *testing.T, h *harness) {
+		// A checkpoint and each item may be as large as a payload.
+		limit := h.cfg.maxPayload
+		j := h.running(t)
+		require.NoError(t, h.repo.UpdateProgress(t.Context(), hour, jobs.ProgressUpdate{
+			Lease: j.Lease(), Checkpoint: sized(limit), Output: []json.RawMessage{sized(limit), sized(limit - 1)}}))
+		before := h.get(t, j.ID)
+		require.Equal(t, string(sized(limit)), string(before.Checkpoint))
+		got := h.readAll(t, j.ID)
+		require.Len(t, got, 2)
+		require.Equal(t, string(sized(limit)), string(got[0].Data))
+		require.Equal(t, string(sized(limit-1)), string(got[1].Data))
+		for name, u := range map[string]jobs.ProgressUpdate{
+			"checkpoint": {Checkpoint: sized(limit + 1)},
+			"item":       {Checkpoint: json.RawMessage(`1`), Output: []json.RawMessage{json.RawMessage(`1`), sized(limit + 1)}},
+		} {
+			u.Lease = j.Lease()
+			requireCode(t, h.repo.UpdateProgress(t.Context(), hour, u), jobs.ErrTooLarge, name)
+		}
+		err := h.repo.Finish(t.Context(), jobs.Completion{Lease: j.Lease(), Status: jobs.StatusSucceeded, Output: []json.RawMessage{sized(limit + 1)}})
+		requireCode(t, err, jobs.ErrTooLarge, "finish item")
+		requireSame(t, before, h.get(t, j.ID))
+		require.Len(t, h.readAll(t, j.ID), 2)
+	}},
+	{"OutputBatchLimit", func(t *testing.T, h *harness) {
+		// One write appends at most MaxOutputBatch items for one job.
+		n := rules.MaxOutputBatch
+		items := func(n int, from int) []json.RawMessage {
+			out := make([]json.RawMessage, n)
+			for i := range out {
+				out[i] = json.RawMessage(strconv.Itoa(from + i))
+			}
+			return out
+		}
+		j := h.running(t)
+		requireCode(t, h.repo.UpdateProgress(t.Context(), hour, jobs.ProgressUpdate{
+			Lease: j.Lease(), Checkpoint: json.RawMessage(`1`), Output: items(n+1, 1)}), jobs.ErrInvalidArgument)
+		requireCode(t, h.repo.Finish(t.Context(), jobs.Completion{
+			Lease: j.Lease(), Status: jobs.StatusSucceeded, Output: items(n+1, 1)}), jobs.ErrInvalidArgument)
+		requireSame(t, j, h.get(t, j.ID))
+		require.NoError(t, h.repo.UpdateProgress(t.Context(), hour, jobs.ProgressUpdate{
+			Lease: j.Lease(), Checkpoint: json.RawMessage(`1`), Output: items(n, 1)}))
+		require.NoError(t, h.repo.Finish(t.Context(), jobs.Completion{
+			Lease: j.Lease(), Status: jobs.StatusSucceeded, Output: items(n, n+1)}))
+		got := h.readAll(t, j.ID)
+		require.Len(t, got, 2*n)
+		for i, it := range got {
+			require.Equal(t, int64(i+1), it.Seq)
+			require.JSONEq(t, strconv.Itoa(i+1), string(it.Data))
+		}
+		require.Len(t, h.readOutput(t, j.ID, 0, rules.MaxOutputRead), rules.MaxOutputRead, "a read returns up to its limit")
+		require.Equal(t, int64(2*n), h.get(t, j.ID).OutputSeq)
+	}},
+	{"ReadOutputRefused", func(t *testing.T, h *harness) {
+		// A bad range is refused before the job is looked up, so it is
+		// ErrInvalidArgument for an unknown ID too.
+		j := h.running(t)
+		h.save(t, j, `1`, `"a"`)
+		for _, id := range []uuid.UUID{j.ID, uuid.Must(uuid.NewV7())} {
+			for _, r := range []struct {
+				after int64
+				limit int
+			}{{-1, 1}, {math.MinInt64, 1}, {0, 0}, {0, -1}, {0, rules.MaxOutputRead + 1}, {0, math.MaxInt}} {
+				got, err := h.repo.ReadOutput(t.Context(), id, r.after, r.limit)
+				requireCode(t, err, jobs.ErrInvalidArgument, "after %d, limit %d", r.after, r.limit)
+				require.Empty(t, got)
+			}
+		}
+		for _, id := range []uuid.UUID{uuid.Nil, uuid.Must(uuid.NewV7()), uuid.New()} {
+			got, err := h.repo.ReadOutput(t.Context(), id, 0, 10)
+			requireCode(t, err, jobs.ErrNotFound)
+			require.Empty(t, got)
+		}
+		requireItems(t, h.readOutput(t, j.ID, 0, 1), 1, `"a"`)
 	}},
 	{"UnknownID", func(t *testing.T, h *harness) {
 		h.create(t, job("k"))

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,6 +30,15 @@ type harness struct {
 // job returns a job of the given kind with a small payload.
 func job(kind string) *jobs.Job {
 	return &jobs.Job{Kind: kind, Payload: json.RawMessage(`{"n":1}`)}
+}
+
+// sized returns a JSON value of exactly n bytes: a string, or a number
+// when n < 2.
+func sized(n int) json.RawMessage {
+	if n < 2 {
+		return json.RawMessage(strings.Repeat("1", n))
+	}
+	return json.RawMessage(`"` + strings.Repeat("x", n-2) + `"`)
 }
 
 // jobsOf returns n jobs of the given kind.

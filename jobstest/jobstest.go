@@ -19,7 +19,10 @@
 // with [WithMaxPayloadBytes].
 //
 // The cases are grouped by topic: Create, BadInput, StateMachine, Finish,
-// Claim, Fencing, Progress, Cancel, Release, Rescue, List, Stats, Prune, Tx,
+// Claim, Fencing, Progress, Checkpoint (saved by an attempt, fenced by its
+// lease, handed to the next attempt), Output (items stored with a
+// checkpoint or an outcome, numbered and read back; an attempt that resumes
+// never repeats them), Cancel, Release, Rescue, List, Stats, Prune, Tx,
 // Lifecycle (Close and the poison row), Races (two writers on one job, where
 // exactly one must win) and Context.
 //
@@ -111,6 +114,8 @@ func Run(t *testing.T, newRepo func(t *testing.T) jobs.JobRepository, opts ...Op
 		{"Claim", claimCases},
 		{"Fencing", fencingCases},
 		{"Progress", progressCases},
+		{"Checkpoint", checkpointCases},
+		{"Output", outputCases},
 		{"Cancel", cancelCases},
 		{"Release", releaseCases},
 		{"Rescue", rescueCases},

@@ -162,6 +162,8 @@ var lifecycleCases = []testCase{
 		requireCode(t, err, jobs.ErrClosed, "RescueExpired")
 		_, err = h.repo.Prune(ctx, time.Now())
 		requireCode(t, err, jobs.ErrClosed, "Prune")
+		_, err = h.repo.ReadOutput(ctx, j.ID, 0, 10)
+		requireCode(t, err, jobs.ErrClosed, "ReadOutput")
 	}},
 	{"PoisonRow", func(t *testing.T, h *harness) {
 		if h.cfg.corrupt == nil {

@@ -237,4 +237,24 @@ var contextCases = []testCase{
 		require.True(t, errors.Is(err, context.DeadlineExceeded), "%v should match context.DeadlineExceeded", err)
 	}},
 	{"ShortDeadlines", shortDeadlines},
+	{"ReadOutputEndedContext", func(t *testing.T, h *harness) {
+		// ReadOutput is a read like Get: an ended context fails it with the
+		// context's error, whether or not the job exists.
+		j := h.running(t)
+		h.save(t, j, `1`, `"a"`)
+		canceled, cancel := context.WithCancel(t.Context())
+		cancel()
+		past, cancelPast := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
+		defer cancelPast()
+		for _, id := range []uuid.UUID{j.ID, uuid.Must(uuid.NewV7())} {
+			for ctx, want := range map[context.Context]error{canceled: context.Canceled, past: context.DeadlineExceeded} {
+				got, err := h.repo.ReadOutput(ctx, id, 0, 10)
+				require.True(t, errors.Is(err, want), "%v should match %v", err, want)
+				_, typed := errors.AsType[*jobs.Error](err)
+				require.True(t, typed, "error %q (%T) is not a *jobs.Error", err, err)
+				require.Empty(t, got)
+			}
+		}
+		h.requireOutput(t, j.ID, `"a"`)
+	}},
 }

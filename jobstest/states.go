@@ -1,6 +1,7 @@
 package jobstest
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -137,8 +138,10 @@ func requireForbiddenWrites(t *testing.T, h *harness, j *jobs.Job, l jobs.Lease)
 	t.Helper()
 	ctx := t.Context()
 	requireLost(t, h.repo.Heartbeat(ctx, hour, l), j.ID)
-	requireLost(t, h.repo.UpdateProgress(ctx, hour, jobs.ProgressUpdate{Lease: l, Progress: jobs.Progress{Fraction: 0.5}}), j.ID)
+	requireLost(t, h.repo.UpdateProgress(ctx, hour, jobs.ProgressUpdate{Lease: l, Progress: jobs.Progress{Fraction: 0.5},
+		Checkpoint: json.RawMessage(`{"late":true}`), Output: raw(`"late"`)}), j.ID)
 	requireLost(t, h.repo.Finish(ctx, jobs.Completion{Lease: l, Status: jobs.StatusPending}), j.ID)
+	requireLost(t, h.repo.Finish(ctx, jobs.Completion{Lease: l, Status: jobs.StatusSucceeded, Output: raw(`"late"`)}), j.ID)
 	requireLost(t, h.repo.Release(ctx, l), j.ID)
 	_, err := h.repo.RequestCancel(ctx, j.ID)
 	requireCode(t, err, jobs.ErrConflict)
