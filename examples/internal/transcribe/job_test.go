@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/jobsqlite"
 	"github.com/stretchr/testify/require"
 )
 
@@ -106,8 +107,22 @@ func TestRegisterRunsTranscriptions(t *testing.T) {
 // the resumed attempt's progress starts at the checkpoint, not at 0.
 func TestRegisterResumesFromCheckpoint(t *testing.T) {
 	t.Parallel()
-	repo := jobs.NewMemoryRepository()
-	defer repo.Close()
+	t.Run("memory", func(t *testing.T) {
+		t.Parallel()
+		repo := jobs.NewMemoryRepository()
+		defer repo.Close()
+		testResume(t, repo)
+	})
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		repo, err := jobsqlite.Open(t.Context(), filepath.Join(t.TempDir(), "jobs.db"))
+		require.NoError(t, err)
+		defer repo.Close()
+		testResume(t, repo)
+	})
+}
+
+func testResume(t *testing.T, repo jobs.JobRepository) {
 	opt := Options{Delay: 5 * time.Millisecond, CheckpointInterval: time.Nanosecond}
 	first, stop := startRunner(t, repo, "", opt)
 	job, err := first.Enqueue(t.Context(), Kind, Request{AudioURL: "tone:10s"}) // 20 segments
