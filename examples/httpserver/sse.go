@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jobsmith/jobs/examples/internal/follow"
 )
 
 // events handles GET /api/jobs/{id}/events: Server-Sent Events carrying two
@@ -51,8 +53,8 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 	cur, resume := s.parseEventID(r.Header.Get("Last-Event-ID"))
-	ctx, js := s.follow(r, id, cur.output)
-	defer js.stop()
+	ctx, js, stop := s.follow(r, id, cur.output)
+	defer stop()
 
 	// Each write sets its own deadline, which also lifts the server's
 	// WriteTimeout for a long stream (net/http clears the read deadline
@@ -71,21 +73,21 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	keepAlive := time.NewTicker(s.keepAlive)
 	defer keepAlive.Stop()
 	for {
-		ev := js.next(ctx, keepAlive.C)
-		if ev.kind == evEnd {
-			if ev.err == nil {
+		ev := js.Next(ctx, keepAlive.C)
+		if ev.Kind == follow.End {
+			if ev.Err == nil {
 				return
 			}
 			if !started { // nothing sent yet: a plain JSON error (404 …)
-				s.fail(w, r, ev.err)
+				s.fail(w, r, ev.Err)
 			} else if ctx.Err() == nil {
-				_, body := describeError(ev.err)
+				_, body := describeError(ev.Err)
 				b, _ := json.Marshal(body)
 				_ = write("event: stream-error\ndata: %s\n\n", b)
 			}
 			return
 		}
-		if ev.kind == evKeepAlive {
+		if ev.Kind == follow.Tick {
 			if started && write(": keep-alive\n\n") != nil {
 				return
 			}
@@ -103,19 +105,19 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		var err error
-		switch ev.kind {
-		case evOutput:
-			cur.output = ev.item.Seq
-			b, _ := json.Marshal(outputMessage{Seq: ev.item.Seq, Data: ev.item.Data})
+		switch ev.Kind {
+		case follow.Output:
+			cur.output = ev.Item.Seq
+			b, _ := json.Marshal(outputMessage{Seq: ev.Item.Seq, Data: ev.Item.Data})
 			err = write("event: output\nid: %s\ndata: %s\n\n", s.eventID(cur), b)
-		case evState:
-			if !resume || ev.state.Seq > cur.state { // else the client has it already
-				cur.state = ev.state.Seq
-				b, _ := json.Marshal(updateOf(ev.state))
+		case follow.State:
+			if !resume || ev.State.Seq > cur.state { // else the client has it already
+				cur.state = ev.State.Seq
+				b, _ := json.Marshal(updateOf(ev.State))
 				err = write("id: %s\ndata: %s\n\n", s.eventID(cur), b)
 			}
 		}
-		if err != nil || (ev.kind == evState && ev.state.Status.Terminal()) {
+		if err != nil || (ev.Kind == follow.State && ev.State.Status.Terminal()) {
 			return
 		}
 	}

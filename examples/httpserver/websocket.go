@@ -8,6 +8,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/examples/internal/follow"
 )
 
 // readWS reads (and so answers control frames of) a server-push
@@ -68,12 +69,12 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	ctx, js := s.follow(r, id, after)
-	defer js.stop()
-	ev := js.next(ctx, nil) // before the upgrade, so an unknown job is a plain 404
-	if ev.kind == evEnd {
-		if ev.err != nil {
-			s.fail(w, r, ev.err)
+	ctx, js, stop := s.follow(r, id, after)
+	defer stop()
+	ev := js.Next(ctx, nil) // before the upgrade, so an unknown job is a plain 404
+	if ev.Kind == follow.End {
+		if ev.Err != nil {
+			s.fail(w, r, ev.Err)
 		}
 		return
 	}
@@ -96,33 +97,33 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 	}
 	keepAlive := time.NewTicker(s.keepAlive)
 	defer keepAlive.Stop()
-	for ; ; ev = js.next(ctx, keepAlive.C) {
-		switch ev.kind {
-		case evEnd:
+	for ; ; ev = js.Next(ctx, keepAlive.C) {
+		switch ev.Kind {
+		case follow.End:
 			switch {
 			case ctx.Err() != nil:
 				c.Close(websocket.StatusGoingAway, "server shutting down")
-			case ev.err != nil:
-				c.Close(websocket.StatusInternalError, string(jobs.CodeOf(ev.err)))
+			case ev.Err != nil:
+				c.Close(websocket.StatusInternalError, string(jobs.CodeOf(ev.Err)))
 			}
 			return
-		case evKeepAlive:
+		case follow.Tick:
 			pctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
 			err := c.Ping(pctx)
 			cancel()
 			if err != nil {
 				return
 			}
-		case evOutput:
-			if send(wsOutput{Type: "output", outputMessage: outputMessage{Seq: ev.item.Seq, Data: ev.item.Data}}) != nil {
+		case follow.Output:
+			if send(wsOutput{Type: "output", outputMessage: outputMessage{Seq: ev.Item.Seq, Data: ev.Item.Data}}) != nil {
 				return
 			}
-		case evState:
-			if send(wsState{Type: "state", update: updateOf(ev.state)}) != nil {
+		case follow.State:
+			if send(wsState{Type: "state", update: updateOf(ev.State)}) != nil {
 				return
 			}
-			if ev.state.Status.Terminal() {
-				c.Close(websocket.StatusNormalClosure, string(ev.state.Status))
+			if ev.State.Status.Terminal() {
+				c.Close(websocket.StatusNormalClosure, string(ev.State.Status))
 				return
 			}
 		}
