@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/examples/internal/transcribe"
 	"github.com/jobsmith/jobs/internal/rules"
 	"github.com/stretchr/testify/require"
 )
@@ -220,6 +221,40 @@ func TestGetAndList(t *testing.T) {
 	require.Equal(t, http.StatusOK, res.StatusCode, "injection-looking filters are values: %s", body)
 	res, _ = e.do("GET", "/api/jobs/"+ids[0].String(), "")
 	require.Equal(t, http.StatusOK, res.StatusCode, "table intact")
+}
+
+// The job JSON shows the transcription's checkpoint and the number of its
+// output items (jobs.Job's checkpoint and output_seq), and neither before
+// the job has any.
+func TestGetJobShowsCheckpointAndOutputSeq(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	job := e.createTranscription("tone:3s") // 6 segments
+	_, err := e.runner.Await(t.Context(), job.ID)
+	require.NoError(t, err)
+	res, body := e.do("GET", "/api/jobs/"+job.ID.String(), "")
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	var got struct {
+		Status     jobs.Status
+		OutputSeq  *int64            `json:"output_seq"`
+		Checkpoint *transcribe.State `json:"checkpoint"`
+	}
+	require.NoError(t, json.Unmarshal(body, &got), "body: %s", body)
+	require.Equal(t, jobs.StatusSucceeded, got.Status)
+	require.NotNil(t, got.OutputSeq, "body: %s", body)
+	require.Equal(t, int64(6), *got.OutputSeq, "one output item per segment")
+	require.NotNil(t, got.Checkpoint, "body: %s", body)
+	require.Equal(t, 5, got.Checkpoint.Next, "the last checkpoint follows segment 5; the outcome stored segment 6")
+	require.Equal(t, int64(transcribe.ToneSampleRate/2), got.Checkpoint.SegmentFrames)
+	require.Equal(t, "speech (1.5 s) silence (0.5 s) speech (0.5 s)", got.Checkpoint.Text.String(), "the text of segments 1 to 5")
+
+	e = newEnv(t, envOptions{noRun: true})
+	res, body = e.do("GET", "/api/jobs/"+e.createTranscription("tone:3s").ID.String(), "")
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	var raw map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(body, &raw))
+	require.NotContains(t, raw, "checkpoint", "a job that never ran has none")
+	require.NotContains(t, raw, "output_seq")
 }
 
 func TestCancelPendingAndConflict(t *testing.T) {

@@ -68,8 +68,10 @@ func newBrowser(t *testing.T) context.Context {
 }
 
 // TestDashboardInBrowser drives the dashboard in headless Chromium: start a
-// transcription from the form and see its bar reach 100%, start another and
-// cancel it, see an input error, and keep a screenshot.
+// transcription from the form and see its bar reach 100% with every line of
+// its transcript, start another and see its transcript grow line by line
+// while its bar moves, cancel it, see an input error, and keep a
+// screenshot.
 func TestDashboardInBrowser(t *testing.T) {
 	t.Parallel()
 	bctx := newBrowser(t)
@@ -92,8 +94,13 @@ func TestDashboardInBrowser(t *testing.T) {
 		return !!li && li.dataset.status === "succeeded" &&
 			li.querySelector(".pct").textContent === "100%" &&
 			li.querySelector(".fill").style.width === "100%" &&
-			li.querySelector(".result").textContent.includes("speech");
-	})()`), "the first job's bar reaches 100%")
+			li.querySelector(".result").textContent.includes("speech") &&
+			li.querySelectorAll(".transcript .line").length === 6;
+	})()`), "the first job's bar reaches 100% and its transcript has its 6 lines")
+	lines, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#jobs li.job .transcript .line")].map(l => l.textContent)`))
+	require.NoError(t, err)
+	require.Regexp(t, `^0\.0–0\.5 s  speech  2\d\d Hz$`, lines[0])
+	require.Equal(t, "1.5–2.0 s  silence", lines[3])
 	first, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#jobs li.job").dataset.id`))
 	require.NoError(t, err)
 
@@ -108,6 +115,28 @@ func TestDashboardInBrowser(t *testing.T) {
 	})()`, first)
 	second, err := chromedp.Run(ctx, chromedp.Poll[string](running, chromedp.WithPollingTimeout(20*time.Second)))
 	require.NoError(t, err, "the second job runs")
+	// growing reports the row's transcript lines and percentage while it
+	// runs, once it has more than n lines.
+	growing := func(n int) string {
+		return fmt.Sprintf(`(() => {
+			const li = document.querySelector('li.job[data-id="%s"]');
+			const lines = li.querySelectorAll(".transcript .line");
+			return li.dataset.status === "running" && lines.length > %d ?
+				[lines.length, parseInt(li.querySelector(".pct").textContent)] : null;
+		})()`, second, n)
+	}
+	at, err := chromedp.Run(ctx, chromedp.Poll[[]int](growing(0), chromedp.WithPollingTimeout(20*time.Second)))
+	require.NoError(t, err, "a transcript line appears while the job runs")
+	later, err := chromedp.Run(ctx, chromedp.Poll[[]int](growing(at[0]+2), chromedp.WithPollingTimeout(20*time.Second)))
+	require.NoError(t, err, "more lines follow while the job runs")
+	require.Greater(t, later[1], at[1], "the bar moves as the transcript grows")
+	require.Less(t, later[1], 100)
+	seqs, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](fmt.Sprintf(
+		`[...document.querySelectorAll('li.job[data-id="%s"] .transcript .line')].map(l => l.dataset.seq)`, second)))
+	require.NoError(t, err)
+	for i, seq := range seqs {
+		require.Equal(t, fmt.Sprint(i+1), seq, "lines in order, each once")
+	}
 	saveScreenshot(t, ctx, "dashboard-running.png")
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`li.job[data-id="`+second+`"] .cancel`))))
 	require.NoError(t, poll(fmt.Sprintf(`(() => {

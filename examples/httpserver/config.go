@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jobsmith/jobs/examples/internal/transcribe"
 )
 
 // Config is the server's configuration, read from APP_* environment
@@ -37,10 +39,20 @@ type Config struct {
 	// SegmentDelay is the stand-in model's pause per half second of audio.
 	// APP_SEGMENT_DELAY, default 250ms (a 20 s tone takes 10 s), 0 to 10s.
 	SegmentDelay time.Duration
+	// CheckpointInterval is the least time between two checkpoints of a
+	// transcription (see transcribe.Options): a restarted or crashed job
+	// redoes at most this much work. APP_CHECKPOINT_INTERVAL, default 2s,
+	// 0 (after every segment) to 1h.
+	CheckpointInterval time.Duration
 	// GracePeriod is how long a shutdown waits for running jobs before it
 	// hands them back to pending for the next start. APP_GRACE_PERIOD,
 	// default 10s, 0 to 5m.
 	GracePeriod time.Duration
+	// LeaseDuration is how long a job stays claimed without a heartbeat
+	// (jobs.WithLeaseDuration): the jobs of a server that died run again,
+	// here or on another server, within about 1.5 times this.
+	// APP_LEASE_DURATION, default 30s, 1s to 1h.
+	LeaseDuration time.Duration
 }
 
 // Config defaults.
@@ -55,19 +67,25 @@ const (
 	maxGracePeriod      = 5 * time.Minute
 	defaultGracePeriod  = 10 * time.Second // as jobs.WithShutdown's
 	maxConcurrency      = 10000            // jobs.WithConcurrency's limit
+	maxCheckpoint       = time.Hour
+	defaultLease        = 30 * time.Second // as jobs.WithLeaseDuration's
+	minLease            = time.Second      // jobs.WithLeaseDuration's limit
+	maxLease            = time.Hour        // heartbeats renew it: longer only delays a rescue
 )
 
 // loadConfig reads the configuration through getenv (os.Getenv in main).
 // It returns every problem found, joined, each naming its variable.
 func loadConfig(getenv func(string) string) (Config, error) {
 	c := Config{
-		DatabaseURL:  or(getenv("APP_DATABASE_URL"), defaultDatabaseURL),
-		Addr:         or(getenv("APP_ADDR"), defaultAddr),
-		Concurrency:  defaultConcurrency,
-		AuthToken:    getenv("APP_AUTH_TOKEN"),
-		AudioDir:     or(getenv("APP_AUDIO_DIR"), defaultAudioDir),
-		SegmentDelay: defaultSegmentDelay,
-		GracePeriod:  defaultGracePeriod,
+		DatabaseURL:        or(getenv("APP_DATABASE_URL"), defaultDatabaseURL),
+		Addr:               or(getenv("APP_ADDR"), defaultAddr),
+		Concurrency:        defaultConcurrency,
+		AuthToken:          getenv("APP_AUTH_TOKEN"),
+		AudioDir:           or(getenv("APP_AUDIO_DIR"), defaultAudioDir),
+		SegmentDelay:       defaultSegmentDelay,
+		CheckpointInterval: transcribe.DefaultCheckpointInterval,
+		GracePeriod:        defaultGracePeriod,
+		LeaseDuration:      defaultLease,
 	}
 	var errs []error
 	bad := func(name, format string, args ...any) {
@@ -87,12 +105,26 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		}
 		c.SegmentDelay = d
 	}
+	if v := getenv("APP_CHECKPOINT_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > maxCheckpoint {
+			bad("APP_CHECKPOINT_INTERVAL", "%q is not a duration from 0s to %v (such as 2s)", v, maxCheckpoint)
+		}
+		c.CheckpointInterval = d
+	}
 	if v := getenv("APP_GRACE_PERIOD"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 || d > maxGracePeriod {
 			bad("APP_GRACE_PERIOD", "%q is not a duration from 0s to %v (such as 10s)", v, maxGracePeriod)
 		}
 		c.GracePeriod = d
+	}
+	if v := getenv("APP_LEASE_DURATION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < minLease || d > maxLease {
+			bad("APP_LEASE_DURATION", "%q is not a duration from %v to %v (such as 30s)", v, minLease, maxLease)
+		}
+		c.LeaseDuration = d
 	}
 	if v := getenv("APP_INSECURE_NO_AUTH"); v != "" {
 		b, err := strconv.ParseBool(v)

@@ -15,29 +15,35 @@ func TestLoadConfigDefaults(t *testing.T) {
 	c, err := loadConfig(getenv(nil))
 	require.NoError(t, err)
 	require.Equal(t, Config{
-		DatabaseURL:  "data/jobs.db",
-		Addr:         "127.0.0.1:8080",
-		Concurrency:  4,
-		AudioDir:     "data/audio",
-		SegmentDelay: 250 * time.Millisecond,
-		GracePeriod:  10 * time.Second,
+		DatabaseURL:        "data/jobs.db",
+		Addr:               "127.0.0.1:8080",
+		Concurrency:        4,
+		AudioDir:           "data/audio",
+		SegmentDelay:       250 * time.Millisecond,
+		CheckpointInterval: 2 * time.Second,
+		GracePeriod:        10 * time.Second,
+		LeaseDuration:      30 * time.Second,
 	}, c)
 }
 
 func TestLoadConfigValues(t *testing.T) {
 	t.Parallel()
 	c, err := loadConfig(getenv(map[string]string{
-		"APP_DATABASE_URL":    "postgres://u@db/jobs?sslmode=disable",
-		"APP_ADDR":            "0.0.0.0:9000",
-		"APP_CONCURRENCY":     "16",
-		"APP_AUTH_TOKEN":      testToken,
-		"APP_AUDIO_DIR":       "/srv/audio",
-		"APP_SEGMENT_DELAY":   "0s",
-		"APP_ALLOWED_ORIGINS": " https://a.example , http://b.example:8080/ ",
+		"APP_DATABASE_URL":        "postgres://u@db/jobs?sslmode=disable",
+		"APP_ADDR":                "0.0.0.0:9000",
+		"APP_CONCURRENCY":         "16",
+		"APP_AUTH_TOKEN":          testToken,
+		"APP_AUDIO_DIR":           "/srv/audio",
+		"APP_SEGMENT_DELAY":       "0s",
+		"APP_CHECKPOINT_INTERVAL": "0s",
+		"APP_LEASE_DURATION":      "1s",
+		"APP_ALLOWED_ORIGINS":     " https://a.example , http://b.example:8080/ ",
 	}))
 	require.NoError(t, err)
 	require.Equal(t, 16, c.Concurrency)
 	require.Equal(t, time.Duration(0), c.SegmentDelay)
+	require.Equal(t, time.Duration(0), c.CheckpointInterval)
+	require.Equal(t, time.Second, c.LeaseDuration, "the least lease")
 	require.Equal(t, []string{"https://a.example", "http://b.example:8080"}, c.AllowedOrigins)
 
 	c, err = loadConfig(getenv(map[string]string{"APP_ADDR": "0.0.0.0:9000", "APP_INSECURE_NO_AUTH": "true"}))
@@ -63,6 +69,14 @@ func TestLoadConfigErrors(t *testing.T) {
 		{map[string]string{"APP_SEGMENT_DELAY": "1h"}, "APP_SEGMENT_DELAY"},
 		{map[string]string{"APP_GRACE_PERIOD": "1d"}, "APP_GRACE_PERIOD"},
 		{map[string]string{"APP_GRACE_PERIOD": "1h"}, "APP_GRACE_PERIOD"},
+		{map[string]string{"APP_CHECKPOINT_INTERVAL": "often"}, "APP_CHECKPOINT_INTERVAL"},
+		{map[string]string{"APP_CHECKPOINT_INTERVAL": "-1s"}, "APP_CHECKPOINT_INTERVAL"},
+		{map[string]string{"APP_CHECKPOINT_INTERVAL": "2h"}, "APP_CHECKPOINT_INTERVAL"},
+		{map[string]string{"APP_LEASE_DURATION": "30"}, "APP_LEASE_DURATION"},
+		{map[string]string{"APP_LEASE_DURATION": "999ms"}, "APP_LEASE_DURATION: \"999ms\" is not a duration from 1s to 1h0m0s"},
+		{map[string]string{"APP_LEASE_DURATION": "0s"}, "APP_LEASE_DURATION"},
+		{map[string]string{"APP_LEASE_DURATION": "-30s"}, "APP_LEASE_DURATION"},
+		{map[string]string{"APP_LEASE_DURATION": "2h"}, "APP_LEASE_DURATION"},
 		{map[string]string{"APP_ADDR": "8080"}, "APP_ADDR"},
 		{map[string]string{"APP_ADDR": "127.0.0.1:99999"}, "APP_ADDR"},
 		{map[string]string{"APP_ADDR": ":8080"}, "not a loopback address"},

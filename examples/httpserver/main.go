@@ -14,8 +14,8 @@
 // Configuration comes from the environment: APP_DATABASE_URL (default the
 // SQLite file data/jobs.db; a postgres:// URL selects PostgreSQL), APP_ADDR
 // (default 127.0.0.1:8080), APP_CONCURRENCY, APP_AUTH_TOKEN, APP_AUDIO_DIR,
-// APP_SEGMENT_DELAY, APP_GRACE_PERIOD, APP_ALLOWED_ORIGINS and
-// APP_INSECURE_NO_AUTH; see
+// APP_SEGMENT_DELAY, APP_CHECKPOINT_INTERVAL, APP_GRACE_PERIOD,
+// APP_LEASE_DURATION, APP_ALLOWED_ORIGINS and APP_INSECURE_NO_AUTH; see
 // [Config]. Invalid configuration exits with status 2. SIGINT or SIGTERM
 // stops accepting requests, drains the runner and exits 0.
 package main
@@ -82,7 +82,7 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	defer repo.Close()
 	// APP_GRACE_PERIOD=0s means cancel at once; to WithShutdown, zero would
 	// mean its default.
-	opts := []jobs.Option{jobs.WithConcurrency(cfg.Concurrency),
+	opts := []jobs.Option{jobs.WithConcurrency(cfg.Concurrency), jobs.WithLeaseDuration(cfg.LeaseDuration),
 		jobs.WithShutdown(max(cfg.GracePeriod, time.Nanosecond), 0), jobs.WithLogger(log)}
 	if repo.DB().Dialect().Name() == dialect.PG {
 		// Several servers on one database: new jobs, cancels and progress
@@ -94,7 +94,10 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		fmt.Fprintf(stderr, "httpserver: %v\n", err)
 		return exitFailed
 	}
-	transcribe.Register(runner, cfg.AudioDir, transcribe.Options{Delay: cfg.SegmentDelay})
+	// APP_CHECKPOINT_INTERVAL=0s means after every segment; to Options,
+	// zero would mean its default.
+	transcribe.Register(runner, cfg.AudioDir, transcribe.Options{Delay: cfg.SegmentDelay,
+		CheckpointInterval: max(cfg.CheckpointInterval, time.Nanosecond)})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

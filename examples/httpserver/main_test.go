@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/examples/internal/transcribe"
 	"github.com/jobsmith/jobs/internal/logbuf"
 	"github.com/jobsmith/jobs/internal/testdb"
 	"github.com/jobsmith/jobs/jobsqlite"
@@ -29,6 +31,7 @@ func TestRunRefusesBadConfig(t *testing.T) {
 	}{
 		{map[string]string{"APP_CONCURRENCY": "lots"}, "APP_CONCURRENCY"},
 		{map[string]string{"APP_ADDR": "0.0.0.0:8080"}, "APP_AUTH_TOKEN"},
+		{map[string]string{"APP_LEASE_DURATION": "500ms"}, `APP_LEASE_DURATION: "500ms" is not a duration from 1s to`},
 	} {
 		var stderr logbuf.Buffer
 		code := run(t.Context(), getenv(tc.env), io.Discard, &stderr)
@@ -134,25 +137,178 @@ func TestSignalsExitZero(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	t.Parallel()
+	bin := buildServer(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "httpserver")
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		p := startProcess(t, bin, "APP_DATABASE_URL="+filepath.Join(dir, sig.String()+".db"))
+		require.NoError(t, p.cmd.Process.Signal(sig))
+		require.NoError(t, p.wait(), "%v: exit 0; stderr: %s", sig, p.stderr.String())
+		require.Contains(t, p.stderr.String(), "msg=stopped")
+	}
+}
+
+// buildServer builds the program into a temporary directory.
+func buildServer(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "httpserver")
 	out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput()
 	require.NoError(t, err, "%s", out)
-	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
-		cmd := exec.CommandContext(t.Context(), bin)
-		cmd.Env = append(os.Environ(), "APP_ADDR=127.0.0.1:0", "APP_DATABASE_URL="+filepath.Join(dir, sig.String()+".db"))
-		stdout, err := cmd.StdoutPipe()
-		require.NoError(t, err)
-		var stderr logbuf.Buffer
-		cmd.Stderr = &stderr
-		require.NoError(t, cmd.Start())
-		line, err := bufio.NewReader(stdout).ReadString('\n')
-		require.NoError(t, err, "stderr: %s", stderr.String())
-		require.Contains(t, line, "listening on http://127.0.0.1:")
-		require.NoError(t, cmd.Process.Signal(sig))
-		require.NoError(t, cmd.Wait(), "%v: exit 0; stderr: %s", sig, stderr.String())
-		require.Contains(t, stderr.String(), "msg=stopped")
+	return bin
+}
+
+// process is the program running as a child process.
+type process struct {
+	cmd    *exec.Cmd
+	base   string // http://127.0.0.1:port
+	stderr *logbuf.Buffer
+	exited chan struct{} // closed when the process has exited
+	err    error         // cmd.Wait's, once exited is closed
+}
+
+// wait waits for the process to exit and returns how (see exec.Cmd.Wait).
+func (p *process) wait() error {
+	<-p.exited
+	return p.err
+}
+
+// startProcess runs bin with APP_ADDR 127.0.0.1:0 and env (NAME=value)
+// until it has printed its URL. A process still running when the test
+// ends is killed.
+func startProcess(t *testing.T, bin string, env ...string) *process {
+	t.Helper()
+	cmd := exec.Command(bin)
+	cmd.Env = append(append(os.Environ(), "APP_ADDR=127.0.0.1:0"), env...)
+	listening := make(chan string, 1)
+	cmd.Stdout = &logbuf.Buffer{OnWrite: func(written string) {
+		if line, _, ok := strings.Cut(written, "\n"); ok {
+			select { // the first line only
+			case listening <- line:
+			default:
+			}
+		}
+	}}
+	p := &process{cmd: cmd, stderr: &logbuf.Buffer{}, exited: make(chan struct{})}
+	cmd.Stderr = p.stderr
+	require.NoError(t, cmd.Start())
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.exited
+	})
+	var line string
+	select {
+	case line = <-listening:
+	case <-p.exited:
+		t.Fatalf("exited before listening: %v; stderr: %s", p.err, p.stderr.String())
 	}
+	require.Contains(t, line, "listening on http://127.0.0.1:")
+	p.base = strings.TrimSuffix(strings.TrimPrefix(line, "listening on "), "/")
+	return p
+}
+
+// TestKillAndRestartResumes kills the server with SIGKILL in the middle of
+// a transcription and starts it again on the same SQLite file. The new
+// process takes the job back once the dead one's lease expires
+// (APP_LEASE_DURATION=1s) and resumes it at the first segment after its
+// last checkpoint: the segments the dead process had appended after that
+// checkpoint are neither lost nor repeated, so the output, read through
+// the API, holds every segment exactly once, and the progress never falls
+// back below the checkpoint. A client that resumes its event stream with
+// the Last-Event-ID it got from the dead process gets exactly the rest.
+func TestKillAndRestartResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	t.Parallel()
+	bin := buildServer(t)
+	dbPath := filepath.Join(t.TempDir(), "jobs.db")
+	env := []string{"APP_DATABASE_URL=" + dbPath,
+		"APP_SEGMENT_DELAY=20ms", "APP_CHECKPOINT_INTERVAL=100ms", "APP_LEASE_DURATION=1s"}
+	const n = 120 // segments of tone:60s, about 2.4 s of work
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	get := func(url string, header ...string) *http.Response {
+		req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+		require.NoError(t, err)
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, res.StatusCode)
+		return res
+	}
+
+	first := startProcess(t, bin, env...)
+	res, err := http.Post(first.base+"/api/transcribe", "application/json", strings.NewReader(`{"audio_url":"tone:60s"}`))
+	require.NoError(t, err)
+	require.Equal(t, http.StatusCreated, res.StatusCode)
+	job := decodeJob(t, mustRead(t, res))
+	// Until ten segments are stored: they are covered by a checkpoint.
+	res = get(first.base + "/api/jobs/" + job.ID.String() + "/events")
+	before := readEvents(t, res.Body, func(ev sseEvent) bool { return ev.isOutput() && ev.out.Seq >= 10 })
+	res.Body.Close()
+	seen := before[len(before)-1]
+	require.NoError(t, first.cmd.Process.Kill())
+	require.ErrorContains(t, first.wait(), "killed")
+	require.Equal(t, seqRange(1, seen.out.Seq), outputSeqs(before))
+
+	// What the dead process left: the job running under a lease nobody
+	// renews, its output ending exactly where its last checkpoint does.
+	repo, err := jobsqlite.Open(ctx, dbPath)
+	require.NoError(t, err)
+	left, err := repo.Get(ctx, job.ID)
+	require.NoError(t, err)
+	require.NoError(t, repo.Close())
+	require.Equal(t, jobs.StatusRunning, left.Status)
+	var st transcribe.State
+	ok, err := left.LoadCheckpoint(&st)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, int64(st.Next), left.OutputSeq, "only checkpointed segments are stored")
+	require.GreaterOrEqual(t, left.OutputSeq, seen.out.Seq)
+	require.Less(t, st.Next, n, "killed mid-way")
+
+	second := startProcess(t, bin, env...)
+	res = get(second.base+"/api/jobs/"+job.ID.String()+"/events", "Last-Event-ID", seen.id)
+	rest := readEvents(t, res.Body, nil)
+	res.Body.Close()
+	require.NotEmpty(t, rest)
+	require.Equal(t, jobs.StatusSucceeded, rest[len(rest)-1].upd.Status, "stderr: %s", second.stderr.String())
+	require.Equal(t, seqRange(seen.out.Seq+1, n), outputSeqs(rest), "the rest of the output after a restart: no gap, no repeat")
+	for _, ev := range rest {
+		if !ev.isOutput() {
+			require.GreaterOrEqual(t, ev.upd.Progress, float64(st.Next)/n,
+				"the progress does not fall back below the checkpoint (%s)", ev.upd.Message)
+		}
+	}
+
+	// The whole output through the API: every segment exactly once.
+	res = get(second.base + "/api/jobs/" + job.ID.String() + "/events")
+	all := readEvents(t, res.Body, nil)
+	res.Body.Close()
+	require.Equal(t, seqRange(1, n), outputSeqs(all))
+	for _, ev := range all {
+		if ev.isOutput() {
+			requireSegment(t, ev.out.Seq, ev.out.Data)
+		}
+	}
+	res = get(second.base + "/api/jobs/" + job.ID.String())
+	final := decodeJob(t, mustRead(t, res))
+	require.Equal(t, jobs.StatusSucceeded, final.Status)
+	require.Equal(t, 2, final.Attempt, "the killed attempt and the resumed one")
+	require.Equal(t, int64(n), final.OutputSeq)
+	var out transcribe.Transcript
+	require.NoError(t, json.Unmarshal(final.Result, &out))
+	require.Equal(t, n, out.Segments)
+	require.Equal(t, strings.TrimSpace(strings.Repeat("speech (1.5 s) silence (0.5 s) ", n/4)), out.Text,
+		"the text holds every segment once, those before the checkpoint from it")
+
+	require.NoError(t, second.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, second.wait(), "stderr: %s", second.stderr.String())
 }
 
 func mustRead(t *testing.T, res *http.Response) []byte {

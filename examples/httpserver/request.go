@@ -155,6 +155,20 @@ func listQuery(r *http.Request) (jobs.ListQuery, error) {
 	return lq, nil
 }
 
+// outputAfter reads the "after" query parameter of a stream: the sequence
+// number of the last output item the client has, 0 (for all) when absent.
+func outputAfter(r *http.Request) (int64, error) {
+	v := r.URL.Query().Get("after")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 63) // no sign, at most MaxInt64
+	if err != nil {
+		return 0, &fieldError{field: "after", msg: "must be the seq of an output item, a whole number from 0"}
+	}
+	return int64(n), nil
+}
+
 // clip shortens s to at most n bytes for an error message.
 func clip(s string, n int) string {
 	if len(s) <= n {

@@ -70,6 +70,19 @@ func TestJobIDAndKey(t *testing.T) {
 	}
 }
 
+func TestOutputAfter(t *testing.T) {
+	t.Parallel()
+	for q, want := range map[string]int64{"": 0, "?after=": 0, "?after=0": 0, "?after=42": 42, "?after=9223372036854775807": 1<<63 - 1} {
+		n, err := outputAfter(httptest.NewRequest("GET", "/ws/jobs/x"+q, nil))
+		require.NoError(t, err, q)
+		require.Equal(t, want, n, q)
+	}
+	for _, v := range []string{"-1", "+1", "x", "1e3", "9223372036854775808"} {
+		_, err := outputAfter(httptest.NewRequest("GET", "/ws/jobs/x?after="+v, nil))
+		require.ErrorContains(t, err, "after", v)
+	}
+}
+
 func FuzzDecodeTranscribeRequest(f *testing.F) {
 	f.Add(`{"audio_url":"tone:5s","language":"en"}`)
 	f.Add(`{"audio_url":"file:a.wav"}`)

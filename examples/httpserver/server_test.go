@@ -69,7 +69,8 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.delay == 0 {
 		o.delay = 5 * time.Millisecond
 	}
-	transcribe.Register(runner, t.TempDir(), transcribe.Options{Delay: o.delay})
+	// A checkpoint after every segment: the output streams segment by segment.
+	transcribe.Register(runner, t.TempDir(), transcribe.Options{Delay: o.delay, CheckpointInterval: time.Nanosecond})
 	runner.Handle("echo", func(_ context.Context, j *jobs.Job, _ jobs.Reporter) (json.RawMessage, error) {
 		return j.Payload, nil
 	})

@@ -9,8 +9,12 @@
 //
 // It enqueues the job (or, with --resume, follows an existing one, for
 // example one created through examples/httpserver on the same database),
-// runs it with an in-process runner, draws a progress bar with the stage
-// and an ETA, and prints the transcript. Ctrl-C cancels the job: it ends
+// runs it with an in-process runner and draws a progress bar with the
+// stage and an ETA on stderr. It prints each segment on stdout as it
+// arrives (as a checkpoint stores it, every --checkpoint), then the
+// transcript. A job whose run crashed is taken back by the next run on
+// the database once its lease expires (30s), and resumes at the first
+// segment after its last checkpoint. Ctrl-C cancels the job: it ends
 // canceled and the program exits with status 130 (a second Ctrl-C quits at
 // once). Other exit statuses: 0 done, 1 the job failed or an error, 2 bad
 // usage.
@@ -32,6 +36,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/examples/internal/follow"
 	"github.com/jobsmith/jobs/examples/internal/transcribe"
 	"github.com/jobsmith/jobs/jobsqlite"
 )
@@ -59,6 +64,7 @@ type options struct {
 	db       string
 	lang     string
 	delay    time.Duration
+	every    time.Duration // least time between checkpoints
 	asJSON   bool
 }
 
@@ -76,7 +82,9 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.lang, "lang", "en", "language tag of the audio")
 	fs.DurationVar(&o.delay, "delay", 100*time.Millisecond, "stand-in model time per half second of audio")
 	fs.StringVar(&o.audioDir, "audio-dir", "data/audio", "directory of the WAV files that resumed jobs name")
-	fs.BoolVar(&o.asJSON, "json", false, "print the result as JSON")
+	fs.DurationVar(&o.every, "checkpoint", transcribe.DefaultCheckpointInterval,
+		"least `time` between checkpoints, which store the segments done so far (0: after every segment)")
+	fs.BoolVar(&o.asJSON, "json", false, "print each segment and the result as JSON, one per line")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -95,6 +103,8 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("give exactly one of FILE.wav, --tone or --resume (see -h)")
 	case o.delay < 0 || o.delay > 10*time.Second:
 		return o, errors.New("--delay must be from 0s to 10s")
+	case o.every < 0 || o.every > time.Hour:
+		return o, errors.New("--checkpoint must be from 0s to 1h")
 	case *resume != "":
 		id, err := uuid.Parse(*resume)
 		if err != nil || len(*resume) != 36 {
@@ -148,7 +158,9 @@ func run(interrupt context.Context, stopSignals func(), args []string, stdout, s
 		fmt.Fprintf(stderr, "transcribe: %v\n", err)
 		return exitFailed
 	}
-	transcribe.Register(runner, o.audioDir, transcribe.Options{Delay: o.delay})
+	// --checkpoint 0 means after every segment; to Options, zero would
+	// mean its default.
+	transcribe.Register(runner, o.audioDir, transcribe.Options{Delay: o.delay, CheckpointInterval: max(o.every, time.Nanosecond)})
 	runCtx, stopRunner := context.WithCancel(ctx)
 	runDone := make(chan error, 1)
 	go func() { runDone <- runner.Run(runCtx) }()
@@ -178,16 +190,26 @@ func run(interrupt context.Context, stopSignals func(), args []string, stdout, s
 	})
 	defer stopCancel()
 
+	// The bar follows the job's states, and its segments are printed above
+	// the bar as their checkpoints store them; the job's end comes after
+	// its last segment.
 	bar := newProgressBar(stderr, tty)
-	for s, err := range runner.Watch(ctx, id) {
-		if err != nil {
-			bar.finish()
-			fmt.Fprintf(stderr, "transcribe: %v\n", err)
-			return exitFailed
+	stream := follow.Start(ctx, runner, id, 0)
+	defer stream.Stop()
+	ev := stream.Next(ctx, nil)
+	for ; ev.Kind != follow.End; ev = stream.Next(ctx, nil) {
+		switch ev.Kind {
+		case follow.State:
+			bar.update(ev.State)
+		case follow.Output:
+			bar.above(func() { printSegment(stdout, ev.Item.Data, o.asJSON) })
 		}
-		bar.update(s)
 	}
 	bar.finish()
+	if ev.Err != nil {
+		fmt.Fprintf(stderr, "transcribe: %v\n", ev.Err)
+		return exitFailed
+	}
 	return report(ctx, runner, id, interrupted, stdout, stderr, o.asJSON)
 }
 
@@ -224,27 +246,29 @@ func report(ctx context.Context, r *jobs.Runner, id uuid.UUID, interrupted <-cha
 	return exitOK
 }
 
-// maxPrintedSegments is the longest segment table printed as text.
-const maxPrintedSegments = 60
+// printSegment writes one item of the job's output: a segment as a line
+// "   1.50–2.00    silence  -120.0 dB", or as its JSON with asJSON, as
+// anything that is not a segment.
+func printSegment(w io.Writer, item json.RawMessage, asJSON bool) {
+	var s transcribe.Segment
+	if asJSON || json.Unmarshal(item, &s) != nil || s.Text == "" {
+		fmt.Fprintf(w, "%s\n", item)
+		return
+	}
+	pitch := ""
+	if s.PitchHz > 0 {
+		pitch = fmt.Sprintf("  %4.0f Hz", s.PitchHz)
+	}
+	fmt.Fprintf(w, "  %7.2f–%-7.2f %-8s %6.1f dB%s\n", s.Start, s.End, s.Text, s.LevelDB, pitch)
+}
 
-// printTranscript writes the transcript as text and a table of segments.
+// printTranscript writes the transcript's text.
 func printTranscript(w io.Writer, t transcribe.Transcript) {
 	lang := ""
 	if t.Language != "" {
 		lang = ", " + t.Language
 	}
 	fmt.Fprintf(w, "Transcript (%.1f s%s): %s\n", t.Duration, lang, t.Text)
-	if len(t.Segments) > maxPrintedSegments {
-		fmt.Fprintf(w, "  (%d segments; --json prints them all)\n", len(t.Segments))
-		return
-	}
-	for _, s := range t.Segments {
-		pitch := ""
-		if s.PitchHz > 0 {
-			pitch = fmt.Sprintf("  %4.0f Hz", s.PitchHz)
-		}
-		fmt.Fprintf(w, "  %7.2f–%-7.2f %-8s %6.1f dB%s\n", s.Start, s.End, s.Text, s.LevelDB, pitch)
-	}
 }
 
 func clip(s string) string {

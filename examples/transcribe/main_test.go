@@ -2,8 +2,9 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,19 +37,49 @@ func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 
 var jobLine = regexp.MustCompile(`job ([0-9a-f-]{36})`)
 
+// segmentLine matches a printed segment and captures its start time.
+var segmentLine = regexp.MustCompile(`^ +(\d+\.\d\d)–\d+\.\d\d +(speech|silence) +-?\d+\.\d dB`)
+
+// requireSegments checks that the lines are segments of half a second,
+// in order from 0 s, each once, and returns how many there are.
+func requireSegments(t *testing.T, lines []string) int {
+	t.Helper()
+	for i, l := range lines {
+		m := segmentLine.FindStringSubmatch(l)
+		require.NotNil(t, m, "line %d: %q", i, l)
+		require.Equal(t, fmt.Sprintf("%.2f", float64(i)*0.5), m[1], "line %d: %q", i, l)
+	}
+	return len(lines)
+}
+
 func TestTranscribeToneAndResume(t *testing.T) {
 	t.Parallel()
 	db := filepath.Join(t.TempDir(), "jobs.db")
-	code, out, errs := runCLI(t, "--tone", "2s", "--delay", "5ms", "--db", db)
+	code, out, errs := runCLI(t, "--tone", "2s", "--delay", "5ms", "--checkpoint", "0", "--db", db)
 	require.Equal(t, exitOK, code, errs)
-	require.Contains(t, out, "Transcript (2.0 s, en): speech (1.5 s) silence (0.5 s)")
-	require.Contains(t, out, "silence  -120.0 dB")
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	require.Len(t, lines, 5, "four segments, then the transcript: %s", out)
+	require.Equal(t, 4, requireSegments(t, lines[:4]))
+	require.Contains(t, lines[3], "silence  -120.0 dB")
+	require.Equal(t, "Transcript (2.0 s, en): speech (1.5 s) silence (0.5 s)", lines[4])
 	require.Contains(t, errs, "100%  succeeded")
 	id := jobLine.FindStringSubmatch(errs)[1]
 
+	// Following a finished job prints its stored segments and transcript.
+	code, again, _ := runCLI(t, "--resume", id, "--db", db)
+	require.Equal(t, exitOK, code)
+	require.Equal(t, out, again)
+
 	code, out, _ = runCLI(t, "--resume", id, "--db", db, "--json")
 	require.Equal(t, exitOK, code)
-	require.Contains(t, out, `"text":"speech (1.5 s) silence (0.5 s)"`)
+	lines = strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	require.Len(t, lines, 5, "four segments, then the result, as JSON lines: %s", out)
+	for i, l := range lines[:4] {
+		var s transcribe.Segment
+		require.NoError(t, json.Unmarshal([]byte(l), &s), l)
+		require.Equal(t, float64(i)*0.5, s.Start)
+	}
+	require.Contains(t, lines[4], `"text":"speech (1.5 s) silence (0.5 s)"`)
 
 	code, _, errs = runCLI(t, "--resume", uuid.NewString(), "--db", db)
 	require.Equal(t, exitFailed, code)
@@ -89,6 +120,8 @@ func TestUsageErrors(t *testing.T) {
 		{"missing.wav"},
 		{"--tone", "2s", "--lang", "not a language"},
 		{"--tone", "2s", "--delay", "1h"},
+		{"--tone", "2s", "--checkpoint", "-1s"},
+		{"--tone", "2s", "--checkpoint", "2h"},
 		{"--nope"},
 	} {
 		code, _, errs := runCLI(t, append(args, "--db", db)...)
@@ -102,21 +135,27 @@ func TestUsageErrors(t *testing.T) {
 	require.ErrorIs(t, err, os.ErrNotExist, "usage errors touch no database")
 }
 
-// TestInterruptCancels interrupts a run in-process once it shows 10%
-// (segment 12/120): the job ends canceled and the status is 130.
+// TestInterruptCancels interrupts a run in-process once it has printed
+// five segments: the segments are printed as they arrive, while the job
+// runs, and the job ends canceled mid-way with the status 130, having
+// printed each segment it did once, in order.
 func TestInterruptCancels(t *testing.T) {
 	t.Parallel()
 	db := filepath.Join(t.TempDir(), "jobs.db")
 	interrupt, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	errs := &logbuf.Buffer{OnWrite: func(s string) {
-		if strings.Contains(s, "segment 12/") {
+	out := &logbuf.Buffer{OnWrite: func(s string) {
+		if strings.Count(s, "\n") == 5 {
 			cancel()
 		}
 	}}
-	code := run(interrupt, func() {}, []string{"--tone", "1m", "--delay", "20ms", "--db", db}, &bytes.Buffer{}, errs, false)
+	errs := &logbuf.Buffer{}
+	code := run(interrupt, func() {}, []string{"--tone", "1m", "--delay", "20ms", "--checkpoint", "0", "--db", db}, out, errs, false)
 	require.Equal(t, exitInterrupted, code, errs.String())
 	requireCanceled(t, db, jobLine.FindStringSubmatch(errs.String())[1])
+	n := requireSegments(t, strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n"))
+	require.GreaterOrEqual(t, n, 5)
+	require.Less(t, n, 60, "canceled mid-way")
 }
 
 // TestSIGINTExits130 builds the program, runs it and presses Ctrl-C.

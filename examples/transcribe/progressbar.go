@@ -25,6 +25,7 @@ type progressBar struct {
 
 	started  time.Time // when the job was first seen running
 	drawn    bool      // a tty line is on screen
+	line     string    // the tty line on screen
 	lastStep int       // last 10% step printed (non-tty)
 	lastStat jobs.Status
 }
@@ -46,7 +47,8 @@ func (b *progressBar) update(s jobs.Snapshot) {
 	}
 	eta := b.eta(s)
 	if b.tty {
-		fmt.Fprintf(b.w, "\r%s\x1b[K", renderLine(s, eta))
+		b.line = renderLine(s, eta)
+		fmt.Fprintf(b.w, "\r%s\x1b[K", b.line)
 		b.drawn = true
 		return
 	}
@@ -56,6 +58,20 @@ func (b *progressBar) update(s jobs.Snapshot) {
 	}
 	b.lastStat, b.lastStep = s.Status, step
 	fmt.Fprintln(b.w, renderLine(s, eta))
+}
+
+// above calls print, which writes whole lines to the same terminal (such
+// as stdout when both are one), so that they appear above the bar: on a
+// terminal it clears the bar's line first and draws the bar again after.
+// Elsewhere it only calls print.
+func (b *progressBar) above(print func()) {
+	if !b.drawn {
+		print()
+		return
+	}
+	fmt.Fprint(b.w, "\r\x1b[K")
+	print()
+	fmt.Fprintf(b.w, "%s\x1b[K", b.line)
 }
 
 // finish ends the redrawn line.

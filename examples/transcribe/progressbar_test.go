@@ -67,6 +67,30 @@ func TestProgressBarTTY(t *testing.T) {
 	require.True(t, strings.HasSuffix(out.String(), "\n") && !strings.HasSuffix(out.String(), "\n\n"), "finish ends the line once")
 }
 
+// Lines printed above the bar on a terminal: the bar's line is cleared,
+// the lines written, and the bar drawn again below them.
+func TestProgressBarAbove(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	clock := &fakeClock{t: time.Unix(0, 0)} // no time passes: ETA 0s
+	b := newProgressBar(&out, true)
+	b.now = clock.now
+	b.above(func() { out.WriteString("before any bar\n") })
+	b.update(jobs.Snapshot{Status: jobs.StatusRunning, Progress: 0.5, Message: "segment 2/4"})
+	bar := renderLine(jobs.Snapshot{Status: jobs.StatusRunning, Progress: 0.5, Message: "segment 2/4"}, 0)
+	b.above(func() { out.WriteString("  0.50–1.00 speech\n") })
+	b.finish()
+	require.Equal(t, "before any bar\n"+"\r"+bar+"\x1b[K"+"\r\x1b[K"+"  0.50–1.00 speech\n"+bar+"\x1b[K"+"\n", out.String())
+
+	out.Reset()
+	b = newProgressBar(&out, false)
+	b.now = clock.now
+	b.update(jobs.Snapshot{Status: jobs.StatusRunning, Progress: 0.5})
+	b.above(func() { out.WriteString("line\n") })
+	require.Equal(t, renderLine(jobs.Snapshot{Status: jobs.StatusRunning, Progress: 0.5}, 0)+"\nline\n", out.String(),
+		"no control codes in a pipe")
+}
+
 func TestProgressBarPlain(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer

@@ -1,13 +1,16 @@
 // Dashboard of the jobs transcription example: no framework, no build step.
 // The job list is read from GET /api/jobs every few seconds; each job that
-// is not finished gets a WebSocket (/ws/jobs/{id}) that pushes its progress.
+// is not finished gets a WebSocket (/ws/jobs/{id}) that pushes its progress
+// and its output: for a transcription, one line per segment, so the
+// transcript grows under the bar. A socket reopened after a drop asks for
+// the lines after the last one shown (?after=), so none is lost or doubled.
 // WebSockets are used rather than EventSource because browsers allow only six
 // HTTP/1.1 connections per host, which a few open SSE streams would use up.
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
 const terminal = new Set(["succeeded", "failed", "canceled"]);
-const rows = new Map(); // job id → {el, job, ws}
+const rows = new Map(); // job id → {el, job, ws, outSeq}
 const POLL_MS = 3000;
 
 // api calls the JSON API; it throws an Error whose message is the server's
@@ -77,12 +80,38 @@ function createRow(job) {
   const bar = el("div", "bar");
   bar.append(el("div", "fill"));
   progress.append(bar, el("span", "pct"), el("span", "msg"));
+  const transcript = el("ol", "transcript");
+  transcript.hidden = true;
   const result = el("div", "result");
   result.hidden = true;
   const error = el("div", "error");
   error.hidden = true;
-  li.append(head, progress, result, error);
+  li.append(head, progress, transcript, result, error);
   return li;
+}
+
+// lineText formats one output item: a transcription segment as
+// "1.5–2.0 s  speech  275 Hz", anything else as its JSON.
+function lineText(item) {
+  if (item && typeof item.start === "number" && typeof item.text === "string") {
+    const pitch = item.pitch_hz ? `  ${Math.round(item.pitch_hz)} Hz` : "";
+    return `${item.start.toFixed(1)}–${item.end.toFixed(1)} s  ${item.text}${pitch}`;
+  }
+  return JSON.stringify(item);
+}
+
+// addOutput appends the job's next output item as a line of its
+// transcript; an item the row already has is ignored.
+function addOutput(id, seq, item) {
+  const r = rows.get(id);
+  if (seq <= r.outSeq) return;
+  r.outSeq = seq;
+  const list = r.el.querySelector(".transcript");
+  const line = el("li", "line", lineText(item));
+  line.dataset.seq = seq;
+  list.append(line);
+  list.hidden = false;
+  list.scrollTop = list.scrollHeight;
 }
 
 // render shows a job's state: status, progress, message, result or error.
@@ -118,7 +147,7 @@ function fromJob(job) {
 function upsert(job, prepend) {
   let r = rows.get(job.id);
   if (!r) {
-    r = { el: createRow(job), job: fromJob(job), ws: null };
+    r = { el: createRow(job), job: fromJob(job), ws: null, outSeq: 0 };
     rows.set(job.id, r);
     const list = $("#jobs");
     if (prepend) list.prepend(r.el); else list.append(r.el);
@@ -137,15 +166,20 @@ function updateCounts() {
   $("#empty").hidden = rows.size > 0;
 }
 
-// watch opens the job's WebSocket; each message is {id,status,progress,message}.
+// watch opens the job's WebSocket. A message is {type:"state", id, status,
+// progress, message, error} or {type:"output", seq, data}.
 function watch(id) {
   const r = rows.get(id);
   if (r.ws) return;
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  const ws = new WebSocket(`${proto}//${location.host}/ws/jobs/${id}`);
+  const ws = new WebSocket(`${proto}//${location.host}/ws/jobs/${id}?after=${r.outSeq}`);
   r.ws = ws;
   ws.onmessage = (ev) => {
     const u = JSON.parse(ev.data);
+    if (u.type === "output") {
+      addOutput(id, u.seq, u.data);
+      return;
+    }
     Object.assign(r.job, { status: u.status, progress: u.progress, message: u.message || "", error: u.error || "" });
     render(id);
     updateCounts();

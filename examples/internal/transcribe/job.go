@@ -3,6 +3,7 @@ package transcribe
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 
 	"github.com/jobsmith/jobs"
@@ -10,17 +11,24 @@ import (
 
 // Register adds the transcription handler (kind [Kind]) to r: each job
 // decodes its [Request], opens the audio (WAV files inside audioDir, or a
-// generated tone) and runs [Run] with opt and the request's language. Input
-// that can never work (a bad request, a missing or undecodable file) fails
-// the job at once with [jobs.Permanent]; other errors are retried.
+// generated tone) and runs [Run] with opt and the request's language,
+// from the job's checkpoint when an earlier attempt left one (a retry, a
+// rescue after its process died, a release at shutdown). Input that can
+// never work (a bad request, a missing or undecodable file, a checkpoint
+// that does not fit the audio) fails the job at once with
+// [jobs.Permanent]; other errors are retried.
 //
 // Register panics, like [jobs.Runner.Handle], when r already has a handler
 // for Kind or is running.
 func Register(r *jobs.Runner, audioDir string, opt Options) {
-	jobs.Handle(r, Kind, func(ctx context.Context, _ *jobs.Job, in Request, p jobs.Reporter) (Transcript, error) {
+	jobs.Handle(r, Kind, func(ctx context.Context, j *jobs.Job, in Request, p jobs.Reporter) (Transcript, error) {
 		audio, err := in.Validate()
 		if err != nil {
 			return Transcript{}, jobs.Permanent(err)
+		}
+		var st State
+		if _, err := j.LoadCheckpoint(&st); err != nil {
+			return Transcript{}, jobs.Permanent(fmt.Errorf("%w: %w", ErrBadCheckpoint, err))
 		}
 		src, closer, err := audio.Open(audioDir)
 		if err != nil {
@@ -32,8 +40,8 @@ func Register(r *jobs.Runner, audioDir string, opt Options) {
 		defer closer.Close()
 		o := opt
 		o.Language = in.Language
-		out, err := Run(ctx, src, o, p)
-		if errors.Is(err, ErrBadAudio) {
+		out, err := Run(ctx, src, st, o, p)
+		if errors.Is(err, ErrBadAudio) || errors.Is(err, ErrBadCheckpoint) {
 			err = jobs.Permanent(err)
 		}
 		return out, err

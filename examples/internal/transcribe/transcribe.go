@@ -1,8 +1,10 @@
 // Package transcribe is the stand-in "speech recognizer" shared by the
 // example programs: it really decodes audio (a PCM WAV file or a generated
 // tone), walks it in segments, measures each one (RMS level and pitch) and
-// writes a transcript-shaped result, reporting progress per segment and
-// stopping within one segment when its context is canceled.
+// writes a transcript-shaped result. It appends each segment to the job's
+// output as it goes, reports progress per segment, checkpoints every few
+// seconds so that a new attempt resumes where the last one stopped, and
+// stops within one segment when its context is canceled.
 package transcribe
 
 import (
@@ -28,6 +30,9 @@ const (
 	MaxSegments = 4000
 	// SilenceDB is the level (dBFS) below which a segment is silence.
 	SilenceDB = -40.0
+	// DefaultCheckpointInterval is the least time between two checkpoints
+	// of a transcription; see [Options].
+	DefaultCheckpointInterval = 2 * time.Second
 )
 
 // Request is the payload of a transcription job.
@@ -80,7 +85,8 @@ func validLanguage(s string) bool {
 	return true
 }
 
-// Segment is one measured stretch of audio. Times are in seconds.
+// Segment is one measured stretch of audio, and one item of a
+// transcription job's output. Times are in seconds.
 type Segment struct {
 	Start   float64 `json:"start"`
 	End     float64 `json:"end"`
@@ -89,57 +95,92 @@ type Segment struct {
 	PitchHz float64 `json:"pitch_hz,omitempty"` // estimated from zero crossings, speech only
 }
 
-// Transcript is the result of a transcription job.
+// Transcript is the result of a transcription job. Its segments are the
+// job's output, one item per [Segment] in order ([jobs.Runner.Output]):
+// they stream while the job runs, and a result carrying them all would
+// have to be rebuilt by every attempt that resumes from a checkpoint.
 type Transcript struct {
-	Text     string    `json:"text"`
-	Language string    `json:"language,omitempty"`
-	Duration float64   `json:"duration"` // seconds of audio
-	Segments []Segment `json:"segments"`
+	Text     string  `json:"text"`
+	Language string  `json:"language,omitempty"`
+	Duration float64 `json:"duration"` // seconds of audio
+	Segments int     `json:"segments"` // how many segments the output holds
 }
 
-// Reporter receives progress; [jobs.Reporter] satisfies it.
+// Reporter receives a transcription's progress, its segments and its
+// checkpoints; [jobs.Reporter] satisfies it.
 type Reporter interface {
 	Report(fraction float64, message string) error
+	Append(item any) error
+	Checkpoint(ctx context.Context, state any) error
 }
 
 // Options tune a transcription. The zero value works.
 type Options struct {
 	// SegmentLength is the audio measured per step; 0 means
-	// DefaultSegmentLength.
+	// DefaultSegmentLength. A resumed transcription keeps the segment
+	// length of its checkpoint.
 	SegmentLength time.Duration
 	// Delay is a pause per segment that stands in for the work of a real
 	// model, so that a demo runs long enough to watch; 0 means none.
 	Delay time.Duration
+	// CheckpointInterval is the least time between two checkpoints: a
+	// checkpoint follows a segment once this long has passed since the
+	// previous one (or the start of the attempt), so it comes after each
+	// segment or every CheckpointInterval, whichever is rarer. 0 means
+	// DefaultCheckpointInterval; a tiny value such as time.Nanosecond
+	// checkpoints after every segment.
+	CheckpointInterval time.Duration
 	// Language is copied to the transcript.
 	Language string
 }
 
-// Run transcribes src, reporting progress to p after each segment with a
-// message "segment i/n". It returns within one segment after ctx is done,
-// with [context.Cause] of ctx. Audio that cannot be decoded returns an
-// error matching [ErrBadAudio]. An error from p is returned as is, unless
-// ctx is done.
-func Run(ctx context.Context, src Source, opt Options, p Reporter) (Transcript, error) {
+// Run transcribes src from st (the zero [State] for a new transcription,
+// or the checkpoint of an earlier attempt, which must have come from the
+// same audio). For each segment it appends the [Segment] to p's output and
+// reports progress with a message "segment i/n"; it checkpoints the
+// [State] after a segment as [Options.CheckpointInterval] says, but not
+// after the last one: the segments appended since the last checkpoint are
+// stored with the outcome. A resumed run reports the checkpoint's progress
+// first, so the progress does not fall back to 0.
+//
+// Run returns within one segment after ctx is done, with [context.Cause]
+// of ctx. Audio that cannot be decoded returns an error matching
+// [ErrBadAudio]; a State that does not fit src returns an error matching
+// [ErrBadCheckpoint]. An error from p is returned wrapped, unless ctx is
+// done.
+func Run(ctx context.Context, src Source, st State, opt Options, p Reporter) (Transcript, error) {
 	rate := src.SampleRate()
 	total := src.Frames()
-	segLen := opt.SegmentLength
-	if segLen <= 0 {
-		segLen = DefaultSegmentLength
+	if st == (State{}) {
+		segLen := opt.SegmentLength
+		if segLen <= 0 {
+			segLen = DefaultSegmentLength
+		}
+		st.SegmentFrames = max(1, int64(segLen.Seconds()*float64(rate)), (total+MaxSegments-1)/MaxSegments)
+	} else if err := st.check(total); err != nil {
+		return Transcript{}, err
 	}
-	segFrames := max(1, int64(segLen.Seconds()*float64(rate)))
-	segFrames = max(segFrames, (total+MaxSegments-1)/MaxSegments)
+	segFrames := st.SegmentFrames
 	n := int((total + segFrames - 1) / segFrames)
-	out := Transcript{
-		Language: opt.Language,
-		Duration: float64(total) / float64(rate),
-		Segments: make([]Segment, 0, n),
+	duration := float64(total) / float64(rate)
+	msg := fmt.Sprintf("decoding %.1f s of audio", duration)
+	if st.Next > 0 {
+		msg = fmt.Sprintf("resuming at segment %d/%d", st.Next+1, n)
 	}
-	if err := p.Report(0, fmt.Sprintf("decoding %.1f s of audio", out.Duration)); err != nil {
-		return Transcript{}, reportErr(ctx, err)
+	if err := p.Report(float64(st.Next)/float64(max(n, 1)), msg); err != nil {
+		return Transcript{}, reportErr(ctx, "report progress", err)
+	}
+	interval := opt.CheckpointInterval
+	if interval <= 0 {
+		interval = DefaultCheckpointInterval
 	}
 	buf := make([]float64, segFrames)
+	if err := skip(src, int64(st.Next)*segFrames, buf); err != nil {
+		return Transcript{}, err
+	}
+	lastSave := time.Now()
 	var timer *time.Timer
-	for i := range n {
+	for i := st.Next; i < n; i++ {
 		if err := ctx.Err(); err != nil {
 			return Transcript{}, context.Cause(ctx)
 		}
@@ -147,8 +188,7 @@ func Run(ctx context.Context, src Source, opt Options, p Reporter) (Transcript, 
 		if err != nil {
 			return Transcript{}, err
 		}
-		start := float64(int64(i)*segFrames) / float64(rate)
-		out.Segments = append(out.Segments, measure(buf[:got], rate, start))
+		seg := measure(buf[:got], rate, float64(int64(i)*segFrames)/float64(rate))
 		if opt.Delay > 0 {
 			if timer == nil {
 				timer = time.NewTimer(opt.Delay)
@@ -162,12 +202,34 @@ func Run(ctx context.Context, src Source, opt Options, p Reporter) (Transcript, 
 			case <-timer.C:
 			}
 		}
+		if err := p.Append(seg); err != nil {
+			return Transcript{}, reportErr(ctx, "append segment", err)
+		}
+		st.Next = i + 1
+		st.Text.add(seg)
 		if err := p.Report(float64(i+1)/float64(n), fmt.Sprintf("segment %d/%d", i+1, n)); err != nil {
-			return Transcript{}, reportErr(ctx, err)
+			return Transcript{}, reportErr(ctx, "report progress", err)
+		}
+		if st.Next < n && time.Since(lastSave) >= interval {
+			if err := p.Checkpoint(ctx, st); err != nil {
+				return Transcript{}, reportErr(ctx, "checkpoint", err)
+			}
+			lastSave = time.Now()
 		}
 	}
-	out.Text = joinText(out.Segments)
-	return out, nil
+	return Transcript{Text: st.Text.String(), Language: opt.Language, Duration: duration, Segments: n}, nil
+}
+
+// skip reads and drops the first frames of src, using buf.
+func skip(src Source, frames int64, buf []float64) error {
+	for frames > 0 {
+		got, err := readFull(src, buf[:min(int64(len(buf)), frames)])
+		if err != nil {
+			return err
+		}
+		frames -= int64(got)
+	}
+	return nil
 }
 
 // readFull reads len(buf) frames, or fewer at the end of src.
@@ -211,29 +273,11 @@ func measure(x []float64, rate int, start float64) Segment {
 	return seg
 }
 
-// joinText writes the segments as text, merging runs of the same word:
-// "speech (1.5 s) silence (0.5 s) …".
-func joinText(segs []Segment) string {
-	var b strings.Builder
-	for i := 0; i < len(segs); {
-		j := i
-		for j < len(segs) && segs[j].Text == segs[i].Text {
-			j++
-		}
-		if b.Len() > 0 {
-			b.WriteString(" ")
-		}
-		fmt.Fprintf(&b, "%s (%.1f s)", segs[i].Text, segs[j-1].End-segs[i].Start)
-		i = j
-	}
-	return b.String()
-}
-
-func reportErr(ctx context.Context, err error) error {
+func reportErr(ctx context.Context, op string, err error) error {
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
-	return fmt.Errorf("report progress: %w", err)
+	return fmt.Errorf("%s: %w", op, err)
 }
 
 func round(v float64, digits int) float64 {
