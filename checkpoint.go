@@ -55,12 +55,10 @@ func (e *execution) Checkpoint(ctx context.Context, state any) error {
 	prog := e.prog
 	e.mu.Unlock()
 
-	s := &save{e: e, u: ProgressUpdate{Lease: e.lease, Progress: prog, Checkpoint: b, Output: items},
-		done: make(chan error, 1)}
-	e.r.saves.submit(e.r, s)
+	s := &save{e: e, u: ProgressUpdate{Lease: e.lease, Progress: prog, Checkpoint: b, Output: items}}
 	// Once submitted, the write is waited out whatever ctx does: returning
 	// early would leave the caller unsure whether its items were stored.
-	err = <-s.done
+	err = e.r.saves.submit(e.r, s)
 	if err != nil && !errors.Is(err, ErrLeaseLost) {
 		e.mu.Lock()
 		e.staged = append(items, e.staged...) // stored with the next save
@@ -84,37 +82,57 @@ func (e *execution) takeStaged() []json.RawMessage {
 
 // save is one Checkpoint call waiting for its write.
 type save struct {
-	e    *execution
-	u    ProgressUpdate
-	done chan error
+	e     *execution
+	u     ProgressUpdate
+	state int           // reqWaiting, reqTaken or reqLead (as for enqueues)
+	wake  chan struct{} // closed when answered (reqTaken) or promoted (reqLead)
+	err   error         // the write's outcome, set before wake is closed
 }
 
-// saveBatcher groups the saves of all handlers: the first caller to find
-// no write in flight writes every save queued so far in one repository
-// call, and goes on while more arrive; the others wait for their result.
+// saveBatcher groups the saves of all handlers into shared writes, like
+// enqueueBatcher: the first caller to find no write in flight leads and
+// writes every save queued by then, then hands the lead to the next waiting
+// caller, so that no caller writes for the others longer than one write.
 type saveBatcher struct {
 	mu      sync.Mutex
 	queued  []*save
 	writing bool
 }
 
-func (b *saveBatcher) submit(r *Runner, s *save) {
+// submit writes s through the batcher and returns its outcome.
+func (b *saveBatcher) submit(r *Runner, s *save) error {
+	s.wake = make(chan struct{})
 	b.mu.Lock()
 	b.queued = append(b.queued, s)
 	if b.writing {
 		b.mu.Unlock()
-		return
+		<-s.wake
+		if s.state == reqTaken {
+			return s.err
+		}
+		b.mu.Lock() // promoted: lead the next write
+		s.wake = make(chan struct{}) // closed again when answered below
 	}
 	b.writing = true
-	for len(b.queued) > 0 {
-		batch := b.queued
-		b.queued = nil
-		b.mu.Unlock()
-		r.storeSaves(batch)
-		b.mu.Lock()
+	batch := b.queued
+	b.queued = nil
+	for _, q := range batch {
+		q.state = reqTaken
 	}
-	b.writing = false
 	b.mu.Unlock()
+
+	r.storeSaves(batch)
+
+	b.mu.Lock()
+	if len(b.queued) > 0 {
+		next := b.queued[0]
+		next.state = reqLead
+		close(next.wake)
+	} else {
+		b.writing = false
+	}
+	b.mu.Unlock()
+	return s.err
 }
 
 // storeSaves writes a batch of saves and answers each. A batch refused as a
@@ -125,20 +143,26 @@ func (r *Runner) storeSaves(batch []*save) {
 	perJob, other := splitErrors(r.writeSaves(batch))
 	if c := CodeOf(other); len(batch) > 1 && (c == ErrInvalidArgument || c == ErrTooLarge) {
 		for _, s := range batch {
-			s.done <- r.writeSaves([]*save{s})
+			s.answer(r.writeSaves([]*save{s}))
 		}
 		return
 	}
 	for _, s := range batch {
 		switch jerr := perJob[s.u.Lease.JobID]; {
 		case jerr != nil:
-			s.done <- jerr
+			s.answer(jerr)
 		case other != nil:
-			s.done <- other
+			s.answer(other)
 		default:
-			s.done <- nil
+			s.answer(nil)
 		}
 	}
+}
+
+// answer gives s its outcome and wakes its caller.
+func (s *save) answer(err error) {
+	s.err = err
+	close(s.wake)
 }
 
 // writeSaves makes one repository call for saves and returns its error; it
