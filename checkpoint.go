@@ -110,7 +110,7 @@ func (b *saveBatcher) submit(r *Runner, s *save) error {
 		if s.state == reqTaken {
 			return s.err
 		}
-		b.mu.Lock() // promoted: lead the next write
+		b.mu.Lock()                  // promoted: lead the next write
 		s.wake = make(chan struct{}) // closed again when answered below
 	}
 	b.writing = true
