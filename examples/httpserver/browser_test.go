@@ -127,7 +127,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	at, err := chromedp.Run(ctx, chromedp.Poll[[]int](growing(0), chromedp.WithPollingTimeout(20*time.Second)))
 	require.NoError(t, err, "a transcript line appears while the job runs")
-	later, err := chromedp.Run(ctx, chromedp.Poll[[]int](growing(at[0]+2), chromedp.WithPollingTimeout(20*time.Second)))
+	// 12 more lines of a 240-segment job move the bar by 5%: enough to
+	// show in a whole percentage, whatever lead the bar (reported per
+	// segment) has over the lines (stored per checkpoint).
+	later, err := chromedp.Run(ctx, chromedp.Poll[[]int](growing(at[0]+12), chromedp.WithPollingTimeout(20*time.Second)))
 	require.NoError(t, err, "more lines follow while the job runs")
 	require.Greater(t, later[1], at[1], "the bar moves as the transcript grows")
 	require.Less(t, later[1], 100)
