@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -59,15 +60,37 @@ func (e *execution) Checkpoint(ctx context.Context, state any) error {
 	// Once submitted, the write is waited out whatever ctx does: returning
 	// early would leave the caller unsure whether its items were stored.
 	err = e.r.saves.submit(e.r, s)
-	if err != nil && !errors.Is(err, ErrLeaseLost) {
+	if c := CodeOf(err); len(items) > 0 && (c == ErrUnavailable || c == codeInternal) {
+		// The write may have committed although the call failed (a lost
+		// connection, a deadline): putting its items back would store
+		// them twice. The job's output count tells.
+		err = e.confirmSaved(err, int64(len(items)))
+	}
+	switch {
+	case err == nil:
+		e.outputSeq += int64(len(items))
+		e.r.touch(e.lease.JobID) // followers of the output read it now
+	case !errors.Is(err, ErrLeaseLost) && !refusedInput(err):
 		e.mu.Lock()
 		e.staged = append(items, e.staged...) // stored with the next save
 		e.mu.Unlock()
 	}
-	if err == nil {
-		e.r.touch(e.lease.JobID) // followers of the output read it now
-	}
 	return err
+}
+
+// confirmSaved reads the job back after a save of n items failed with
+// writeErr, and returns nil when the save was stored after all.
+func (e *execution) confirmSaved(writeErr error, n int64) error {
+	ctx, cancel := context.WithTimeout(context.Background(), confirmTimeout)
+	defer cancel()
+	j, err := e.r.repo.Get(ctx, e.lease.JobID)
+	if err != nil || j.LeaseToken != e.lease.Token || j.Status != StatusRunning {
+		return writeErr
+	}
+	if j.OutputSeq == e.outputSeq+n {
+		return nil
+	}
+	return writeErr
 }
 
 // takeStaged returns the items appended since the last checkpoint; the
@@ -135,18 +158,19 @@ func (b *saveBatcher) submit(r *Runner, s *save) error {
 	return s.err
 }
 
-// storeSaves writes a batch of saves and answers each. A batch refused as a
-// whole for one save's bad input (the repository checks all before writing
-// any) is written again one save at a time, so one bad checkpoint fails
-// only its own caller.
+// storeSaves writes a batch of saves and answers each. A batch refused for
+// one save's bad input (the repositories check every update before writing
+// any, and name the job at fault) stored nothing: it is written again one
+// save at a time, so that one bad checkpoint fails only its own caller.
 func (r *Runner) storeSaves(batch []*save) {
-	perJob, other := splitErrors(r.writeSaves(batch))
-	if c := CodeOf(other); len(batch) > 1 && (c == ErrInvalidArgument || c == ErrTooLarge) {
+	err := r.writeSaves(batch)
+	if len(batch) > 1 && refusedInput(err) {
 		for _, s := range batch {
 			s.answer(r.writeSaves([]*save{s}))
 		}
 		return
 	}
+	perJob, other := splitErrors(err)
 	for _, s := range batch {
 		switch jerr := perJob[s.u.Lease.JobID]; {
 		case jerr != nil:
@@ -157,6 +181,18 @@ func (r *Runner) storeSaves(batch []*save) {
 			s.answer(nil)
 		}
 	}
+}
+
+// refusedInput reports whether err, or the error of any one job in it, is a
+// refusal of bad input, after which the repository wrote nothing.
+func refusedInput(err error) bool {
+	perJob, other := splitErrors(err)
+	for _, e := range append(slices.Collect(maps.Values(perJob)), other) {
+		if c := CodeOf(e); c == ErrInvalidArgument || c == ErrTooLarge {
+			return true
+		}
+	}
+	return false
 }
 
 // answer gives s its outcome and wakes its caller.
@@ -179,6 +215,8 @@ func (r *Runner) writeSaves(saves []*save) error {
 	end := r.writes.begin()
 	err := r.repo.UpdateProgress(ctx, r.cfg.lease, ups...)
 	end()
-	r.settleRenewals("store checkpoints", slices.Clip(execs), err, start, nil)
+	if !refusedInput(err) { // a refused call renewed nothing
+		r.settleRenewals("store checkpoints", execs, err, start, nil)
+	}
 	return err
 }

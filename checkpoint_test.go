@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/rules"
 	"github.com/stretchr/testify/require"
 )
 
@@ -163,5 +166,66 @@ func TestCheckpointsOfManyHandlers(t *testing.T) {
 			require.Equal(t, jobs.StatusSucceeded, await(t, r, id).Status)
 			require.Equal(t, want, readOutput(t, repo, id))
 		}
+	})
+}
+
+// A save the repository refuses (an item over the payload limit) fails only
+// its own caller, also when it shares a write with the saves of other
+// handlers, and drops the refused items; the others' checkpoints are stored.
+func TestRefusedCheckpointFailsOnlyItsCaller(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
+		big := strings.Repeat("x", rules.MaxPayloadBytes+10)
+		r := newRunner(t, repo, jobs.WithConcurrency(8))
+		var refused atomic.Int64
+		jobs.Handle(r, "c", func(ctx context.Context, j *jobs.Job, n int, p jobs.Reporter) (int, error) {
+			for i := range 30 {
+				if n == 0 && i%3 == 1 {
+					require.NoError(t, p.Append(big))
+					err := p.Checkpoint(ctx, step{Next: i + 1})
+					require.ErrorIs(t, err, jobs.ErrTooLarge)
+					refused.Add(1)
+				}
+				require.NoError(t, p.Append(i))
+				require.NoError(t, p.Checkpoint(ctx, step{Next: i + 1}))
+			}
+			return n, nil
+		})
+		start(t, r)
+		var ids []uuid.UUID
+		for n := range 8 {
+			j, err := r.Enqueue(t.Context(), "c", n)
+			require.NoError(t, err)
+			ids = append(ids, j.ID)
+		}
+		want := make([]int, 30)
+		for i := range want {
+			want[i] = i
+		}
+		for _, id := range ids {
+			require.Equal(t, jobs.StatusSucceeded, await(t, r, id).Status)
+			require.Equal(t, want, readOutput(t, repo, id), "every save that returned nil is stored, the refused item is not")
+		}
+		require.Equal(t, int64(10), refused.Load())
+	})
+}
+
+// An item refused with the outcome fails the job with that reason instead
+// of leaving it running with nobody renewing its lease.
+func TestRefusedOutputWithTheOutcomeFailsTheJob(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
+		r := newRunner(t, repo)
+		jobs.Handle(r, "big", func(ctx context.Context, j *jobs.Job, _ struct{}, p jobs.Reporter) (int, error) {
+			require.NoError(t, p.Append(strings.Repeat("x", rules.MaxPayloadBytes+10)))
+			return 1, nil
+		})
+		start(t, r)
+		j, err := r.Enqueue(t.Context(), "big", struct{}{})
+		require.NoError(t, err)
+		final := await(t, r, j.ID)
+		require.Equal(t, jobs.StatusFailed, final.Status)
+		require.Contains(t, final.Error, "output refused")
+		require.Zero(t, final.OutputSeq)
 	})
 }

@@ -202,6 +202,11 @@ func (r *Runner) finishOne(ctx context.Context, o *outcome) error {
 func (r *Runner) failRefused(ctx context.Context, o *outcome, refusal error) error {
 	o.c.Status, o.c.Result, o.c.RunAt = StatusFailed, nil, time.Time{}
 	o.c.Error = "result refused: " + refusal.Error()
+	if len(o.c.Output) > 0 {
+		// The refusal may be the output's: the failure is stored without it.
+		o.c.Output = nil
+		o.c.Error = "result or output refused (output since the last checkpoint dropped): " + refusal.Error()
+	}
 	perJob, other := retryBatch(ctx, r, func(ctx context.Context) error { return r.repo.Finish(ctx, o.c) })
 	return firstErr(perJob[o.e.lease.JobID], other)
 }

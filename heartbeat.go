@@ -111,4 +111,5 @@ func (r *Runner) leaseLost(e *execution) {
 		return
 	}
 	e.cancel(ErrLeaseLost)
+	r.touch(e.lease.JobID) // watchers and output followers read the repository from now on
 }

@@ -34,23 +34,19 @@ type ownerLiveness interface {
 // holdOwner takes the runner's owner lock when the repository has owner
 // locks. It returns the repository as an ownerLiveness (nil when it has
 // none) and the release function (nil when nothing is held).
-func (r *Runner) holdOwner(ctx context.Context) (ownerLiveness, func()) {
+func (r *Runner) holdOwner(ctx context.Context) (ownerLiveness, func(), error) {
 	live, ok := r.repo.(ownerLiveness)
 	if !ok {
-		return nil, nil
+		return nil, nil, nil
 	}
 	release, err := live.HoldOwner(ctx, r.cfg.owner)
 	switch {
 	case errors.Is(err, errors.ErrUnsupported):
-		return nil, nil
+		return nil, nil, nil
 	case err != nil:
-		// Others then judge this runner by its leases alone; it still
-		// rescues dead owners that hold their locks.
-		r.cfg.logger.Warn("owner lock not taken; this runner's jobs are rescued only when their leases expire",
-			"owner", r.cfg.owner, "error", err)
-		return live, nil
+		return nil, nil, err
 	}
-	return live, release
+	return live, release, nil
 }
 
 // rescueLoop returns jobs whose lease expired (their runner died or hung)

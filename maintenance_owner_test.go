@@ -18,6 +18,7 @@ import (
 type livenessRepo struct {
 	jobs.JobRepository
 	unsupported bool
+	holdErr     error // HoldOwner's error, when set
 
 	mu       sync.Mutex // guards the fields below
 	held     string
@@ -30,6 +31,9 @@ type livenessRepo struct {
 func (l *livenessRepo) HoldOwner(_ context.Context, owner string) (func(), error) {
 	if l.unsupported {
 		return nil, &jobs.Error{Code: jobs.ErrInvalidArgument, Op: "hold owner", Err: errors.ErrUnsupported}
+	}
+	if l.holdErr != nil {
+		return nil, l.holdErr
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -102,4 +106,19 @@ func TestRunnerWithoutOwnerLocks(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	require.NoError(t, stop())
 	require.Zero(t, repo.checks.Load(), "no dead-owner checks where the repository cannot tell")
+}
+
+// A runner that cannot take its owner lock does not run: with its lock file
+// left free, others would take its jobs for a dead process's.
+func TestRunnerWithoutItsOwnerLockDoesNotRun(t *testing.T) {
+	t.Parallel()
+	refusal := &jobs.Error{Code: jobs.ErrConflict, Op: "hold owner", Msg: "held by a live process"}
+	repo := &livenessRepo{JobRepository: memRepo(t), holdErr: refusal}
+	r := newRunner(t, repo)
+	r.Handle("k", noop)
+	j, err := r.Enqueue(t.Context(), "k", nil)
+	require.NoError(t, err)
+	require.ErrorIs(t, r.Run(t.Context()), jobs.ErrConflict)
+	require.Equal(t, jobs.StatusPending, get(t, r, j.ID).Status, "nothing was claimed")
+	require.Zero(t, repo.checks.Load())
 }

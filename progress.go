@@ -36,12 +36,15 @@ import (
 // checkpoint covered, each exactly once.
 //
 // Checkpoint is fenced by the attempt's lease: an attempt that lost its
-// lease gets [ErrLeaseLost] and stores nothing. A checkpoint or item larger
-// than the repository's payload limit is [ErrTooLarge], a value that does
-// not encode is [ErrInvalidArgument]; after such an error, or when storage
-// is unavailable, the staged items stay staged for the next Checkpoint.
-// Checkpoint honours ctx until its write starts and then waits it out.
-// Calls of one attempt run one at a time.
+// lease gets [ErrLeaseLost] and stores nothing. A state or item that does
+// not encode as JSON is [ErrInvalidArgument] and changes nothing. When the
+// repository refuses a save (a checkpoint or item over its payload limit:
+// [ErrTooLarge]), the items staged since the previous checkpoint are
+// dropped, so that one bad item cannot block the attempt; a handler that
+// wants them appends them again. When storage is unavailable, they stay
+// staged for the next Checkpoint. An item refused with the outcome fails
+// the job, without that output. Checkpoint honours ctx until its write
+// starts and then waits it out. Calls of one attempt run one at a time.
 type Reporter interface {
 	Report(fraction float64, message string) error
 	Append(item any) error
@@ -60,7 +63,8 @@ type execution struct {
 	renewed atomic.Int64 // unix ns when the last successful lease renewal started
 	lost    atomic.Bool  // the lease is known lost: write nothing more
 
-	saveMu sync.Mutex // one Checkpoint at a time
+	saveMu    sync.Mutex // one Checkpoint at a time; guards outputSeq
+	outputSeq int64      // the job's stored output count, as this attempt knows it
 
 	mu       sync.Mutex        // guards the fields below
 	staged   []json.RawMessage // output appended since the last checkpoint
@@ -76,7 +80,7 @@ type execution struct {
 
 func newExecution(r *Runner, base context.Context, j *Job, claimed time.Time) *execution {
 	e := &execution{r: r, job: j, lease: j.Lease(), attempt: j.Attempt,
-		prog: j.Progress, status: StatusRunning, seq: r.seq.Add(1)}
+		prog: j.Progress, status: StatusRunning, seq: r.seq.Add(1), outputSeq: j.OutputSeq}
 	e.ctx, e.cancel = context.WithCancelCause(base)
 	e.renewed.Store(claimed.UnixNano())
 	return e

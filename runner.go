@@ -236,8 +236,9 @@ func (r *Runner) execList() []*execution {
 // stored with a context detached from ctx, so none is lost to the shutdown.
 //
 // Run returns nil after a clean shutdown, an [ErrConflict] error when called
-// a second time, and an [ErrClosed] error when the repository was closed or
-// handlers were left behind.
+// a second time, an [ErrClosed] error when the repository was closed or
+// handlers were left behind, and the repository's error when it keeps owner
+// locks (jobsbun on SQLite) and cannot take this runner's.
 func (r *Runner) Run(ctx context.Context) error {
 	r.hmu.Lock()
 	already := r.started.Swap(true)
@@ -264,11 +265,17 @@ func (r *Runner) Run(ctx context.Context) error {
 	// Room for every claimed job's outcome: a slow write never stalls the
 	// workers, and the fetcher still stops claiming when outcomes pile up.
 	r.comp = make(chan outcome, cap(r.work))
+	// Held before the first claim: from now on a rescuer that finds this
+	// owner's lock free knows the process is dead (see maintenance.go). A
+	// runner that cannot hold it does not run: its jobs could be taken
+	// for a dead process's.
+	live, releaseOwner, err := r.holdOwner(ctx)
+	if err != nil {
+		log.Error("runner not started: owner lock", "owner", r.cfg.owner, "error", err)
+		return err
+	}
 	// The runner's own loops cannot fail: each logs its errors, retries,
 	// and ends when loopCtx does.
-	// Held before the first claim: from now on a rescuer that finds this
-	// owner's lock free knows the process is dead (see maintenance.go).
-	live, releaseOwner := r.holdOwner(ctx)
 	var loops sync.WaitGroup
 	loops.Go(func() { r.heartbeatLoop(loopCtx) })
 	loops.Go(func() { r.progressLoop(loopCtx) })

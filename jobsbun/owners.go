@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/jobsmith/jobs"
 	"github.com/jobsmith/jobs/internal/rules"
@@ -37,10 +38,10 @@ import (
 
 // ownerLocks is the repository's state of owner lock files.
 type ownerLocks struct {
-	mu    sync.Mutex // guards the fields below
-	known bool       // dir has been looked up
-	dir   string     // "" when the database has no file (in memory)
-	held  map[string]bool
+	mu    sync.Mutex          // guards the fields below
+	known bool                // dir has been looked up
+	dir   string              // "" when the database has no file (in memory)
+	held  map[string]*os.File // open lock files, by owner
 }
 
 // ownersDir returns the directory of the owner lock files: the database
@@ -113,6 +114,12 @@ func (r *Repository) HoldOwner(ctx context.Context, owner string) (release func(
 	}
 	path := ownerLockPath(dir, owner)
 	f, err := lockOwnerFile(path, true)
+	// Another process's sweep (see sweepOwners) may hold the lock of a
+	// file just created, for an instant: try again for a while.
+	for try := 0; errors.Is(err, errLockHeld) && try < 100 && ctx.Err() == nil; try++ {
+		time.Sleep(5 * time.Millisecond)
+		f, err = lockOwnerFile(path, true)
+	}
 	switch {
 	case errors.Is(err, errLockHeld):
 		return nil, newError(jobs.ErrConflict, op, uuid.Nil, "owner %q is held by a live process", owner)
@@ -127,9 +134,13 @@ func (r *Repository) HoldOwner(ctx context.Context, owner string) (release func(
 	o := &r.owners
 	o.mu.Lock()
 	if o.held == nil {
-		o.held = map[string]bool{}
+		o.held = map[string]*os.File{}
 	}
-	o.held[owner] = true
+	// The map keeps f reachable: a runner that gives up on handlers at
+	// shutdown keeps its lock without calling release, and a file left to
+	// the garbage collector would be closed, and the lock freed, while the
+	// process lives.
+	o.held[owner] = f
 	o.mu.Unlock()
 	var once sync.Once
 	return func() {
@@ -253,7 +264,7 @@ func (r *Repository) sweepOwners(ctx context.Context, dir, mine string) {
 func (r *Repository) holdsOwner(owner string) bool {
 	r.owners.mu.Lock()
 	defer r.owners.mu.Unlock()
-	return r.owners.held[owner]
+	return r.owners.held[owner] != nil
 }
 
 // runningOwnersSQL reads the owners of running jobs through the partial

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -297,4 +298,25 @@ func TestHoldOwnerSweepsIdleDeadOwners(t *testing.T) {
 	got, err := r.RescueDead(ctx, 10)
 	require.NoError(t, err)
 	require.Len(t, got, 1)
+}
+
+// An owner lock whose release func was dropped without a call (a runner
+// that left handlers behind at shutdown keeps its lock) stays held through
+// garbage collection: the process lives, so its jobs must not be rescued.
+func TestHeldOwnerSurvivesGarbageCollection(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "jobs.db")
+	r := openTestSQLitePath(t, path)
+	ctx := t.Context()
+	release, err := r.HoldOwner(ctx, "kept")
+	require.NoError(t, err)
+	claimAs(t, r, "kept", 1)
+	release = nil // dropped, as Run does when handlers are left behind
+	_ = release
+	runtime.GC()
+	runtime.GC()
+	other := openTestSQLitePath(t, path) // another process's repository
+	got, err := other.RescueDead(ctx, 100)
+	require.NoError(t, err)
+	require.Empty(t, got, "a live owner's lock was freed by the garbage collector")
 }

@@ -21,7 +21,13 @@ import (
 // jobsqlite (which imports this package).
 func openTestSQLite(t *testing.T) *Repository {
 	t.Helper()
-	dsn := "file:" + filepath.Join(t.TempDir(), "jobs.db") + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_txlock=immediate"
+	return openTestSQLitePath(t, filepath.Join(t.TempDir(), "jobs.db"))
+}
+
+// openTestSQLitePath opens a repository on the SQLite file at path.
+func openTestSQLitePath(t *testing.T, path string) *Repository {
+	t.Helper()
+	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_txlock=immediate"
 	sqldb, err := sql.Open(sqliteshim.ShimName, dsn)
 	require.NoError(t, err)
 	db := bun.NewDB(sqldb, sqlitedialect.New())
