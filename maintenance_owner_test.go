@@ -122,3 +122,15 @@ func TestRunnerWithoutItsOwnerLockDoesNotRun(t *testing.T) {
 	require.Equal(t, jobs.StatusPending, get(t, r, j.ID).Status, "nothing was claimed")
 	require.Zero(t, repo.checks.Load())
 }
+
+// A runner stopped while it takes its owner lock returns nil, as any runner
+// stopped before its first claim does.
+func TestRunnerStoppedWhileTakingItsOwnerLock(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	repo := &livenessRepo{JobRepository: memRepo(t), holdErr: &jobs.Error{Code: jobs.ErrUnavailable, Op: "hold owner", Err: context.Canceled}}
+	r := newRunner(t, repo)
+	r.Handle("k", noop)
+	require.NoError(t, r.Run(ctx))
+}

@@ -270,7 +270,10 @@ func (r *Runner) Run(ctx context.Context) error {
 	// runner that cannot hold it does not run: its jobs could be taken
 	// for a dead process's.
 	live, releaseOwner, err := r.holdOwner(ctx)
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return nil // stopped before it started: nothing claimed, nothing to drain
+	case err != nil:
 		log.Error("runner not started: owner lock", "owner", r.cfg.owner, "error", err)
 		return err
 	}
