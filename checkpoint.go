@@ -206,8 +206,14 @@ func (s *save) answer(err error) {
 func (r *Runner) writeSaves(saves []*save) error {
 	ups := make([]ProgressUpdate, len(saves))
 	execs := make([]*execution, len(saves))
+	seqs := make([]uint64, len(saves))
 	for i, s := range saves {
 		ups[i], execs[i] = s.u, s.e
+		// The progress as of now, not as of the Checkpoint call: the
+		// progress loop may have written a newer one meanwhile.
+		s.e.mu.Lock()
+		ups[i].Progress, seqs[i] = s.e.prog, s.e.seq
+		s.e.mu.Unlock()
 	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.lease/3)
@@ -217,6 +223,16 @@ func (r *Runner) writeSaves(saves []*save) error {
 	end()
 	if !refusedInput(err) { // a refused call renewed nothing
 		r.settleRenewals("store checkpoints", execs, err, start, nil)
+	}
+	for i, e := range execs {
+		// A report since the read above may have been written before this
+		// save landed, and been overwritten by it: write it again.
+		e.mu.Lock()
+		newer := e.seq != seqs[i]
+		e.mu.Unlock()
+		if newer {
+			e.redirty()
+		}
 	}
 	return err
 }
