@@ -126,12 +126,18 @@ func TestOutputFollowsAJobLive(t *testing.T) {
 func TestOutputOfUnknownJobAndBadStart(t *testing.T) {
 	t.Parallel()
 	r := newRunner(t, memRepo(t))
-	for _, err := range r.Output(t.Context(), uuid.UUID{1}, 0) {
-		require.ErrorIs(t, err, jobs.ErrNotFound)
+	errs := func(after int64) (got []error) {
+		for _, err := range r.Output(t.Context(), uuid.UUID{1}, after) {
+			got = append(got, err)
+		}
+		return got
 	}
-	for _, err := range r.Output(t.Context(), uuid.UUID{1}, -1) {
-		require.ErrorIs(t, err, jobs.ErrInvalidArgument)
-	}
+	got := errs(0)
+	require.Len(t, got, 1, "one error, then the stream stops")
+	require.ErrorIs(t, got[0], jobs.ErrNotFound)
+	got = errs(-1)
+	require.Len(t, got, 1)
+	require.ErrorIs(t, got[0], jobs.ErrInvalidArgument)
 }
 
 // Checkpoints of many handlers at once each return only once stored, and
@@ -139,33 +145,12 @@ func TestOutputOfUnknownJobAndBadStart(t *testing.T) {
 func TestCheckpointsOfManyHandlers(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
-		r := newRunner(t, repo, jobs.WithConcurrency(8))
-		jobs.Handle(r, "c", func(ctx context.Context, j *jobs.Job, n int, p jobs.Reporter) (int, error) {
-			for i := range 20 {
-				require.NoError(t, p.Append(i))
-				if n == 3 && i == 10 {
-					require.ErrorIs(t, p.Checkpoint(ctx, func() {}), jobs.ErrInvalidArgument)
-					require.ErrorIs(t, p.Append(make(chan int)), jobs.ErrInvalidArgument)
-				}
-				require.NoError(t, p.Checkpoint(ctx, step{Next: i + 1}))
+		saveFromEight(t, repo, 20, func(ctx context.Context, n, i int, p jobs.Reporter) {
+			if n == 3 && i == 10 {
+				require.ErrorIs(t, p.Checkpoint(ctx, func() {}), jobs.ErrInvalidArgument)
+				require.ErrorIs(t, p.Append(make(chan int)), jobs.ErrInvalidArgument)
 			}
-			return n, nil
 		})
-		start(t, r)
-		var ids []uuid.UUID
-		for n := range 8 {
-			j, err := r.Enqueue(t.Context(), "c", n)
-			require.NoError(t, err)
-			ids = append(ids, j.ID)
-		}
-		want := make([]int, 20)
-		for i := range want {
-			want[i] = i
-		}
-		for _, id := range ids {
-			require.Equal(t, jobs.StatusSucceeded, await(t, r, id).Status)
-			require.Equal(t, want, readOutput(t, repo, id))
-		}
 	})
 }
 
@@ -176,38 +161,49 @@ func TestRefusedCheckpointFailsOnlyItsCaller(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, repo jobs.JobRepository) {
 		big := strings.Repeat("x", rules.MaxPayloadBytes+10)
-		r := newRunner(t, repo, jobs.WithConcurrency(8))
 		var refused atomic.Int64
-		jobs.Handle(r, "c", func(ctx context.Context, j *jobs.Job, n int, p jobs.Reporter) (int, error) {
-			for i := range 30 {
-				if n == 0 && i%3 == 1 {
-					require.NoError(t, p.Append(big))
-					err := p.Checkpoint(ctx, step{Next: i + 1})
-					require.ErrorIs(t, err, jobs.ErrTooLarge)
-					refused.Add(1)
-				}
-				require.NoError(t, p.Append(i))
-				require.NoError(t, p.Checkpoint(ctx, step{Next: i + 1}))
+		saveFromEight(t, repo, 30, func(ctx context.Context, n, i int, p jobs.Reporter) {
+			if n == 0 && i%3 == 1 {
+				require.NoError(t, p.Append(big))
+				require.ErrorIs(t, p.Checkpoint(ctx, step{Next: i + 1}), jobs.ErrTooLarge)
+				refused.Add(1)
 			}
-			return n, nil
 		})
-		start(t, r)
-		var ids []uuid.UUID
-		for n := range 8 {
-			j, err := r.Enqueue(t.Context(), "c", n)
-			require.NoError(t, err)
-			ids = append(ids, j.ID)
-		}
-		want := make([]int, 30)
-		for i := range want {
-			want[i] = i
-		}
-		for _, id := range ids {
-			require.Equal(t, jobs.StatusSucceeded, await(t, r, id).Status)
-			require.Equal(t, want, readOutput(t, repo, id), "every save that returned nil is stored, the refused item is not")
-		}
 		require.Equal(t, int64(10), refused.Load())
 	})
+}
+
+// saveFromEight runs 8 jobs (n = 0..7) at once on repo whose handlers each
+// append step i and checkpoint after it, for steps steps, calling before
+// each step; then it checks that every job succeeded and that its output
+// is every step once, in order: each save that returned nil is stored, and
+// nothing else is.
+func saveFromEight(t *testing.T, repo jobs.JobRepository, steps int, before func(ctx context.Context, n, i int, p jobs.Reporter)) {
+	t.Helper()
+	r := newRunner(t, repo, jobs.WithConcurrency(8))
+	jobs.Handle(r, "c", func(ctx context.Context, j *jobs.Job, n int, p jobs.Reporter) (int, error) {
+		for i := range steps {
+			before(ctx, n, i, p)
+			require.NoError(t, p.Append(i))
+			require.NoError(t, p.Checkpoint(ctx, step{Next: i + 1}))
+		}
+		return n, nil
+	})
+	start(t, r)
+	var ids []uuid.UUID
+	for n := range 8 {
+		j, err := r.Enqueue(t.Context(), "c", n)
+		require.NoError(t, err)
+		ids = append(ids, j.ID)
+	}
+	want := make([]int, steps)
+	for i := range want {
+		want[i] = i
+	}
+	for _, id := range ids {
+		require.Equal(t, jobs.StatusSucceeded, await(t, r, id).Status)
+		require.Equal(t, want, readOutput(t, repo, id))
+	}
 }
 
 // An item refused with the outcome fails the job with that reason instead
