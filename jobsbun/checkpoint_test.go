@@ -111,11 +111,7 @@ func TestCheckpointSaveIsFenced(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, repo *jobsbun.Repository) {
 		ctx := t.Context()
-		a, b := newJob("k", 1), newJob("k", 2)
-		require.NoError(t, repo.Create(ctx, a, b))
-		cl := claimAll(t, repo, 2)
-		byID := map[uuid.UUID]*jobs.Job{cl[0].ID: cl[0], cl[1].ID: cl[1]}
-		la, lb := byID[a.ID].Lease(), byID[b.ID].Lease()
+		a, b, la, lb := twoRunning(t, repo)
 		require.NoError(t, repo.UpdateProgress(ctx, time.Minute, save(la, 0.1, `1`, `"a1"`)))
 
 		stale := la
@@ -155,11 +151,7 @@ func TestCheckpointSavesOfOneLeaseApplyInOrder(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, repo *jobsbun.Repository) {
 		ctx := t.Context()
-		a, b := newJob("k", 1), newJob("k", 2)
-		require.NoError(t, repo.Create(ctx, a, b))
-		cl := claimAll(t, repo, 2)
-		byID := map[uuid.UUID]*jobs.Job{cl[0].ID: cl[0], cl[1].ID: cl[1]}
-		la, lb := byID[a.ID].Lease(), byID[b.ID].Lease()
+		a, b, la, lb := twoRunning(t, repo)
 		err := repo.UpdateProgress(ctx, time.Minute,
 			save(la, 0.1, `{"n":1}`, `1`, `2`),
 			jobs.ProgressUpdate{Lease: lb, Progress: jobs.Progress{Fraction: 0.5, Message: "plain"}},
@@ -266,4 +258,15 @@ func TestCheckpointSavesInManyStatements(t *testing.T) {
 			}
 		}
 	})
+}
+
+// twoRunning creates two jobs and claims them, and returns them as created
+// with their leases.
+func twoRunning(t *testing.T, repo *jobsbun.Repository) (a, b *jobs.Job, la, lb jobs.Lease) {
+	t.Helper()
+	a, b = newJob("k", 1), newJob("k", 2)
+	require.NoError(t, repo.Create(t.Context(), a, b))
+	cl := claimAll(t, repo, 2)
+	byID := map[uuid.UUID]*jobs.Job{cl[0].ID: cl[0], cl[1].ID: cl[1]}
+	return a, b, byID[a.ID].Lease(), byID[b.ID].Lease()
 }
