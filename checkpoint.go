@@ -53,10 +53,9 @@ func (e *execution) Checkpoint(ctx context.Context, state any) error {
 	}
 	items := e.staged
 	e.staged = nil
-	prog := e.prog
 	e.mu.Unlock()
 
-	s := &save{e: e, u: ProgressUpdate{Lease: e.lease, Progress: prog, Checkpoint: b, Output: items}}
+	s := &save{e: e, u: ProgressUpdate{Lease: e.lease, Checkpoint: b, Output: items}} // Progress: set when written
 	// Once submitted, the write is waited out whatever ctx does: returning
 	// early would leave the caller unsure whether its items were stored.
 	err = e.r.saves.submit(e.r, s)

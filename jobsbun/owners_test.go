@@ -130,18 +130,12 @@ func TestRescueDeadOwner(t *testing.T) {
 // the same dead owner at once; each job is rescued once.
 func TestRescueDeadRace(t *testing.T) {
 	t.Parallel()
-	r := openTestSQLite(t)
+	path := filepath.Join(t.TempDir(), "jobs.db")
+	r := openTestSQLitePath(t, path)
+	r2 := openTestSQLitePath(t, path) // another process's repository
 	ctx := t.Context()
 	dir, err := r.ownersDir(ctx)
 	require.NoError(t, err)
-	file := filepath.Dir(dir) + "/jobs.db"
-	sqldb, err := sql.Open(sqliteshim.ShimName, "file:"+file+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_txlock=immediate")
-	require.NoError(t, err)
-	db2 := bun.NewDB(sqldb, sqlitedialect.New())
-	defer db2.Close()
-	r2, err := New(ctx, db2)
-	require.NoError(t, err)
-	defer r2.Close()
 
 	require.NoError(t, os.MkdirAll(dir, 0o755))
 	for round := range 20 {
