@@ -156,8 +156,8 @@
 //
 // If a process dies instead, its leases stop being renewed and its jobs run
 // again elsewhere within about 1.5 lease durations ([WithLeaseDuration]);
-// on SQLite through jobsbun, whose owner locks tell a dead process from a
-// paused one, within about 0.1s of its death.
+// through jobsbun, whose owner locks tell a dead process from a paused one,
+// within about 0.1s (SQLite) or 0.2s (PostgreSQL) of its death.
 // Delivery is at least once: a process killed after a handler's side effect
 // but before its outcome is stored runs that job again, so handlers that
 // touch the outside world should be idempotent.

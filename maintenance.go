@@ -15,11 +15,13 @@ func (r *Runner) rescueInterval() time.Duration { return r.cfg.lease / 4 }
 
 // deadOwnerInterval is how often the rescuer looks for dead owners when
 // the repository can tell them (see ownerLiveness): a killed runner's jobs
-// run again elsewhere about this long after the kill, whatever the lease.
-const deadOwnerInterval = 100 * time.Millisecond
+// run again elsewhere about this long after the kill (plus the
+// repository's own grace, 50 ms on PostgreSQL), whatever the lease.
+const deadOwnerInterval = 25 * time.Millisecond
 
 // ownerLiveness is implemented by repositories that can tell a dead runner
-// from a live one (jobsbun on SQLite, with a lock file per owner). Run
+// from a live one (jobsbun: a lock file per owner on SQLite, an advisory
+// lock per owner on PostgreSQL). Run
 // holds its owner with HoldOwner before its first claim and releases it
 // when it returns; the rescuer calls RescueDead often, which requeues the
 // running jobs of owners whose process is known to be dead. Unlike an
@@ -77,9 +79,10 @@ func (r *Runner) rescueLoop(ctx context.Context, live ownerLiveness) {
 // once per run of failures, not every tick.
 func (r *Runner) rescueDead(ctx context.Context, live ownerLiveness) {
 	for ctx.Err() == nil {
-		end := r.writes.begin()
+		// Not timed as a write (see outage.go): it is mostly a read, and
+		// its judgment does not age while it waits, so a slow call is no
+		// sign of an outage that rescues of expired leases must wait out.
 		js, err := live.RescueDead(ctx, rescueLimit)
-		end()
 		if err != nil {
 			if !r.deadFailing.Swap(true) && ctx.Err() == nil {
 				r.cfg.logger.Warn("rescue jobs of dead owners", "error", err)

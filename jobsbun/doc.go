@@ -58,14 +58,34 @@
 //
 // # Dead owners
 //
-// On SQLite each runner holds an exclusive flock on a lock file of its
-// owner name in the directory "<database file>-owners"
-// ([Repository.HoldOwner]), and the runners' rescuers try those locks
-// every 100 ms ([Repository.RescueDead]): a lock that can be taken belongs
-// to a dead process, whose running jobs are requeued at once, whatever
-// their leases, with the attempt error "owner died". A paused process keeps
-// its lock and its jobs. [jobs.Runner.Run] finds both methods by itself.
-// On PostgreSQL, and for owners without a lock file, jobs wait for their
+// Each runner holds a lock that only its death releases, and the runners'
+// rescuers look for free locks every 50 ms ([Repository.RescueDead]): the
+// running jobs of a dead owner are requeued at once, whatever their
+// leases, with the attempt error "owner died". A paused process keeps its
+// lock and its jobs. [jobs.Runner.Run] finds both methods by itself.
+//
+// On SQLite ([Repository.HoldOwner]) the lock is an exclusive flock on a
+// file of the owner's name in the directory "<database file>-owners",
+// which the kernel releases when the process dies, however it dies.
+//
+// On PostgreSQL it is a shared session-level advisory lock, held on a
+// connection of the pool kept for it (so a pool of one connection has no
+// owner lock), and a row in the table jobs_owners. The server releases the
+// lock when the process dies, and also when a live process's session ends
+// (pg_terminate_backend, an idle-session timeout, a server restart); the
+// owner then takes its lock back on a new session at once, at a new epoch.
+// A rescuer therefore requeues an owner's jobs only when its lock has been
+// free at the same epoch for 120 ms, in a transaction that takes the lock
+// itself; and for 10 s after the server started, none. A live process that
+// cannot open a new session within those 120 ms (a server refusing or
+// slow to accept connections) is taken for dead: its jobs run again
+// elsewhere, and its own late writes are refused ([jobs.ErrLeaseLost]), as
+// after an expired lease. Behind a pooler in transaction mode (PgBouncer)
+// session locks do not follow the client: a dead owner's lock may then stay
+// held, and its jobs wait for their leases as before.
+//
+// Owners without a lock (another platform, a database in memory, an older
+// version of this library) are never judged: their jobs wait for their
 // leases to expire ([Repository.RescueExpired]).
 //
 // # Errors

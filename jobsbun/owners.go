@@ -18,7 +18,8 @@ import (
 )
 
 // This file tells dead owners from live ones on SQLite, so that a killed
-// process's jobs are rescued at once instead of when their leases expire.
+// process's jobs are rescued at once instead of when their leases expire
+// (owners_pg.go does it on PostgreSQL).
 //
 // Each runner holds an exclusive flock(2) on a lock file of its own owner
 // name, in a directory beside the database file, from before its first
@@ -31,10 +32,6 @@ import (
 // A lock file is removed only by whoever holds its lock, and a holder
 // checks after locking that the path still names the file it locked; so a
 // lock is never held on a file that another process can no longer find.
-//
-// PostgreSQL has no such lock: HoldOwner returns an error wrapping
-// errors.ErrUnsupported there, and a dead runner's jobs wait for their
-// leases as before.
 
 // ownerLocks is the repository's state of owner lock files.
 type ownerLocks struct {
@@ -42,6 +39,12 @@ type ownerLocks struct {
 	known bool                // dir has been looked up
 	dir   string              // "" when the database has no file (in memory)
 	held  map[string]*os.File // open lock files, by owner
+
+	// PostgreSQL (owners_pg.go): owners whose lock was last seen free.
+	suspects map[string]pgSuspect
+	look     pgLook          // the last look for free owners
+	pgHeld   map[string]bool // owners held by this repository
+	grace    time.Duration   // pgOwnerGrace; longer in some tests
 }
 
 // ownersDir returns the directory of the owner lock files: the database
@@ -86,17 +89,23 @@ func ownerLockPath(dir, owner string) string {
 
 // HoldOwner takes the owner lock of owner, which tells the rescuers of
 // other processes (RescueDead) that owner's process is alive, and returns
-// the function that releases it and removes its file. [jobs.Runner.Run]
-// calls it before its first claim, through an interface, and releases
-// the lock when it returns; the kernel releases it when the process dies.
+// the function that releases it (see the package doc, Dead owners).
+// [jobs.Runner.Run] calls it before its first claim, through an interface,
+// and releases the lock when it returns; the process's death releases it
+// too.
 //
-// It creates the directory "<database file>-owners" when needed, and
-// removes the lock files of dead owners that have no running job left. It
+// On SQLite it creates the directory "<database file>-owners" when needed,
+// removes the lock files of dead owners that have no running job left, and
+// returns [jobs.ErrUnavailable] when the lock file cannot be created. On
+// PostgreSQL it keeps a connection of the pool and a goroutine, which takes
+// the lock back whenever its session ends, until release; when the
+// database cannot be reached at the call, it returns nil and that
+// goroutine keeps trying (until it succeeds, no rescuer judges owner). It
 // returns [jobs.ErrConflict] when another live holder has the lock of
-// owner (owner names must be unique), [jobs.ErrUnavailable] when the lock
-// file cannot be created, and an error wrapping errors.ErrUnsupported on
-// PostgreSQL, on a database in memory and on systems without flock. It is
-// safe for concurrent use.
+// owner (owner names must be unique), and an error wrapping
+// errors.ErrUnsupported on a database in memory, on systems without flock
+// and on PostgreSQL with a pool of one connection. It is safe for
+// concurrent use.
 func (r *Repository) HoldOwner(ctx context.Context, owner string) (release func(), err error) {
 	const op = "hold owner"
 	if err := refused(op, rules.Name("owner", owner, false)); err != nil {
@@ -104,6 +113,9 @@ func (r *Repository) HoldOwner(ctx context.Context, owner string) (release func(
 	}
 	if err := r.read(op); err != nil {
 		return nil, err
+	}
+	if r.d.pg {
+		return r.holdOwnerPG(ctx, owner)
 	}
 	dir, err := r.ownerLockDir(ctx, op)
 	if err != nil {
@@ -173,18 +185,22 @@ func (r *Repository) ownerLockDir(ctx context.Context, op string) (string, error
 }
 
 // RescueDead rescues, at once, the running jobs of owners whose process is
-// known to be dead, whatever their leases: owners that have a lock file
-// (see HoldOwner) whose lock this call can take. Each job goes back to
-// pending like [Repository.RescueExpired] does, its attempt counted, with
-// the attempt error "owner died" (failed when it has no attempt left,
-// canceled when a cancel was requested). The lease is cleared, so any
-// late write under it is refused. When all of a dead owner's jobs are
-// rescued, its lock file is removed. Owners without a lock file, and the
-// owners held in this process, are never judged.
+// known to be dead, whatever their leases: on SQLite, owners that have a
+// lock file (see HoldOwner) whose lock this call can take; on PostgreSQL,
+// owners whose lock has stayed free at the same epoch for 120 ms (a call
+// that finds an owner newly free waits that long for it, once). Each job
+// goes back to pending like [Repository.RescueExpired] does, its attempt
+// counted, with the attempt error "owner died" (failed when it has no
+// attempt left, canceled when a cancel was requested). The lease is
+// cleared, so any late write under it is refused. When all of a dead
+// owner's jobs are rescued, its lock file or row is removed. Owners
+// without a lock, and the owners held in this repository, are never
+// judged.
 //
-// Each call costs one read of the partial index of running jobs and, per
-// other owner with running jobs, an open and a non-blocking flock; a write
-// only when an owner is dead. It returns at most limit jobs (1 to 1000),
+// Each call costs one read of the partial index of running jobs and, on
+// SQLite, per other owner with running jobs, an open and a non-blocking
+// flock, or on PostgreSQL one read of pg_locks; a write only when an owner
+// is dead. It returns at most limit jobs (1 to 1000),
 // an error wrapping errors.ErrUnsupported where HoldOwner has one, and
 // [jobs.ErrUnavailable] when storage fails. It is safe for concurrent use,
 // also by several processes: each job is rescued once.
@@ -195,6 +211,9 @@ func (r *Repository) RescueDead(ctx context.Context, limit int) ([]*jobs.Job, er
 	}
 	if err := r.read(op); err != nil {
 		return nil, err
+	}
+	if r.d.pg {
+		return r.rescueDeadPG(ctx, limit)
 	}
 	dir, err := r.ownerLockDir(ctx, op)
 	if err != nil {

@@ -13,10 +13,8 @@ import (
 
 	"github.com/jobsmith/jobs"
 	"github.com/jobsmith/jobs/internal/rules"
-	"github.com/jobsmith/jobs/internal/testdb"
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/dialect/sqlitedialect"
 	"github.com/uptrace/bun/driver/sqliteshim"
 )
@@ -169,19 +167,6 @@ func TestOwnerLocksUnsupported(t *testing.T) {
 		require.NoError(t, err)
 		sqldb.SetMaxOpenConns(1)
 		db := bun.NewDB(sqldb, sqlitedialect.New())
-		defer db.Close()
-		r, err := New(t.Context(), db)
-		require.NoError(t, err)
-		_, err = r.HoldOwner(t.Context(), "w1")
-		require.True(t, errors.Is(err, errors.ErrUnsupported), "%v", err)
-		_, err = r.RescueDead(t.Context(), 10)
-		require.True(t, errors.Is(err, errors.ErrUnsupported), "%v", err)
-	})
-	t.Run("postgres", func(t *testing.T) {
-		t.Parallel()
-		sqldb, err := sql.Open("pgx", testdb.PostgresDSN(t))
-		require.NoError(t, err)
-		db := bun.NewDB(sqldb, pgdialect.New())
 		defer db.Close()
 		r, err := New(t.Context(), db)
 		require.NoError(t, err)

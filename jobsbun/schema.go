@@ -115,7 +115,7 @@ var pgSteps = []migrate.Step{{
 	lease_token TEXT,
 	lease_expires_at TIMESTAMPTZ,` + schemaChecks + `
 )`}, schemaIndexes...),
-}, pgNotifyStep, pgOutputStep} // schema_notify.go, schema_output.go
+}, pgNotifyStep, pgOutputStep, pgOwnersStep} // schema_notify.go, schema_output.go, schema_owners.go
 
 // steps returns the migration steps of the dialect.
 func (d sqlDialect) steps() []migrate.Step {
