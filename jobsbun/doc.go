@@ -59,7 +59,7 @@
 // # Dead owners
 //
 // Each runner holds a lock that only its death releases, and the runners'
-// rescuers look for free locks every 50 ms ([Repository.RescueDead]): the
+// rescuers look for free locks every 25 ms ([Repository.RescueDead]): the
 // running jobs of a dead owner are requeued at once, whatever their
 // leases, with the attempt error "owner died". A paused process keeps its
 // lock and its jobs. [jobs.Runner.Run] finds both methods by itself.
@@ -71,18 +71,22 @@
 // On PostgreSQL it is a shared session-level advisory lock, held on a
 // connection of the pool kept for it (so a pool of one connection has no
 // owner lock), and a row in the table jobs_owners. The server releases the
-// lock when the process dies, and also when a live process's session ends
-// (pg_terminate_backend, an idle-session timeout, a server restart); the
+// lock when the process dies, and also when a live process's sessions are
+// ended for it (pg_terminate_backend, a server shutdown or crash); the
 // owner then takes its lock back on a new session at once, at a new epoch.
-// A rescuer therefore requeues an owner's jobs only when its lock has been
-// free at the same epoch for 120 ms, in a transaction that takes the lock
-// itself; and for 10 s after the server started, none. A live process that
-// cannot open a new session within those 120 ms (a server refusing or
-// slow to accept connections) is taken for dead: its jobs run again
-// elsewhere, and its own late writes are refused ([jobs.ErrLeaseLost]), as
-// after an expired lease. Behind a pooler in transaction mode (PgBouncer)
-// session locks do not follow the client: a dead owner's lock may then stay
-// held, and its jobs wait for their leases as before.
+// A rescuer requeues an owner's jobs only when its lock has been free at
+// the same epoch for 50 ms and no session of the database was ended by the
+// server meanwhile (pg_stat_database.sessions_killed, which a client's
+// death does not move); after such an event the owner gets 3 s to come
+// back, and for 10 s after the server started no owner is judged. The
+// rescue is a transaction that takes the owner's lock itself. A live
+// process taken for dead (its lock's session lost without the server
+// ending it, as when a network fault resets the connection, and not back
+// within those 50 ms) loses its jobs as after an expired lease: they run
+// again elsewhere, and its late writes are refused ([jobs.ErrLeaseLost]).
+// Behind a pooler in transaction mode (PgBouncer) a session lock does not
+// follow its client: a dead owner's lock may stay held, and its jobs wait
+// for their leases as before. PostgreSQL 14 or later.
 //
 // Owners without a lock (another platform, a database in memory, an older
 // version of this library) are never judged: their jobs wait for their

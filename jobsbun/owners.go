@@ -187,8 +187,9 @@ func (r *Repository) ownerLockDir(ctx context.Context, op string) (string, error
 // RescueDead rescues, at once, the running jobs of owners whose process is
 // known to be dead, whatever their leases: on SQLite, owners that have a
 // lock file (see HoldOwner) whose lock this call can take; on PostgreSQL,
-// owners whose lock has stayed free at the same epoch for 120 ms (a call
-// that finds an owner newly free waits that long for it, once). Each job
+// owners whose lock the calls of this repository have found free at the
+// same epoch for 50 ms, or for 3 s when the server ended sessions
+// meanwhile (see the package doc, Dead owners). Each job
 // goes back to pending like [Repository.RescueExpired] does, its attempt
 // counted, with the attempt error "owner died" (failed when it has no
 // attempt left, canceled when a cancel was requested). The lease is

@@ -146,6 +146,11 @@ func (r *Repository) holdOwnerPG(ctx context.Context, owner string) (release fun
 	if r.db.DB.Stats().MaxOpenConnections == 1 {
 		return nil, pgOwnerUnsupported(op)
 	}
+	var version int
+	if err := r.db.QueryRowContext(ctx, "SELECT current_setting('server_version_num')::int").Scan(&version); err == nil && version < 140000 {
+		return nil, &jobs.Error{Code: jobs.ErrInvalidArgument, Op: op,
+			Msg: "owner locks need PostgreSQL 14 or later (pg_stat_database.sessions_killed)", Err: errors.ErrUnsupported}
+	}
 	key := pgOwnerKey(owner)
 	var held bool
 	err = r.db.QueryRowContext(ctx, "SELECT "+fmt.Sprintf(pgLockHeldSQL, "?::int"), key).Scan(&held)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/jobspg"
 	"github.com/stretchr/testify/require"
 )
 
@@ -18,7 +19,11 @@ import (
 // succeeded with an output that holds each step exactly once, in order, and
 // a kill may cost at most the step it interrupted: the ledger counts the
 // steps run, and a job runs at most one step more per kill than it has.
-// The long suite does 20 kills per backend; the default run 2 on SQLite.
+// Meanwhile this process, which runs no handler, follows the output of
+// three jobs live (Runner.Output: notifications on PostgreSQL, polling on
+// SQLite) across the kills: each stream must end when its job does, with
+// exactly the job's final output. The long suite does 20 kills per
+// backend; the default run 2 on SQLite.
 func TestKillCheckpointingWorkers(t *testing.T) {
 	t.Parallel()
 	kills, backends := 2, []string{"sqlite"}
@@ -34,6 +39,7 @@ func TestKillCheckpointingWorkers(t *testing.T) {
 			ids := c.enqueue(kills*6+6, kindSteps, stepsPayload{Steps: steps, MS: ms}, func(j *jobs.Job) {
 				j.MaxAttempts = 100 // a kill costs the attempt of every job of the victim
 			})
+			follows := followOutputs(t, c, ids[:3])
 			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 			for k := range kills {
 				// Kill a process that is in the middle of a step.
@@ -59,8 +65,55 @@ func TestKillCheckpointingWorkers(t *testing.T) {
 				killed := j.Attempt - 1
 				require.LessOrEqual(t, ran, steps+killed, "job %s: %d steps run over %d attempts: a kill redid more than one step", id, ran, j.Attempt)
 			}
+			for i, f := range follows {
+				select {
+				case got := <-f:
+					require.NoError(t, got.err, "follower of job %s", ids[i])
+					require.Equal(t, want, got.items, "follower of job %s: the final output, live", ids[i])
+				case <-time.After(10 * time.Second):
+					t.Fatalf("the follower of job %s did not end with its job", ids[i])
+				}
+			}
 		})
 	}
+}
+
+// followed is what a live follower of a job's output saw.
+type followed struct {
+	items []int
+	err   error
+}
+
+// followOutputs follows the output of each job live from this process,
+// through a runner that runs no handler, until the job ends.
+func followOutputs(t *testing.T, c *cluster, ids []uuid.UUID) []chan followed {
+	t.Helper()
+	var opts []jobs.Option
+	if c.cfg.Backend == "postgres" {
+		opts = append(opts, jobs.WithNotifier(jobspg.NewListener(c.repo.DB())))
+	}
+	r, err := jobs.NewRunner(c.repo, opts...)
+	require.NoError(t, err)
+	out := make([]chan followed, len(ids))
+	for i, id := range ids {
+		out[i] = make(chan followed, 1)
+		go func() {
+			var f followed
+			for it, err := range r.Output(t.Context(), id, 0) {
+				if err != nil {
+					f.err = err
+					break
+				}
+				var v int
+				if f.err = json.Unmarshal(it.Data, &v); f.err != nil {
+					break
+				}
+				f.items = append(f.items, v)
+			}
+			out[i] <- f
+		}()
+	}
+	return out
 }
 
 // runningStepper returns the pid of a live process whose latest ledger line
