@@ -168,6 +168,11 @@ func (r *Repository) holdOwnerPG(ctx context.Context, owner string) (release fun
 	o.pgHeld[owner] = true // never judged here, even while it takes its lock back
 	o.mu.Unlock()
 	conn, _ := r.lockOwnerPG(ctx, owner, key) // nil: the goroutine tries again
+	// Records of owners that died with no running job are never judged:
+	// remove those a minute old whose lock is free (best effort).
+	_, _ = r.db.ExecContext(ctx, `DELETE FROM jobs_owners o WHERE held_at < now() - interval '1 minute'
+		AND NOT EXISTS (SELECT 1 FROM jobs WHERE status = 'running' AND lease_owner = o.owner)
+		AND pg_try_advisory_xact_lock(`+pgOwnerLockOf("o.lock_key")+`)`)
 	// The first look of this repository's rescues compares with this.
 	var killed int64
 	if r.db.QueryRowContext(ctx, pgKilledSQL).Scan(&killed) == nil {
@@ -433,14 +438,18 @@ func (r *Repository) rescueOwnerPG(ctx context.Context, owner string, key int32,
 		if err != nil {
 			return err
 		}
+		// No SKIP LOCKED: a row locked by a write of the dead owner's
+		// (aborting with its session) or by a caller's cancel is waited
+		// for, not left running under an owner that has no record left.
 		set, args := r.rescueSet(t, rules.OwnerDied)
 		args = append(args, owner, limit, owner)
-		rescued, err = r.rescueRows(ctx, db, t, set+"WHERE id IN (SELECT id FROM jobs WHERE status = 'running' AND lease_owner = ? LIMIT ? FOR UPDATE SKIP LOCKED)"+
+		rescued, err = r.rescueRows(ctx, db, t, set+"WHERE id IN (SELECT id FROM jobs WHERE status = 'running' AND lease_owner = ? LIMIT ?)"+
 			" AND status = 'running' AND lease_owner = ? RETURNING "+r.d.jobColumns(), args)
 		if err != nil || len(rescued) >= limit {
 			return err
 		}
-		_, err = db.ExecContext(ctx, "DELETE FROM jobs_owners WHERE owner = ?", owner)
+		_, err = db.ExecContext(ctx, "DELETE FROM jobs_owners WHERE owner = ? AND NOT EXISTS "+
+			"(SELECT 1 FROM jobs WHERE status = 'running' AND lease_owner = ?)", owner, owner)
 		return err
 	})
 	if errors.Is(err, errOwnerBack) {

@@ -316,3 +316,31 @@ func ids(js []*jobs.Job) []string {
 	}
 	return out
 }
+
+// TestPGHoldOwnerSweepsIdleDeadOwners: taking an owner lock removes the
+// records of owners that died with no running job (nobody would judge
+// them), a minute after they last took their lock; an owner with running
+// jobs and one that holds its lock keep theirs.
+func TestPGHoldOwnerSweepsIdleDeadOwners(t *testing.T) {
+	t.Parallel()
+	r := openTestPG(t, testdb.PostgresDSN(t), 0)
+	ctx := t.Context()
+	for _, owner := range []string{"gone", "busy", "held", "recent"} {
+		recordOwner(t, r, owner)
+	}
+	_, err := r.db.ExecContext(ctx, "UPDATE jobs_owners SET held_at = now() - interval '2 minutes' WHERE owner <> 'recent'")
+	require.NoError(t, err)
+	claimAs(t, r, "busy", 1)
+	conn, err := r.db.Conn(ctx)
+	require.NoError(t, err)
+	defer discardConn(conn)
+	_, err = conn.ExecContext(ctx, "SELECT pg_advisory_lock_shared("+pgOwnerLock+")", pgOwnerKey("held"))
+	require.NoError(t, err)
+
+	release, err := r.HoldOwner(ctx, "w")
+	require.NoError(t, err)
+	defer release()
+	var left []string
+	require.NoError(t, r.db.NewSelect().Table("jobs_owners").Column("owner").Order("owner").Scan(ctx, &left))
+	require.Equal(t, []string{"busy", "held", "recent", "w"}, left)
+}
