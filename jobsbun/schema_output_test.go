@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -46,13 +47,16 @@ func TestOutputStepMigratesAnExistingDatabase(t *testing.T) {
 			t.Cleanup(func() { db.Close() })
 			d, err := newSQLDialect(db)
 			require.NoError(t, err)
+			// The steps before checkpoints and output; later steps (any
+			// number) are applied by New with it.
 			steps := d.steps()
 			last := steps[len(steps)-1]
-			require.Equal(t, "checkpoints and output", last.Name)
+			output := slices.IndexFunc(steps, func(s migrate.Step) bool { return s.Name == "checkpoints and output" })
+			require.Positive(t, output)
 			runTx := func(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
 				return db.RunInTx(ctx, nil, fn)
 			}
-			require.NoError(t, migrate.Run(ctx, runTx, d.lockMigrations(), steps[:len(steps)-1]))
+			require.NoError(t, migrate.Run(ctx, runTx, d.lockMigrations(), steps[:output]))
 			id := uuid.Must(uuid.NewV7())
 			now := time.Now().UTC()
 			_, err = db.ExecContext(ctx, "INSERT INTO jobs (id, kind, queue, payload, max_attempts, run_at, created_at, updated_at) "+
