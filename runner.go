@@ -51,7 +51,8 @@ type Runner struct {
 	avgDur    atomic.Int64  // moving average of handler run time, ns; -1 unknown
 	lastFreed atomic.Int64  // unix ns when a worker last finished a job
 
-	wakes wakeSchedule // delayed wake-ups of the fetcher; see wake.go
+	wakes  wakeSchedule // delayed wake-ups of the fetcher; see wake.go
+	pauses localPauses  // queues paused by this runner; see pause.go
 
 	emu   sync.Mutex // guards execs
 	execs map[uuid.UUID]*execution
