@@ -84,4 +84,3 @@ func (s *server) setPaused(w http.ResponseWriter, r *http.Request, set func(ctx 
 	}
 	writeJSON(w, http.StatusOK, queueOf(st, name))
 }
-
