@@ -77,6 +77,7 @@ func TestPausedQueueAcrossRestart(t *testing.T) {
 			t.Logf("%s: resume → first start %v, last start %v (poll interval %v)", tc.name,
 				firstStart.Sub(resumed).Round(time.Millisecond), lastStart.Sub(resumed).Round(time.Millisecond), tc.poll)
 			require.LessOrEqual(t, lastStart.Sub(resumed), tc.within, "the resumed jobs start within the bound")
+			c.waitFinished(len(held)+2, 10*time.Second) // their outcomes are stored after "done"
 			for _, id := range held {
 				j := c.job(id)
 				require.Equal(t, jobs.StatusSucceeded, j.Status)
