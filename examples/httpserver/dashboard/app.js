@@ -258,23 +258,28 @@ async function refreshQueues() {
   }
 }
 
+// setPaused pauses or resumes a queue and reports whether it worked.
 async function setPaused(name, paused, button) {
   button.disabled = true;
+  let ok = false;
   try {
     await api("POST", `/api/queues/${encodeURIComponent(name)}/${paused ? "pause" : "resume"}`);
     showError($("#queue-error"), "");
+    ok = true;
   } catch (e) {
     showError($("#queue-error"), e.message);
   } finally {
     button.disabled = false;
   }
   refreshQueues();
+  return ok;
 }
 
 async function pauseNamed(ev) {
   ev.preventDefault();
-  const name = $("#pause-name").value.trim();
-  if (name) await setPaused(name, true, $("#pause-add"));
+  const input = $("#pause-name");
+  const name = input.value.trim();
+  if (name && await setPaused(name, true, $("#pause-add"))) input.value = "";
 }
 
 // --- start form and sign-in --------------------------------------------------
