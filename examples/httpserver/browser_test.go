@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -185,9 +186,16 @@ func TestDashboardPauseInBrowser(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Navigate(e.url+"/"),
 		chromedp.WaitVisible(chromedp.ID("pause-form")),
+		chromedp.SetValue(chromedp.ID("pause-name"), strings.Repeat("q", 200)),
+		chromedp.Click(chromedp.ID("pause-add")),
+	))
+	require.NoError(t, poll(`(() => { const e = document.querySelector("#queue-error");
+		return !e.hidden && e.textContent.startsWith("queue is 200 bytes"); })()`), "a malformed name: the server's message is shown")
+	require.NoError(t, chromedp.Do(ctx,
 		chromedp.SetValue(chromedp.ID("pause-name"), "default"),
 		chromedp.Click(chromedp.ID("pause-add")),
 	))
+	require.NoError(t, poll(`document.querySelector("#queue-error").hidden && document.querySelector("#pause-name").value === ""`))
 	require.NoError(t, poll(`(() => { const q = `+queueRow+`;
 		return !!q && q.dataset.paused === "true" && getComputedStyle(q.querySelector(".badge")).display !== "none" &&
 			q.querySelector(".toggle").textContent === "Resume" && q.querySelector(".qcounts").textContent === "no jobs"; })()`),
