@@ -95,16 +95,17 @@ type JobRepository interface {
 	// queues (Paused, sorted, with or without jobs).
 	Stats(ctx context.Context) (*Stats, error)
 
-	// PauseQueue pauses a queue: from the moment it returns, Claim returns
-	// no job of that queue until ResumeQueue. Nothing else changes: its
-	// pending jobs stay pending (Create, RequestCancel and List work as
-	// before), and its running jobs keep their leases and finish, retry
-	// or are rescued as usual (a job that goes back to pending waits for
-	// the resume). A queue may be paused before any job exists in it; the
-	// pause is stored, so it holds for every process and across restarts.
-	// Pausing a paused queue is a no-op. A malformed queue name (empty,
-	// longer than 128 bytes, not UTF-8 or with NUL) is ErrInvalidArgument
-	// and nothing is written.
+	// PauseQueue pauses a queue: a Claim that begins after PauseQueue has
+	// returned returns no job of that queue until ResumeQueue (a Claim
+	// already under way may still return some; [Runner.PauseQueue] hands
+	// those back). Nothing else changes: its pending jobs stay pending
+	// (Create, RequestCancel and List work as before), and its running
+	// jobs keep their leases and finish, retry or are rescued as usual (a
+	// job that goes back to pending waits for the resume). A queue may be
+	// paused before any job exists in it; the pause is stored, so it holds
+	// for every process and across restarts. Pausing a paused queue is a
+	// no-op. A malformed queue name (empty, longer than 128 bytes, not
+	// UTF-8 or with NUL) is ErrInvalidArgument and nothing is written.
 	PauseQueue(ctx context.Context, queue string) error
 
 	// ResumeQueue ends the pause of a queue: Claim returns its jobs again.
@@ -113,10 +114,10 @@ type JobRepository interface {
 	ResumeQueue(ctx context.Context, queue string) error
 
 	// Claim atomically moves up to q.Limit pending jobs whose RunAt has come
-	// and whose queue is not paused (see PauseQueue) to running, highest
-	// Priority first and then oldest RunAt, and returns them. Each claimed
-	// job gets a fresh lease token, LeaseOwner q.Owner, a lease that
-	// expires after q.LeaseDuration, StartedAt now, and Attempt incremented; the lease runs from when the claim lands, after any wait
+	// to running, highest Priority first and then oldest RunAt, and returns
+	// them. Each claimed job gets a fresh lease token, LeaseOwner q.Owner, a
+	// lease that expires after q.LeaseDuration, StartedAt now, and Attempt
+	// incremented; the lease runs from when the claim lands, after any wait
 	// for the database. Two concurrent claims never return the same job. Only
 	// jobs of q.Queues and q.Kinds are claimed (empty: any). It returns an
 	// empty slice, not an error, when nothing is ready. The order of the
@@ -125,6 +126,8 @@ type JobRepository interface {
 	// from being claimed: it ends failed at once, its Error saying why. A
 	// query without an owner, with a limit outside [1, 1000] or
 	// with a lease duration <= 0 is ErrInvalidArgument.
+	//
+	// Jobs of a paused queue are not claimed (see PauseQueue).
 	Claim(ctx context.Context, q ClaimQuery) ([]*Job, error)
 
 	// UpdateProgress stores each update's progress (and its checkpoint and
