@@ -46,10 +46,6 @@ func (r *Runner) ResumeQueue(ctx context.Context, queue string) error {
 	return nil
 }
 
-// Stats counts the stored jobs by status, kind and queue and lists the
-// paused queues; see [JobRepository.Stats].
-func (r *Runner) Stats(ctx context.Context) (*Stats, error) { return r.repo.Stats(ctx) }
-
 // localPauses closes the window between a pause and the claims that were
 // under way when it was stored: such a claim may return jobs of the queue
 // just paused (on PostgreSQL a claim sees the rows as of its start), and

@@ -203,6 +203,10 @@ func (r *Runner) Get(ctx context.Context, id uuid.UUID) (*Job, error) { return r
 // [JobRepository.List].
 func (r *Runner) List(ctx context.Context, q ListQuery) (*Page, error) { return r.repo.List(ctx, q) }
 
+// Stats counts the stored jobs by status, kind and queue and lists the
+// paused queues; see [JobRepository.Stats].
+func (r *Runner) Stats(ctx context.Context) (*Stats, error) { return r.repo.Stats(ctx) }
+
 // exec returns the local execution of job id, or nil.
 func (r *Runner) exec(id uuid.UUID) *execution {
 	r.emu.Lock()
