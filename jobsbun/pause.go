@@ -18,7 +18,10 @@ import (
 // PauseQueue implements [jobs.JobRepository.PauseQueue] with one upsert of
 // the queue's row. A Claim statement that began before the pause committed
 // may still return the queue's jobs; any Claim that begins after it
-// returned does not.
+// returned does not. While a queue is paused, claims read past those of
+// its pending jobs that are ahead in line (higher priority, older RunAt)
+// of the jobs they take: a large paused backlog slows claims (see
+// schema_queues.go for figures).
 func (r *Repository) PauseQueue(ctx context.Context, queue string) error {
 	const op = "pause queue"
 	if err := refused(op, rules.Name("queue", queue, false)); err != nil {

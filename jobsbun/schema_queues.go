@@ -14,6 +14,15 @@ import (
 //     without a row is not paused, so queues need no row to run, and a
 //     queue can be paused before any job exists in it.
 //
+// The cost: nothing paused, the filter is one scan of a tiny table per
+// claim statement (no measurable change of a claim of 100 jobs). A paused
+// queue's pending jobs stay in jobs_claim_idx, which the claim walks in
+// claim order: the paused jobs that come before the jobs a claim takes are
+// read and skipped, so a large paused backlog ahead of the other queues'
+// jobs slows every claim (100 000 paused jobs ahead: about 30 ms per claim
+// on SQLite and on PostgreSQL, on a loaded 2-core test machine), as a claim
+// restricted to some queues walks past the jobs of the others.
+//
 // On PostgreSQL a resume (paused going from true to false) sends the "n"
 // hint of schema_notify.go in the transaction of the resume, so the
 // runners of other processes claim the resumed queue's jobs at once
