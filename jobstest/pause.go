@@ -102,6 +102,12 @@ var pauseCases = []testCase{
 		h.resume(t, "b")
 		require.Equal(t, []string{"Z", "a", "é"}, h.stats(t).Paused)
 	}},
+	{"StatsIsACopy", func(t *testing.T, h *harness) {
+		h.pause(t, "a")
+		st := h.stats(t)
+		st.Paused[0] = "changed"
+		require.Equal(t, []string{"a"}, h.stats(t).Paused, "changing a returned Stats changes nothing stored")
+	}},
 	{"MalformedNamesWriteNothing", func(t *testing.T, h *harness) {
 		bad := map[string]string{
 			"empty":    "",
