@@ -118,6 +118,27 @@
 //	case errors.Is(cause, jobs.ErrLeaseLost): // another runner owns the job now
 //	}
 //
+// # Pausing a queue
+//
+// [Runner.PauseQueue] stops the jobs of one queue from starting, in every
+// process that shares the database, until [Runner.ResumeQueue]. The pause
+// is stored, so it outlives restarts, and a queue may be paused before it
+// has any job. Running jobs go on and finish; pending jobs, new ones and
+// those that go back to pending (retries, rescues) wait; Cancel and List
+// work as usual. In the pausing process the pause holds from the moment
+// PauseQueue returns (a job claimed just before is handed back, not
+// started); other processes stop at their next claim, within their poll
+// interval. A resume starts the waiting jobs at once in the resuming
+// process, and in others at once with a [Notifier] (jobspg.NewListener)
+// or within their poll interval. [Runner.Stats] lists the paused queues:
+//
+//	if err := r.PauseQueue(ctx, "transcribe"); err != nil { // e.g. the GPU pool is being drained
+//		return err
+//	}
+//	st, err := r.Stats(ctx) // st.Paused == ["transcribe"]; st.ByQueue["transcribe"] counts its jobs
+//	// …
+//	err = r.ResumeQueue(ctx, "transcribe")
+//
 // # Errors
 //
 // A handler error fails the attempt; the job is retried with exponential
@@ -168,8 +189,9 @@
 // [JobRepository]; the implementations in this module are
 // [MemoryRepository] and, in package jobsbun, one for SQLite and
 // PostgreSQL through bun, which creates or migrates its schema (the tables
-// jobs and jobs_schema_version) on open. Packages jobsqlite and jobspg open
-// it for you, so a program compiles only the driver it uses:
+// jobs, job_output, jobs_queues and jobs_schema_version) on open.
+// Packages jobsqlite and jobspg open it for you, so a program compiles
+// only the driver it uses:
 //
 //	repo, err := jobsqlite.Open(ctx, "data/jobs.db")             // embedded, pure Go, one host
 //	repo, err := jobspg.Open(ctx, "postgres://user@db:5432/app") // many processes on many hosts

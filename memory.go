@@ -28,6 +28,7 @@ type MemoryRepository struct {
 	unique  map[string]*memRecord       // by UniqueKey
 	buckets map[memBucketKey]*memBucket // pending jobs by queue and kind
 	running map[uuid.UUID]*memRecord
+	paused  map[string]bool // queues paused; see memory_pause.go
 }
 
 var _ JobRepository = (*MemoryRepository)(nil)
@@ -40,6 +41,7 @@ func NewMemoryRepository() *MemoryRepository {
 		unique:  map[string]*memRecord{},
 		buckets: map[memBucketKey]*memBucket{},
 		running: map[uuid.UUID]*memRecord{},
+		paused:  map[string]bool{},
 	}
 }
 
@@ -236,6 +238,7 @@ func (m *MemoryRepository) Stats(ctx context.Context) (*Stats, error) {
 	for _, r := range m.order {
 		s.Add(r.job.Queue, r.job.Kind, r.job.Status, 1)
 	}
+	s.Paused = m.pausedQueues()
 	return s, nil
 }
 
@@ -288,6 +291,6 @@ func (m *MemoryRepository) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true
-	m.jobs, m.order, m.unique, m.buckets, m.running = nil, nil, nil, nil, nil
+	m.jobs, m.order, m.unique, m.buckets, m.running, m.paused = nil, nil, nil, nil, nil, nil
 	return nil
 }

@@ -29,7 +29,7 @@ func (m *MemoryRepository) Claim(ctx context.Context, q ClaimQuery) ([]*Job, err
 	var eligible []*memBucket
 	for key, b := range m.buckets {
 		if (len(q.Queues) == 0 || slices.Contains(q.Queues, key.queue)) &&
-			(len(q.Kinds) == 0 || slices.Contains(q.Kinds, key.kind)) {
+			(len(q.Kinds) == 0 || slices.Contains(q.Kinds, key.kind)) && !m.paused[key.queue] {
 			b.promote(t)
 			eligible = append(eligible, b)
 		}

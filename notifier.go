@@ -14,8 +14,9 @@ import (
 // nothing.
 type Event struct {
 	// Ready: jobs were created or went back to pending (retry, release,
-	// rescue), so there may be work to claim. The runner wakes its fetcher,
-	// at most once every few milliseconds however many hints come.
+	// rescue), or a paused queue was resumed, so there may be work to
+	// claim. The runner wakes its fetcher, at most once every few
+	// milliseconds however many hints come.
 	Ready bool
 	// Canceled: a cancel was requested for these running jobs. The runner
 	// stops the handlers of those it runs at once.

@@ -58,6 +58,7 @@ type execution struct {
 	job     *Job // as claimed; the handler gets this pointer
 	lease   Lease
 	attempt int
+	paused  uint64          // the pause sequence its claim noted; see pause.go
 	ctx     context.Context // the handler's base context
 	cancel  context.CancelCauseFunc
 	renewed atomic.Int64 // unix ns when the last successful lease renewal started

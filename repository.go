@@ -91,8 +91,27 @@ type JobRepository interface {
 	// 1000] is ErrInvalidArgument.
 	List(ctx context.Context, q ListQuery) (*Page, error)
 
-	// Stats counts jobs by status, kind and queue.
+	// Stats counts jobs by status, kind and queue, and lists the paused
+	// queues (Paused, sorted, with or without jobs).
 	Stats(ctx context.Context) (*Stats, error)
+
+	// PauseQueue pauses a queue: a Claim that begins after PauseQueue has
+	// returned returns no job of that queue until ResumeQueue (a Claim
+	// already under way may still return some; [Runner.PauseQueue] hands
+	// those back). Nothing else changes: its pending jobs stay pending
+	// (Create, RequestCancel and List work as before), and its running
+	// jobs keep their leases and finish, retry or are rescued as usual (a
+	// job that goes back to pending waits for the resume). A queue may be
+	// paused before any job exists in it; the pause is stored, so it holds
+	// for every process and across restarts. Pausing a paused queue is a
+	// no-op. A malformed queue name (empty, longer than 128 bytes, not
+	// UTF-8 or with NUL) is ErrInvalidArgument and nothing is written.
+	PauseQueue(ctx context.Context, queue string) error
+
+	// ResumeQueue ends the pause of a queue: Claim returns its jobs again.
+	// Resuming a queue that is not paused is a no-op. A malformed queue
+	// name is ErrInvalidArgument, as for PauseQueue.
+	ResumeQueue(ctx context.Context, queue string) error
 
 	// Claim atomically moves up to q.Limit pending jobs whose RunAt has come
 	// to running, highest Priority first and then oldest RunAt, and returns
@@ -107,6 +126,8 @@ type JobRepository interface {
 	// from being claimed: it ends failed at once, its Error saying why. A
 	// query without an owner, with a limit outside [1, 1000] or
 	// with a lease duration <= 0 is ErrInvalidArgument.
+	//
+	// Jobs of a paused queue are not claimed (see PauseQueue).
 	Claim(ctx context.Context, q ClaimQuery) ([]*Job, error)
 
 	// UpdateProgress stores each update's progress (and its checkpoint and
@@ -245,6 +266,10 @@ type Stats struct {
 	ByStatus map[Status]int            `json:"by_status"`
 	ByKind   map[string]map[Status]int `json:"by_kind"`
 	ByQueue  map[string]map[Status]int `json:"by_queue"`
+	// Paused lists the paused queues in ascending order, those without
+	// jobs too (see [JobRepository.PauseQueue]); an empty slice, not nil,
+	// when none is.
+	Paused []string `json:"paused"`
 }
 
 // Add counts n jobs with the given queue, kind and status.

@@ -51,7 +51,8 @@ type Runner struct {
 	avgDur    atomic.Int64  // moving average of handler run time, ns; -1 unknown
 	lastFreed atomic.Int64  // unix ns when a worker last finished a job
 
-	wakes wakeSchedule // delayed wake-ups of the fetcher; see wake.go
+	wakes  wakeSchedule // delayed wake-ups of the fetcher; see wake.go
+	pauses localPauses  // queues paused by this runner; see pause.go
 
 	emu   sync.Mutex // guards execs
 	execs map[uuid.UUID]*execution
@@ -201,6 +202,10 @@ func (r *Runner) Get(ctx context.Context, id uuid.UUID) (*Job, error) { return r
 // List returns one page of jobs matching q, newest first; see
 // [JobRepository.List].
 func (r *Runner) List(ctx context.Context, q ListQuery) (*Page, error) { return r.repo.List(ctx, q) }
+
+// Stats counts the stored jobs by status, kind and queue and lists the
+// paused queues; see [JobRepository.Stats].
+func (r *Runner) Stats(ctx context.Context) (*Stats, error) { return r.repo.Stats(ctx) }
 
 // exec returns the local execution of job id, or nil.
 func (r *Runner) exec(id uuid.UUID) *execution {

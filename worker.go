@@ -110,7 +110,7 @@ func (r *Runner) fetch(ctx, base context.Context, kinds []string) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		start := time.Now()
+		start, paused := time.Now(), r.pauses.claimSeq()
 		js, err := r.claim(ctx, base, ClaimQuery{Owner: r.cfg.owner, Queues: r.cfg.queues,
 			Kinds: kinds, Limit: limit, LeaseDuration: r.cfg.lease})
 		if ctx.Err() != nil {
@@ -130,7 +130,7 @@ func (r *Runner) fetch(ctx, base context.Context, kinds []string) error {
 			continue
 		}
 		failures = 0
-		r.dispatch(base, js, start, time.Now())
+		r.dispatch(base, js, paused, start, time.Now())
 		if len(js) == limit {
 			continue // there may be more
 		}
@@ -189,7 +189,9 @@ func (r *Runner) claim(ctx, base context.Context, q ClaimQuery) ([]*Job, error) 
 // start. Counting from start would give up, at once, every job of a claim
 // that waited out a write outage; from done, a lease granted before the
 // process was paused could be taken for a fresh one.
-func (r *Runner) dispatch(base context.Context, js []*Job, start, done time.Time) {
+//
+// paused is the pause sequence noted before the claim started (pause.go).
+func (r *Runner) dispatch(base context.Context, js []*Job, paused uint64, start, done time.Time) {
 	if len(js) == 0 {
 		return
 	}
@@ -204,6 +206,7 @@ func (r *Runner) dispatch(base context.Context, js []*Job, start, done time.Time
 			claimed = start
 		}
 		es[i] = newExecution(r, base, j, claimed)
+		es[i].paused = paused
 		r.execs[j.ID] = es[i]
 	}
 	r.emu.Unlock()
@@ -232,6 +235,12 @@ func (r *Runner) worker() {
 // canceled first, and returns its outcome.
 func (r *Runner) execute(e *execution) outcome {
 	if r.stopping.Load() && e.ctx.Err() == nil {
+		e.end()
+		return outcome{e: e, kind: outRelease}
+	}
+	if r.pauses.heldBack(e.job.Queue, e.paused) && e.ctx.Err() == nil {
+		// Claimed before its queue was paused here: it waits for the resume.
+		r.cfg.logger.Debug("job held back: queue paused", "job_id", e.lease.JobID, "queue", e.job.Queue)
 		e.end()
 		return outcome{e: e, kind: outRelease}
 	}

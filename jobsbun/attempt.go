@@ -110,6 +110,7 @@ func (r *Repository) claimSQL(q jobs.ClaimQuery, t time.Time) (string, []any) {
 			args = append(args, s)
 		}
 	}
+	sub.WriteString(notPausedSQL) // schema_queues.go
 	// On SQLite the limit is bound as +?: a plain bound LIMIT makes SQLite
 	// re-prepare the statement on every run (it plans with the value), and a
 	// literal would prepare one statement per limit.

@@ -24,8 +24,9 @@
 //
 // # Schema
 //
-// The repository owns three tables, jobs, job_output (the items of each
-// job's output, see [jobs.JobRepository.ReadOutput]) and
+// The repository owns four tables, jobs, job_output (the items of each
+// job's output, see [jobs.JobRepository.ReadOutput]), jobs_queues (the
+// paused queues, see [jobs.JobRepository.PauseQueue]) and
 // jobs_schema_version, and never touches any other. New migrates them on every open: each step runs in a
 // transaction of its own under a cross-process lock (the write lock on
 // SQLite, an advisory lock on PostgreSQL), so processes that start at once

@@ -177,7 +177,8 @@ func (r *Repository) List(ctx context.Context, q jobs.ListQuery) (*jobs.Page, er
 	return p, nil
 }
 
-// Stats implements [jobs.JobRepository.Stats] with one GROUP BY query.
+// Stats implements [jobs.JobRepository.Stats] with one GROUP BY query and
+// one read of the paused queues (pause.go).
 func (r *Repository) Stats(ctx context.Context) (*jobs.Stats, error) {
 	const op = "stats"
 	if err := r.read(op); err != nil {
@@ -199,6 +200,9 @@ func (r *Repository) Stats(ctx context.Context) (*jobs.Stats, error) {
 	}
 	if err := rows.Err(); err != nil {
 		return nil, storageError(op, uuid.Nil, err)
+	}
+	if s.Paused, err = r.pausedQueues(ctx, op); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

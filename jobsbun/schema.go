@@ -84,7 +84,7 @@ var sqliteSteps = []migrate.Step{{
 	lease_token TEXT,
 	lease_expires_at TIMESTAMP,` + schemaChecks + `
 )`}, schemaIndexes...),
-}, sqliteOutputStep} // sqliteOutputStep: schema_output.go
+}, sqliteOutputStep, sqliteQueuesStep} // schema_output.go, schema_queues.go
 
 var pgSteps = []migrate.Step{{
 	Version: 1,
@@ -115,7 +115,7 @@ var pgSteps = []migrate.Step{{
 	lease_token TEXT,
 	lease_expires_at TIMESTAMPTZ,` + schemaChecks + `
 )`}, schemaIndexes...),
-}, pgNotifyStep, pgOutputStep, pgOwnersStep} // schema_notify.go, schema_output.go, schema_owners.go
+}, pgNotifyStep, pgOutputStep, pgOwnersStep, pgQueuesStep} // schema_notify.go, schema_output.go, schema_owners.go, schema_queues.go
 
 // steps returns the migration steps of the dialect.
 func (d sqlDialect) steps() []migrate.Step {

@@ -19,8 +19,9 @@
 // with [WithMaxPayloadBytes].
 //
 // The cases are grouped by topic: Create, BadInput, StateMachine, Finish,
-// Claim, Fencing, Progress, Checkpoint (saved by an attempt, fenced by its
-// lease, handed to the next attempt), Output (items stored with a
+// Claim, Pause (paused queues: hidden from Claim, listed by Stats, their
+// running jobs unaffected), Fencing, Progress, Checkpoint (saved by an
+// attempt, fenced by its lease, handed to the next attempt), Output (items stored with a
 // checkpoint or an outcome, numbered and read back; an attempt that resumes
 // never repeats them), Cancel, Release, Rescue, List, Stats, Prune, Tx,
 // Lifecycle (Close and the poison row), Races (two writers on one job, where
@@ -112,6 +113,7 @@ func Run(t *testing.T, newRepo func(t *testing.T) jobs.JobRepository, opts ...Op
 		{"StateMachine", stateCases},
 		{"Finish", finishCases},
 		{"Claim", claimCases},
+		{"Pause", pauseCases},
 		{"Fencing", fencingCases},
 		{"Progress", progressCases},
 		{"Checkpoint", checkpointCases},

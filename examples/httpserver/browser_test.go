@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -164,6 +165,64 @@ func TestDashboardInBrowser(t *testing.T) {
 		require.Equal(t, http.StatusOK, res.StatusCode)
 		require.Equal(t, want, decodeJob(t, body).Status)
 	}
+}
+
+// TestDashboardPauseInBrowser pauses the default queue from the dashboard
+// before it has any job, starts a transcription that then waits (pending,
+// counted under the paused queue), and resumes the queue with its button:
+// the job runs to the end and the queue shows as running again.
+func TestDashboardPauseInBrowser(t *testing.T) {
+	t.Parallel()
+	bctx := newBrowser(t)
+	e := newEnv(t, envOptions{delay: 5 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(bctx, 60*time.Second)
+	defer cancel()
+	poll := func(expr string) error {
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(20*time.Second)))
+		return err
+	}
+	const queueRow = `document.querySelector('#queues li.queue[data-name="default"]')`
+
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(e.url+"/"),
+		chromedp.WaitVisible(chromedp.ID("pause-form")),
+		chromedp.SetValue(chromedp.ID("pause-name"), strings.Repeat("q", 200)),
+		chromedp.Click(chromedp.ID("pause-add")),
+	))
+	require.NoError(t, poll(`(() => { const e = document.querySelector("#queue-error");
+		return !e.hidden && e.textContent.startsWith("queue is 200 bytes"); })()`), "a malformed name: the server's message is shown")
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.ID("pause-name"), "default"),
+		chromedp.Click(chromedp.ID("pause-add")),
+	))
+	require.NoError(t, poll(`document.querySelector("#queue-error").hidden && document.querySelector("#pause-name").value === ""`))
+	require.NoError(t, poll(`(() => { const q = `+queueRow+`;
+		return !!q && q.dataset.paused === "true" && getComputedStyle(q.querySelector(".badge")).display !== "none" &&
+			q.querySelector(".toggle").textContent === "Resume" && q.querySelector(".qcounts").textContent === "no jobs"; })()`),
+		"the queue, without jobs yet, shows paused with a Resume button")
+
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.ID("audio-url"), "tone:1s"),
+		chromedp.Click(chromedp.ID("start")),
+	))
+	require.NoError(t, poll(`(() => { const li = document.querySelector("#jobs li.job"), q = `+queueRow+`;
+		return !!li && li.dataset.status === "pending" && q.dataset.paused === "true" &&
+			q.querySelector(".qcounts").textContent === "1 pending"; })()`), "the job waits in the paused queue")
+	id, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#jobs li.job").dataset.id`))
+	require.NoError(t, err)
+	res, body := e.do("GET", "/api/jobs/"+id, "")
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	j := decodeJob(t, body)
+	require.Equal(t, jobs.StatusPending, j.Status)
+	require.Zero(t, j.Attempt, "never claimed")
+	saveScreenshot(t, ctx, "dashboard-paused.png")
+
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#queues li.queue[data-name="default"] .toggle`))))
+	require.NoError(t, poll(`(() => { const li = document.querySelector("#jobs li.job"), q = `+queueRow+`;
+		return li.dataset.status === "succeeded" && li.querySelector(".pct").textContent === "100%" &&
+			q.dataset.paused === "false" && q.querySelector(".toggle").textContent === "Pause" &&
+			getComputedStyle(q.querySelector(".badge")).display === "none"; })()`), "resumed: the job runs to the end")
+	require.NoError(t, poll(queueRow+`.querySelector(".qcounts").textContent === "1 succeeded"`))
 }
 
 // saveScreenshot writes a PNG of the page under JOBS_SCREENSHOT_DIR, or a

@@ -89,6 +89,9 @@ func (s *server) routes() {
 	m.HandleFunc("POST /api/jobs/{id}/cancel", s.cancelJob)
 	m.HandleFunc("GET /api/jobs/{id}/events", s.events)
 	m.HandleFunc("GET /ws/jobs/{id}", s.websocket)
+	m.HandleFunc("GET /api/queues", s.listQueues)
+	m.HandleFunc("POST /api/queues/{name}/pause", s.pauseQueue)
+	m.HandleFunc("POST /api/queues/{name}/resume", s.resumeQueue)
 }
 
 // ServeHTTP serves a request through CrossOriginProtection, then auth, then

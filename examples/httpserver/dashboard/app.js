@@ -4,6 +4,8 @@
 // and its output: for a transcription, one line per segment, so the
 // transcript grows under the bar. A socket reopened after a drop asks for
 // the lines after the last one shown (?after=), so none is lost or doubled.
+// The queues card lists the queues (GET /api/queues) with a pause/resume
+// button each, and pauses a queue by name, with or without jobs.
 // WebSockets are used rather than EventSource because browsers allow only six
 // HTTP/1.1 connections per host, which a few open SSE streams would use up.
 "use strict";
@@ -226,6 +228,60 @@ async function refresh() {
   }
 }
 
+// --- queues ------------------------------------------------------------------
+// GET /api/queues lists every queue with jobs and every paused queue; a
+// paused queue starts no job (in any server process) until it is resumed.
+
+const statuses = ["pending", "running", "succeeded", "failed", "canceled"];
+
+function queueRow(q) {
+  const li = el("li", "queue");
+  li.dataset.name = q.name;
+  li.dataset.paused = String(q.paused);
+  const counts = statuses.filter((s) => q.counts[s] > 0).map((s) => `${q.counts[s]} ${s}`);
+  li.append(el("span", "qname", q.name), el("span", "badge", "paused"),
+    el("span", "qcounts", counts.join(" · ") || "no jobs"));
+  const toggle = el("button", "toggle", q.paused ? "Resume" : "Pause");
+  toggle.type = "button";
+  toggle.addEventListener("click", () => setPaused(q.name, !q.paused, toggle));
+  li.append(toggle);
+  return li;
+}
+
+async function refreshQueues() {
+  try {
+    const data = await api("GET", "/api/queues");
+    $("#queues").replaceChildren(...data.queues.map(queueRow));
+    $("#no-queues").hidden = data.queues.length > 0;
+  } catch (e) {
+    if (e.status !== 401) showError($("#queue-error"), e.message);
+  }
+}
+
+// setPaused pauses or resumes a queue and reports whether it worked.
+async function setPaused(name, paused, button) {
+  button.disabled = true;
+  let ok = false;
+  try {
+    await api("POST", `/api/queues/${encodeURIComponent(name)}/${paused ? "pause" : "resume"}`);
+    showError($("#queue-error"), "");
+    ok = true;
+  } catch (e) {
+    showError($("#queue-error"), e.message);
+  } finally {
+    button.disabled = false;
+  }
+  refreshQueues();
+  return ok;
+}
+
+async function pauseNamed(ev) {
+  ev.preventDefault();
+  const input = $("#pause-name");
+  const name = input.value.trim();
+  if (name && await setPaused(name, true, $("#pause-add"))) input.value = "";
+}
+
 // --- start form and sign-in --------------------------------------------------
 
 async function start(ev) {
@@ -238,6 +294,7 @@ async function start(ev) {
   if (window.crypto && crypto.randomUUID) headers["Idempotency-Key"] = crypto.randomUUID();
   try {
     upsert(await api("POST", "/api/transcribe", body, headers), true);
+    refreshQueues();
   } catch (e) {
     showError($("#form-error"), e.message);
   } finally {
@@ -258,6 +315,7 @@ async function login(ev) {
     showError($("#login-error"), "");
     $("#login").close();
     refresh();
+    refreshQueues();
   } catch (e) {
     showError($("#login-error"), e.status === 401 ? "That token is not right." : e.message);
   }
@@ -266,6 +324,9 @@ async function login(ev) {
 document.addEventListener("DOMContentLoaded", () => {
   $("#start-form").addEventListener("submit", start);
   $("#login-form").addEventListener("submit", login);
+  $("#pause-form").addEventListener("submit", pauseNamed);
   refresh();
+  refreshQueues();
   setInterval(refresh, POLL_MS);
+  setInterval(refreshQueues, POLL_MS);
 });
