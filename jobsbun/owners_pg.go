@@ -182,7 +182,7 @@ func (r *Repository) holdOwnerPG(ctx context.Context, owner string) (release fun
 		}
 		o.mu.Unlock()
 	}
-	hctx, stop := context.WithCancel(context.Background())
+	hctx, stop := context.WithCancel(r.life) // until release or Close
 	done := make(chan struct{})
 	go r.keepOwnerPG(hctx, done, owner, key, conn)
 	var once sync.Once

@@ -39,7 +39,9 @@ type Repository struct {
 	stmts      stmtCache // SQLite only: prepared hot statements
 	closed     atomic.Bool
 	commits    commitFeed // runners of this process woken by RunInTx commits
-	owners     ownerLocks // SQLite only: see owners.go
+	owners     ownerLocks // see owners.go, owners_pg.go
+	life       context.Context
+	endLife    context.CancelFunc // at Close
 }
 
 var (
@@ -71,6 +73,7 @@ func New(ctx context.Context, db *bun.DB, opts ...Option) (*Repository, error) {
 	}
 	r := &Repository{db: db, d: d, maxPayload: cfg.maxPayload, busyRetry: cfg.busyRetry,
 		writeGrace: defaultWriteGrace, closeDB: cfg.closeDB}
+	r.life, r.endLife = context.WithCancel(context.Background())
 	if d.sqlite() {
 		r.gate = make(writeGate, 1)
 	}
@@ -85,13 +88,14 @@ func New(ctx context.Context, db *bun.DB, opts ...Option) (*Repository, error) {
 // jobs inside their own transactions with [Repository.CreateTx].
 func (r *Repository) DB() *bun.DB { return r.db }
 
-// Close marks the repository closed: later calls return [jobs.ErrClosed]. It
-// closes the database only when the repository was created with
-// [WithCloseDB]. Close is idempotent and safe for concurrent use.
+// Close marks the repository closed: later calls return [jobs.ErrClosed],
+// and owner locks held on PostgreSQL are let go. It closes the database
+// only when the repository was created with [WithCloseDB]. Close is idempotent and safe for concurrent use.
 func (r *Repository) Close() error {
 	if r.closed.Swap(true) {
 		return nil
 	}
+	r.endLife() // owner locks go with the repository (owners_pg.go)
 	r.stmts.close()
 	if !r.closeDB {
 		return nil
