@@ -149,6 +149,11 @@ func (r *Runner) store(base context.Context, batch []outcome) {
 			r.forget(o, StatusPending, err)
 		}
 	}
+	if r.limits.any {
+		// A limited job that ended frees its slot: claim again now
+		// rather than at the next poll.
+		r.notify()
+	}
 }
 
 // finish stores completions and returns each one's error. A batch refused

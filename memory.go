@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jobsmith/jobs/internal/admit"
 	"github.com/jobsmith/jobs/internal/rules"
 )
 
@@ -28,6 +29,7 @@ type MemoryRepository struct {
 	unique  map[string]*memRecord       // by UniqueKey
 	buckets map[memBucketKey]*memBucket // pending jobs by queue and kind
 	running map[uuid.UUID]*memRecord
+	starts  map[admit.Scope][]memStart // start logs of rate limits; see memory_limit.go
 }
 
 var _ JobRepository = (*MemoryRepository)(nil)
@@ -40,6 +42,7 @@ func NewMemoryRepository() *MemoryRepository {
 		unique:  map[string]*memRecord{},
 		buckets: map[memBucketKey]*memBucket{},
 		running: map[uuid.UUID]*memRecord{},
+		starts:  map[admit.Scope][]memStart{},
 	}
 }
 

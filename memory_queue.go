@@ -103,6 +103,12 @@ func (b *memBucket) popReady() *memRecord {
 	return r
 }
 
+// putReady puts back a ready record that popReady returned.
+func (b *memBucket) putReady(r *memRecord) {
+	r.bucket, r.inReady = b, true
+	heap.Push(&b.ready, r)
+}
+
 // empty reports whether the bucket holds no record.
 func (b *memBucket) empty() bool { return b.ready.Len() == 0 && b.scheduled.Len() == 0 }
 

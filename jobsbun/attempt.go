@@ -30,13 +30,30 @@ func (r *Repository) Claim(ctx context.Context, q jobs.ClaimQuery) ([]*jobs.Job,
 	var (
 		claimed []*jobs.Job
 		t       time.Time
+		next    time.Time // see ClaimQuery.NextStart
 	)
+	limited := hasLimits(q)
 	// On SQLite the claim is a transaction, so that its clock is read once
 	// it holds the write lock: a claim that waited for another process
-	// still hands out a whole lease.
-	err := r.write(ctx, op, r.d.sqlite(), func(ctx context.Context, db bun.IDB) error {
+	// still hands out a whole lease. A claim with limits is a transaction
+	// on PostgreSQL too (claim_limit.go).
+	err := r.write(ctx, op, r.d.sqlite() || limited, func(ctx context.Context, db bun.IDB) error {
 		t = rules.Now()
+		claimed, next = nil, time.Time{}
 		query, args := r.claimSQL(q, t)
+		var lc *limitedClaim
+		if limited {
+			var err error
+			lc, err = r.admitClaim(ctx, db, q)
+			if err != nil || lc.ids == nil {
+				if lc != nil {
+					next = lc.ad.NextStart()
+				}
+				return err
+			}
+			t, next = lc.t, lc.ad.NextStart()
+			query, args = r.claimIDsSQL(q, t, lc.ids)
+		}
 		rows, err := r.query(ctx, db, query, args...)
 		if err != nil {
 			return err
@@ -47,6 +64,9 @@ func (r *Repository) Claim(ctx context.Context, q jobs.ClaimQuery) ([]*jobs.Job,
 		}
 		var bad []unreadable
 		claimed, bad, err = scanLenient(rows, s)
+		if err == nil && lc != nil {
+			err = r.logStarts(ctx, db, lc, claimed)
+		}
 		if err != nil || len(bad) == 0 {
 			return err
 		}
@@ -63,6 +83,9 @@ func (r *Repository) Claim(ctx context.Context, q jobs.ClaimQuery) ([]*jobs.Job,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if q.NextStart != nil {
+		*q.NextStart = next
 	}
 	if r.d.sqlite() {
 		// The values the claim set from Go, as stored (to the microsecond).
@@ -121,6 +144,29 @@ func (r *Repository) claimSQL(q jobs.ClaimQuery, t time.Time) (string, []any) {
 		returning = sqliteClaimColumns
 	}
 	b.WriteString(" WHERE " + r.d.idIn(sub.String()) + " AND " + r.d.stillPending() + " RETURNING " + returning)
+	return b.String(), args
+}
+
+// claimIDsSQL is the claim statement of q at time t for the pending jobs
+// named by ids (picked by a limited claim), and its arguments.
+func (r *Repository) claimIDsSQL(q jobs.ClaimQuery, t time.Time, ids []string) (string, []any) {
+	var b strings.Builder
+	args := make([]any, 0, 8+len(ids))
+	b.WriteString("UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_token = ")
+	b.WriteString(r.d.newToken())
+	b.WriteString(", lease_owner = ?, started_at = ?, updated_at = ?, lease_expires_at = ")
+	args = append(args, q.Owner, t, t)
+	var s string
+	s, args = r.d.leaseUntil(args, t, q.LeaseDuration)
+	b.WriteString(s)
+	returning := jobColumns
+	if r.d.sqlite() {
+		returning = sqliteClaimColumns
+	}
+	b.WriteString(" WHERE ")
+	s, args = r.d.idList(args, ids)
+	b.WriteString(s)
+	b.WriteString(" AND " + r.d.stillPending() + " RETURNING " + returning)
 	return b.String(), args
 }
 

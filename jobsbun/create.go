@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -96,6 +97,8 @@ func (r *Repository) create(ctx context.Context, idb bun.IDB, js []*jobs.Job) er
 		j.RunAt = j.RunAt.Truncate(time.Microsecond)
 	}
 	chunks, anyKey := chunkJobs(js)
+	// The bound INSERTs leave concurrency_key to its default (none).
+	bound := r.d.bindsArgs() && !anyKey && !slices.ContainsFunc(js, func(j *jobs.Job) bool { return j.ConcurrencyKey != "" })
 	// Several statements need a transaction to be all or nothing.
 	multi := len(chunks) > 1 || anyKey
 	var dups map[int]*jobs.Job
@@ -106,9 +109,9 @@ func (r *Repository) create(ctx context.Context, idb bun.IDB, js []*jobs.Job) er
 	}
 	var err error
 	switch {
-	case idb == nil && len(js) == 1 && !anyKey && r.d.bindsArgs():
+	case idb == nil && len(js) == 1 && bound:
 		err = r.writeCreate(ctx, op, false, js, &dups, func(ctx context.Context, _ bun.IDB) error { return r.insertOneBound(ctx, js[0]) })
-	case idb == nil && !anyKey && r.d.bindsArgs():
+	case idb == nil && bound:
 		err = r.writeCreate(ctx, op, true, js, &dups, func(ctx context.Context, db bun.IDB) error { return r.insertBound(ctx, db, js) })
 	case idb == nil:
 		err = r.writeCreate(ctx, op, multi, js, &dups, fn)
@@ -244,7 +247,7 @@ func (r *Repository) keyHolders(ctx context.Context, db bun.IDB, js []*jobs.Job,
 const (
 	insertColsHead = "id, kind, queue, priority, payload, max_attempts, timeout"
 	insertColsTail = "run_at, created_at, updated_at"
-	insertCols     = insertColsHead + ", unique_key, " + insertColsTail
+	insertCols     = insertColsHead + ", unique_key, concurrency_key, " + insertColsTail
 )
 
 // insertColumns is the multi-row INSERT of jobs up to its rows.
@@ -262,13 +265,13 @@ func insertMultiRow(ctx context.Context, db bun.IDB, js []*jobs.Job, chunks [][2
 	}
 	for _, c := range chunks {
 		b.Reset()
-		args := make([]any, 0, 11*(c[1]-c[0]))
+		args := make([]any, 0, 12*(c[1]-c[0]))
 		b.WriteString(insertColumns)
 		for i, j := range js[c[0]:c[1]] {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 			args = append(args, insertArgs(j)...)
 		}
 		if !anyKey {
@@ -310,5 +313,5 @@ func insertArgs(j *jobs.Job) []any {
 		key = j.UniqueKey
 	}
 	return []any{j.ID.String(), j.Kind, j.Queue, j.Priority, string(j.Payload), j.MaxAttempts,
-		int64(j.Timeout), key, j.RunAt, j.CreatedAt, j.UpdatedAt}
+		int64(j.Timeout), key, j.ConcurrencyKey, j.RunAt, j.CreatedAt, j.UpdatedAt}
 }

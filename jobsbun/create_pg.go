@@ -14,7 +14,7 @@ import (
 // insertUnnestSQL is the INSERT of insertUnnest: one array per column of
 // insertCols, in its order.
 const insertUnnestSQL = "INSERT INTO jobs (" + insertCols + ") SELECT * FROM unnest(?::uuid[], ?::text[], ?::text[], " +
-	"?::int[], ?::jsonb[], ?::int[], ?::bigint[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[])"
+	"?::int[], ?::jsonb[], ?::int[], ?::bigint[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[])"
 
 // insertUnnest is insertMultiRow for PostgreSQL: each chunk is one INSERT …
 // SELECT FROM unnest(…) with one array per column, instead of a VALUES list
@@ -34,6 +34,7 @@ func insertUnnest(ctx context.Context, db bun.IDB, js []*jobs.Job, chunks [][2]i
 			prios, maxAttempts           = make([]int, n), make([]int, n)
 			timeouts                     = make([]int64, n)
 			keys                         = make([]*string, n)
+			ckeys                        = make([]string, n)
 			runAt, created, updated      = make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
 		)
 		for i, j := range part {
@@ -42,10 +43,11 @@ func insertUnnest(ctx context.Context, db bun.IDB, js []*jobs.Job, chunks [][2]i
 			if j.UniqueKey != "" {
 				keys[i] = &j.UniqueKey
 			}
+			ckeys[i] = j.ConcurrencyKey
 			runAt[i], created[i], updated[i] = j.RunAt, j.CreatedAt, j.UpdatedAt
 		}
 		args := []any{pgdialect.Array(ids), pgdialect.Array(kinds), pgdialect.Array(queues), pgdialect.Array(prios),
-			pgdialect.Array(payloads), pgdialect.Array(maxAttempts), pgdialect.Array(timeouts), pgdialect.Array(keys),
+			pgdialect.Array(payloads), pgdialect.Array(maxAttempts), pgdialect.Array(timeouts), pgdialect.Array(keys), pgdialect.Array(ckeys),
 			pgdialect.Array(runAt), pgdialect.Array(created), pgdialect.Array(updated)}
 		if !anyKey {
 			if _, err := db.ExecContext(ctx, insertUnnestSQL, args...); err != nil {

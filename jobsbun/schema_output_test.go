@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -46,9 +47,10 @@ func TestOutputStepMigratesAnExistingDatabase(t *testing.T) {
 			t.Cleanup(func() { db.Close() })
 			d, err := newSQLDialect(db)
 			require.NoError(t, err)
-			steps := d.steps()
-			last := steps[len(steps)-1]
-			require.Equal(t, "checkpoints and output", last.Name)
+			all := d.steps()
+			at := slices.IndexFunc(all, func(s migrate.Step) bool { return s.Name == "checkpoints and output" })
+			require.GreaterOrEqual(t, at, 0)
+			steps, last := all[:at+1], all[len(all)-1]
 			runTx := func(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
 				return db.RunInTx(ctx, nil, fn)
 			}

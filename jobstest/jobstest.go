@@ -126,6 +126,7 @@ func Run(t *testing.T, newRepo func(t *testing.T) jobs.JobRepository, opts ...Op
 		{"Lifecycle", lifecycleCases},
 		{"Races", raceCases},
 		{"Context", contextCases},
+		{"Limits", limitCases},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
