@@ -30,6 +30,7 @@ type MemoryRepository struct {
 	buckets map[memBucketKey]*memBucket // pending jobs by queue and kind
 	running map[uuid.UUID]*memRecord
 	starts  map[admit.Scope][]memStart // start logs of rate limits; see memory_limit.go
+	keys    map[admit.QueueKey]*memKey // pending jobs by queue and key; see memory_limit.go
 }
 
 var _ JobRepository = (*MemoryRepository)(nil)
@@ -43,6 +44,7 @@ func NewMemoryRepository() *MemoryRepository {
 		buckets: map[memBucketKey]*memBucket{},
 		running: map[uuid.UUID]*memRecord{},
 		starts:  map[admit.Scope][]memStart{},
+		keys:    map[admit.QueueKey]*memKey{},
 	}
 }
 
@@ -110,10 +112,15 @@ func (m *MemoryRepository) Create(ctx context.Context, jobs ...*Job) error {
 			batch[p.UniqueKey] = p
 		}
 	}
+	var fresh []*Job
 	for _, p := range prepared {
 		if !p.Duplicate {
-			m.insert(cloneJob(p), t)
+			fresh = append(fresh, p)
 		}
+	}
+	ranks := m.ranks(fresh, t)
+	for i, p := range fresh {
+		m.insert(cloneJob(p), ranks[i], t)
 	}
 	for i, p := range prepared {
 		*jobs[i] = *p
@@ -122,8 +129,8 @@ func (m *MemoryRepository) Create(ctx context.Context, jobs ...*Job) error {
 }
 
 // insert stores a new pending job. The caller holds the mutex.
-func (m *MemoryRepository) insert(j *Job, t time.Time) {
-	r := &memRecord{job: *j, heapIdx: -1}
+func (m *MemoryRepository) insert(j *Job, rank int64, t time.Time) {
+	r := &memRecord{job: *j, rank: rank, heapIdx: -1}
 	m.jobs[j.ID] = r
 	if j.UniqueKey != "" {
 		m.unique[j.UniqueKey] = r
@@ -148,6 +155,7 @@ func (m *MemoryRepository) enqueue(r *memRecord, t time.Time) {
 		m.buckets[key] = b
 	}
 	b.add(r, t)
+	m.pendingKey(r, 1)
 }
 
 // dequeue takes a pending record out of the pending index. The caller holds
@@ -157,6 +165,7 @@ func (m *MemoryRepository) dequeue(r *memRecord) {
 	if b == nil {
 		return
 	}
+	m.pendingKey(r, -1)
 	b.remove(r)
 	if b.empty() {
 		delete(m.buckets, b.key)

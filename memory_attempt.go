@@ -56,8 +56,10 @@ func (m *MemoryRepository) Claim(ctx context.Context, q ClaimQuery) ([]*Job, err
 		}
 		r := best.popReady()
 		j := &r.job
+		m.pendingKey(r, -1)
 		if ad != nil {
 			if !ad.Admit(j.Kind, j.Queue, j.ConcurrencyKey) {
+				m.pendingKey(r, 1)
 				r.bucket = best
 				held = append(held, r)
 				continue

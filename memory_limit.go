@@ -54,3 +54,59 @@ func (m *MemoryRepository) logStart(ad *admit.Admitter, j *Job, t time.Time) {
 		m.starts[s] = append(m.starts[s], memStart{key: j.ConcurrencyKey, at: t})
 	}
 }
+
+// memKey counts the pending jobs of one queue and concurrency key, with
+// the largest rank among them (an upper bound once jobs left out of order).
+type memKey struct {
+	n    int
+	last int64
+}
+
+// pendingKey counts r in (d = 1) or out of (d = -1) the pending jobs of its
+// queue and key. The caller holds the mutex.
+func (m *MemoryRepository) pendingKey(r *memRecord, d int) {
+	p := admit.QueueKey{Queue: r.job.Queue, Key: r.job.ConcurrencyKey}
+	k := m.keys[p]
+	if k == nil {
+		k = &memKey{last: r.rank}
+		m.keys[p] = k
+	}
+	k.n += d
+	k.last = max(k.last, r.rank)
+	if k.n <= 0 {
+		delete(m.keys, p)
+	}
+}
+
+// ranks returns the fair ranks of new jobs (see package admit) at time t.
+// The caller holds the mutex.
+func (m *MemoryRepository) ranks(js []*Job, t time.Time) []int64 {
+	nj := make([]admit.NewJob, len(js))
+	for i, j := range js {
+		nj[i] = admit.NewJob{Queue: j.Queue, Key: j.ConcurrencyKey, Priority: j.Priority, RunAt: j.RunAt, ID: j.ID}
+	}
+	heads := map[admit.QueueKey]admit.Head{}
+	v := map[string]*admit.Head{} // V by queue
+	for _, p := range admit.Pairs(nj) {
+		hv := v[p.Queue]
+		if hv == nil {
+			hv = &admit.Head{}
+			for key, b := range m.buckets {
+				if key.queue != p.Queue {
+					continue
+				}
+				b.promote(t)
+				if r := b.peek(); r != nil && (!hv.HasV || r.rank < hv.V) {
+					hv.V, hv.HasV = r.rank, true
+				}
+			}
+			v[p.Queue] = hv
+		}
+		h := admit.Head{V: hv.V, HasV: hv.HasV}
+		if k := m.keys[p]; k != nil {
+			h.L, h.HasL = k.last, true
+		}
+		heads[p] = h
+	}
+	return admit.Ranks(nj, heads)
+}

@@ -18,6 +18,7 @@ import (
 type memRecord struct {
 	job     Job
 	output  []json.RawMessage // the stored output; item i has number i+1
+	rank    int64             // the job's turn among concurrency keys (memory_limit.go)
 	bucket  *memBucket        // set while the job is pending
 	inReady bool              // which heap of bucket holds it
 	heapIdx int               // index in that heap, -1 when in none
@@ -41,11 +42,14 @@ func newMemBucket(key memBucketKey) *memBucket {
 	}
 }
 
-// claimsBefore is the claim order: higher priority, then older RunAt, then
-// older ID.
+// claimsBefore is the claim order: higher priority, then lower fair rank,
+// then older RunAt, then older ID.
 func claimsBefore(a, b *memRecord) bool {
 	if a.job.Priority != b.job.Priority {
 		return a.job.Priority > b.job.Priority
+	}
+	if a.rank != b.rank {
+		return a.rank < b.rank
 	}
 	if !a.job.RunAt.Equal(b.job.RunAt) {
 		return a.job.RunAt.Before(b.job.RunAt)

@@ -136,7 +136,7 @@ func (r *Repository) claimSQL(q jobs.ClaimQuery, t time.Time) (string, []any) {
 	// On SQLite the limit is bound as +?: a plain bound LIMIT makes SQLite
 	// re-prepare the statement on every run (it plans with the value), and a
 	// literal would prepare one statement per limit.
-	sub.WriteString(" ORDER BY priority DESC, run_at, id LIMIT " + r.d.limitArg())
+	sub.WriteString(" ORDER BY priority DESC, fair_rank, run_at, id LIMIT " + r.d.limitArg())
 	args = append(args, q.Limit)
 	sub.WriteString(r.d.skipLocked())
 	returning := jobColumns

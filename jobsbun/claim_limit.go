@@ -105,7 +105,7 @@ func (r *Repository) admitClaim(ctx context.Context, db bun.IDB, q jobs.ClaimQue
 				p                    walkPos
 				runAt                timeCol
 			)
-			if err := rows.Scan(&id, &kind, &queue, &key, &p.priority, &runAt); err != nil {
+			if err := rows.Scan(&id, &kind, &queue, &key, &p.priority, &p.rank, &runAt); err != nil {
 				rows.Close()
 				return nil, err
 			}
@@ -128,38 +128,8 @@ func (r *Repository) admitClaim(ctx context.Context, db bun.IDB, q jobs.ClaimQue
 
 // countRunning counts the running jobs of the limited scopes into ad.
 func (r *Repository) countRunning(ctx context.Context, db bun.IDB, scopes []admit.Scope, ad *admit.Admitter) error {
-	var kinds, queues []string
-	for _, s := range scopes {
-		if s.Type == admit.KindScope {
-			kinds = append(kinds, s.Name)
-		} else {
-			queues = append(queues, s.Name)
-		}
-	}
-	var b strings.Builder
-	var args []any
-	b.WriteString("SELECT kind, queue, concurrency_key, count(*) FROM jobs WHERE status = 'running' AND (")
-	if len(kinds) > 0 {
-		b.WriteString("kind IN (")
-		placeholders(&b, len(kinds))
-		b.WriteString(")")
-		for _, k := range kinds {
-			args = append(args, k)
-		}
-	}
-	if len(queues) > 0 {
-		if len(kinds) > 0 {
-			b.WriteString(" OR ")
-		}
-		b.WriteString("queue IN (")
-		placeholders(&b, len(queues))
-		b.WriteString(")")
-		for _, q := range queues {
-			args = append(args, q)
-		}
-	}
-	b.WriteString(") GROUP BY kind, queue, concurrency_key")
-	rows, err := r.query(ctx, db, b.String(), args...)
+	query, args := runningSQL(scopes)
+	rows, err := r.query(ctx, db, query, args...)
 	if err != nil {
 		return err
 	}
@@ -239,6 +209,7 @@ func (r *Repository) logStarts(ctx context.Context, db bun.IDB, lc *limitedClaim
 // walkPos is the claim-order position of the last row a walk page read.
 type walkPos struct {
 	priority int
+	rank     int64
 	runAt    time.Time
 	id       string
 }
@@ -249,7 +220,7 @@ type walkPos struct {
 func (r *Repository) walkSQL(q jobs.ClaimQuery, t time.Time, closed []admit.Scope, after *walkPos) (string, []any) {
 	var b strings.Builder
 	args := make([]any, 0, 16)
-	b.WriteString("SELECT id, kind, queue, concurrency_key, priority, " + r.d.timeText("run_at") + " FROM jobs WHERE status = 'pending' AND run_at <= ")
+	b.WriteString("SELECT id, kind, queue, concurrency_key, priority, fair_rank, " + r.d.timeText("run_at") + " FROM jobs WHERE status = 'pending' AND run_at <= ")
 	var s string
 	s, args = r.d.now(args, t)
 	b.WriteString(s)
@@ -281,10 +252,10 @@ func (r *Repository) walkSQL(q jobs.ClaimQuery, t time.Time, closed []admit.Scop
 	in("kind", true, ck)
 	in("queue", true, cq)
 	if after != nil {
-		b.WriteString(" AND (priority < ? OR (priority = ? AND (run_at > ? OR (run_at = ? AND id > ?" + r.d.castUUID() + "))))")
-		args = append(args, after.priority, after.priority, after.runAt, after.runAt, after.id)
+		b.WriteString(" AND (priority < ? OR (priority = ? AND (fair_rank > ? OR (fair_rank = ? AND (run_at > ? OR (run_at = ? AND id > ?" + r.d.castUUID() + "))))))")
+		args = append(args, after.priority, after.priority, after.rank, after.rank, after.runAt, after.runAt, after.id)
 	}
-	b.WriteString(" ORDER BY priority DESC, run_at, id LIMIT " + r.d.limitArg())
+	b.WriteString(" ORDER BY priority DESC, fair_rank, run_at, id LIMIT " + r.d.limitArg())
 	args = append(args, limitWalkPage)
 	return b.String(), args
 }
@@ -311,4 +282,41 @@ func (d sqlDialect) timeText(col string) string {
 		return col
 	}
 	return "+" + col
+}
+
+// runningSQL is the statement that counts the running jobs of the scopes
+// by kind, queue and key, and its arguments.
+func runningSQL(scopes []admit.Scope) (string, []any) {
+	var kinds, queues []string
+	for _, s := range scopes {
+		if s.Type == admit.KindScope {
+			kinds = append(kinds, s.Name)
+		} else {
+			queues = append(queues, s.Name)
+		}
+	}
+	var b strings.Builder
+	var args []any
+	b.WriteString("SELECT kind, queue, concurrency_key, count(*) FROM jobs WHERE status = 'running' AND (")
+	if len(kinds) > 0 {
+		b.WriteString("kind IN (")
+		placeholders(&b, len(kinds))
+		b.WriteString(")")
+		for _, k := range kinds {
+			args = append(args, k)
+		}
+	}
+	if len(queues) > 0 {
+		if len(kinds) > 0 {
+			b.WriteString(" OR ")
+		}
+		b.WriteString("queue IN (")
+		placeholders(&b, len(queues))
+		b.WriteString(")")
+		for _, q := range queues {
+			args = append(args, q)
+		}
+	}
+	b.WriteString(") GROUP BY kind, queue, concurrency_key")
+	return b.String(), args
 }

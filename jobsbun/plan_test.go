@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/admit"
 	"github.com/jobsmith/jobs/internal/rules"
 
 	"github.com/stretchr/testify/require"
@@ -103,4 +104,36 @@ func TestSQLiteReadOutputIsOneRangeOfThePrimaryKey(t *testing.T) {
 	require.Contains(t, plan, "SEARCH job_output USING PRIMARY KEY (job_id=? AND seq>?)", plan)
 	require.Contains(t, plan, "SEARCH jobs USING", plan)
 	require.NotContains(t, plan, "TEMP B-TREE", plan)
+}
+
+// TestSQLiteFairHeadsUseTheirIndexes explains the read of the fair ranks'
+// heads: V walks jobs_fair_head_idx and L jobs_fair_idx, both in order
+// (no sort).
+func TestSQLiteFairHeadsUseTheirIndexes(t *testing.T) {
+	t.Parallel()
+	r := openTestSQLite(t)
+	query, args := r.headsSQL([]admit.QueueKey{{Queue: "q", Key: "a"}, {Queue: "q", Key: ""}}, rules.Now())
+	plan := explain(t, r, query, args)
+	require.Contains(t, plan, "jobs_fair_head_idx", plan)
+	require.Contains(t, plan, "jobs_fair_idx", plan)
+	require.NotContains(t, plan, "TEMP B-TREE", plan)
+}
+
+// TestSQLiteLimitedClaimUsesItsIndexes explains the statements of a
+// limited claim: the walk of pending jobs follows jobs_claim_idx in claim
+// order, and the running jobs are counted from jobs_running_idx.
+func TestSQLiteLimitedClaimUsesItsIndexes(t *testing.T) {
+	t.Parallel()
+	r := openTestSQLite(t)
+	q := jobs.ClaimQuery{Owner: "w", Kinds: []string{"a", "b"}, Limit: 10, LeaseDuration: time.Minute}
+	closed := []admit.Scope{{Type: admit.KindScope, Name: "b"}}
+	for _, after := range []*walkPos{nil, {priority: 1, rank: 2, runAt: rules.Now(), id: "x"}} {
+		query, args := r.walkSQL(q, rules.Now(), closed, after)
+		plan := explain(t, r, query, args)
+		require.Contains(t, plan, "jobs_claim_idx", plan)
+		require.NotContains(t, plan, "TEMP B-TREE", plan)
+	}
+	query, args := runningSQL([]admit.Scope{{Type: admit.KindScope, Name: "a"}, {Type: admit.QueueScope, Name: "q"}})
+	plan := explain(t, r, query, args)
+	require.Contains(t, plan, "jobs_running_idx", plan)
 }

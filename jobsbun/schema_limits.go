@@ -13,7 +13,13 @@ import (
 //   - job_starts(scope, ckey, started_at): one row per start of a job in a
 //     rate-limited kind ("k:" + kind) or queue ("q:" + queue), read by
 //     scope and time; a limited claim deletes the rows older than the
-//     longest window (24h).
+//     longest window (24h);
+//   - jobs.fair_rank: the job's turn among concurrency keys (fair.go); the
+//     claim index is rebuilt to walk priority, rank, RunAt and ID, and
+//     carries the key for the walk of limited claims;
+//   - jobs_fair_idx: pending rows by queue, key and rank (a key's last
+//     rank); jobs_fair_head_idx: pending rows by queue, rank and RunAt
+//     (the smallest rank that is due).
 //
 // The version numbers are those of this branch; steps are appended in
 // merge order.
@@ -21,7 +27,7 @@ import (
 var sqliteLimitStep = migrate.Step{
 	Version: 3,
 	Name:    "flow control",
-	Stmts: []string{
+	Stmts: append([]string{
 		`ALTER TABLE jobs ADD COLUMN concurrency_key TEXT NOT NULL DEFAULT ''`,
 		`CREATE INDEX jobs_running_idx ON jobs (kind, queue, concurrency_key) WHERE status = 'running'`,
 		`CREATE TABLE job_starts (
@@ -30,13 +36,13 @@ var sqliteLimitStep = migrate.Step{
 	started_at TIMESTAMP NOT NULL
 )`,
 		`CREATE INDEX job_starts_idx ON job_starts (scope, started_at)`,
-	},
+	}, fairStmts...),
 }
 
 var pgLimitStep = migrate.Step{
 	Version: 4,
 	Name:    "flow control",
-	Stmts: []string{
+	Stmts: append([]string{
 		`ALTER TABLE jobs ADD COLUMN concurrency_key TEXT NOT NULL DEFAULT ''`,
 		`CREATE INDEX jobs_running_idx ON jobs (kind, queue, concurrency_key) WHERE status = 'running'`,
 		`CREATE TABLE job_starts (
@@ -45,7 +51,18 @@ var pgLimitStep = migrate.Step{
 	started_at TIMESTAMPTZ NOT NULL
 )`,
 		`CREATE INDEX job_starts_idx ON job_starts (scope, started_at)`,
-	},
+	}, fairStmts...),
+}
+
+// fairStmts are the fairness statements shared by both dialects.
+var fairStmts = []string{
+	`ALTER TABLE jobs ADD COLUMN fair_rank BIGINT NOT NULL DEFAULT 0`,
+	`DROP INDEX jobs_claim_idx`,
+	`CREATE INDEX jobs_claim_idx ON jobs (priority DESC, fair_rank, run_at, id, queue, kind, concurrency_key) WHERE status = 'pending'`,
+	// "fair_rank >= 0" is always true; no claim states it, so that the
+	// planners never take these indexes for a claim's queue filter.
+	`CREATE INDEX jobs_fair_idx ON jobs (queue, concurrency_key, fair_rank) WHERE status = 'pending' AND fair_rank >= 0`,
+	`CREATE INDEX jobs_fair_head_idx ON jobs (queue, fair_rank, run_at) WHERE status = 'pending' AND fair_rank >= 0`,
 }
 
 func init() {

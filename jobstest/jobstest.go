@@ -127,6 +127,7 @@ func Run(t *testing.T, newRepo func(t *testing.T) jobs.JobRepository, opts ...Op
 		{"Races", raceCases},
 		{"Context", contextCases},
 		{"Limits", limitCases},
+		{"Fairness", fairCases},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

@@ -282,3 +282,69 @@ var limitCases = []testCase{
 		requireWithin(t, next, got[0].StartedAt.Add(time.Hour), got[0].StartedAt.Add(time.Hour+slack), "NextStart")
 	}},
 }
+
+var fairCases = []testCase{
+	{"LoneKeyIsNotStarved", func(t *testing.T, h *harness) {
+		n := 2 * h.cfg.stressJobs // 10 000 by default
+		for i := 0; i < n; i += 1000 {
+			batch := make([]*jobs.Job, min(1000, n-i))
+			for k := range batch {
+				batch[k] = keyed("k", "", "big")
+			}
+			h.create(t, batch...)
+		}
+		lone := h.create(t, keyed("k", "", "lone"))[0]
+		got := h.claim(t, 2)
+		require.Contains(t, ids(got), lone.ID, "the lone key's job is among the first claimed")
+	}},
+	{"KeysTakeTurns", func(t *testing.T, h *harness) {
+		for _, key := range []string{"a", "b", ""} {
+			js := make([]*jobs.Job, 4)
+			for i := range js {
+				js[i] = keyed("k", "", key)
+			}
+			h.create(t, js...)
+		}
+		for round := range 4 {
+			var got []*jobs.Job
+			for range 3 {
+				got = append(got, h.claimOne(t))
+			}
+			require.Equal(t, map[string]int{"a": 1, "b": 1, "": 1}, countBy(got, byKey), "round %d", round)
+		}
+	}},
+	{"LateKeyJoinsTheTurns", func(t *testing.T, h *harness) {
+		a := make([]*jobs.Job, 10)
+		for i := range a {
+			a[i] = keyed("k", "", "a")
+		}
+		h.create(t, a...)
+		require.Equal(t, map[string]int{"a": 4}, countBy(h.claim(t, 4), byKey))
+		b := make([]*jobs.Job, 3)
+		for i := range b {
+			b[i] = keyed("k", "", "b")
+		}
+		h.create(t, b...)
+		var got []*jobs.Job
+		for range 6 {
+			got = append(got, h.claimOne(t))
+		}
+		require.Equal(t, map[string]int{"a": 3, "b": 3}, countBy(got, byKey), "the late key neither waits for the backlog nor jumps it")
+	}},
+	{"KeyKeepsRunAtOrder", func(t *testing.T, h *harness) {
+		base := time.Now().Add(-time.Hour)
+		late, early := keyed("k", "", "a"), keyed("k", "", "a")
+		late.RunAt, early.RunAt = base, base.Add(-time.Minute)
+		h.create(t, late, early)
+		require.Equal(t, early.ID, h.claimOne(t).ID)
+		require.Equal(t, late.ID, h.claimOne(t).ID)
+	}},
+	{"FairWithLimits", func(t *testing.T, h *harness) {
+		for range 20 {
+			h.create(t, keyed("k", "", "big"))
+		}
+		h.create(t, keyed("k", "", "small"))
+		got := h.claimQ(t, limitedQ(2, map[string]jobs.Limit{"k": {PerKey: 5}}, nil))
+		require.Equal(t, map[string]int{"big": 1, "small": 1}, countBy(got, byKey))
+	}},
+}
