@@ -42,12 +42,13 @@ func (m *MemoryRepository) Claim(ctx context.Context, q ClaimQuery) ([]*Job, err
 			eligible = append(eligible, b)
 		}
 	}
+	fits := newMemFits(ad, eligible)
 	out := []*Job{}
 	var held []*memRecord // ready jobs the limits skipped, put back below
 	for len(out) < q.Limit {
 		var best *memBucket
 		for _, b := range eligible {
-			if r := b.peek(); r != nil && (best == nil || claimsBefore(r, best.peek())) {
+			if r := b.peek(); r != nil && fits.any(b) && (best == nil || claimsBefore(r, best.peek())) {
 				best = b
 			}
 		}
@@ -58,7 +59,8 @@ func (m *MemoryRepository) Claim(ctx context.Context, q ClaimQuery) ([]*Job, err
 		j := &r.job
 		m.pendingKey(r, -1)
 		if ad != nil {
-			if !ad.Admit(j.Kind, j.Queue, j.ConcurrencyKey) {
+			if !fits.popped(best, j.ConcurrencyKey) || !ad.Admit(j.Kind, j.Queue, j.ConcurrencyKey) {
+				fits.refused(best, j.ConcurrencyKey)
 				m.pendingKey(r, 1)
 				r.bucket = best
 				held = append(held, r)

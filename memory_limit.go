@@ -110,3 +110,65 @@ func (m *MemoryRepository) ranks(js []*Job, t time.Time) []int64 {
 	}
 	return admit.Ranks(nj, heads)
 }
+
+// memFits tracks, during one limited claim, how many ready jobs of each
+// eligible bucket may still fit the limits, so that the claim stops
+// popping a bucket whose remaining jobs all belong to full keys (10 000
+// jobs of one user at its limit) instead of walking them all.
+type memFits struct {
+	ad   *admit.Admitter
+	full map[*memBucket]map[string]bool // keys that fit no more, by bucket
+	left map[*memBucket]int             // ready jobs that may still fit
+}
+
+// newMemFits counts the ready jobs that may fit in each bucket; nil
+// ad: no limits, everything fits.
+func newMemFits(ad *admit.Admitter, eligible []*memBucket) *memFits {
+	f := &memFits{ad: ad, full: map[*memBucket]map[string]bool{}, left: map[*memBucket]int{}}
+	if ad == nil {
+		return f
+	}
+	fullKeys := ad.FullKeys()
+	for _, b := range eligible {
+		full := map[string]bool{}
+		for _, s := range []admit.Scope{{Type: admit.KindScope, Name: b.key.kind}, {Type: admit.QueueScope, Name: b.key.queue}} {
+			for _, k := range fullKeys[s] {
+				full[k] = true
+			}
+		}
+		f.full[b] = full
+		for k, n := range b.readyKeys {
+			if k == "" || !full[k] {
+				f.left[b] += n
+			}
+		}
+	}
+	return f
+}
+
+// any reports whether a ready job of b may still fit.
+func (f *memFits) any(b *memBucket) bool { return f.ad == nil || f.left[b] > 0 }
+
+// popped notes that a ready job of b with the key was taken out for the
+// admission, and reports whether it may fit.
+func (f *memFits) popped(b *memBucket, key string) bool {
+	if key != "" && f.full[b][key] {
+		return false
+	}
+	f.left[b]--
+	return true
+}
+
+// refused notes that a job of b with the key did not fit: the key is full
+// now (its remaining jobs are no longer counted), or its kind or queue is.
+func (f *memFits) refused(b *memBucket, key string) {
+	if key != "" && !f.full[b][key] {
+		f.full[b][key] = true
+		f.left[b] -= b.readyKeys[key]
+	}
+	for _, s := range f.ad.Closed() {
+		if (s.Type == admit.KindScope && s.Name == b.key.kind) || (s.Type == admit.QueueScope && s.Name == b.key.queue) {
+			f.left[b] = 0
+		}
+	}
+}

@@ -32,6 +32,7 @@ type memBucket struct {
 	key       memBucketKey
 	ready     recHeap // RunAt has come: highest priority, then oldest RunAt first
 	scheduled recHeap // RunAt in the future: soonest first
+	readyKeys map[string]int // records in ready by concurrency key
 }
 
 func newMemBucket(key memBucketKey) *memBucket {
@@ -39,6 +40,7 @@ func newMemBucket(key memBucketKey) *memBucket {
 		key:       key,
 		ready:     recHeap{less: claimsBefore},
 		scheduled: recHeap{less: runsBefore},
+		readyKeys: map[string]int{},
 	}
 }
 
@@ -66,6 +68,7 @@ func (b *memBucket) add(r *memRecord, now time.Time) {
 	r.inReady = !r.job.RunAt.After(now)
 	if r.inReady {
 		heap.Push(&b.ready, r)
+		b.readyKeys[r.job.ConcurrencyKey]++
 	} else {
 		heap.Push(&b.scheduled, r)
 	}
@@ -76,6 +79,7 @@ func (b *memBucket) remove(r *memRecord) {
 	if r.heapIdx >= 0 {
 		if r.inReady {
 			heap.Remove(&b.ready, r.heapIdx)
+			b.readyKey(r, -1)
 		} else {
 			heap.Remove(&b.scheduled, r.heapIdx)
 		}
@@ -89,6 +93,7 @@ func (b *memBucket) promote(now time.Time) {
 		r := heap.Pop(&b.scheduled).(*memRecord)
 		r.inReady = true
 		heap.Push(&b.ready, r)
+		b.readyKeys[r.job.ConcurrencyKey]++
 	}
 }
 
@@ -104,13 +109,23 @@ func (b *memBucket) peek() *memRecord {
 func (b *memBucket) popReady() *memRecord {
 	r := heap.Pop(&b.ready).(*memRecord)
 	r.bucket = nil
+	b.readyKey(r, -1)
 	return r
+}
+
+// readyKey counts r in (d = 1) or out of (d = -1) readyKeys.
+func (b *memBucket) readyKey(r *memRecord, d int) {
+	k := r.job.ConcurrencyKey
+	if b.readyKeys[k] += d; b.readyKeys[k] <= 0 {
+		delete(b.readyKeys, k)
+	}
 }
 
 // putReady puts back a ready record that popReady returned.
 func (b *memBucket) putReady(r *memRecord) {
 	r.bucket, r.inReady = b, true
 	heap.Push(&b.ready, r)
+	b.readyKeys[r.job.ConcurrencyKey]++
 }
 
 // empty reports whether the bucket holds no record.

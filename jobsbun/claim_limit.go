@@ -2,7 +2,11 @@ package jobsbun
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"maps"
+	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,6 +41,19 @@ import (
 
 // limitWalkPage is how many pending rows one page of the walk reads.
 const limitWalkPage = 256
+
+// limitWalkWindow bounds how far the walk looks past the first job it
+// admits: up to that job's rank plus the claim's limit plus this many
+// ranks. The first page reads one row: the database skips the jobs left
+// out (their kinds, queues or keys are full) inside the index until it
+// finds one that fits; the window then keeps the pages that follow from
+// skipping the whole backlog of a full key (10 000 jobs of one user at its
+// limit) only to fill the claim. Jobs of other keys past the window are
+// claimed by a later claim: under start-time fair queuing a key's next job
+// is never far past the first that fits, unless it has a backlog of its
+// own. A claim in which nothing fits still walks every pending job of its
+// kinds and queues (in the index only).
+const limitWalkWindow = 64
 
 // hasLimits reports whether q has any limit that limits something.
 func hasLimits(q jobs.ClaimQuery) bool {
@@ -90,10 +107,29 @@ func (r *Repository) admitClaim(ctx context.Context, db bun.IDB, q jobs.ClaimQue
 	if err := r.readStarts(ctx, db, t, ad); err != nil {
 		return nil, err
 	}
-	closed := ad.Closed()
-	var after *walkPos
+	closed, full := ad.Closed(), ad.FullKeys()
+	if len(full) > 0 {
+		blocked, err := r.allBlocked(ctx, db, q, closed, full)
+		if err != nil || blocked {
+			return lc, err
+		}
+	}
+	// The walk goes one priority at a time: within a priority the claim
+	// index is ordered by rank, RunAt and ID, so each page seeks to where
+	// the last one ended and stops at the window's ceiling, instead of
+	// reading the index from its start. The first row of each priority
+	// (below the last one walked) comes from a plain ordered read.
+	var (
+		level   *int     // the priority being walked; nil: find the next
+		after   *walkPos // the last row read in level
+		ceiling int64    // see limitWalkWindow
+	)
 	for len(lc.ids) < q.Limit {
-		query, args := r.walkSQL(q, t, closed, after)
+		page := limitWalkPage
+		if level == nil {
+			page = 1
+		}
+		query, args := r.walkSQL(q, t, closed, full, level, after, ceiling, page)
 		rows, err := r.query(ctx, db, query, args...)
 		if err != nil {
 			return nil, err
@@ -111,6 +147,10 @@ func (r *Repository) admitClaim(ctx context.Context, db bun.IDB, q jobs.ClaimQue
 			}
 			n++
 			p.runAt, p.id = runAt.t, id
+			if level == nil {
+				level = &p.priority
+				ceiling = p.rank + int64(q.Limit) + limitWalkWindow
+			}
 			after = &p
 			if len(lc.ids) < q.Limit && ad.Admit(kind, queue, key) {
 				lc.ids = append(lc.ids, id)
@@ -119,8 +159,16 @@ func (r *Repository) admitClaim(ctx context.Context, db bun.IDB, q jobs.ClaimQue
 		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 			return nil, err
 		}
-		if n < limitWalkPage {
-			break
+		switch {
+		case level == nil:
+			return lc, nil // no pending job fits
+		case n < page:
+			// This priority is walked up to its ceiling: go on below it.
+			below := *level - 1
+			if *level == math.MinInt32 {
+				return lc, nil
+			}
+			level, after = nil, &walkPos{priority: below}
 		}
 	}
 	return lc, nil
@@ -214,10 +262,14 @@ type walkPos struct {
 	id       string
 }
 
-// walkSQL reads one page of the pending jobs that q may claim at t, in
-// claim order, after position after (nil: from the start), leaving out
-// the kinds and queues in closed.
-func (r *Repository) walkSQL(q jobs.ClaimQuery, t time.Time, closed []admit.Scope, after *walkPos) (string, []any) {
+// walkSQL reads one page of up to page pending jobs that q may claim at
+// t, in claim order, leaving out the kinds and queues in closed and the
+// keys in full (by scope). With level nil it reads from the start, or,
+// when after is set, from priority after.priority down; with level set it
+// reads the jobs of that priority after position after, ranked at most
+// ceiling. The claim index holds every column these filters test, so
+// left-out rows cost an index entry each, not a row read.
+func (r *Repository) walkSQL(q jobs.ClaimQuery, t time.Time, closed []admit.Scope, full map[admit.Scope][]string, level *int, after *walkPos, ceiling int64, page int) (string, []any) {
 	var b strings.Builder
 	args := make([]any, 0, 16)
 	b.WriteString("SELECT id, kind, queue, concurrency_key, priority, fair_rank, " + r.d.timeText("run_at") + " FROM jobs WHERE status = 'pending' AND run_at <= ")
@@ -251,12 +303,29 @@ func (r *Repository) walkSQL(q jobs.ClaimQuery, t time.Time, closed []admit.Scop
 	}
 	in("kind", true, ck)
 	in("queue", true, cq)
-	if after != nil {
-		b.WriteString(" AND (priority < ? OR (priority = ? AND (fair_rank > ? OR (fair_rank = ? AND (run_at > ? OR (run_at = ? AND id > ?" + r.d.castUUID() + "))))))")
-		args = append(args, after.priority, after.priority, after.rank, after.rank, after.runAt, after.runAt, after.id)
+	for _, s := range slices.SortedFunc(maps.Keys(full), func(x, y admit.Scope) int { return strings.Compare(x.String(), y.String()) }) {
+		col := "kind"
+		if s.Type == admit.QueueScope {
+			col = "queue"
+		}
+		b.WriteString(" AND NOT (" + col + " = ? AND concurrency_key IN (")
+		placeholders(&b, len(full[s]))
+		b.WriteString("))")
+		args = append(args, s.Name)
+		for _, k := range full[s] {
+			args = append(args, k)
+		}
+	}
+	switch {
+	case level != nil:
+		b.WriteString(" AND priority = ? AND (fair_rank, run_at, id) > (?, ?, ?" + r.d.castUUID() + ") AND fair_rank <= ?")
+		args = append(args, *level, after.rank, after.runAt, after.id, ceiling)
+	case after != nil:
+		b.WriteString(" AND priority <= ?")
+		args = append(args, after.priority)
 	}
 	b.WriteString(" ORDER BY priority DESC, fair_rank, run_at, id LIMIT " + r.d.limitArg())
-	args = append(args, limitWalkPage)
+	args = append(args, page)
 	return b.String(), args
 }
 
@@ -318,5 +387,103 @@ func runningSQL(scopes []admit.Scope) (string, []any) {
 		}
 	}
 	b.WriteString(") GROUP BY kind, queue, concurrency_key")
+	return b.String(), args
+}
+
+// blockedPairsMax is how many pending queue-key pairs allBlocked looks at.
+const blockedPairsMax = 8
+
+// allBlocked reports whether no pending job that q may claim can fit
+// because every queue and key with pending jobs is full, found by reading
+// the distinct pairs from jobs_fair_idx (one seek each). It gives up
+// (false) past blockedPairsMax pairs, on a pair without a key, or without
+// kinds in q. It spares a claim in which nothing fits (one user's 10 000
+// jobs at its limit, say) the walk of every such job.
+func (r *Repository) allBlocked(ctx context.Context, db bun.IDB, q jobs.ClaimQuery, closed []admit.Scope, full map[admit.Scope][]string) (bool, error) {
+	if len(q.Kinds) == 0 {
+		return false, nil
+	}
+	var after *admit.QueueKey
+	for range blockedPairsMax + 1 {
+		p, ok, err := r.nextPair(ctx, db, q.Queues, after)
+		switch {
+		case err != nil:
+			return false, err
+		case !ok:
+			return true, nil // every pair is full
+		}
+		if !pairBlocked(p, q.Kinds, closed, full) {
+			return false, nil
+		}
+		after = &p
+	}
+	return false, nil
+}
+
+// pairBlocked reports whether the jobs of queue and key p, of any of the
+// kinds, fit no limit any more.
+func pairBlocked(p admit.QueueKey, kinds []string, closed []admit.Scope, full map[admit.Scope][]string) bool {
+	if p.Key == "" {
+		return false
+	}
+	qs := admit.Scope{Type: admit.QueueScope, Name: p.Queue}
+	if slices.Contains(closed, qs) || slices.Contains(full[qs], p.Key) {
+		return true
+	}
+	for _, k := range kinds {
+		ks := admit.Scope{Type: admit.KindScope, Name: k}
+		if !slices.Contains(closed, ks) && !slices.Contains(full[ks], p.Key) {
+			return false
+		}
+	}
+	return true
+}
+
+// nextPair returns the first pending queue-key pair after after (nil: the
+// first) in the queues (empty: any), and false when there is none. It
+// seeks within after's queue first, then past it: SQLite seeks a row value
+// (queue, key) > (?, ?) on the queue alone and would read every job of
+// the queue.
+func (r *Repository) nextPair(ctx context.Context, db bun.IDB, queues []string, after *admit.QueueKey) (admit.QueueKey, bool, error) {
+	for _, within := range []bool{true, false} {
+		if within && after == nil {
+			continue
+		}
+		query, args := pairSQL(queues, after, within)
+		var p admit.QueueKey
+		err := db.QueryRowContext(ctx, query, args...).Scan(&p.Queue, &p.Key)
+		switch {
+		case err == nil:
+			return p, true, nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return p, false, err
+		}
+	}
+	return admit.QueueKey{}, false, nil
+}
+
+// pairSQL reads the first pending queue-key pair after after (nil: the
+// first), in the claim's queues: within after's queue, or past it.
+func pairSQL(queues []string, after *admit.QueueKey, within bool) (string, []any) {
+	var b strings.Builder
+	var args []any
+	b.WriteString("SELECT queue, concurrency_key FROM jobs WHERE status = 'pending' AND fair_rank >= 0")
+	if len(queues) > 0 {
+		b.WriteString(" AND queue IN (")
+		placeholders(&b, len(queues))
+		b.WriteString(")")
+		for _, q := range queues {
+			args = append(args, q)
+		}
+	}
+	switch {
+	case after != nil && within:
+		b.WriteString(" AND queue = ? AND concurrency_key > ?")
+		args = append(args, after.Queue, after.Key)
+	case after != nil:
+		b.WriteString(" AND queue > ?")
+		args = append(args, after.Queue)
+	}
+	b.WriteString(" ORDER BY queue, concurrency_key LIMIT 1")
 	return b.String(), args
 }

@@ -127,10 +127,36 @@ func TestSQLiteLimitedClaimUsesItsIndexes(t *testing.T) {
 	r := openTestSQLite(t)
 	q := jobs.ClaimQuery{Owner: "w", Kinds: []string{"a", "b"}, Limit: 10, LeaseDuration: time.Minute}
 	closed := []admit.Scope{{Type: admit.KindScope, Name: "b"}}
-	for _, after := range []*walkPos{nil, {priority: 1, rank: 2, runAt: rules.Now(), id: "x"}} {
-		query, args := r.walkSQL(q, rules.Now(), closed, after)
+	full := map[admit.Scope][]string{{Type: admit.KindScope, Name: "a"}: {"u1", "u2"}}
+	level := 1
+	for _, w := range []struct {
+		level *int
+		after *walkPos
+		want  string
+	}{
+		{nil, nil, "SCAN jobs USING COVERING INDEX jobs_claim_idx"},
+		{nil, &walkPos{priority: 1}, "SEARCH jobs USING COVERING INDEX jobs_claim_idx (priority<?)"},
+		{&level, &walkPos{priority: 1, rank: 2, runAt: rules.Now(), id: "x"}, "SEARCH jobs USING COVERING INDEX jobs_claim_idx (priority=? AND (fair_rank,run_at,id)>(?,?,?) AND fair_rank<?)"},
+	} {
+		query, args := r.walkSQL(q, rules.Now(), closed, full, w.level, w.after, 70, 256)
 		plan := explain(t, r, query, args)
-		require.Contains(t, plan, "jobs_claim_idx", plan)
+		require.Contains(t, plan, w.want, plan)
+		require.NotContains(t, plan, "TEMP B-TREE", plan)
+	}
+	for _, p := range []struct {
+		queues []string
+		after  *admit.QueueKey
+		within bool
+		want   string
+	}{
+		{nil, nil, false, "SCAN jobs USING COVERING INDEX jobs_fair_idx"},
+		{nil, &admit.QueueKey{Queue: "q", Key: "u"}, true, "SEARCH jobs USING COVERING INDEX jobs_fair_idx (queue=? AND concurrency_key>?)"},
+		{nil, &admit.QueueKey{Queue: "q", Key: "u"}, false, "SEARCH jobs USING COVERING INDEX jobs_fair_idx (queue>?)"},
+		{[]string{"q", "r"}, &admit.QueueKey{Queue: "q", Key: "u"}, true, "SEARCH jobs USING COVERING INDEX jobs_fair_idx (queue=? AND concurrency_key>?)"},
+	} {
+		query, args := pairSQL(p.queues, p.after, p.within)
+		plan := explain(t, r, query, args)
+		require.Contains(t, plan, p.want, plan)
 		require.NotContains(t, plan, "TEMP B-TREE", plan)
 	}
 	query, args := runningSQL([]admit.Scope{{Type: admit.KindScope, Name: "a"}, {Type: admit.QueueScope, Name: "q"}})

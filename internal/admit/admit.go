@@ -269,3 +269,31 @@ func (a *Admitter) Logged(kind, queue string) []Scope {
 	}
 	return out
 }
+
+// FullKeys returns, for each limited scope, the concurrency keys that admit
+// no job now (their per-key running limit or key rate is reached), so that
+// a claim can leave their jobs out.
+func (a *Admitter) FullKeys() map[Scope][]string {
+	out := map[Scope][]string{}
+	for _, s := range a.Scopes() {
+		st := a.scopes[s]
+		l := st.limit
+		if l.PerKey > 0 {
+			for k, n := range st.perKey {
+				if n >= l.PerKey {
+					out[s] = append(out[s], k)
+				}
+			}
+		}
+		if l.KeyRate > 0 {
+			for k, ts := range st.keyRuns {
+				if len(ts) >= l.KeyRate && (l.PerKey == 0 || st.perKey[k] < l.PerKey) {
+					a.hold(ts, l.KeyRate, l.Window())
+					out[s] = append(out[s], k)
+				}
+			}
+		}
+		slices.Sort(out[s])
+	}
+	return out
+}
