@@ -30,7 +30,7 @@ type memBucketKey struct{ queue, kind string }
 // memBucket holds the pending jobs of one queue and kind.
 type memBucket struct {
 	key       memBucketKey
-	ready     recHeap        // RunAt has come: highest priority, then oldest RunAt first
+	ready     recHeap        // RunAt has come, in claim order (claimsBefore)
 	scheduled recHeap        // RunAt in the future: soonest first
 	readyKeys map[string]int // records in ready by concurrency key
 }

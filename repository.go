@@ -95,7 +95,8 @@ type JobRepository interface {
 	Stats(ctx context.Context) (*Stats, error)
 
 	// Claim atomically moves up to q.Limit pending jobs whose RunAt has come
-	// to running, highest Priority first and then oldest RunAt, and returns
+	// to running, highest Priority first, then by turns among concurrency
+	// keys (see Fairness below) and then oldest RunAt, and returns
 	// them. Each claimed job gets a fresh lease token, LeaseOwner q.Owner, a
 	// lease that expires after q.LeaseDuration, StartedAt now, and Attempt
 	// incremented; the lease runs from when the claim lands, after any wait
@@ -129,10 +130,17 @@ type JobRepository interface {
 	// declare the same limits. q.NextStart reports when a rate limit will
 	// let the next held-back job start.
 	//
-	// Fairness. Among ready jobs of equal priority, a claim takes
-	// concurrency keys in turn rather than strictly by RunAt: jobs
-	// without a key count as one key "", and a key's jobs keep their
-	// RunAt order.
+	// Fairness. Among ready jobs of equal priority in one queue, claims
+	// take the concurrency keys in turn (start-time fair queuing): Create
+	// gives each job its place in line, right after the last pending job
+	// of its key in its queue, and never before the first ready job of the
+	// queue. A key with 10 000 jobs queued thus holds 10 000 turns ahead,
+	// and a job of another key created later is among the next claimed.
+	// Jobs without a key take their turns as one key "". The jobs of a key
+	// created in one call are in line by priority, RunAt and ID; a key's
+	// later job never goes before its earlier pending ones, whatever their
+	// RunAt. A job keeps its place when it is retried, released or
+	// rescued. Jobs created concurrently may share a place; RunAt decides.
 	Claim(ctx context.Context, q ClaimQuery) ([]*Job, error)
 
 	// UpdateProgress stores each update's progress (and its checkpoint and
@@ -272,8 +280,9 @@ type ClaimQuery struct {
 	QueueLimits map[string]Limit
 
 	// NextStart, when not nil, is set by Claim to the earliest time at
-	// which a start that a rate limit held back in this claim may come,
-	// or to the zero time when no rate held one back.
+	// which a rate limit (Rate or KeyRate) that is reached lets a job
+	// start again, or to the zero time when no rate of q is reached. A
+	// runner held back by a rate sleeps until then instead of polling.
 	NextStart *time.Time
 }
 
