@@ -172,3 +172,42 @@ func TestLimitOptionsRefuseInvalidValues(t *testing.T) {
 	_, err := r.Enqueue(t.Context(), "k", nil, jobs.WithConcurrencyKey("a\x00"))
 	require.ErrorIs(t, err, jobs.ErrInvalidArgument)
 }
+
+// TestRunnerLimitSlotFreedElsewhereWakes checks that a runner held back by
+// a limit claims again when a notifier tells that a job changed (ended in
+// another process, freeing the slot), without waiting for its poll.
+func TestRunnerLimitSlotFreedElsewhereWakes(t *testing.T) {
+	t.Parallel()
+	repo := memRepo(t)
+	lim := jobs.Limit{Running: 1}
+	n := newFakeNotifier()
+	r := hintRunner(t, repo, n)
+	started := make(chan uuid.UUID, 4)
+	r.Handle("gpu", func(ctx context.Context, j *jobs.Job, _ jobs.Reporter) (json.RawMessage, error) {
+		started <- j.ID
+		return nil, nil
+	}, jobs.WithLimit(lim))
+	require.NoError(t, repo.Create(t.Context(), &jobs.Job{Kind: "gpu"}))
+	// Another process holds the only slot.
+	other, err := repo.Claim(t.Context(), jobs.ClaimQuery{Owner: "other", Limit: 1, LeaseDuration: time.Hour,
+		KindLimits: map[string]jobs.Limit{"gpu": lim}})
+	require.NoError(t, err)
+	require.Len(t, other, 1)
+	j, err := r.Enqueue(t.Context(), "gpu", nil)
+	require.NoError(t, err)
+	start(t, r)
+	<-n.joined
+	select {
+	case id := <-started:
+		t.Fatalf("job %s started while the slot was taken", id)
+	case <-time.After(50 * time.Millisecond):
+	}
+	require.NoError(t, repo.Finish(t.Context(), jobs.Completion{Lease: other[0].Lease(), Status: jobs.StatusSucceeded}))
+	n.send(jobs.Event{Changed: []uuid.UUID{other[0].ID}})
+	select {
+	case id := <-started:
+		require.Equal(t, j.ID, id)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the freed slot did not wake the runner")
+	}
+}
