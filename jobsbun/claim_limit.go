@@ -108,6 +108,9 @@ func (r *Repository) admitClaim(ctx context.Context, db bun.IDB, q jobs.ClaimQue
 		return nil, err
 	}
 	closed, full := ad.Closed(), ad.FullKeys()
+	if shut(q, closed) {
+		return lc, nil
+	}
 	if len(full) > 0 {
 		blocked, err := r.allBlocked(ctx, db, q, closed, full)
 		if err != nil || blocked {
@@ -486,4 +489,21 @@ func pairSQL(queues []string, after *admit.QueueKey, within bool) (string, []any
 	}
 	b.WriteString(" ORDER BY queue, concurrency_key LIMIT 1")
 	return b.String(), args
+}
+
+// shut reports whether the closed scopes leave q nothing to claim: every
+// kind of q, or every queue of q, is closed.
+func shut(q jobs.ClaimQuery, closed []admit.Scope) bool {
+	all := func(t byte, names []string) bool {
+		if len(names) == 0 {
+			return false
+		}
+		for _, n := range names {
+			if !slices.Contains(closed, admit.Scope{Type: t, Name: n}) {
+				return false
+			}
+		}
+		return true
+	}
+	return all(admit.KindScope, q.Kinds) || all(admit.QueueScope, q.Queues)
 }
