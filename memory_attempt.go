@@ -38,7 +38,7 @@ func (m *MemoryRepository) Claim(ctx context.Context, q ClaimQuery) ([]*Job, err
 			(len(q.Kinds) == 0 || slices.Contains(q.Kinds, key.kind)) &&
 			!slices.Contains(closed, admit.Scope{Type: admit.KindScope, Name: key.kind}) &&
 			!slices.Contains(closed, admit.Scope{Type: admit.QueueScope, Name: key.queue}) {
-			b.promote(t)
+			b.promote(t, m.dueRank)
 			eligible = append(eligible, b)
 		}
 	}

@@ -95,7 +95,7 @@ func (m *MemoryRepository) ranks(js []*Job, t time.Time) []int64 {
 				if key.queue != p.Queue {
 					continue
 				}
-				b.promote(t)
+				b.promote(t, m.dueRank)
 				if r := b.peek(); r != nil && (!hv.HasV || r.rank < hv.V) {
 					hv.V, hv.HasV = r.rank, true
 				}
@@ -171,4 +171,24 @@ func (f *memFits) refused(b *memBucket, key string) {
 			f.left[b] = 0
 		}
 	}
+}
+
+// dueRank is the fair rank of a job that comes due (see package admit):
+// after the pending jobs of its key in its queue, and not before the
+// first ready job of its queue. The caller holds the mutex.
+func (m *MemoryRepository) dueRank(r *memRecord) int64 {
+	var v int64
+	first := true
+	for key, b := range m.buckets {
+		if key.queue != r.job.Queue {
+			continue
+		}
+		if top := b.peek(); top != nil && (first || top.rank < v) {
+			v, first = top.rank, false
+		}
+	}
+	if k := m.keys[admit.QueueKey{Queue: r.job.Queue, Key: r.job.ConcurrencyKey}]; k != nil && k.n > 1 {
+		v = max(v, k.last+1)
+	}
+	return v
 }

@@ -87,10 +87,14 @@ func (b *memBucket) remove(r *memRecord) {
 	r.bucket = nil
 }
 
-// promote moves the scheduled records whose RunAt has come to ready.
-func (b *memBucket) promote(now time.Time) {
+// promote moves the scheduled records whose RunAt has come to ready,
+// giving each the fair rank that rank returns (nil: keep its rank).
+func (b *memBucket) promote(now time.Time, rank func(*memRecord) int64) {
 	for b.scheduled.Len() > 0 && !b.scheduled.recs[0].job.RunAt.After(now) {
 		r := heap.Pop(&b.scheduled).(*memRecord)
+		if rank != nil {
+			r.rank = rank(r)
+		}
 		r.inReady = true
 		heap.Push(&b.ready, r)
 		b.readyKeys[r.job.ConcurrencyKey]++

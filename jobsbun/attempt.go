@@ -37,9 +37,23 @@ func (r *Repository) Claim(ctx context.Context, q jobs.ClaimQuery) ([]*jobs.Job,
 	// it holds the write lock: a claim that waited for another process
 	// still hands out a whole lease. A claim with limits is a transaction
 	// on PostgreSQL too (claim_limit.go).
+	if r.d.pg {
+		// Rank the jobs that came due (fair.go); on SQLite in the claim's
+		// transaction below.
+		if err := r.write(ctx, op, false, func(ctx context.Context, db bun.IDB) error {
+			return r.promote(ctx, db, rules.Now())
+		}); err != nil {
+			return nil, err
+		}
+	}
 	err := r.write(ctx, op, r.d.sqlite() || limited, func(ctx context.Context, db bun.IDB) error {
 		t = rules.Now()
 		claimed, next = nil, time.Time{}
+		if r.d.sqlite() {
+			if err := r.promote(ctx, db, t); err != nil {
+				return err
+			}
+		}
 		query, args := r.claimSQL(q, t)
 		var lc *limitedClaim
 		if limited {
@@ -114,7 +128,7 @@ func (r *Repository) claimSQL(q jobs.ClaimQuery, t time.Time) (string, []any) {
 	s, args = r.d.leaseUntil(args, t, q.LeaseDuration)
 	b.WriteString(s)
 	var sub strings.Builder
-	sub.WriteString("SELECT id FROM jobs WHERE status = 'pending' AND run_at <= ")
+	sub.WriteString("SELECT id FROM jobs WHERE status = 'pending' AND fair_rank > -1 AND run_at <= ")
 	s, args = r.d.now(args, t)
 	sub.WriteString(s)
 	if len(q.Queues) > 0 {
@@ -268,9 +282,11 @@ func (r *Repository) Finish(ctx context.Context, completions ...jobs.Completion)
 				"error = CASE WHEN d_error <> '' THEN d_error ELSE error END, " +
 				"errors = CASE WHEN d_error <> '' THEN " + d.appendError("errors", "attempt", "d_error", "?") + " ELSE errors END, " +
 				"run_at = CASE WHEN " + retry + " THEN COALESCE(d_run_at, ?" + d.castTime() + ") ELSE run_at END, " +
+				// A retry due later is ranked when it comes due (fair.go).
+				"fair_rank = CASE WHEN " + retry + " AND d_run_at > ?" + d.castTime() + " THEN -1 ELSE fair_rank END, " +
 				"finished_at = CASE WHEN " + retry + " THEN NULL ELSE ?" + d.castTime() + " END, " + extra +
 				"lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = ?"
-			return set, append(args, t.Format(time.RFC3339Nano), t, t, t)
+			return set, append(args, t.Format(time.RFC3339Nano), t, t, t, t)
 		}
 	}
 	var plain, full, withOutput []fencedRow

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"maps"
 	"math"
+	"strconv"
 	"slices"
 	"strings"
 	"time"
@@ -88,14 +89,13 @@ func (r *Repository) admitClaim(ctx context.Context, db bun.IDB, q jobs.ClaimQue
 	t := rules.Now()
 	if r.d.pg {
 		for _, s := range scopes {
-			if _, err := db.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended(?, 7428513690412))", "jobs limit "+s.String()); err != nil {
+			// With the clock after the lock was taken: now() is when the
+			// transaction began, which may be long before.
+			err := db.QueryRowContext(ctx, "SELECT clock_timestamp() FROM (SELECT pg_advisory_xact_lock(hashtextextended(?, 7428513690412))) AS _l",
+				"jobs limit "+s.String()).Scan(&t)
+			if err != nil {
 				return nil, err
 			}
-		}
-		// The clock after the locks were taken: now() is when the
-		// transaction began, which may be long before.
-		if err := db.QueryRowContext(ctx, "SELECT clock_timestamp()").Scan(&t); err != nil {
-			return nil, err
 		}
 		t = t.UTC().Truncate(time.Microsecond)
 	}
@@ -321,13 +321,17 @@ func (r *Repository) walkSQL(q jobs.ClaimQuery, t time.Time, closed []admit.Scop
 	}
 	switch {
 	case level != nil:
-		b.WriteString(" AND priority = ? AND (fair_rank, run_at, id) > (?, ?, ?" + r.d.castUUID() + ") AND fair_rank <= ?")
-		args = append(args, *level, after.rank, after.runAt, after.id, ceiling)
+		// fair_rank >= ? gives the seek its start: SQLite would otherwise
+		// start from the "fair_rank > -1" that the partial index needs.
+		b.WriteString(" AND priority = ? AND fair_rank >= ? AND (fair_rank, run_at, id) > (?, ?, ?" + r.d.castUUID() + ") AND fair_rank <= ?")
+		args = append(args, *level, after.rank, after.rank, after.runAt, after.id, ceiling)
 	case after != nil:
 		b.WriteString(" AND priority <= ?")
 		args = append(args, after.priority)
 	}
-	b.WriteString(" ORDER BY priority DESC, fair_rank, run_at, id LIMIT " + r.d.limitArg())
+	// Last: with two lower bounds on fair_rank, SQLite seeks with the first
+	// one it meets, and the seek must start at the keyset's.
+	b.WriteString(" AND fair_rank > -1 ORDER BY priority DESC, fair_rank, run_at, id LIMIT " + r.d.limitArg())
 	args = append(args, page)
 	return b.String(), args
 }
@@ -406,6 +410,18 @@ func (r *Repository) allBlocked(ctx context.Context, db bun.IDB, q jobs.ClaimQue
 	if len(q.Kinds) == 0 {
 		return false, nil
 	}
+	if r.d.pg {
+		pairs, err := r.pgPairs(ctx, db, q.Queues)
+		if err != nil || len(pairs) > blockedPairsMax {
+			return false, err
+		}
+		for _, p := range pairs {
+			if !pairBlocked(p, q.Kinds, closed, full) {
+				return false, nil
+			}
+		}
+		return true, nil
+	}
 	var after *admit.QueueKey
 	for range blockedPairsMax + 1 {
 		p, ok, err := r.nextPair(ctx, db, q.Queues, after)
@@ -421,6 +437,37 @@ func (r *Repository) allBlocked(ctx context.Context, db bun.IDB, q jobs.ClaimQue
 		after = &p
 	}
 	return false, nil
+}
+
+// pgPairs reads up to blockedPairsMax+1 distinct pending queue-key pairs
+// in the queues (empty: any) on PostgreSQL, in one statement: a recursive
+// walk that seeks jobs_fair_idx past each pair (one round trip instead of
+// one per pair, while the claim holds its locks).
+func (r *Repository) pgPairs(ctx context.Context, db bun.IDB, queues []string) ([]admit.QueueKey, error) {
+	in, args := "", []any{}
+	if len(queues) > 0 {
+		in = " AND queue IN (?)"
+		args = append(args, bun.In(queues), bun.In(queues))
+	}
+	const pending = "status = 'pending' AND fair_rank >= 0"
+	query := "WITH RECURSIVE _p(q, k) AS ((SELECT queue, concurrency_key FROM jobs WHERE " + pending + in +
+		" ORDER BY queue, concurrency_key LIMIT 1) UNION ALL SELECT _n.queue, _n.concurrency_key FROM _p, LATERAL (" +
+		"SELECT queue, concurrency_key FROM jobs WHERE " + pending + in + " AND (queue, concurrency_key) > (_p.q, _p.k)" +
+		" ORDER BY queue, concurrency_key LIMIT 1) _n) SELECT q, k FROM _p LIMIT " + strconv.Itoa(blockedPairsMax+1)
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	var out []admit.QueueKey
+	for rows.Next() {
+		var p admit.QueueKey
+		if err := rows.Scan(&p.Queue, &p.Key); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, errors.Join(rows.Err(), rows.Close())
 }
 
 // pairBlocked reports whether the jobs of queue and key p, of any of the

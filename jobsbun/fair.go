@@ -3,6 +3,7 @@ package jobsbun
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +22,39 @@ import (
 // by priority, rank, RunAt and ID. Two concurrent creates may give equal
 // ranks; RunAt and ID then decide.
 
+// Jobs not due when they are created or retried get rank -1 and stay out of
+// the claim index: claims would otherwise step over every job that waits
+// for a later RunAt (10 000 retries in backoff, say) on each claim. Each
+// claim first ranks the unranked jobs that came due, up to promoteBatch,
+// as Create would have ranked them then (promote): after the pending jobs
+// of their key and not before the first due job of their queue. Jobs that
+// come due together share those ranks; RunAt then decides.
+
+// promoteBatch bounds the jobs one claim ranks.
+const promoteBatch = 1000
+
+// promote ranks the unranked pending jobs whose RunAt has come by t.
+func (r *Repository) promote(ctx context.Context, db bun.IDB, t time.Time) error {
+	return r.exec(ctx, db, r.promoteSQL(), t, t)
+}
+
+// promoteSQL is the statement of promote; its arguments are twice
+// the time of the call.
+func (r *Repository) promoteSQL() string {
+	greatest := "max"
+	if r.d.pg {
+		greatest = "GREATEST"
+	}
+	now := "?" + r.d.castTime()
+	return "UPDATE jobs SET fair_rank = " + greatest + "(" +
+		"COALESCE((SELECT h.fair_rank FROM jobs h WHERE h.status = 'pending' AND h.fair_rank >= 0 AND h.queue = jobs.queue AND h.run_at <= " + now +
+		" ORDER BY h.fair_rank LIMIT 1), 0), " +
+		"COALESCE((SELECT k.fair_rank + 1 FROM jobs k WHERE k.status = 'pending' AND k.fair_rank >= 0 AND k.queue = jobs.queue AND k.concurrency_key = jobs.concurrency_key" +
+		" ORDER BY k.fair_rank DESC LIMIT 1), 0)) WHERE " +
+		r.d.idIn("SELECT id FROM jobs WHERE status = 'pending' AND fair_rank < 0 AND run_at <= "+now+" LIMIT "+strconv.Itoa(promoteBatch)+r.d.skipLocked()) +
+		" AND fair_rank < 0"
+}
+
 // fairRanks are the ranks of new jobs by ID.
 type fairRanks map[uuid.UUID]int64
 
@@ -30,6 +64,19 @@ const fairPairsPerQuery = 200
 // ranks reads the heads of the queues and keys of js through db at time t
 // and returns the jobs' ranks.
 func (r *Repository) ranks(ctx context.Context, db bun.IDB, js []*jobs.Job, t time.Time) (fairRanks, error) {
+	out := make(fairRanks, len(js))
+	var due []*jobs.Job
+	for _, j := range js {
+		if j.RunAt.After(t) {
+			out[j.ID] = -1 // ranked when it comes due: promote
+			continue
+		}
+		due = append(due, j)
+	}
+	if len(due) == 0 {
+		return out, nil
+	}
+	js = due
 	nj := make([]admit.NewJob, len(js))
 	for i, j := range js {
 		nj[i] = admit.NewJob{Queue: j.Queue, Key: j.ConcurrencyKey, Priority: j.Priority, RunAt: j.RunAt, ID: j.ID}
@@ -43,7 +90,6 @@ func (r *Repository) ranks(ctx context.Context, db bun.IDB, js []*jobs.Job, t ti
 		}
 	}
 	rk := admit.Ranks(nj, heads)
-	out := make(fairRanks, len(js))
 	for i, j := range js {
 		out[j.ID] = rk[i]
 	}

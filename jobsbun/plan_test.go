@@ -136,7 +136,7 @@ func TestSQLiteLimitedClaimUsesItsIndexes(t *testing.T) {
 	}{
 		{nil, nil, "SCAN jobs USING COVERING INDEX jobs_claim_idx"},
 		{nil, &walkPos{priority: 1}, "SEARCH jobs USING COVERING INDEX jobs_claim_idx (priority<?)"},
-		{&level, &walkPos{priority: 1, rank: 2, runAt: rules.Now(), id: "x"}, "SEARCH jobs USING COVERING INDEX jobs_claim_idx (priority=? AND (fair_rank,run_at,id)>(?,?,?) AND fair_rank<?)"},
+		{&level, &walkPos{priority: 1, rank: 2, runAt: rules.Now(), id: "x"}, "SEARCH jobs USING COVERING INDEX jobs_claim_idx (priority=? AND fair_rank>? AND fair_rank<?)"},
 	} {
 		query, args := r.walkSQL(q, rules.Now(), closed, full, w.level, w.after, 70, 256)
 		plan := explain(t, r, query, args)
@@ -162,4 +162,44 @@ func TestSQLiteLimitedClaimUsesItsIndexes(t *testing.T) {
 	query, args := runningSQL([]admit.Scope{{Type: admit.KindScope, Name: "a"}, {Type: admit.QueueScope, Name: "q"}})
 	plan := explain(t, r, query, args)
 	require.Contains(t, plan, "jobs_running_idx", plan)
+}
+
+// TestSQLiteWalkSeeksToItsPosition times a page of the limited walk that
+// starts near the end of 20 000 jobs of one priority against one that
+// starts at the beginning: the seek must start at the page's position,
+// not at the start of the priority (the plan text cannot tell which of
+// two lower bounds on fair_rank SQLite seeks with).
+func TestSQLiteWalkSeeksToItsPosition(t *testing.T) {
+	t.Parallel()
+	r := openTestSQLite(t)
+	ctx := t.Context()
+	for range 20 {
+		js := make([]*jobs.Job, 1000)
+		for i := range js {
+			js[i] = &jobs.Job{Kind: "k", ConcurrencyKey: "a"}
+		}
+		require.NoError(t, r.Create(ctx, js...))
+	}
+	q := jobs.ClaimQuery{Owner: "w", Kinds: []string{"k"}, Limit: 10, LeaseDuration: time.Minute}
+	level := 0
+	page := func(rank int64) time.Duration {
+		after := &walkPos{rank: rank, runAt: rules.Now().Add(-time.Hour), id: "0"}
+		query, args := r.walkSQL(q, rules.Now(), nil, nil, &level, after, rank+100, 256)
+		best := time.Hour
+		for range 5 {
+			start := time.Now()
+			rows, err := r.query(ctx, r.db, query, args...)
+			require.NoError(t, err)
+			n := 0
+			for rows.Next() {
+				n++
+			}
+			require.NoError(t, rows.Close())
+			require.Equal(t, 101, n) // ranks rank to rank+100
+			best = min(best, time.Since(start))
+		}
+		return best
+	}
+	early, late := page(0), page(19000)
+	require.Less(t, late, 5*early, "a late page costs like an early one (early %v, late %v)", early, late)
 }

@@ -14,9 +14,11 @@ import (
 //     rate-limited kind ("k:" + kind) or queue ("q:" + queue), read by
 //     scope and time; a limited claim deletes the rows older than the
 //     longest window (24h);
-//   - jobs.fair_rank: the job's turn among concurrency keys (fair.go); the
-//     claim index is rebuilt to walk priority, rank, RunAt and ID, and
-//     carries the key for the walk of limited claims;
+//   - jobs.fair_rank: the job's turn among concurrency keys (fair.go), -1
+//     until a job that was not due is ranked; the claim index is rebuilt
+//     to walk priority, rank, RunAt and ID over ranked jobs, and carries
+//     the key for the walk of limited claims; jobs_promote_idx: the
+//     unranked jobs by RunAt;
 //   - jobs_fair_idx: pending rows by queue, key and rank (a key's last
 //     rank); jobs_fair_head_idx: pending rows by queue, rank and RunAt
 //     (the smallest rank that is due).
@@ -58,9 +60,14 @@ var pgLimitStep = migrate.Step{
 var fairStmts = []string{
 	`ALTER TABLE jobs ADD COLUMN fair_rank BIGINT NOT NULL DEFAULT 0`,
 	`DROP INDEX jobs_claim_idx`,
-	`CREATE INDEX jobs_claim_idx ON jobs (priority DESC, fair_rank, run_at, id, queue, kind, concurrency_key) WHERE status = 'pending'`,
-	// "fair_rank >= 0" is always true; no claim states it, so that the
-	// planners never take these indexes for a claim's queue filter.
+	// Pending jobs not due when they were created or retried have rank -1
+	// until a claim ranks them (fair.go): the claim index leaves them out,
+	// so that claims never step over jobs that wait for a later RunAt.
+	`CREATE INDEX jobs_claim_idx ON jobs (priority DESC, fair_rank, run_at, id, queue, kind, concurrency_key) WHERE status = 'pending' AND fair_rank > -1`,
+	`CREATE INDEX jobs_promote_idx ON jobs (run_at) WHERE status = 'pending' AND fair_rank < 0`,
+	// The claims state "fair_rank > -1", these indexes "fair_rank >= 0":
+	// the same rows, but neither planner proves one from the other, so a
+	// claim never takes these indexes for its queue filter.
 	`CREATE INDEX jobs_fair_idx ON jobs (queue, concurrency_key, fair_rank) WHERE status = 'pending' AND fair_rank >= 0`,
 	`CREATE INDEX jobs_fair_head_idx ON jobs (queue, fair_rank, run_at) WHERE status = 'pending' AND fair_rank >= 0`,
 }

@@ -339,6 +339,20 @@ var fairCases = []testCase{
 		require.Equal(t, early.ID, h.claimOne(t).ID)
 		require.Equal(t, late.ID, h.claimOne(t).ID)
 	}},
+	{"DueJobTakesItsTurn", func(t *testing.T, h *harness) {
+		runAt := time.Now().Add(300 * time.Millisecond)
+		later := keyed("k", "", "b")
+		later.RunAt = runAt
+		h.create(t, later)
+		backlog := make([]*jobs.Job, 20)
+		for i := range backlog {
+			backlog[i] = keyed("k", "", "a")
+		}
+		h.create(t, backlog...)
+		require.Equal(t, map[string]int{"a": 5}, countBy(h.claim(t, 5), byKey), "the later job waits for its RunAt")
+		require.Eventually(t, func() bool { return time.Now().After(runAt.Add(slack)) }, 10*time.Second, time.Millisecond)
+		require.Contains(t, ids(h.claim(t, 2)), later.ID, "once due, it is not put behind the backlog")
+	}},
 	{"FairWithLimits", func(t *testing.T, h *harness) {
 		for range 20 {
 			h.create(t, keyed("k", "", "big"))
