@@ -6,8 +6,8 @@ import (
 	"errors"
 	"maps"
 	"math"
-	"strconv"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
