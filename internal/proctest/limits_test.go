@@ -70,7 +70,7 @@ func TestLimitsUnderKills(t *testing.T) {
 				victim.kill(t)
 				c.start()
 			}
-			c.waitFinished(n, 5*time.Minute)
+			c.waitFinished(n, 10*time.Minute)
 			took := time.Since(began)
 			c.stopAll()
 
