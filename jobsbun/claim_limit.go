@@ -121,6 +121,7 @@ func (r *Repository) admitClaim(ctx context.Context, db bun.IDB, q jobs.ClaimQue
 	// reading the index from its start. The first row of each priority
 	// (below the last one walked) comes from a plain ordered read.
 	var (
+		done    bool     // nothing more can fit
 		level   *int     // the priority being walked; nil: find the next
 		after   *walkPos // the last row read in level
 		ceiling int64    // see limitWalkWindow
@@ -153,14 +154,22 @@ func (r *Repository) admitClaim(ctx context.Context, db bun.IDB, q jobs.ClaimQue
 				ceiling = p.rank + int64(q.Limit) + limitWalkWindow
 			}
 			after = &p
-			if len(lc.ids) < q.Limit && ad.Admit(kind, queue, key) {
+			if len(lc.ids) >= q.Limit {
+				break
+			}
+			if ad.Admit(kind, queue, key) {
 				lc.ids = append(lc.ids, id)
+			} else if shut(q, ad.Closed()) {
+				done = true // this claim filled its kinds' or queues' limits
+				break
 			}
 		}
 		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 			return nil, err
 		}
 		switch {
+		case done:
+			return lc, nil
 		case level == nil:
 			return lc, nil // no pending job fits
 		case n < page:
