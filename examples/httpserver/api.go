@@ -24,10 +24,12 @@ type createJobRequest struct {
 }
 
 // transcribeRequest is the body of POST /api/transcribe: the job's payload
-// and the user it is for.
+// (a transcribe.Request, not embedded, so that decode errors name the
+// fields as the client wrote them) and the user it is for.
 type transcribeRequest struct {
-	transcribe.Request
-	User string `json:"user"` // see userOption
+	AudioURL string `json:"audio_url"`
+	Language string `json:"language"`
+	User     string `json:"user"` // see userOption
 }
 
 // createTranscription handles POST /api/transcribe: {"audio_url",
@@ -41,7 +43,8 @@ func (s *server) createTranscription(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if _, err := req.Validate(); err != nil {
+	payload := transcribe.Request{AudioURL: req.AudioURL, Language: req.Language}
+	if _, err := payload.Validate(); err != nil {
 		s.fail(w, r, asFieldError(err))
 		return
 	}
@@ -50,11 +53,11 @@ func (s *server) createTranscription(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.enqueue(w, r, transcribe.Kind, req.Request, opts...)
+	s.enqueue(w, r, transcribe.Kind, payload, opts...)
 }
 
 // createJob handles POST /api/jobs, the generic form: any registered kind
-// with a JSON payload. Transcription payloads are checked as strictly as on
+// with a JSON payload, and an optional user as on POST /api/transcribe. Transcription payloads are checked as strictly as on
 // POST /api/transcribe.
 func (s *server) createJob(w http.ResponseWriter, r *http.Request) {
 	var req createJobRequest
