@@ -57,8 +57,9 @@ func (s *server) createTranscription(w http.ResponseWriter, r *http.Request) {
 }
 
 // createJob handles POST /api/jobs, the generic form: any registered kind
-// with a JSON payload, and an optional user as on POST /api/transcribe. Transcription payloads are checked as strictly as on
-// POST /api/transcribe.
+// with a JSON payload, and an optional user as on POST /api/transcribe.
+// Transcription payloads are checked as strictly as on POST
+// /api/transcribe.
 func (s *server) createJob(w http.ResponseWriter, r *http.Request) {
 	var req createJobRequest
 	if err := decodeJSON(w, r, maxJobBody, &req); err != nil {
