@@ -125,8 +125,7 @@ func (r *Runner) onHint(ev Event) {
 		r.cancelPollNow()
 		return
 	}
-	// A job that ended elsewhere may have freed a slot of a limit.
-	if ev.Ready || (len(ev.Changed) > 0 && r.limits.any) {
+	if ev.Ready {
 		r.wakeForHint()
 	}
 	for _, id := range ev.Changed {
