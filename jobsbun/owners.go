@@ -43,6 +43,8 @@ type ownerLocks struct {
 	// PostgreSQL (owners_pg.go): owners whose lock was last seen free.
 	suspects map[string]pgSuspect
 	look     pgLook          // the last look for free owners
+	nextLook time.Time       // rescueDeadPG's next look, unless a suspect is due first
+	due      time.Time       // when the next suspect is due (zero: none)
 	pgHeld   map[string]bool // owners held by this repository
 	grace    time.Duration   // pgOwnerGrace; longer in some tests
 }

@@ -315,11 +315,33 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // owner whose lock is found free becomes a suspect; one still free at the
 // same epoch a grace later is rescued by the look that finds it so (see
 // the top of this file).
+//
+// Runners call it every 25 ms; it looks at most every pgOwnerLookEvery
+// unless a suspect is due, so that a database shared by many processes is
+// not kept busy by looks (a look reads the running jobs' index and tries
+// owner locks).
 func (r *Repository) rescueDeadPG(ctx context.Context, limit int) ([]*jobs.Job, error) {
 	rescued := []*jobs.Job{}
-	_, err := r.judgeOwnersPG(ctx, limit, &rescued)
+	now := time.Now()
+	o := &r.owners
+	o.mu.Lock()
+	skip := now.Before(o.nextLook) && (o.due.IsZero() || now.Before(o.due))
+	if !skip {
+		o.nextLook = now.Add(pgOwnerLookEvery)
+	}
+	o.mu.Unlock()
+	if skip {
+		return rescued, nil
+	}
+	due, err := r.judgeOwnersPG(ctx, limit, &rescued)
+	o.mu.Lock()
+	o.due = due
+	o.mu.Unlock()
 	return rescued, err
 }
+
+// pgOwnerLookEvery is how often rescueDeadPG looks when no suspect is due.
+const pgOwnerLookEvery = 100 * time.Millisecond
 
 // pgFree is an owner whose lock a look found free.
 type pgFree struct {

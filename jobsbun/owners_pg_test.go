@@ -146,7 +146,8 @@ func TestPGOwnerTakesLockBack(t *testing.T) {
 	t.Logf("lock back after the sessions ended: slowest %v of 5", slowest)
 	close(stop)
 	require.Positive(t, <-checks)
-	got, err := rescuer.RescueDead(ctx, 100)
+	var got []*jobs.Job
+	_, err = rescuer.judgeOwnersPG(ctx, 100, &got) // a look now (RescueDead may skip one)
 	require.NoError(t, err)
 	require.Empty(t, got)
 	require.Empty(t, rescuer.owners.suspects, "held again: no suspicion left to come due")
