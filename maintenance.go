@@ -15,8 +15,9 @@ func (r *Runner) rescueInterval() time.Duration { return r.cfg.lease / 4 }
 
 // deadOwnerInterval is how often the rescuer looks for dead owners when
 // the repository can tell them (see ownerLiveness): a killed runner's jobs
-// run again elsewhere about this long after the kill (plus the
-// repository's own grace, 50 ms on PostgreSQL), whatever the lease.
+// run again elsewhere about this long after the kill (on PostgreSQL the
+// repository looks every 100 ms and waits a 50 ms grace), whatever the
+// lease.
 const deadOwnerInterval = 25 * time.Millisecond
 
 // ownerLiveness is implemented by repositories that can tell a dead runner

@@ -60,7 +60,8 @@
 // # Dead owners
 //
 // Each runner holds a lock that only its death releases, and the runners'
-// rescuers look for free locks every 25 ms ([Repository.RescueDead]): the
+// rescuers look for free locks often ([Repository.RescueDead]: every 25 ms
+// on SQLite, every 100 ms on PostgreSQL and when a suspect is due): the
 // running jobs of a dead owner are requeued at once, whatever their
 // leases, with the attempt error "owner died". A paused process keeps its
 // lock and its jobs. [jobs.Runner.Run] finds both methods by itself.
