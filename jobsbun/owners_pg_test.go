@@ -55,6 +55,17 @@ func pgOwnerPID(t *testing.T, r *Repository, owner string) int {
 	return pid
 }
 
+// lockElsewhere holds owner's lock from another session of r's pool until
+// the test ends, as another process would.
+func lockElsewhere(t *testing.T, r *Repository, owner string) {
+	t.Helper()
+	conn, err := r.db.Conn(t.Context())
+	require.NoError(t, err)
+	t.Cleanup(func() { discardConn(conn) })
+	_, err = conn.ExecContext(t.Context(), "SELECT pg_advisory_lock_shared("+pgOwnerLock+")", pgOwnerKey(owner))
+	require.NoError(t, err)
+}
+
 // recordOwner records owner as an owner lock holder without holding its
 // lock, as a process that died left it.
 func recordOwner(t *testing.T, r *Repository, owner string) {
@@ -174,11 +185,7 @@ func TestPGRescueDeadOwner(t *testing.T) {
 	dead := claimAs(t, r, "dead", 3)
 	recordOwner(t, r, "dead")
 	recordOwner(t, r, "alive")
-	conn, err := r.db.Conn(ctx)
-	require.NoError(t, err)
-	defer discardConn(conn)
-	_, err = conn.ExecContext(ctx, "SELECT pg_advisory_lock_shared("+pgOwnerLock+")", pgOwnerKey("alive"))
-	require.NoError(t, err)
+	lockElsewhere(t, r, "alive")
 	alive := claimAs(t, r, "alive", 1)
 	old := claimAs(t, r, "old", 1)
 	release, err := r.HoldOwner(ctx, "me")
@@ -237,11 +244,7 @@ func TestPGRescueDeadOwnerComesBack(t *testing.T) {
 	require.Empty(t, rescued, "a new epoch: the grace starts again")
 	require.True(t, due2.After(due))
 
-	conn, err := r.db.Conn(ctx)
-	require.NoError(t, err)
-	defer discardConn(conn)
-	_, err = conn.ExecContext(ctx, "SELECT pg_advisory_lock_shared("+pgOwnerLock+")", pgOwnerKey("w"))
-	require.NoError(t, err)
+	lockElsewhere(t, r, "w")
 	time.Sleep(time.Until(due2))
 	due3, err := r.judgeOwnersPG(ctx, 100, &rescued)
 	require.NoError(t, err)
@@ -332,11 +335,7 @@ func TestPGHoldOwnerSweepsIdleDeadOwners(t *testing.T) {
 	_, err := r.db.ExecContext(ctx, "UPDATE jobs_owners SET held_at = now() - interval '2 minutes' WHERE owner <> 'recent'")
 	require.NoError(t, err)
 	claimAs(t, r, "busy", 1)
-	conn, err := r.db.Conn(ctx)
-	require.NoError(t, err)
-	defer discardConn(conn)
-	_, err = conn.ExecContext(ctx, "SELECT pg_advisory_lock_shared("+pgOwnerLock+")", pgOwnerKey("held"))
-	require.NoError(t, err)
+	lockElsewhere(t, r, "held")
 
 	release, err := r.HoldOwner(ctx, "w")
 	require.NoError(t, err)
