@@ -36,8 +36,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
-	"github.com/jobsmith/jobs/examples/internal/follow"
 	"github.com/jobsmith/jobs/examples/internal/transcribe"
+	"github.com/jobsmith/jobs/internal/follow"
 	"github.com/jobsmith/jobs/internal/termbar"
 	"github.com/jobsmith/jobs/jobsqlite"
 )
