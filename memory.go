@@ -29,6 +29,8 @@ type MemoryRepository struct {
 	buckets map[memBucketKey]*memBucket // pending jobs by queue and kind
 	running map[uuid.UUID]*memRecord
 	paused  map[string]bool // queues paused; see memory_pause.go
+	// schedules by name; see memory_schedule.go
+	schedules map[string]ScheduleInfo
 }
 
 var _ JobRepository = (*MemoryRepository)(nil)

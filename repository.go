@@ -228,6 +228,25 @@ type JobRepository interface {
 	// is free again.
 	Prune(ctx context.Context, finishedBefore time.Time) (int, error)
 
+	// Tick writes the state of schedule s.Name (see [Runner.Schedule]): it
+	// creates the schedule's row, or updates its Spec, Kind and NextTick.
+	// With a non-nil job it also, in the same transaction, creates job as
+	// Create would if, and only if, s.LastTick is after the stored last
+	// tick (or none is stored), and stores s.LastTick as the last tick: of
+	// any number of calls for one tick, concurrent or not, in one process
+	// or many, exactly one creates its job, and a tick at or before the
+	// stored one creates nothing. With a nil job s.LastTick is ignored. It
+	// returns the state stored after the call and whether job was created;
+	// job is then as Create leaves it (with Duplicate set when its
+	// UniqueKey was taken: the tick still counts as done). An invalid s
+	// ([ScheduleInfo.Validate]) or job is ErrInvalidArgument and writes
+	// nothing. Ticks are stored to the microsecond.
+	Tick(ctx context.Context, s ScheduleInfo, job *Job) (ScheduleInfo, bool, error)
+
+	// Schedules returns the stored state of every schedule that Tick ever
+	// wrote, sorted by name.
+	Schedules(ctx context.Context) ([]ScheduleInfo, error)
+
 	// Close releases the repository's resources. Repositories that were
 	// handed a database do not close it. Close is idempotent.
 	Close() error

@@ -40,9 +40,10 @@ type Runner struct {
 	repo JobRepository
 	cfg  runnerConfig
 
-	hmu      sync.RWMutex // guards handlers
-	handlers map[string]*handler
-	started  atomic.Bool
+	hmu       sync.RWMutex // guards handlers
+	handlers  map[string]*handler
+	schedules map[string]*scheduled // guarded by hmu; see schedule.go
+	started   atomic.Bool
 
 	batch     enqueueBatcher
 	saves     saveBatcher   // checkpoints; see checkpoint.go
@@ -291,6 +292,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	loops.Go(func() { r.rescueLoop(loopCtx, live) })
 	loops.Go(func() { r.pruneLoop(loopCtx) })
 	loops.Go(func() { r.giveBackLoop(loopCtx) })
+	loops.Go(func() { r.scheduleLoop(ctx) }) // no new tick once shutdown begins
 	stopComp := make(chan struct{})
 	go r.completer(base, stopComp)
 	var workers sync.WaitGroup

@@ -287,3 +287,26 @@ func checkRescueLimit(op string, limit int) error {
 	}
 	return nil
 }
+
+// Validate returns the [ErrInvalidArgument] error that every implementation
+// of [JobRepository.Tick] returns for s, or nil when s is valid: a schedule
+// name, a spec of at most 256 bytes of UTF-8 and a kind, and ticks in the
+// years 1 to 9999 (UTC) or zero.
+func (s ScheduleInfo) Validate() error {
+	const op = "tick"
+	if err := checkName(op, "schedule name", s.Name, false); err != nil {
+		return err
+	}
+	if len(s.Spec) > 256 || !utf8.ValidString(s.Spec) {
+		return invalid(op, "spec of schedule %q is not at most 256 bytes of UTF-8", s.Name)
+	}
+	if err := checkName(op, "kind", s.Kind, false); err != nil {
+		return err
+	}
+	for _, t := range []time.Time{s.LastTick, s.NextTick} {
+		if err := checkRunAt(op, uuid.Nil, t); err != nil {
+			return invalid(op, "tick %s of schedule %q is outside the years 1 to 9999 (UTC)", t.UTC().Format(time.RFC3339), s.Name)
+		}
+	}
+	return nil
+}

@@ -20,7 +20,8 @@
 //
 // The cases are grouped by topic: Create, BadInput, StateMachine, Finish,
 // Claim, Pause (paused queues: hidden from Claim, listed by Stats, their
-// running jobs unaffected), Fencing, Progress, Checkpoint (saved by an
+// running jobs unaffected), Schedule (one job per tick, whatever the
+// writers), Fencing, Progress, Checkpoint (saved by an
 // attempt, fenced by its lease, handed to the next attempt), Output (items stored with a
 // checkpoint or an outcome, numbered and read back; an attempt that resumes
 // never repeats them), Cancel, Release, Rescue, List, Stats, Prune, Tx,
@@ -114,6 +115,7 @@ func Run(t *testing.T, newRepo func(t *testing.T) jobs.JobRepository, opts ...Op
 		{"Finish", finishCases},
 		{"Claim", claimCases},
 		{"Pause", pauseCases},
+		{"Schedule", scheduleCases},
 		{"Fencing", fencingCases},
 		{"Progress", progressCases},
 		{"Checkpoint", checkpointCases},
