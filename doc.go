@@ -139,6 +139,27 @@
 //	// …
 //	err = r.ResumeQueue(ctx, "transcribe")
 //
+// # Schedules
+//
+// [Runner.Schedule] enqueues a job on a timetable: a cron expression (five
+// fields, or six with seconds first, or a descriptor such as @daily) read
+// in the schedule's time zone, or "@every D". Every process that declares
+// the same schedule name shares it, with no leader: each tick enqueues
+// exactly one job, because the repository moves the schedule's stored last
+// tick forward and creates the tick's job in one transaction
+// ([JobRepository.Tick]); the job's RunAt is its tick. Schedules are code,
+// deployed with it: a changed spec applies from its next tick, a removed
+// schedule stops. Ticks missed while no process ran are skipped, or with
+// CatchUp run once (one job for the latest). [Runner.Schedules] lists the
+// stored schedules with their last and next ticks:
+//
+//	err := r.Schedule("nightly-cleanup", jobs.Schedule{
+//		Spec:     "30 3 * * *", // 03:30 every day…
+//		Location: berlin,       // …in Berlin
+//		Kind:     "cleanup",
+//		CatchUp:  true, // after a night without any process, run it once at start
+//	})
+//
 // # Errors
 //
 // A handler error fails the attempt; the job is retried with exponential

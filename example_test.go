@@ -241,3 +241,44 @@ func ExampleReporter_resume() {
 	// 3 begins
 	// 4 again
 }
+
+// A schedule that ticks every second: each tick enqueues one job, whose
+// RunAt is the tick, however many processes declare the same schedule.
+func ExampleRunner_Schedule() {
+	repo := jobs.NewMemoryRepository()
+	defer repo.Close()
+	r, err := jobs.NewRunner(repo)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ticks := make(chan time.Time, 1)
+	r.Handle("heartbeat", func(ctx context.Context, job *jobs.Job, _ jobs.Reporter) (json.RawMessage, error) {
+		select {
+		case ticks <- job.RunAt:
+		default:
+		}
+		return nil, nil
+	})
+	if err := r.Schedule("heartbeat", jobs.Schedule{Spec: "@every 1s", Kind: "heartbeat"}); err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+
+	tick := <-ticks
+	fmt.Println("ran the tick of a whole second:", tick.Equal(tick.Truncate(time.Second)))
+	list, err := r.Schedules(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	s := list[0]
+	fmt.Println(s.Name, s.Spec, s.Kind, "next tick one second after the last:", s.NextTick.Sub(s.LastTick))
+	cancel()
+	if err := <-done; err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// ran the tick of a whole second: true
+	// heartbeat @every 1s heartbeat next tick one second after the last: 1s
+}

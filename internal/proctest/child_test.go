@@ -34,6 +34,9 @@ type childConfig struct {
 	NoNotify bool          // PostgreSQL: run without the LISTEN/NOTIFY listener
 	// Refresh is the runner's refresh interval; 0 keeps the default.
 	Refresh time.Duration
+	// Schedules, when above 0, declares that many schedules, "s000" on,
+	// each ticking every second with CatchUp, of kind kindTick.
+	Schedules int
 }
 
 // The kinds the worker process handles. Each writes "start" to the ledger
@@ -46,6 +49,7 @@ const (
 	kindPause1 = "pause1" // attempt 1: start, report progress every 20 ms until ctx ends (ctxdone); later: start, done
 	kindWait   = "wait"   // start, block until ctx ends, then ctxdone with the cause and the wall clock in UnixNano
 	kindSteps  = "steps"  // start at the checkpoint; per step: "step" with its number, sleep payload.MS, append it, checkpoint; done
+	kindTick   = "tick"   // a schedule's job (payload: the schedule's name): start, done
 )
 
 // stepsPayload is the payload of kindSteps.
@@ -209,6 +213,17 @@ func runChild(ctx context.Context, cfg childConfig) error {
 		led.write("done", j.ID, j.Attempt, pid)
 		return nil, nil
 	})
+	r.Handle(kindTick, func(_ context.Context, j *jobs.Job, _ jobs.Reporter) (json.RawMessage, error) {
+		led.write("start", j.ID, j.Attempt, pid)
+		led.write("done", j.ID, j.Attempt, pid)
+		return nil, nil
+	})
+	for i := range cfg.Schedules {
+		name := fmt.Sprintf("s%03d", i)
+		if err := r.Schedule(name, jobs.Schedule{Spec: "@every 1s", Kind: kindTick, Payload: name, CatchUp: true}); err != nil {
+			return err
+		}
+	}
 	r.Handle(kindBlock1, firstBlocks(false))
 	r.Handle(kindPause1, firstBlocks(true))
 
