@@ -13,46 +13,55 @@ import (
 // by name, written under the repository's lock with the tick's job.
 
 // Tick implements [JobRepository.Tick].
-func (m *MemoryRepository) Tick(ctx context.Context, s ScheduleInfo, job *Job) (ScheduleInfo, bool, error) {
+func (m *MemoryRepository) Tick(ctx context.Context, ticks ...ScheduleTick) ([]bool, error) {
 	const op = "tick"
-	if err := s.Validate(); err != nil {
-		return ScheduleInfo{}, false, err
-	}
-	s = s.normal()
 	t := rules.Now()
-	var p *Job
-	if job != nil {
-		p = cloneJob(job)
-		if err := p.Prepare(t, rules.MaxPayloadBytes); err != nil {
-			return ScheduleInfo{}, false, err
+	prepared := make([]*Job, len(ticks))
+	names := map[string]bool{}
+	for i, tk := range ticks {
+		if err := tk.Validate(); err != nil {
+			return nil, err
+		}
+		if names[tk.Name] {
+			return nil, invalid(op, "schedule %q is twice in one call", tk.Name)
+		}
+		names[tk.Name] = true
+		if tk.Job != nil {
+			prepared[i] = cloneJob(tk.Job)
+			if err := prepared[i].Prepare(t, rules.MaxPayloadBytes); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := m.lock(ctx, op); err != nil {
-		return ScheduleInfo{}, false, err
+		return nil, err
 	}
 	defer m.mu.Unlock()
 	if m.schedules == nil {
 		m.schedules = map[string]ScheduleInfo{}
 	}
-	stored, ok := m.schedules[s.Name]
-	if !ok {
-		stored = ScheduleInfo{Name: s.Name}
-	}
-	stored.Spec, stored.Kind, stored.NextTick = s.Spec, s.Kind, s.NextTick
-	created := false
-	if p != nil && s.LastTick.After(stored.LastTick) {
-		stored.LastTick = s.LastTick
-		if r := m.unique[p.UniqueKey]; p.UniqueKey != "" && r != nil {
-			p = cloneJob(&r.job)
-			p.Duplicate = true
-		} else {
-			m.insert(cloneJob(p), t)
-			created = true
+	created := make([]bool, len(ticks))
+	for i, tk := range ticks {
+		s := tk.normal()
+		stored, ok := m.schedules[s.Name]
+		if !ok {
+			stored = ScheduleInfo{Name: s.Name}
 		}
-		*job = *p
+		stored.Spec, stored.Kind, stored.NextTick = s.Spec, s.Kind, s.NextTick
+		if p := prepared[i]; p != nil && s.LastTick.After(stored.LastTick) {
+			stored.LastTick = s.LastTick
+			if r := m.unique[p.UniqueKey]; p.UniqueKey != "" && r != nil {
+				p = cloneJob(&r.job)
+				p.Duplicate = true
+			} else {
+				m.insert(cloneJob(p), t)
+				created[i] = true
+			}
+			*tk.Job = *p
+		}
+		m.schedules[s.Name] = stored
 	}
-	m.schedules[s.Name] = stored
-	return stored, created, nil
+	return created, nil
 }
 
 // Schedules implements [JobRepository.Schedules].

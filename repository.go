@@ -228,20 +228,22 @@ type JobRepository interface {
 	// is free again.
 	Prune(ctx context.Context, finishedBefore time.Time) (int, error)
 
-	// Tick writes the state of schedule s.Name (see [Runner.Schedule]): it
-	// creates the schedule's row, or updates its Spec, Kind and NextTick.
-	// With a non-nil job it also, in the same transaction, creates job as
-	// Create would if, and only if, s.LastTick is after the stored last
-	// tick (or none is stored), and stores s.LastTick as the last tick: of
-	// any number of calls for one tick, concurrent or not, in one process
-	// or many, exactly one creates its job, and a tick at or before the
-	// stored one creates nothing. With a nil job s.LastTick is ignored. It
-	// returns the state stored after the call and whether job was created;
-	// job is then as Create leaves it (with Duplicate set when its
-	// UniqueKey was taken: the tick still counts as done). An invalid s
-	// ([ScheduleInfo.Validate]) or job is ErrInvalidArgument and writes
-	// nothing. Ticks are stored to the microsecond.
-	Tick(ctx context.Context, s ScheduleInfo, job *Job) (ScheduleInfo, bool, error)
+	// Tick writes the state of schedules (see [Runner.Schedule]) in one
+	// transaction: for each tick it creates the schedule's row, or updates
+	// its Spec, Kind and NextTick, and when the tick's Job is non-nil it
+	// also creates Job as Create would if, and only if, LastTick is after
+	// the stored last tick (or none is stored), and stores LastTick as the
+	// last tick. So of any number of calls for one tick, concurrent or not,
+	// in one process or many, exactly one creates its job, and a tick at
+	// or before the stored one creates nothing. created[i] reports whether
+	// ticks[i].Job was created; a created job is then as Create leaves it,
+	// and one whose UniqueKey was taken is the job holding it with
+	// Duplicate set (the tick still counts as done). With a nil Job,
+	// LastTick is ignored. Names must be distinct within a call. An invalid
+	// tick ([ScheduleInfo.Validate]) or job is ErrInvalidArgument and
+	// writes nothing; jobs not created are left unchanged. Ticks are
+	// stored to the microsecond.
+	Tick(ctx context.Context, ticks ...ScheduleTick) (created []bool, err error)
 
 	// Schedules returns the stored state of every schedule that Tick ever
 	// wrote, sorted by name.

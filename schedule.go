@@ -52,6 +52,13 @@ type ScheduleInfo struct {
 	NextTick time.Time `json:"next_tick,omitzero"`
 }
 
+// ScheduleTick is one schedule's write for [JobRepository.Tick]: its
+// state, and the job of its LastTick (nil to store the state only).
+type ScheduleTick struct {
+	ScheduleInfo
+	Job *Job
+}
+
 // scheduled is one schedule declared on a runner.
 type scheduled struct {
 	name  string

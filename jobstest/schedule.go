@@ -15,26 +15,44 @@ import (
 func (h *harness) tick(t *testing.T, at time.Time) (bool, *jobs.Job) {
 	t.Helper()
 	j := &jobs.Job{Kind: "k", RunAt: at}
-	_, created, err := h.repo.Tick(t.Context(), jobs.ScheduleInfo{Name: "s", Spec: "@every 1m", Kind: "k",
-		LastTick: at, NextTick: at.Add(time.Minute)}, j)
+	created, err := h.repo.Tick(t.Context(), jobs.ScheduleTick{ScheduleInfo: jobs.ScheduleInfo{Name: "s", Spec: "@every 1m", Kind: "k",
+		LastTick: at, NextTick: at.Add(time.Minute)}, Job: j})
 	require.NoError(t, err)
-	return created, j
+	return created[0], j
 }
 
 var scheduleCases = []testCase{
+	{"SeveralInOneCall", func(t *testing.T, h *harness) {
+		at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+		tk := func(name string, at time.Time) jobs.ScheduleTick {
+			return jobs.ScheduleTick{ScheduleInfo: jobs.ScheduleInfo{Name: name, Spec: "@every 1m", Kind: "k", LastTick: at},
+				Job: &jobs.Job{Kind: "k", RunAt: at}}
+		}
+		created, err := h.repo.Tick(t.Context(), tk("a", at), tk("b", at))
+		require.NoError(t, err)
+		require.Equal(t, []bool{true, true}, created)
+		ticks := []jobs.ScheduleTick{tk("a", at), tk("b", at.Add(time.Minute)), tk("c", at)}
+		created, err = h.repo.Tick(t.Context(), ticks...)
+		require.NoError(t, err)
+		require.Equal(t, []bool{false, true, true}, created, "a's tick was done; b's next and c's first are new")
+		require.Empty(t, ticks[0].Job.ID, "a job not created is left unchanged")
+		for _, i := range []int{1, 2} {
+			requireSame(t, ticks[i].Job, h.get(t, ticks[i].Job.ID))
+		}
+		require.Equal(t, 4, h.total(t))
+	}},
 	{"DeclareThenList", func(t *testing.T, h *harness) {
 		next := time.Date(2031, 5, 6, 7, 8, 9, 123456789, time.FixedZone("x", 3600))
-		s, created, err := h.repo.Tick(t.Context(), jobs.ScheduleInfo{Name: "b", Spec: "*/5 * * * *", Kind: "k", NextTick: next,
-			LastTick: next}, nil)
+		created, err := h.repo.Tick(t.Context(),
+			jobs.ScheduleTick{ScheduleInfo: jobs.ScheduleInfo{Name: "b", Spec: "*/5 * * * *", Kind: "k", NextTick: next, LastTick: next}},
+			jobs.ScheduleTick{ScheduleInfo: jobs.ScheduleInfo{Name: "a", Spec: "@daily", Kind: "k2"}})
 		require.NoError(t, err)
-		require.False(t, created)
+		require.Equal(t, []bool{false, false}, created)
 		want := jobs.ScheduleInfo{Name: "b", Spec: "*/5 * * * *", Kind: "k", NextTick: next.UTC().Truncate(time.Microsecond)}
-		require.Equal(t, want, s, "declared: no last tick (a nil job ignores it), next tick in UTC to the microsecond")
-		_, _, err = h.repo.Tick(t.Context(), jobs.ScheduleInfo{Name: "a", Spec: "@daily", Kind: "k2"}, nil)
-		require.NoError(t, err)
 		list, err := h.repo.Schedules(t.Context())
 		require.NoError(t, err)
-		require.Equal(t, []jobs.ScheduleInfo{{Name: "a", Spec: "@daily", Kind: "k2"}, want}, list, "sorted by name")
+		require.Equal(t, []jobs.ScheduleInfo{{Name: "a", Spec: "@daily", Kind: "k2"}, want}, list,
+			"sorted by name; no last tick (a nil job ignores it), next tick in UTC to the microsecond")
 		require.Equal(t, 0, h.total(t), "declaring creates no job")
 	}},
 	{"OneJobPerTick", func(t *testing.T, h *harness) {
@@ -69,12 +87,12 @@ var scheduleCases = []testCase{
 				wg.Go(func() {
 					j := &jobs.Job{Kind: "k"}
 					at := base.Add(time.Duration(k) * time.Minute)
-					_, ok, err := h.repo.Tick(t.Context(), jobs.ScheduleInfo{Name: "s", Spec: "@every 1m", Kind: "k", LastTick: at}, j)
+					ok, err := h.repo.Tick(t.Context(), jobs.ScheduleTick{ScheduleInfo: jobs.ScheduleInfo{Name: "s", Spec: "@every 1m", Kind: "k", LastTick: at}, Job: j})
 					if err != nil {
 						t.Error(err)
 						return
 					}
-					if ok {
+					if ok[0] {
 						mu.Lock()
 						created[k]++
 						mu.Unlock()
@@ -102,14 +120,17 @@ var scheduleCases = []testCase{
 			{jobs.ScheduleInfo{Name: "s", Spec: "@daily", Kind: "k", LastTick: at}, &jobs.Job{Kind: "k", Payload: []byte("{")}},
 		} {
 			before := *tt.job
-			_, created, err := h.repo.Tick(t.Context(), tt.s, tt.job)
+			ok := jobs.ScheduleTick{ScheduleInfo: jobs.ScheduleInfo{Name: "fine", Spec: "@daily", Kind: "k", LastTick: at}, Job: &jobs.Job{Kind: "k"}}
+			_, err := h.repo.Tick(t.Context(), ok, jobs.ScheduleTick{ScheduleInfo: tt.s, Job: tt.job})
 			requireCode(t, err, jobs.ErrInvalidArgument)
-			require.False(t, created)
 			require.Equal(t, before, *tt.job, "the job is left unchanged")
 		}
+		same := jobs.ScheduleTick{ScheduleInfo: jobs.ScheduleInfo{Name: "s", Spec: "@daily", Kind: "k", LastTick: at}, Job: &jobs.Job{Kind: "k"}}
+		_, err := h.repo.Tick(t.Context(), same, same)
+		requireCode(t, err, jobs.ErrInvalidArgument, "one schedule twice in a call")
 		list, err := h.repo.Schedules(t.Context())
 		require.NoError(t, err)
-		require.Empty(t, list)
+		require.Empty(t, list, "a call with one bad tick writes none")
 		require.Equal(t, 0, h.total(t))
 		created, _ := h.tick(t, at)
 		require.True(t, created, "the refused tick was not recorded")
@@ -118,12 +139,14 @@ var scheduleCases = []testCase{
 		held := h.create(t, &jobs.Job{Kind: "k", UniqueKey: "nightly"})[0]
 		at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 		j := &jobs.Job{Kind: "k", UniqueKey: "nightly"}
-		s, created, err := h.repo.Tick(t.Context(), jobs.ScheduleInfo{Name: "s", Spec: "@daily", Kind: "k", LastTick: at}, j)
+		created, err := h.repo.Tick(t.Context(), jobs.ScheduleTick{ScheduleInfo: jobs.ScheduleInfo{Name: "s", Spec: "@daily", Kind: "k", LastTick: at}, Job: j})
 		require.NoError(t, err)
-		require.False(t, created)
+		require.Equal(t, []bool{false}, created)
 		require.True(t, j.Duplicate)
 		require.Equal(t, held.ID, j.ID, "the job holding the key is returned")
-		require.True(t, s.LastTick.Equal(at), "the tick is done")
+		list, err := h.repo.Schedules(t.Context())
+		require.NoError(t, err)
+		require.True(t, list[0].LastTick.Equal(at), "the tick is done")
 		require.Equal(t, 1, h.total(t))
 	}},
 }
