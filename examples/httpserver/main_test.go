@@ -281,8 +281,8 @@ func TestKillAndRestartResumes(t *testing.T) {
 	require.Equal(t, seqRange(seen.out.Seq+1, n), outputSeqs(rest), "the rest of the output after a restart: no gap, no repeat")
 	for _, ev := range rest {
 		if !ev.isOutput() {
-			require.GreaterOrEqual(t, ev.upd.Progress, float64(st.Next)/n,
-				"the progress does not fall back below the checkpoint (%s)", ev.upd.Message)
+			require.GreaterOrEqual(t, ev.upd.Progress.Fraction, float64(st.Next)/n,
+				"the progress does not fall back below the checkpoint (%s)", ev.upd.Progress.Message)
 		}
 	}
 

@@ -169,7 +169,7 @@ function updateCounts() {
 }
 
 // watch opens the job's WebSocket. A message is {type:"state", id, status,
-// progress, message, error} or {type:"output", seq, data}.
+// progress: {fraction, message}, attempt, error} or {type:"output", seq, data}.
 function watch(id) {
   const r = rows.get(id);
   if (r.ws) return;
@@ -182,7 +182,8 @@ function watch(id) {
       addOutput(id, u.seq, u.data);
       return;
     }
-    Object.assign(r.job, { status: u.status, progress: u.progress, message: u.message || "", error: u.error || "" });
+    Object.assign(r.job, { status: u.status, progress: u.progress.fraction, message: u.progress.message || "",
+      error: u.error || "" });
     render(id);
     updateCounts();
   };
