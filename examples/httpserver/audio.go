@@ -1,0 +1,36 @@
+package main
+
+import (
+	"errors"
+	"io/fs"
+	"strings"
+
+	"github.com/jobsmith/jobs/examples/internal/transcribe"
+)
+
+// checkTranscription validates a transcription request and opens its
+// audio once, so that a reference that cannot be read (a missing file, a
+// file that is not a WAV one this server decodes) is refused now with a
+// 400 naming the field, rather than accepted and failed later. prefix goes
+// before the field's name ("payload." in POST /api/jobs). The handler
+// still fails a job whose file goes away after this check.
+func (s *server) checkTranscription(req transcribe.Request, prefix string) error {
+	audio, err := req.Validate()
+	if fe, ok := errors.AsType[*transcribe.FieldError](err); ok {
+		return &fieldError{field: prefix + fe.Field, msg: fe.Reason}
+	} else if err != nil {
+		return &fieldError{field: strings.TrimSuffix(prefix, "."), msg: "is invalid"}
+	}
+	_, closer, err := audio.Open(s.cfg.AudioDir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return &fieldError{field: prefix + "audio_url", msg: "names no file in the audio directory (APP_AUDIO_DIR)"}
+	case errors.Is(err, transcribe.ErrBadAudio):
+		return &fieldError{field: prefix + "audio_url", msg: "names a file that is not a PCM WAV file this server can read"}
+	case err != nil:
+		s.log.Warn("audio cannot be opened", "audio_url", audio.String(), "err", err)
+		return &fieldError{field: prefix + "audio_url", msg: "names a file that cannot be read"}
+	}
+	_ = closer.Close() // read-only: nothing to lose
+	return nil
+}
