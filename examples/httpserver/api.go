@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 
@@ -55,14 +54,7 @@ func (s *server) createJob(w http.ResponseWriter, r *http.Request) {
 		req.Payload = json.RawMessage("null")
 	}
 	if req.Kind == transcribe.Kind {
-		var tr transcribe.Request
-		dec := json.NewDecoder(bytes.NewReader(req.Payload))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&tr); err != nil {
-			s.fail(w, r, &fieldError{field: "payload", msg: "must be an object with audio_url and language"})
-			return
-		}
-		if err := s.checkTranscription(tr, "payload."); err != nil {
+		if err := s.checkTranscriptionPayload(req.Payload); err != nil {
 			s.fail(w, r, err)
 			return
 		}

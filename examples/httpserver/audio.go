@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"strings"
@@ -33,4 +35,18 @@ func (s *server) checkTranscription(req transcribe.Request, prefix string) error
 	}
 	_ = closer.Close() // read-only: nothing to lose
 	return nil
+}
+
+// checkTranscriptionPayload checks the payload of a transcription job
+// created or retried through the generic routes: strictly decoded (no
+// unknown fields), then as checkTranscription, its errors naming
+// "payload.…".
+func (s *server) checkTranscriptionPayload(payload json.RawMessage) error {
+	var req transcribe.Request
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return &fieldError{field: "payload", msg: "must be an object with audio_url and language"}
+	}
+	return s.checkTranscription(req, "payload.")
 }

@@ -87,6 +87,7 @@ func (s *server) routes() {
 	m.HandleFunc("GET /api/jobs", s.listJobs)
 	m.HandleFunc("GET /api/jobs/{id}", s.getJob)
 	m.HandleFunc("POST /api/jobs/{id}/cancel", s.cancelJob)
+	m.HandleFunc("POST /api/jobs/{id}/retry", s.retryJob)
 	m.HandleFunc("GET /api/jobs/{id}/events", s.events)
 	m.HandleFunc("GET /ws/jobs/{id}", s.websocket)
 	m.HandleFunc("GET /api/queues", s.listQueues)
