@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jobsmith/jobs/examples/internal/follow"
+	"github.com/jobsmith/jobs/internal/follow"
 )
 
 // events handles GET /api/jobs/{id}/events: Server-Sent Events carrying two

@@ -7,7 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
-	"github.com/jobsmith/jobs/examples/internal/follow"
+	"github.com/jobsmith/jobs/internal/follow"
 )
 
 // update is one state message of the SSE and WebSocket streams: the state

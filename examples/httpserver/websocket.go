@@ -8,7 +8,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
 	"github.com/jobsmith/jobs"
-	"github.com/jobsmith/jobs/examples/internal/follow"
+	"github.com/jobsmith/jobs/internal/follow"
 )
 
 // readWS reads (and so answers control frames of) a server-push

@@ -38,8 +38,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
-	"github.com/jobsmith/jobs/examples/internal/follow"
 	"github.com/jobsmith/jobs/examples/internal/transcribe"
+	"github.com/jobsmith/jobs/internal/follow"
+	"github.com/jobsmith/jobs/internal/termbar"
 	"github.com/jobsmith/jobs/jobsqlite"
 )
 
@@ -53,7 +54,7 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, stop, os.Args[1:], os.Stdout, os.Stderr, isTerminal(os.Stderr))
+	code := run(ctx, stop, os.Args[1:], os.Stdout, os.Stderr, termbar.IsTerminal(os.Stderr))
 	stop()
 	os.Exit(code)
 }
@@ -195,19 +196,19 @@ func run(interrupt context.Context, stopSignals func(), args []string, stdout, s
 	// The bar follows the job's states, and its segments are printed above
 	// the bar as their checkpoints store them; the job's end comes after
 	// its last segment.
-	bar := newProgressBar(stderr, tty)
+	bar := termbar.New(stderr, tty)
 	stream := follow.Start(ctx, runner, id, 0)
 	defer stream.Stop()
 	ev := stream.Next(ctx, nil)
 	for ; ev.Kind != follow.End; ev = stream.Next(ctx, nil) {
 		switch ev.Kind {
 		case follow.State:
-			bar.update(ev.State)
+			bar.Update(ev.State)
 		case follow.Output:
-			bar.above(func() { printSegment(stdout, ev.Item.Data, o.asJSON) })
+			bar.Above(func() { printSegment(stdout, ev.Item.Data, o.asJSON) })
 		}
 	}
-	bar.finish()
+	bar.Finish()
 	if ev.Err != nil {
 		fmt.Fprintf(stderr, "transcribe: %v\n", ev.Err)
 		return exitFailed

@@ -1,4 +1,4 @@
-package main
+package termbar
 
 import (
 	"bytes"
@@ -52,18 +52,18 @@ func TestProgressBarTTY(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
 	clock := &fakeClock{t: time.Unix(0, 0)}
-	b := newProgressBar(&out, true)
+	b := New(&out, true)
 	b.now = clock.now
 	id := jobs.Snapshot{Status: jobs.StatusRunning, Message: "segment 0/4"}
-	b.update(id)
+	b.Update(id)
 	clock.t = clock.t.Add(2 * time.Second)
 	id.Progress, id.Message = 0.25, "segment 1/4"
-	b.update(id)
-	b.finish()
+	b.Update(id)
+	b.Finish()
 	lines := strings.Split(out.String(), "\r")
 	require.Len(t, lines, 3, "one redraw per update")
 	require.True(t, strings.HasSuffix(lines[2], "ETA 6s\x1b[K\n"), "%q: 2 s for a quarter leaves 6 s", lines[2])
-	b.finish()
+	b.Finish()
 	require.True(t, strings.HasSuffix(out.String(), "\n") && !strings.HasSuffix(out.String(), "\n\n"), "finish ends the line once")
 }
 
@@ -73,20 +73,20 @@ func TestProgressBarAbove(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
 	clock := &fakeClock{t: time.Unix(0, 0)} // no time passes: ETA 0s
-	b := newProgressBar(&out, true)
+	b := New(&out, true)
 	b.now = clock.now
-	b.above(func() { out.WriteString("before any bar\n") })
-	b.update(jobs.Snapshot{Status: jobs.StatusRunning, Progress: 0.5, Message: "segment 2/4"})
+	b.Above(func() { out.WriteString("before any bar\n") })
+	b.Update(jobs.Snapshot{Status: jobs.StatusRunning, Progress: 0.5, Message: "segment 2/4"})
 	bar := renderLine(jobs.Snapshot{Status: jobs.StatusRunning, Progress: 0.5, Message: "segment 2/4"}, 0)
-	b.above(func() { out.WriteString("  0.50–1.00 speech\n") })
-	b.finish()
+	b.Above(func() { out.WriteString("  0.50–1.00 speech\n") })
+	b.Finish()
 	require.Equal(t, "before any bar\n"+"\r"+bar+"\x1b[K"+"\r\x1b[K"+"  0.50–1.00 speech\n"+bar+"\x1b[K"+"\n", out.String())
 
 	out.Reset()
-	b = newProgressBar(&out, false)
+	b = New(&out, false)
 	b.now = clock.now
-	b.update(jobs.Snapshot{Status: jobs.StatusRunning, Progress: 0.5})
-	b.above(func() { out.WriteString("line\n") })
+	b.Update(jobs.Snapshot{Status: jobs.StatusRunning, Progress: 0.5})
+	b.Above(func() { out.WriteString("line\n") })
 	require.Equal(t, renderLine(jobs.Snapshot{Status: jobs.StatusRunning, Progress: 0.5}, 0)+"\nline\n", out.String(),
 		"no control codes in a pipe")
 }
@@ -94,13 +94,13 @@ func TestProgressBarAbove(t *testing.T) {
 func TestProgressBarPlain(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
-	b := newProgressBar(&out, false)
-	b.update(jobs.Snapshot{Status: jobs.StatusPending})
+	b := New(&out, false)
+	b.Update(jobs.Snapshot{Status: jobs.StatusPending})
 	for i := range 41 {
-		b.update(jobs.Snapshot{Status: jobs.StatusRunning, Progress: float64(i) / 40})
+		b.Update(jobs.Snapshot{Status: jobs.StatusRunning, Progress: float64(i) / 40})
 	}
-	b.update(jobs.Snapshot{Status: jobs.StatusSucceeded, Progress: 1})
-	b.finish()
+	b.Update(jobs.Snapshot{Status: jobs.StatusSucceeded, Progress: 1})
+	b.Finish()
 	s := out.String()
 	require.NotContains(t, s, "\r", "no redraws in a pipe")
 	require.NotContains(t, s, "\x1b")

@@ -1,4 +1,7 @@
-package main
+// Package termbar draws a job's progress on a terminal as one redrawn line
+// (bar, percentage, message, ETA), or as plain lines when the output is not
+// a terminal. It is shared by the jobs command and the transcription example.
+package termbar
 
 import (
 	"fmt"
@@ -14,11 +17,11 @@ import (
 // barWidth is the number of cells of the bar.
 const barWidth = 30
 
-// progressBar draws job snapshots on a terminal: one line redrawn with \r
+// Bar draws job snapshots on a terminal: one line redrawn with \r
 // (bar, percentage, stage message, ETA). When the output is not a terminal
 // it degrades to a plain line per 10% step or status change, so logs and
 // pipes stay readable. It is not safe for concurrent use.
-type progressBar struct {
+type Bar struct {
 	w   io.Writer
 	tty bool
 	now func() time.Time
@@ -30,18 +33,19 @@ type progressBar struct {
 	lastStat jobs.Status
 }
 
-func newProgressBar(w io.Writer, tty bool) *progressBar {
-	return &progressBar{w: w, tty: tty, now: time.Now, lastStep: -1}
+// New returns a Bar that draws on w; tty says whether w is a terminal.
+func New(w io.Writer, tty bool) *Bar {
+	return &Bar{w: w, tty: tty, now: time.Now, lastStep: -1}
 }
 
-// isTerminal reports whether f is a character device (a terminal).
-func isTerminal(f *os.File) bool {
+// IsTerminal reports whether f is a character device (a terminal).
+func IsTerminal(f *os.File) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// update shows s.
-func (b *progressBar) update(s jobs.Snapshot) {
+// Update shows s.
+func (b *Bar) Update(s jobs.Snapshot) {
 	if s.Status == jobs.StatusRunning && b.started.IsZero() {
 		b.started = b.now()
 	}
@@ -60,11 +64,11 @@ func (b *progressBar) update(s jobs.Snapshot) {
 	fmt.Fprintln(b.w, renderLine(s, eta))
 }
 
-// above calls print, which writes whole lines to the same terminal (such
+// Above calls print, which writes whole lines to the same terminal (such
 // as stdout when both are one), so that they appear above the bar: on a
 // terminal it clears the bar's line first and draws the bar again after.
 // Elsewhere it only calls print.
-func (b *progressBar) above(print func()) {
+func (b *Bar) Above(print func()) {
 	if !b.drawn {
 		print()
 		return
@@ -74,8 +78,8 @@ func (b *progressBar) above(print func()) {
 	fmt.Fprintf(b.w, "%s\x1b[K", b.line)
 }
 
-// finish ends the redrawn line.
-func (b *progressBar) finish() {
+// Finish ends the redrawn line.
+func (b *Bar) Finish() {
 	if b.drawn {
 		fmt.Fprintln(b.w)
 		b.drawn = false
@@ -83,7 +87,7 @@ func (b *progressBar) finish() {
 }
 
 // eta estimates the time left from the pace so far; -1 when unknown.
-func (b *progressBar) eta(s jobs.Snapshot) time.Duration {
+func (b *Bar) eta(s jobs.Snapshot) time.Duration {
 	if s.Status != jobs.StatusRunning || b.started.IsZero() || s.Progress <= 0 || s.Progress >= 1 {
 		return -1
 	}

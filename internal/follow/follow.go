@@ -1,7 +1,7 @@
 // Package follow merges what a [jobs.Runner] streams about one job, its
 // states ([jobs.Runner.Watch]) and its output ([jobs.Runner.Output]), into
-// one ordered stream, for the example programs that show both: the HTTP
-// server's SSE and WebSocket streams and the command-line progress bar.
+// one ordered stream, for the programs that show both: the jobs command's
+// watch, and the examples' SSE and WebSocket streams and progress bar.
 package follow
 
 import (

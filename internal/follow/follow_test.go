@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
-	"github.com/jobsmith/jobs/examples/internal/follow"
+	"github.com/jobsmith/jobs/internal/follow"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
