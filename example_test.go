@@ -6,10 +6,75 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/jobsqlite"
 )
+
+// A first program, the README's: a handler that reports progress, a runner,
+// a job enqueued, watched until it ends, and its result. Watch skips to the
+// latest state when the job moves faster than the printing, so the lines
+// before the last vary from run to run.
+func Example() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "jobs-first-program")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	repo, err := jobsqlite.Open(ctx, filepath.Join(dir, "jobs.db")) // your own file, such as data/jobs.db
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer repo.Close()
+
+	r, err := jobs.NewRunner(repo)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// A handler for the kind "count_words": typed input, progress, typed result.
+	jobs.Handle(r, "count_words", func(ctx context.Context, j *jobs.Job, lines []string, p jobs.Reporter) (int, error) {
+		words := 0
+		for i, line := range lines {
+			if err := ctx.Err(); err != nil { // canceled, timed out or shutting down
+				return 0, err
+			}
+			words += len(strings.Fields(line))
+			if err := p.Report(float64(i+1)/float64(len(lines)), fmt.Sprintf("line %d/%d", i+1, len(lines))); err != nil {
+				return 0, err
+			}
+		}
+		return words, nil
+	})
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(runCtx) }() // runs jobs until stop, then drains
+
+	job, err := r.Enqueue(ctx, "count_words", []string{"the quick brown fox", "jumps over", "the lazy dog"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for s, err := range r.Watch(ctx, job.ID) { // the job's state after each change, until it ends
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%s %.0f%% %s\n", s.Status, s.Progress*100, s.Message)
+	}
+	words, _, err := jobs.AwaitResult[int](ctx, r, job.ID)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("words:", words)
+
+	stop()
+	if err := <-done; err != nil {
+		log.Fatal(err)
+	}
+}
 
 // A job's life through the repository alone: create it, claim it as a
 // worker, report progress and finish it with a result. A Runner does the

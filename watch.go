@@ -10,16 +10,18 @@ import (
 )
 
 // Snapshot is one observed state of a job, as streamed by [Runner.Watch].
+// In JSON its progress has the shape of a [Job]'s (see
+// [Snapshot.MarshalJSON]).
 type Snapshot struct {
-	ID       uuid.UUID `json:"id"`
-	Status   Status    `json:"status"`
-	Progress float64   `json:"progress"`          // fraction 0..1
-	Message  string    `json:"message,omitempty"` // progress stage message
-	Attempt  int       `json:"attempt"`
-	Error    string    `json:"error,omitempty"`
+	ID       uuid.UUID
+	Status   Status
+	Progress float64 // fraction 0..1
+	Message  string  // progress stage message
+	Attempt  int
+	Error    string
 	// Seq increases with every snapshot a Watch yields, and across the
 	// changes this process sees; use it as an event ID.
-	Seq uint64 `json:"seq"`
+	Seq uint64
 }
 
 // Snapshot returns the job's state as a [Snapshot] with Seq 0, such as for

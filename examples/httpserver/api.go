@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 
@@ -27,8 +26,8 @@ func (s *server) createTranscription(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if _, err := req.Validate(); err != nil {
-		s.fail(w, r, asFieldError(err))
+	if err := s.checkTranscription(req, ""); err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	s.enqueue(w, r, transcribe.Kind, req)
@@ -55,17 +54,8 @@ func (s *server) createJob(w http.ResponseWriter, r *http.Request) {
 		req.Payload = json.RawMessage("null")
 	}
 	if req.Kind == transcribe.Kind {
-		var tr transcribe.Request
-		dec := json.NewDecoder(bytes.NewReader(req.Payload))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&tr); err != nil {
-			s.fail(w, r, &fieldError{field: "payload", msg: "must be an object with audio_url and language"})
-			return
-		}
-		if _, err := tr.Validate(); err != nil {
-			fe := asFieldError(err)
-			fe.field = "payload." + fe.field
-			s.fail(w, r, fe)
+		if err := s.checkTranscriptionPayload(req.Payload); err != nil {
+			s.fail(w, r, err)
 			return
 		}
 	}
@@ -158,13 +148,4 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-}
-
-// asFieldError converts a transcribe.FieldError (or any error) to a
-// fieldError for the response.
-func asFieldError(err error) *fieldError {
-	if fe, ok := err.(*transcribe.FieldError); ok {
-		return &fieldError{field: fe.Field, msg: fe.Reason}
-	}
-	return &fieldError{field: "payload", msg: "is invalid"}
 }

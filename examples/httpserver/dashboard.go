@@ -9,7 +9,7 @@ import (
 // dashboardFiles holds the dashboard: plain HTML, CSS and JavaScript, no
 // build step.
 //
-//go:embed dashboard/index.html dashboard/app.js dashboard/style.css
+//go:embed dashboard/index.html dashboard/app.js dashboard/queues.js dashboard/style.css
 var dashboardFiles embed.FS
 
 // contentSecurityPolicy allows only this origin's scripts, styles and
@@ -25,10 +25,11 @@ func (s *server) dashboard(w http.ResponseWriter, r *http.Request) {
 	http.ServeFileFS(w, r, dashboardFiles, "dashboard/index.html")
 }
 
-// static serves GET /static/{app.js,style.css}; anything else is 404.
+// static serves GET /static/{app.js,queues.js,style.css}; anything else is
+// 404.
 func (s *server) static(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimPrefix(r.URL.Path, "/static/")
-	if name != "app.js" && name != "style.css" {
+	if name != "app.js" && name != "queues.js" && name != "style.css" {
 		s.fail(w, r, httpError(codeRouteNotFound, ""))
 		return
 	}

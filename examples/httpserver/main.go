@@ -20,10 +20,16 @@
 // APP_LEASE_DURATION, APP_ALLOWED_ORIGINS and APP_INSECURE_NO_AUTH; see
 // [Config]. Invalid configuration exits with status 2. SIGINT or SIGTERM
 // stops accepting requests, drains the runner and exits 0.
+//
+// -h prints every route, the Idempotency-Key header and every variable
+// (usage.txt, which the repository's README repeats) and exits 0.
 package main
 
 import (
 	"context"
+	_ "embed"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -59,17 +65,36 @@ const (
 	shutdownTimeout   = 10 * time.Second
 )
 
+// usage is what -h prints: the routes, the headers and the environment.
+//
+//go:embed usage.txt
+var usage string
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Getenv, os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
 // run is the whole program: it serves until ctx is done, then shuts down
-// and returns the exit code. It prints the listening URL to stdout and
-// logs to stderr.
-func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) int {
+// and returns the exit code. It prints the listening URL (or, for -h, the
+// usage) to stdout and logs to stderr. The program takes no other
+// arguments.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("httpserver", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // the usage below is the whole help
+	switch err := fs.Parse(args); {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	case err != nil:
+		fmt.Fprintf(stderr, "httpserver: %v (it takes no arguments; -h for help)\n", err)
+		return exitConfig
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "httpserver: unexpected argument %q (configuration comes from APP_* variables; -h for help)\n", clip(fs.Arg(0), 64))
+		return exitConfig
+	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	cfg, err := loadConfig(getenv)
 	if err != nil {

@@ -34,7 +34,7 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		{map[string]string{"APP_LEASE_DURATION": "500ms"}, `APP_LEASE_DURATION: "500ms" is not a duration from 1s to`},
 	} {
 		var stderr logbuf.Buffer
-		code := run(t.Context(), getenv(tc.env), io.Discard, &stderr)
+		code := run(t.Context(), nil, getenv(tc.env), io.Discard, &stderr)
 		require.Equal(t, exitConfig, code)
 		require.Contains(t, stderr.String(), "httpserver: invalid configuration:")
 		require.Contains(t, stderr.String(), tc.want)
@@ -43,7 +43,7 @@ func TestRunRefusesBadConfig(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "plain-file")
 	require.NoError(t, os.WriteFile(file, nil, 0o600))
 	var stderr logbuf.Buffer
-	code := run(t.Context(), getenv(map[string]string{"APP_DATABASE_URL": file + "/jobs.db"}), io.Discard, &stderr)
+	code := run(t.Context(), nil, getenv(map[string]string{"APP_DATABASE_URL": file + "/jobs.db"}), io.Discard, &stderr)
 	require.Equal(t, exitFailed, code)
 	require.Contains(t, stderr.String(), "cannot open the database")
 }
@@ -94,7 +94,7 @@ func startRun(t *testing.T, env map[string]string) (base string, stop func(), co
 	stderr = &logbuf.Buffer{}
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, getenv(env), pw, stderr)
+		done <- run(ctx, nil, getenv(env), pw, stderr)
 		close(done)
 		pw.Close()
 	}()
@@ -281,8 +281,8 @@ func TestKillAndRestartResumes(t *testing.T) {
 	require.Equal(t, seqRange(seen.out.Seq+1, n), outputSeqs(rest), "the rest of the output after a restart: no gap, no repeat")
 	for _, ev := range rest {
 		if !ev.isOutput() {
-			require.GreaterOrEqual(t, ev.upd.Progress, float64(st.Next)/n,
-				"the progress does not fall back below the checkpoint (%s)", ev.upd.Message)
+			require.GreaterOrEqual(t, ev.upd.Progress.Fraction, float64(st.Next)/n,
+				"the progress does not fall back below the checkpoint (%s)", ev.upd.Progress.Message)
 		}
 	}
 

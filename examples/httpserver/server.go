@@ -75,23 +75,39 @@ var publicRoutes = map[string]bool{
 	"POST /api/logout": true,
 }
 
+// route is one entry of the route table: a ServeMux pattern and its
+// handler.
+type route struct {
+	pattern string
+	handler http.HandlerFunc
+}
+
+// routeTable lists every route; usage.txt documents each of them.
+func (s *server) routeTable() []route {
+	return []route{
+		{"GET /{$}", s.dashboard},
+		{"GET /static/", s.static},
+		{"POST /api/login", s.login},
+		{"POST /api/logout", s.logout},
+		{"GET /healthz", s.healthz},
+		{"POST /api/transcribe", s.createTranscription},
+		{"POST /api/jobs", s.createJob},
+		{"GET /api/jobs", s.listJobs},
+		{"GET /api/jobs/{id}", s.getJob},
+		{"POST /api/jobs/{id}/cancel", s.cancelJob},
+		{"POST /api/jobs/{id}/retry", s.retryJob},
+		{"GET /api/jobs/{id}/events", s.events},
+		{"GET /ws/jobs/{id}", s.websocket},
+		{"GET /api/queues", s.listQueues},
+		{"POST /api/queues/{name}/pause", s.pauseQueue},
+		{"POST /api/queues/{name}/resume", s.resumeQueue},
+	}
+}
+
 func (s *server) routes() {
-	m := s.mux
-	m.HandleFunc("GET /{$}", s.dashboard)
-	m.HandleFunc("GET /static/", s.static)
-	m.HandleFunc("POST /api/login", s.login)
-	m.HandleFunc("POST /api/logout", s.logout)
-	m.HandleFunc("GET /healthz", s.healthz)
-	m.HandleFunc("POST /api/transcribe", s.createTranscription)
-	m.HandleFunc("POST /api/jobs", s.createJob)
-	m.HandleFunc("GET /api/jobs", s.listJobs)
-	m.HandleFunc("GET /api/jobs/{id}", s.getJob)
-	m.HandleFunc("POST /api/jobs/{id}/cancel", s.cancelJob)
-	m.HandleFunc("GET /api/jobs/{id}/events", s.events)
-	m.HandleFunc("GET /ws/jobs/{id}", s.websocket)
-	m.HandleFunc("GET /api/queues", s.listQueues)
-	m.HandleFunc("POST /api/queues/{name}/pause", s.pauseQueue)
-	m.HandleFunc("POST /api/queues/{name}/resume", s.resumeQueue)
+	for _, r := range s.routeTable() {
+		s.mux.HandleFunc(r.pattern, r.handler)
+	}
 }
 
 // ServeHTTP serves a request through CrossOriginProtection, then auth, then

@@ -48,6 +48,8 @@ type env struct {
 	srv    *server
 	runner *jobs.Runner
 	repo   *countingRepo
+	// audioDir is the server's APP_AUDIO_DIR, empty at first.
+	audioDir string
 	// shutdown begins the server's shutdown: open streams end.
 	shutdown context.CancelFunc
 }
@@ -70,14 +72,15 @@ func newEnv(t testing.TB, o envOptions) *env {
 		o.delay = 5 * time.Millisecond
 	}
 	// A checkpoint after every segment: the output streams segment by segment.
-	transcribe.Register(runner, t.TempDir(), transcribe.Options{Delay: o.delay, CheckpointInterval: time.Nanosecond})
+	audioDir := t.TempDir()
+	transcribe.Register(runner, audioDir, transcribe.Options{Delay: o.delay, CheckpointInterval: time.Nanosecond})
 	runner.Handle("echo", func(_ context.Context, j *jobs.Job, _ jobs.Reporter) (json.RawMessage, error) {
 		return j.Payload, nil
 	})
 	if o.kinds != nil {
 		o.kinds(runner)
 	}
-	cfg := Config{AuthToken: o.token, AllowedOrigins: o.origins, Concurrency: 4}
+	cfg := Config{AuthToken: o.token, AllowedOrigins: o.origins, Concurrency: 4, AudioDir: audioDir}
 	shutdown, beginShutdown := context.WithCancel(ctx)
 	srv := newServer(shutdown, cfg, runner, slog.New(slog.DiscardHandler))
 	if o.tweak != nil {
@@ -103,7 +106,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		require.NoError(t, <-runDone)
 		require.NoError(t, bun.Close())
 	})
-	return &env{t: t, url: ts.URL, srv: srv, runner: runner, repo: repo, shutdown: beginShutdown}
+	return &env{t: t, url: ts.URL, srv: srv, runner: runner, repo: repo, audioDir: audioDir, shutdown: beginShutdown}
 }
 
 // do sends a request and returns the response with its body read.

@@ -136,7 +136,7 @@ func TestSSEWatchesToCompletion(t *testing.T) {
 	last := evs[len(evs)-1]
 	require.False(t, last.isOutput())
 	require.Equal(t, jobs.StatusSucceeded, last.upd.Status)
-	require.Equal(t, 1.0, last.upd.Progress)
+	require.Equal(t, 1.0, last.upd.Progress.Fraction)
 	require.Equal(t, job.ID, last.upd.ID)
 
 	require.Equal(t, seqRange(1, 6), outputSeqs(evs), "every segment once, in order, before the terminal state")
@@ -148,7 +148,7 @@ func TestSSEWatchesToCompletion(t *testing.T) {
 		} else {
 			require.Greater(t, ev.state, prev.state, "state cursors increase")
 			if i > 0 && ev.upd.Status == prev.upd.Status {
-				require.GreaterOrEqual(t, ev.upd.Progress, prev.upd.Progress)
+				require.GreaterOrEqual(t, ev.upd.Progress.Fraction, prev.upd.Progress.Fraction)
 			}
 		}
 		require.GreaterOrEqual(t, ev.state, prev.state, "each ID carries both cursors")

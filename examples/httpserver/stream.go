@@ -11,17 +11,20 @@ import (
 )
 
 // update is one state message of the SSE and WebSocket streams: the state
-// of a job after a change.
+// of a job after a change. Its progress has the same shape as a job's in
+// the REST answers, {"fraction": 0..1, "message": …}, so a client reads
+// progress the same way everywhere.
 type update struct {
-	ID       uuid.UUID   `json:"id"`
-	Status   jobs.Status `json:"status"`
-	Progress float64     `json:"progress"` // fraction 0..1
-	Message  string      `json:"message"`
-	Error    string      `json:"error,omitempty"`
+	ID       uuid.UUID     `json:"id"`
+	Status   jobs.Status   `json:"status"`
+	Progress jobs.Progress `json:"progress"`
+	Attempt  int           `json:"attempt"`
+	Error    string        `json:"error,omitempty"`
 }
 
 func updateOf(s jobs.Snapshot) update {
-	return update{ID: s.ID, Status: s.Status, Progress: s.Progress, Message: s.Message, Error: s.Error}
+	return update{ID: s.ID, Status: s.Status, Progress: jobs.Progress{Fraction: s.Progress, Message: s.Message},
+		Attempt: s.Attempt, Error: s.Error}
 }
 
 // outputMessage is one output message of the streams: an item of the job's

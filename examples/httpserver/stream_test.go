@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,4 +36,65 @@ func TestStreamsOutliveServerTimeouts(t *testing.T) {
 	require.Equal(t, jobs.StatusSucceeded, ms[len(ms)-1].upd.Status)
 	require.Equal(t, seqRange(1, 80), outputSeqs(evs))
 	require.Equal(t, seqRange(1, 80), wsOutputSeqs(ms))
+}
+
+// TestProgressShapeEverywhere: GET of a job, the list, the SSE stream and
+// the WebSocket all carry progress as {"fraction": …, "message": …}, and
+// none has a progress message outside it.
+func TestProgressShapeEverywhere(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	job := e.createTranscription("tone:2s")
+	res, done := e.openEvents(job.ID, "")
+	defer done()
+	var sse []string
+	for _, ev := range readEvents(t, res.Body, nil) {
+		if !ev.isOutput() {
+			sse = append(sse, ev.data)
+		}
+	}
+	c, _, err := e.dialWS(job.ID.String(), nil)
+	require.NoError(t, err)
+	defer c.CloseNow()
+	var ws []string
+	for {
+		_, b, err := c.Read(t.Context())
+		if err != nil {
+			break
+		}
+		if strings.Contains(string(b), `"type":"state"`) {
+			ws = append(ws, string(b))
+		}
+	}
+	_, one := e.do("GET", "/api/jobs/"+job.ID.String(), "")
+	_, list := e.do("GET", "/api/jobs", "")
+	var page struct{ Jobs []json.RawMessage }
+	require.NoError(t, json.Unmarshal(list, &page))
+	require.Len(t, page.Jobs, 1)
+
+	check := func(where, doc string) {
+		var v struct {
+			Message  *string                    `json:"message"`
+			Progress map[string]json.RawMessage `json:"progress"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(doc), &v), "%s: %s", where, doc)
+		require.Nil(t, v.Message, "%s: no message outside progress: %s", where, doc)
+		require.Contains(t, v.Progress, "fraction", "%s: %s", where, doc)
+		for k := range v.Progress {
+			require.Contains(t, []string{"fraction", "message"}, k, "%s: %s", where, doc)
+		}
+	}
+	require.NotEmpty(t, sse)
+	require.NotEmpty(t, ws)
+	for _, d := range sse {
+		check("sse", d)
+	}
+	for _, d := range ws {
+		check("websocket", d)
+	}
+	check("get", string(one))
+	check("list", string(page.Jobs[0]))
+	require.Contains(t, string(one), `"progress":{"fraction":1,"message":"segment 4/4"}`)
+	require.Contains(t, sse[len(sse)-1], `"progress":{"fraction":1,"message":"segment 4/4"}`)
+	require.Contains(t, ws[len(ws)-1], `"progress":{"fraction":1,"message":"segment 4/4"}`)
 }

@@ -35,7 +35,7 @@ func (s *server) readWS(ctx context.Context, c *websocket.Conn) (context.Context
 // normally after the terminal state. Each message has a "type":
 //
 //   - "state": the job's state after a change, with the fields of update
-//     ({"type":"state","id":…,"status":…,"progress":…,"message":…});
+//     ({"type":"state","id":…,"status":…,"progress":{"fraction":…,"message":…},"attempt":…});
 //   - "output": the next item of the job's output, {"type":"output",
 //     "seq":n,"data":item}, numbered from 1 without gaps; every item is sent
 //     once, in order, and all of them before the terminal state.

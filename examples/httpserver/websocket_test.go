@@ -51,7 +51,7 @@ func readWS(t *testing.T, c *websocket.Conn, each func(wsMessage) bool) ([]wsMes
 		switch m.typ {
 		case "state":
 			for k := range raw {
-				require.Contains(t, []string{"type", "id", "status", "progress", "message", "error"}, k)
+				require.Contains(t, []string{"type", "id", "status", "progress", "attempt", "error"}, k)
 			}
 			require.NoError(t, json.Unmarshal(b, &m.upd))
 		case "output":
@@ -103,8 +103,8 @@ func TestWebSocketWatchesToCompletion(t *testing.T) {
 	last := ms[len(ms)-1]
 	require.Equal(t, "state", last.typ)
 	require.Equal(t, jobs.StatusSucceeded, last.upd.Status)
-	require.Equal(t, 1.0, last.upd.Progress)
-	require.Equal(t, "segment 6/6", last.upd.Message)
+	require.Equal(t, 1.0, last.upd.Progress.Fraction)
+	require.Equal(t, "segment 6/6", last.upd.Progress.Message)
 	require.Equal(t, seqRange(1, 6), wsOutputSeqs(ms), "every segment once, in order, before the terminal state")
 	for _, m := range ms {
 		if m.typ == "output" {
@@ -160,7 +160,7 @@ func TestWebSocketCancelMidway(t *testing.T) {
 	defer c.CloseNow()
 	canceled := false
 	ms, status := readWS(t, c, func(m wsMessage) bool {
-		if u := m.upd; !canceled && u.Status == jobs.StatusRunning && u.Progress > 0 {
+		if u := m.upd; !canceled && u.Status == jobs.StatusRunning && u.Progress.Fraction > 0 {
 			canceled = true
 			res, body := e.do("POST", "/api/jobs/"+job.ID.String()+"/cancel", "")
 			require.Equal(t, http.StatusOK, res.StatusCode, "body: %s", body)
@@ -171,7 +171,7 @@ func TestWebSocketCancelMidway(t *testing.T) {
 	ups := wsStates(ms)
 	last := ups[len(ups)-1]
 	require.Equal(t, jobs.StatusCanceled, last.Status)
-	require.Less(t, last.Progress, 0.5, "stopped mid-way")
+	require.Less(t, last.Progress.Fraction, 0.5, "stopped mid-way")
 	n := int64(len(wsOutputSeqs(ms)))
 	require.Equal(t, seqRange(1, n), wsOutputSeqs(ms), "the segments done before the cancel, each once")
 

@@ -17,7 +17,9 @@
 // segment after its last checkpoint. Ctrl-C cancels the job: it ends
 // canceled and the program exits with status 130 (a second Ctrl-C quits at
 // once). Other exit statuses: 0 done, 1 the job failed or an error, 2 bad
-// usage.
+// usage. Under go run, which reports a program's failure as "exit status
+// 130" and then exits 1 itself, the shell sees 1: build the program to see
+// 130.
 package main
 
 import (

@@ -170,10 +170,44 @@ func TestSIGINTExits130(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	db := filepath.Join(dir, "jobs.db")
 	cmd := exec.CommandContext(t.Context(), bin, "--tone", "1m", "--delay", "20ms", "--db", db)
+	id, rest, code := interruptMidway(t, cmd)
+	require.Equal(t, exitInterrupted, code, rest)
+	require.Contains(t, rest, "canceled")
+	requireCanceled(t, db, id)
+}
+
+// TestGoRunCtrlCExits1 presses Ctrl-C under "go run", as the README says:
+// the terminal interrupts the whole foreground process group, go and the
+// program; the program cancels its job and exits 130, which go run reports
+// as "exit status 130" before exiting 1 itself.
+func TestGoRunCtrlCExits1(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go run")
+	}
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "jobs.db")
+	cmd := exec.CommandContext(t.Context(), "go", "run", ".", "--tone", "1m", "--delay", "20ms", "--db", db)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a group of its own, like a terminal's foreground job
+	id, rest, code := interruptMidway(t, cmd)
+	require.Equal(t, 1, code, rest)
+	require.Contains(t, rest, "canceled\n")
+	require.Contains(t, rest, "exit status 130\n")
+	requireCanceled(t, db, id)
+}
+
+// interruptMidway starts cmd, waits until its job has done 12 segments,
+// sends SIGINT to cmd's process group when it has one of its own (as a
+// terminal's Ctrl-C does), else to cmd, and returns the job's ID, the
+// stderr after the interrupt and the exit status.
+func interruptMidway(t *testing.T, cmd *exec.Cmd) (id, rest string, code int) {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	var id string
+	if cmd.SysProcAttr != nil && cmd.SysProcAttr.Setpgid {
+		pgid := cmd.Process.Pid
+		t.Cleanup(func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) }) // go run's child too, should the test stop early
+	}
 	sc := bufio.NewScanner(stderr)
 	for sc.Scan() {
 		if m := jobLine.FindStringSubmatch(sc.Text()); m != nil {
@@ -184,17 +218,19 @@ func TestSIGINTExits130(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, id)
-	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
-	var rest strings.Builder
+	if cmd.SysProcAttr != nil && cmd.SysProcAttr.Setpgid {
+		require.NoError(t, syscall.Kill(-cmd.Process.Pid, syscall.SIGINT))
+	} else {
+		require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	}
+	var b strings.Builder
 	for sc.Scan() {
-		rest.WriteString(sc.Text() + "\n")
+		b.WriteString(sc.Text() + "\n")
 	}
 	err = cmd.Wait()
 	exitErr, ok := err.(*exec.ExitError)
 	require.True(t, ok, "%v", err)
-	require.Equal(t, exitInterrupted, exitErr.ExitCode(), rest.String())
-	require.Contains(t, rest.String(), "canceled")
-	requireCanceled(t, db, id)
+	return id, b.String(), exitErr.ExitCode()
 }
 
 func requireCanceled(t *testing.T, db, id string) {

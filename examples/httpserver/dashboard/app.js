@@ -4,16 +4,24 @@
 // and its output: for a transcription, one line per segment, so the
 // transcript grows under the bar. A socket reopened after a drop asks for
 // the lines after the last one shown (?after=), so none is lost or doubled.
-// The queues card lists the queues (GET /api/queues) with a pause/resume
-// button each, and pauses a queue by name, with or without jobs.
+// Each job shows its input (audio and language) and date; a long transcript
+// or result is collapsed; a failed or canceled job can be retried (POST
+// /api/jobs/{id}/retry, a new job with the same input), and finished jobs
+// can be cleared from the view (kept in localStorage, so a reload keeps
+// them hidden). Every control is disabled while the server cannot be
+// reached. The queues card is in queues.js.
 // WebSockets are used rather than EventSource because browsers allow only six
 // HTTP/1.1 connections per host, which a few open SSE streams would use up.
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
 const terminal = new Set(["succeeded", "failed", "canceled"]);
-const rows = new Map(); // job id → {el, job, ws, outSeq}
+const rows = new Map(); // job id → {el, job, ws, outSeq, txUser}
 const POLL_MS = 3000;
+const LONG_TRANSCRIPT = 8; // lines shown open; more are collapsed
+const LONG_RESULT = 160; // characters shown whole; more are clamped
+const CLEARED_KEY = "jobs.cleared";
+let cleared = loadCleared(); // ids of finished jobs cleared from view
 
 // api calls the JSON API; it throws an Error whose message is the server's
 // (or a network) message. A 401 opens the sign-in dialog.
@@ -48,10 +56,13 @@ async function api(method, path, body, headers = {}) {
   return data;
 }
 
+// setConn shows whether the server answers; while it does not, every
+// control of the page is disabled (the fieldset around them).
 function setConn(state, text) {
   const el = $("#conn");
   el.dataset.state = state;
   el.textContent = text;
+  $("#controls").disabled = state === "offline";
 }
 
 function showError(el, msg) {
@@ -68,27 +79,54 @@ function el(tag, cls, text) {
   return e;
 }
 
+function button(cls, text, onClick) {
+  const b = el("button", cls, text);
+  b.type = "button";
+  b.addEventListener("click", () => onClick(b));
+  return b;
+}
+
+// inputText describes a job's input: a transcription's audio and
+// language, anything else as its JSON, shortened.
+function inputText(job) {
+  const p = job.payload;
+  if (p && typeof p.audio_url === "string") return p.language ? `${p.audio_url} · ${p.language}` : p.audio_url;
+  const s = JSON.stringify(p);
+  return s && s.length > 60 ? s.slice(0, 60) + "…" : s || "";
+}
+
 function createRow(job) {
   const li = el("li", "job");
   li.dataset.id = job.id;
   const head = el("div", "head");
-  head.append(el("span", "status"), el("span", "kind", job.kind), el("span", "jid", job.id.slice(-12)),
-    el("span", "when", new Date(job.created_at).toLocaleTimeString()));
-  const cancel = el("button", "cancel", "Cancel");
-  cancel.type = "button";
-  cancel.addEventListener("click", () => cancelJob(job.id, cancel));
-  head.append(cancel);
+  const when = el("time", "when", new Date(job.created_at).toLocaleString([], { dateStyle: "medium", timeStyle: "short" }));
+  when.dateTime = job.created_at;
+  head.append(el("span", "status"), el("span", "kind", job.kind), el("span", "input", inputText(job)), when,
+    el("span", "jid", job.id.slice(-12)));
+  const actions = el("span", "actions");
+  actions.append(button("cancel", "Cancel", (b) => cancelJob(job.id, b)),
+    button("retry", "Retry", (b) => retryJob(job.id, b)));
+  head.append(actions);
   const progress = el("div", "progress");
   const bar = el("div", "bar");
   bar.append(el("div", "fill"));
   progress.append(bar, el("span", "pct"), el("span", "msg"));
-  const transcript = el("ol", "transcript");
-  transcript.hidden = true;
+  const tx = el("details", "tx");
+  tx.open = true;
+  tx.hidden = true;
+  const summary = el("summary");
+  summary.append(el("span", "lines"), el("span", "last"));
+  summary.addEventListener("click", () => { rows.get(job.id).txUser = true; });
+  tx.append(summary, el("ol", "transcript"));
   const result = el("div", "result");
   result.hidden = true;
+  result.append(el("span", "text"), button("more", "Show all", (b) => {
+    const open = result.classList.toggle("expanded");
+    b.textContent = open ? "Show less" : "Show all";
+  }));
   const error = el("div", "error");
   error.hidden = true;
-  li.append(head, progress, transcript, result, error);
+  li.append(head, progress, tx, result, error);
   return li;
 }
 
@@ -112,8 +150,13 @@ function addOutput(id, seq, item) {
   const line = el("li", "line", lineText(item));
   line.dataset.seq = seq;
   list.append(line);
-  list.hidden = false;
   list.scrollTop = list.scrollHeight;
+  const tx = r.el.querySelector(".tx");
+  tx.hidden = false;
+  tx.querySelector(".lines").textContent = `Transcript · ${seq} ${seq === 1 ? "line" : "lines"}`;
+  tx.querySelector(".last").textContent = line.textContent;
+  // A long transcript folds away, unless the user has opened or closed it.
+  if (seq > LONG_TRANSCRIPT && !r.txUser) tx.open = false;
 }
 
 // render shows a job's state: status, progress, message, result or error.
@@ -128,12 +171,15 @@ function render(id) {
   li.querySelector(".pct").textContent = pct + "%";
   li.querySelector(".msg").textContent = j.message || "";
   li.querySelector(".cancel").hidden = terminal.has(j.status);
+  li.querySelector(".retry").hidden = j.status !== "failed" && j.status !== "canceled";
   const result = li.querySelector(".result");
   if (j.status === "succeeded" && j.result) {
     const t = j.result;
-    result.textContent = typeof t.text === "string"
+    const text = typeof t.text === "string"
       ? `${t.duration.toFixed(1)} s of audio${t.language ? " (" + t.language + ")" : ""}: ${t.text}`
       : JSON.stringify(t);
+    result.querySelector(".text").textContent = text;
+    result.classList.toggle("long", text.length > LONG_RESULT);
     result.hidden = false;
   }
   showError(li.querySelector(".error"), j.rowError || (j.status === "failed" ? j.error || "failed" : ""));
@@ -141,15 +187,16 @@ function render(id) {
 
 // fromJob flattens a job from the REST API into the fields render uses.
 function fromJob(job) {
-  return { id: job.id, kind: job.kind, created_at: job.created_at, status: job.status,
+  return { id: job.id, kind: job.kind, created_at: job.created_at, payload: job.payload, status: job.status,
     progress: job.progress.fraction, message: job.progress.message || "", error: job.error || "",
     result: job.result };
 }
 
 function upsert(job, prepend) {
+  if (cleared.has(job.id)) return;
   let r = rows.get(job.id);
   if (!r) {
-    r = { el: createRow(job), job: fromJob(job), ws: null, outSeq: 0 };
+    r = { el: createRow(job), job: fromJob(job), ws: null, outSeq: 0, txUser: false };
     rows.set(job.id, r);
     const list = $("#jobs");
     if (prepend) list.prepend(r.el); else list.append(r.el);
@@ -163,13 +210,56 @@ function upsert(job, prepend) {
 
 function updateCounts() {
   const n = { running: 0, pending: 0 };
-  for (const r of rows.values()) if (r.job.status in n) n[r.job.status]++;
+  let finished = 0;
+  for (const r of rows.values()) {
+    if (r.job.status in n) n[r.job.status]++;
+    if (terminal.has(r.job.status)) finished++;
+  }
   $("#counts").textContent = `${rows.size} shown · ${n.running} running · ${n.pending} pending`;
-  $("#empty").hidden = rows.size > 0;
+  $("#empty").hidden = rows.size > 0 || cleared.size > 0;
+  $("#clear-finished").hidden = finished === 0;
+  $("#cleared-note").hidden = cleared.size === 0;
+}
+
+// --- clearing finished jobs from view ------------------------------------------
+
+function loadCleared() {
+  try {
+    return new Set(JSON.parse(localStorage.getItem(CLEARED_KEY) || "[]"));
+  } catch (e) {
+    return new Set();
+  }
+}
+
+function saveCleared() {
+  try {
+    localStorage.setItem(CLEARED_KEY, JSON.stringify([...cleared]));
+  } catch (e) {
+    /* storage full or disabled: the view forgets at the next reload */
+  }
+}
+
+// clearFinished removes the finished jobs from the view; the server keeps
+// them.
+function clearFinished() {
+  for (const [id, r] of rows) {
+    if (!terminal.has(r.job.status)) continue;
+    cleared.add(id);
+    r.el.remove();
+    rows.delete(id);
+  }
+  saveCleared();
+  updateCounts();
+}
+
+function showCleared() {
+  cleared = new Set();
+  saveCleared();
+  refresh();
 }
 
 // watch opens the job's WebSocket. A message is {type:"state", id, status,
-// progress, message, error} or {type:"output", seq, data}.
+// progress: {fraction, message}, attempt, error} or {type:"output", seq, data}.
 function watch(id) {
   const r = rows.get(id);
   if (r.ws) return;
@@ -182,7 +272,8 @@ function watch(id) {
       addOutput(id, u.seq, u.data);
       return;
     }
-    Object.assign(r.job, { status: u.status, progress: u.progress, message: u.message || "", error: u.error || "" });
+    Object.assign(r.job, { status: u.status, progress: u.progress.fraction, message: u.progress.message || "",
+      error: u.error || "" });
     render(id);
     updateCounts();
   };
@@ -218,68 +309,40 @@ async function cancelJob(id, button) {
   }
 }
 
+// retryJob runs a failed or canceled job again: the new job appears on top.
+async function retryJob(id, button) {
+  button.disabled = true;
+  const r = rows.get(id);
+  const headers = {};
+  if (window.crypto && crypto.randomUUID) headers["Idempotency-Key"] = crypto.randomUUID();
+  try {
+    const job = await api("POST", `/api/jobs/${id}/retry`, undefined, headers);
+    r.job.rowError = "";
+    render(id);
+    upsert(job, true);
+    refreshQueues();
+  } catch (e) {
+    r.job.rowError = e.message;
+    render(id);
+  } finally {
+    button.disabled = false;
+  }
+}
+
 async function refresh() {
   try {
     const page = await api("GET", "/api/jobs?limit=50");
     showError($("#list-error"), "");
+    // Cleared ids that left the list can never come back: forget them.
+    const listed = new Set(page.jobs.map((j) => j.id));
+    const before = cleared.size;
+    for (const id of cleared) if (!listed.has(id)) cleared.delete(id);
+    if (cleared.size !== before) saveCleared();
     for (const job of page.jobs.slice().reverse()) upsert(job, true);
+    updateCounts();
   } catch (e) {
     if (e.status !== 401) showError($("#list-error"), e.message);
   }
-}
-
-// --- queues ------------------------------------------------------------------
-// GET /api/queues lists every queue with jobs and every paused queue; a
-// paused queue starts no job (in any server process) until it is resumed.
-
-const statuses = ["pending", "running", "succeeded", "failed", "canceled"];
-
-function queueRow(q) {
-  const li = el("li", "queue");
-  li.dataset.name = q.name;
-  li.dataset.paused = String(q.paused);
-  const counts = statuses.filter((s) => q.counts[s] > 0).map((s) => `${q.counts[s]} ${s}`);
-  li.append(el("span", "qname", q.name), el("span", "badge", "paused"),
-    el("span", "qcounts", counts.join(" · ") || "no jobs"));
-  const toggle = el("button", "toggle", q.paused ? "Resume" : "Pause");
-  toggle.type = "button";
-  toggle.addEventListener("click", () => setPaused(q.name, !q.paused, toggle));
-  li.append(toggle);
-  return li;
-}
-
-async function refreshQueues() {
-  try {
-    const data = await api("GET", "/api/queues");
-    $("#queues").replaceChildren(...data.queues.map(queueRow));
-    $("#no-queues").hidden = data.queues.length > 0;
-  } catch (e) {
-    if (e.status !== 401) showError($("#queue-error"), e.message);
-  }
-}
-
-// setPaused pauses or resumes a queue and reports whether it worked.
-async function setPaused(name, paused, button) {
-  button.disabled = true;
-  let ok = false;
-  try {
-    await api("POST", `/api/queues/${encodeURIComponent(name)}/${paused ? "pause" : "resume"}`);
-    showError($("#queue-error"), "");
-    ok = true;
-  } catch (e) {
-    showError($("#queue-error"), e.message);
-  } finally {
-    button.disabled = false;
-  }
-  refreshQueues();
-  return ok;
-}
-
-async function pauseNamed(ev) {
-  ev.preventDefault();
-  const input = $("#pause-name");
-  const name = input.value.trim();
-  if (name && await setPaused(name, true, $("#pause-add"))) input.value = "";
 }
 
 // --- start form and sign-in --------------------------------------------------
@@ -325,6 +388,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#start-form").addEventListener("submit", start);
   $("#login-form").addEventListener("submit", login);
   $("#pause-form").addEventListener("submit", pauseNamed);
+  $("#clear-finished").addEventListener("click", clearFinished);
+  $("#show-cleared").addEventListener("click", showCleared);
   refresh();
   refreshQueues();
   setInterval(refresh, POLL_MS);

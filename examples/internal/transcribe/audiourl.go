@@ -67,8 +67,13 @@ func ParseAudioURL(s string) (AudioURL, error) {
 
 func parseTone(u *url.URL) (AudioURL, error) {
 	d, err := time.ParseDuration(u.Opaque)
-	if err != nil || d <= 0 || d > MaxToneDuration {
+	switch {
+	case err != nil:
 		return AudioURL{}, fmt.Errorf("tone length must be a duration such as 20s, at most %v", MaxToneDuration)
+	case d <= 0:
+		return AudioURL{}, errors.New("tone length must be above zero, such as 20s")
+	case d > MaxToneDuration:
+		return AudioURL{}, fmt.Errorf("tone length must be at most %v", MaxToneDuration)
 	}
 	hz := float64(DefaultToneHz)
 	q, err := url.ParseQuery(u.RawQuery)
