@@ -256,8 +256,17 @@ func (m *MemoryRepository) RequestCancel(ctx context.Context, id uuid.UUID) (*Jo
 	if r == nil {
 		return nil, notFound(op, id)
 	}
+	if r.job.Status.Terminal() {
+		return nil, newError(ErrConflict, op, id, "job is already %s", r.job.Status)
+	}
+	m.cancel(r, rules.Now())
+	return cloneJob(&r.job), nil
+}
+
+// cancel cancels a pending record at once and requests the cancel of a
+// running one. The caller holds the mutex.
+func (m *MemoryRepository) cancel(r *memRecord, t time.Time) {
 	j := &r.job
-	t := rules.Now()
 	switch j.Status {
 	case StatusPending:
 		m.dequeue(r)
@@ -269,10 +278,7 @@ func (m *MemoryRepository) RequestCancel(ctx context.Context, id uuid.UUID) (*Jo
 			j.CancelRequested = true
 			j.UpdatedAt = t
 		}
-	default:
-		return nil, newError(ErrConflict, op, id, "job is already %s", j.Status)
 	}
-	return cloneJob(j), nil
 }
 
 // CancelRequests implements [JobRepository.CancelRequests].
