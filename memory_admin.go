@@ -17,14 +17,11 @@ import (
 // Retry implements [JobRepository.Retry].
 func (m *MemoryRepository) Retry(ctx context.Context, id uuid.UUID) (*Job, error) {
 	const op = "retry"
-	if err := m.lock(ctx, op); err != nil {
+	r, err := m.lockJob(ctx, op, id)
+	if err != nil {
 		return nil, err
 	}
 	defer m.mu.Unlock()
-	r := m.jobs[id]
-	if r == nil {
-		return nil, notFound(op, id)
-	}
 	if !retryable(r.job.Status) {
 		return nil, newError(ErrConflict, op, id, "job is %s; only failed or canceled jobs can be retried", r.job.Status)
 	}
@@ -53,14 +50,11 @@ func (m *MemoryRepository) CancelMany(ctx context.Context, q ListQuery) ([]uuid.
 // Delete implements [JobRepository.Delete].
 func (m *MemoryRepository) Delete(ctx context.Context, id uuid.UUID) error {
 	const op = "delete"
-	if err := m.lock(ctx, op); err != nil {
+	r, err := m.lockJob(ctx, op, id)
+	if err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
-	r := m.jobs[id]
-	if r == nil {
-		return notFound(op, id)
-	}
 	if !r.job.Status.Terminal() {
 		return newError(ErrConflict, op, id, "job is %s; only finished jobs can be deleted", r.job.Status)
 	}
@@ -82,6 +76,21 @@ func (m *MemoryRepository) DeleteMany(ctx context.Context, q ListQuery) ([]uuid.
 		}
 		m.order = slices.DeleteFunc(m.order, func(r *memRecord) bool { return deleted[r] })
 	})
+}
+
+// lockJob takes the mutex (as lock does) and returns the record of job id,
+// or an [ErrNotFound] error without the mutex. On a nil error the caller
+// must unlock.
+func (m *MemoryRepository) lockJob(ctx context.Context, op string, id uuid.UUID) (*memRecord, error) {
+	if err := m.lock(ctx, op); err != nil {
+		return nil, err
+	}
+	r := m.jobs[id]
+	if r == nil {
+		m.mu.Unlock()
+		return nil, notFound(op, id)
+	}
+	return r, nil
 }
 
 // retryable reports whether a job in status s may be retried.

@@ -248,14 +248,11 @@ func releasedStatus(j *Job) Status {
 // RequestCancel implements [JobRepository.RequestCancel].
 func (m *MemoryRepository) RequestCancel(ctx context.Context, id uuid.UUID) (*Job, error) {
 	const op = "request cancel"
-	if err := m.lock(ctx, op); err != nil {
+	r, err := m.lockJob(ctx, op, id) // memory_admin.go
+	if err != nil {
 		return nil, err
 	}
 	defer m.mu.Unlock()
-	r := m.jobs[id]
-	if r == nil {
-		return nil, notFound(op, id)
-	}
 	if r.job.Status.Terminal() {
 		return nil, newError(ErrConflict, op, id, "job is already %s", r.job.Status)
 	}

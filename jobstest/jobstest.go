@@ -130,7 +130,7 @@ func Run(t *testing.T, newRepo func(t *testing.T) jobs.JobRepository, opts ...Op
 		{"Lifecycle", lifecycleCases},
 		{"Races", raceCases},
 		{"Context", contextCases},
-		{"Admin", adminCases},
+		{"Admin", append(adminCases, adminRaceCases...)},
 		{"Metadata", metadataCases},
 	}
 	for _, g := range groups {
