@@ -74,15 +74,8 @@ func runList(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error
 
 func runShow(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := e.parse(fs, args, 1, 1)
+	id, err := e.job(ctx, fs, args)
 	if err != nil {
-		return err
-	}
-	id, err := parseID(pos[0])
-	if err != nil {
-		return err
-	}
-	if err := e.open(ctx); err != nil {
 		return err
 	}
 	j, err := e.repo.Get(ctx, id)

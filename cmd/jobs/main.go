@@ -24,6 +24,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
 	"github.com/jobsmith/jobs/jobspg"
 	"github.com/jobsmith/jobs/jobsqlite"
@@ -161,6 +162,20 @@ func (e *env) parse(fs *flag.FlagSet, args []string, min, max int) ([]string, er
 	}
 	e.db = fs.Lookup("db").Value.String()
 	return pos, nil
+}
+
+// job parses the command line of a command on one job (flags, then its
+// ID), opens the database and returns the ID.
+func (e *env) job(ctx context.Context, fs *flag.FlagSet, args []string) (uuid.UUID, error) {
+	pos, err := e.parse(fs, args, 1, 1)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	id, err := parseID(pos[0])
+	if err != nil {
+		return uuid.Nil, err
+	}
+	return id, e.open(ctx)
 }
 
 // open opens the repository named by --db, once the command line is known

@@ -25,15 +25,8 @@ var errJobEnded = errors.New("job did not succeed")
 
 func runWatch(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 	noOutput := fs.Bool("no-output", false, "do not print the job's output items")
-	pos, err := e.parse(fs, args, 1, 1)
+	id, err := e.job(ctx, fs, args)
 	if err != nil {
-		return err
-	}
-	id, err := parseID(pos[0])
-	if err != nil {
-		return err
-	}
-	if err := e.open(ctx); err != nil {
 		return err
 	}
 	r, err := e.runner()
