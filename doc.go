@@ -160,6 +160,23 @@
 //		CatchUp:  true, // after a night without any process, run it once at start
 //	})
 //
+// # Operating: retry, cancel and delete many, metadata
+//
+// [Runner.Retry] runs a failed or canceled job again with a fresh attempt
+// budget (its error history is kept, its output cleared);
+// [Runner.CancelMany], [Runner.RetryMany] and [Runner.DeleteMany] act on
+// every job that matches a [ListQuery] filter (statuses, kind, queue,
+// created before), in batches of its Limit, each one short write, skipping
+// the jobs whose status does not allow the operation. A sweep covers the
+// jobs that existed when it began, each once, even a job that fails again
+// while it runs. CancelMany stops running handlers as [Runner.Cancel] does.
+//
+//	n, err := r.RetryMany(ctx, jobs.ListQuery{Statuses: []jobs.Status{jobs.StatusFailed}, Kind: "transcribe"})
+//	n, err = r.DeleteMany(ctx, jobs.ListQuery{CreatedBefore: time.Now().Add(-24 * time.Hour)})
+//
+// [WithMetadata] stores a small map of strings with a job (trace context, a
+// request ID); handlers read it from their *Job, hooks from theirs.
+//
 // # Errors
 //
 // A handler error fails the attempt; the job is retried with exponential

@@ -11,7 +11,7 @@ import (
 // metrics and adapters. They run synchronously on the runner's goroutines
 // (a worker, the completer or the progress writer), so they must be quick
 // and must not block; a panic in a hook is recovered and logged. Each gets
-// its own copy of the job. Nil fields are skipped.
+// its own copy of the job (Metadata included). Nil fields are skipped.
 type Hooks struct {
 	// OnStarted runs on the worker just before the handler is called.
 	OnStarted func(*Job)
@@ -47,6 +47,7 @@ func (r *Runner) hookJob(h func(*Job), name string, j *Job) {
 		return
 	}
 	c := *j
+	c.Metadata = cloneMetadata(j.Metadata)
 	r.callHook(name, func() { h(&c) })
 }
 
@@ -72,6 +73,7 @@ func (r *Runner) outcomeHooks(o outcome, st Status) {
 		return
 	}
 	j := *o.e.job
+	j.Metadata = cloneMetadata(j.Metadata)
 	j.Status = st
 	if o.kind == outFinish {
 		if o.c.Progress != nil {

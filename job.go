@@ -52,7 +52,8 @@ func (s Status) Terminal() bool {
 // fresh copies: changing a Job changes nothing stored.
 //
 // To create a job, fill in Kind and Payload and, optionally, Queue, Priority,
-// MaxAttempts, RunAt, Timeout and UniqueKey; the repository sets the rest.
+// MaxAttempts, RunAt, Timeout, UniqueKey and Metadata; the repository sets
+// the rest.
 type Job struct {
 	ID          uuid.UUID       `json:"id"`
 	Kind        string          `json:"kind"`
@@ -68,6 +69,11 @@ type Job struct {
 	MaxAttempts int             `json:"max_attempts"`         // attempts allowed, at most math.MaxInt32
 	Timeout     time.Duration   `json:"timeout,omitempty"`    // per attempt; 0: none
 	UniqueKey   string          `json:"unique_key,omitempty"` // idempotency key
+	// Metadata is a small map of strings stored with the job, set when it
+	// is created (see [WithMetadata]) and never changed after: trace
+	// context, a request ID or a user ID that travel with the job to its
+	// handler and hooks. Nil when empty. Treat it as read-only.
+	Metadata map[string]string `json:"metadata,omitempty"`
 	// CancelRequested is set when a running job was asked to cancel; the
 	// worker that owns it stops and finishes it as canceled.
 	CancelRequested bool `json:"cancel_requested,omitempty"`

@@ -73,6 +73,7 @@ func cloneJob(j *Job) *Job {
 	c.Result = bytes.Clone(j.Result)
 	c.Errors = slices.Clone(j.Errors)
 	c.Checkpoint = bytes.Clone(j.Checkpoint)
+	c.Metadata = cloneMetadata(j.Metadata)
 	return &c
 }
 
@@ -223,7 +224,8 @@ func (m *MemoryRepository) List(ctx context.Context, q ListQuery) (*Page, error)
 func listMatches(q ListQuery, j *Job) bool {
 	return (len(q.Statuses) == 0 || slices.Contains(q.Statuses, j.Status)) &&
 		(q.Kind == "" || q.Kind == j.Kind) &&
-		(q.Queue == "" || q.Queue == j.Queue)
+		(q.Queue == "" || q.Queue == j.Queue) &&
+		(q.CreatedBefore.IsZero() || j.CreatedAt.Before(q.CreatedBefore))
 }
 
 // Stats implements [JobRepository.Stats]. The maps are never nil.

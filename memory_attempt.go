@@ -248,16 +248,22 @@ func releasedStatus(j *Job) Status {
 // RequestCancel implements [JobRepository.RequestCancel].
 func (m *MemoryRepository) RequestCancel(ctx context.Context, id uuid.UUID) (*Job, error) {
 	const op = "request cancel"
-	if err := m.lock(ctx, op); err != nil {
+	r, err := m.lockJob(ctx, op, id) // memory_admin.go
+	if err != nil {
 		return nil, err
 	}
 	defer m.mu.Unlock()
-	r := m.jobs[id]
-	if r == nil {
-		return nil, notFound(op, id)
+	if r.job.Status.Terminal() {
+		return nil, newError(ErrConflict, op, id, "job is already %s", r.job.Status)
 	}
+	m.cancel(r, rules.Now())
+	return cloneJob(&r.job), nil
+}
+
+// cancel cancels a pending record at once and requests the cancel of a
+// running one. The caller holds the mutex.
+func (m *MemoryRepository) cancel(r *memRecord, t time.Time) {
 	j := &r.job
-	t := rules.Now()
 	switch j.Status {
 	case StatusPending:
 		m.dequeue(r)
@@ -269,10 +275,7 @@ func (m *MemoryRepository) RequestCancel(ctx context.Context, id uuid.UUID) (*Jo
 			j.CancelRequested = true
 			j.UpdatedAt = t
 		}
-	default:
-		return nil, newError(ErrConflict, op, id, "job is already %s", j.Status)
 	}
-	return cloneJob(j), nil
 }
 
 // CancelRequests implements [JobRepository.CancelRequests].

@@ -47,8 +47,8 @@ type JobRepository interface {
 	// is set. Invalid input (empty or long names, invalid JSON, MaxAttempts
 	// outside [0, math.MaxInt32], Priority outside the int32 range, negative
 	// Timeout, a RunAt outside the years 1 to 9999 in UTC, a preset ID, a
-	// nil job) returns ErrInvalidArgument
-	// and a payload over the limit ErrTooLarge; nothing is written and the
+	// nil job, malformed Metadata) returns ErrInvalidArgument
+	// and a payload or Metadata over the limit ErrTooLarge; nothing is written and the
 	// jobs passed in are left unchanged, so the caller can fix and retry.
 	// Unique keys also deduplicate within one call: a later job with the
 	// key of an earlier one becomes a Duplicate of it. Unique keys stay
@@ -249,16 +249,69 @@ type JobRepository interface {
 	// wrote, sorted by name.
 	Schedules(ctx context.Context) ([]ScheduleInfo, error)
 
+	// Retry runs a failed or canceled job again: it becomes pending at
+	// once (RunAt now) with a fresh attempt budget (Attempt 0, MaxAttempts
+	// as it was), as a new job would, keeping its ID, payload, metadata,
+	// unique key and history: Error and Errors stay as they were, so the
+	// earlier attempts' errors remain listed. Its result, progress,
+	// checkpoint and output (OutputSeq 0, the items deleted), cancel
+	// request, StartedAt and FinishedAt are cleared. It returns the job as
+	// stored after the call. A job in any other status is ErrConflict and
+	// unchanged; an unknown ID ErrNotFound.
+	Retry(ctx context.Context, id uuid.UUID) (*Job, error)
+
+	// RetryMany retries, as Retry does, up to q.Limit (0: 50, at most
+	// 1000) failed or canceled jobs that match q, newest first, in one
+	// short write, and returns their IDs newest first. Jobs in other
+	// statuses are skipped: q.Statuses narrows the failed and canceled
+	// ones (a status other than these matches nothing). Only jobs older
+	// than q.Cursor, a job ID, are considered when it is set, so a caller
+	// continues a sweep by passing the last ID returned, until a call
+	// returns none: every job that matched when the sweep began and still
+	// matches is retried once, even when it fails again meanwhile. Invalid
+	// filters are ErrInvalidArgument, as for List.
+	RetryMany(ctx context.Context, q ListQuery) ([]uuid.UUID, error)
+
+	// CancelMany cancels, as RequestCancel does, up to q.Limit (0: 50, at
+	// most 1000) jobs that match q, newest first, in one short write, and
+	// returns their IDs newest first: pending jobs become canceled, running
+	// ones get CancelRequested (their workers stop them, as after
+	// RequestCancel). Terminal jobs, and running jobs that already have a
+	// cancel request, are skipped; q.Statuses narrows the pending and
+	// running ones. q.Cursor continues a sweep as for RetryMany. Invalid
+	// filters are ErrInvalidArgument, as for List.
+	CancelMany(ctx context.Context, q ListQuery) ([]uuid.UUID, error)
+
+	// Delete deletes a finished (succeeded, failed or canceled) job with
+	// its output; its unique key is free again. A pending or running job
+	// is ErrConflict and unchanged; an unknown ID ErrNotFound.
+	Delete(ctx context.Context, id uuid.UUID) error
+
+	// DeleteMany deletes, as Delete does, up to q.Limit (0: 50, at most
+	// 1000) finished jobs that match q, newest first, in one short write,
+	// and returns their IDs newest first. Pending and running jobs are
+	// skipped; q.Statuses narrows the finished ones. q.Cursor continues a
+	// sweep as for RetryMany. Invalid filters are ErrInvalidArgument, as
+	// for List.
+	DeleteMany(ctx context.Context, q ListQuery) ([]uuid.UUID, error)
+
 	// Close releases the repository's resources. Repositories that were
 	// handed a database do not close it. Close is idempotent.
 	Close() error
 }
 
-// ListQuery selects jobs for [JobRepository.List]. Zero fields do not filter.
+// ListQuery selects jobs for [JobRepository.List], and for the admin
+// operations that act on many jobs ([JobRepository.RetryMany], CancelMany
+// and DeleteMany: there Limit is the batch size, and Cursor, the ID of the
+// last job of the previous batch, continues after it). Zero fields do not
+// filter.
 type ListQuery struct {
 	Statuses []Status // any of these statuses
 	Kind     string
 	Queue    string
+	// CreatedBefore keeps the jobs created before this time; the zero
+	// time keeps all. It must lie in the years 1 to 9999 (UTC).
+	CreatedBefore time.Time
 	// Limit is the page size: 0 means 50, at most 1000.
 	Limit int
 	// Cursor is Page.Next of the previous page, or "" for the first page.

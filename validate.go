@@ -55,6 +55,9 @@ func (j *Job) Prepare(now time.Time, maxPayload int) error {
 	if err := checkRunAt(op, uuid.Nil, j.RunAt); err != nil {
 		return err
 	}
+	if err := checkMetadata(op, j.Metadata); err != nil {
+		return err
+	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return &Error{Code: codeInternal, Op: op, Msg: "cannot generate a job ID", Err: err}
@@ -66,6 +69,7 @@ func (j *Job) Prepare(now time.Time, maxPayload int) error {
 	if blankJSON(j.Payload) {
 		j.Payload = []byte("null")
 	}
+	j.Metadata = cloneMetadata(j.Metadata)
 	if j.MaxAttempts == 0 {
 		j.MaxAttempts = rules.DefaultMaxAttempts
 	}
@@ -154,6 +158,9 @@ func (q ListQuery) Page() (limit int, after uuid.UUID, err error) {
 	}
 	if err := checkName(op, "queue", q.Queue, true); err != nil {
 		return 0, uuid.Nil, err
+	}
+	if y := q.CreatedBefore.UTC().Year(); !q.CreatedBefore.IsZero() && (y < 1 || y > 9999) {
+		return 0, uuid.Nil, invalid(op, "created before %s is outside the years 1 to 9999 (UTC)", q.CreatedBefore.UTC().Format(time.RFC3339))
 	}
 	switch {
 	case q.Limit < 0 || q.Limit > rules.MaxListLimit:

@@ -95,9 +95,12 @@ func (r *Repository) create(ctx context.Context, idb bun.IDB, js []*jobs.Job) er
 		}
 		j.RunAt = j.RunAt.Truncate(time.Microsecond)
 	}
-	chunks, anyKey := chunkJobs(js)
+	chunks, anyKey, anyMeta := chunkJobs(js)
 	// Several statements need a transaction to be all or nothing.
 	multi := len(chunks) > 1 || anyKey
+	// The prepared statements of SQLite (stmt.go) write neither unique
+	// keys nor metadata.
+	bound := idb == nil && !anyKey && !anyMeta && r.d.bindsArgs()
 	var dups map[int]*jobs.Job
 	fn := func(ctx context.Context, db bun.IDB) error {
 		var err error
@@ -106,9 +109,9 @@ func (r *Repository) create(ctx context.Context, idb bun.IDB, js []*jobs.Job) er
 	}
 	var err error
 	switch {
-	case idb == nil && len(js) == 1 && !anyKey && r.d.bindsArgs():
+	case bound && len(js) == 1:
 		err = r.writeCreate(ctx, op, false, js, &dups, func(ctx context.Context, _ bun.IDB) error { return r.insertOneBound(ctx, js[0]) })
-	case idb == nil && !anyKey && r.d.bindsArgs():
+	case bound:
 		err = r.writeCreate(ctx, op, true, js, &dups, func(ctx context.Context, db bun.IDB) error { return r.insertBound(ctx, db, js) })
 	case idb == nil:
 		err = r.writeCreate(ctx, op, multi, js, &dups, fn)
@@ -129,18 +132,20 @@ func (r *Repository) create(ctx context.Context, idb bun.IDB, js []*jobs.Job) er
 }
 
 // chunkJobs splits jobs into index ranges [lo, hi) for INSERT statements and
-// reports whether any job has a unique key.
-func chunkJobs(js []*jobs.Job) (chunks [][2]int, anyKey bool) {
+// reports whether any job has a unique key, and whether any has metadata.
+func chunkJobs(js []*jobs.Job) (chunks [][2]int, anyKey, anyMeta bool) {
 	lo, size := 0, 0
 	for i, j := range js {
 		anyKey = anyKey || j.UniqueKey != ""
-		if i > lo && (i-lo >= insertChunkRows || size+len(j.Payload) > insertChunkBytes) {
+		anyMeta = anyMeta || len(j.Metadata) > 0
+		n := len(j.Payload) + metadataSize(j.Metadata)
+		if i > lo && (i-lo >= insertChunkRows || size+n > insertChunkBytes) {
 			chunks = append(chunks, [2]int{lo, i})
 			lo, size = i, 0
 		}
-		size += len(j.Payload) + 200
+		size += n + 200
 	}
-	return append(chunks, [2]int{lo, len(js)}), anyKey
+	return append(chunks, [2]int{lo, len(js)}), anyKey, anyMeta
 }
 
 // insert writes the prepared jobs and returns, by index, the existing jobs
@@ -183,7 +188,7 @@ func (r *Repository) insert(ctx context.Context, db bun.IDB, js []*jobs.Job, chu
 		for k, i := range vanished {
 			retry[k] = js[i]
 		}
-		chunks, _ := chunkJobs(retry)
+		chunks, _, _ := chunkJobs(retry)
 		inserted, err := insertRows(ctx, db, retry, chunks, true)
 		if err != nil {
 			return nil, err
@@ -238,13 +243,13 @@ func (r *Repository) keyHolders(ctx context.Context, db bun.IDB, js []*jobs.Job,
 }
 
 // The columns an INSERT of jobs writes, in the order of insertArgs:
-// insertColsHead, unique_key, insertColsTail. Every INSERT statement of
-// jobs builds its column list from these two constants; the others take
-// their column defaults.
+// insertColsHead, unique_key, metadata, insertColsTail. Every INSERT
+// statement of jobs builds its column list from these two constants; the
+// others take their column defaults.
 const (
 	insertColsHead = "id, kind, queue, priority, payload, max_attempts, timeout"
 	insertColsTail = "run_at, created_at, updated_at"
-	insertCols     = insertColsHead + ", unique_key, " + insertColsTail
+	insertCols     = insertColsHead + ", unique_key, metadata, " + insertColsTail
 )
 
 // insertColumns is the multi-row INSERT of jobs up to its rows.
@@ -262,13 +267,13 @@ func insertMultiRow(ctx context.Context, db bun.IDB, js []*jobs.Job, chunks [][2
 	}
 	for _, c := range chunks {
 		b.Reset()
-		args := make([]any, 0, 11*(c[1]-c[0]))
+		args := make([]any, 0, 12*(c[1]-c[0]))
 		b.WriteString(insertColumns)
 		for i, j := range js[c[0]:c[1]] {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 			args = append(args, insertArgs(j)...)
 		}
 		if !anyKey {
@@ -310,5 +315,5 @@ func insertArgs(j *jobs.Job) []any {
 		key = j.UniqueKey
 	}
 	return []any{j.ID.String(), j.Kind, j.Queue, j.Priority, string(j.Payload), j.MaxAttempts,
-		int64(j.Timeout), key, j.RunAt, j.CreatedAt, j.UpdatedAt}
+		int64(j.Timeout), key, metadataArg(j.Metadata), j.RunAt, j.CreatedAt, j.UpdatedAt}
 }

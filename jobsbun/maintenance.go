@@ -22,13 +22,10 @@ func (r *Repository) RequestCancel(ctx context.Context, id uuid.UUID) (*jobs.Job
 	const op = "request cancel"
 	t := rules.Now()
 	var got []*jobs.Job
+	set, args := r.cancelSet(t) // admin.go
 	err := r.write(ctx, op, false, func(ctx context.Context, db bun.IDB) error {
-		rows, err := db.QueryContext(ctx, "UPDATE jobs SET "+
-			"status = CASE WHEN status = 'pending' THEN 'canceled' ELSE status END, "+
-			"finished_at = CASE WHEN status = 'pending' THEN ?"+r.d.castTime()+" ELSE finished_at END, "+
-			"cancel_requested = TRUE, "+
-			"updated_at = CASE WHEN status = 'running' AND cancel_requested THEN updated_at ELSE ?"+r.d.castTime()+" END "+
-			"WHERE id = ? AND status IN ('pending', 'running') RETURNING "+r.d.jobColumns(), t, t, id.String())
+		rows, err := db.QueryContext(ctx, set+"WHERE id = ? AND status IN ('pending', 'running') RETURNING "+r.d.jobColumns(),
+			append(args, id.String())...)
 		if err != nil {
 			return err
 		}

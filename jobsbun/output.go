@@ -147,47 +147,53 @@ func (r *Repository) insertOutput(ctx context.Context, db bun.IDB, rows []fenced
 }
 
 // pruneJobs runs del, Prune's DELETE of one batch of jobs (arguments: the
-// time and the batch size), deletes the output of the jobs it deleted and
-// returns how many it deleted. On PostgreSQL it is one statement; on
-// SQLite db is a transaction, and only jobs with output cost a second
-// statement.
+// time and the batch size), with deleteJobs, and returns how many it
+// deleted.
 func (r *Repository) pruneJobs(ctx context.Context, db bun.IDB, del string, before time.Time) (int64, error) {
+	ids, err := r.deleteJobs(ctx, db, del, before, pruneBatch)
+	return int64(len(ids)), err
+}
+
+// deleteJobs runs del, a DELETE FROM jobs … without RETURNING, deletes the
+// output of the jobs it deleted and returns their IDs. On PostgreSQL it is
+// one statement; on SQLite db is a transaction, and only jobs with output
+// cost a second statement.
+func (r *Repository) deleteJobs(ctx context.Context, db bun.IDB, del string, args ...any) ([]uuid.UUID, error) {
+	query := del + " RETURNING id, output_seq <> 0"
 	if r.d.pg {
-		var n int64
-		err := db.QueryRowContext(ctx, "WITH _d AS ("+del+" RETURNING id, output_seq), "+
-			"_o AS (DELETE FROM job_output WHERE job_id IN (SELECT id FROM _d WHERE output_seq <> 0)) "+
-			"SELECT count(*) FROM _d", before, pruneBatch).Scan(&n)
-		return n, err
+		query = "WITH _d AS (" + del + " RETURNING id, output_seq), " +
+			"_o AS (DELETE FROM job_output WHERE job_id IN (SELECT id FROM _d WHERE output_seq <> 0)) " +
+			"SELECT id, output_seq <> 0 FROM _d"
 	}
-	rows, err := db.QueryContext(ctx, del+" RETURNING id, output_seq <> 0", before, pruneBatch)
+	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer rows.Close()
 	var (
-		n       int64
+		ids     []uuid.UUID
 		withOut []string
 	)
 	for rows.Next() {
 		var (
-			id  string
+			id  uuid.UUID
 			out bool
 		)
 		if err := rows.Scan(&id, &out); err != nil {
-			return 0, err
+			return nil, err
 		}
-		n++
-		if out {
-			withOut = append(withOut, id)
+		ids = append(ids, id)
+		if out && r.d.sqlite() {
+			withOut = append(withOut, id.String())
 		}
 	}
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return 0, err
+		return nil, err
 	}
 	if len(withOut) > 0 {
 		if _, err := db.ExecContext(ctx, "DELETE FROM job_output WHERE job_id IN (?)", bun.List(withOut)); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
-	return n, nil
+	return ids, nil
 }

@@ -138,28 +138,8 @@ func (r *Repository) List(ctx context.Context, q jobs.ListQuery) (*jobs.Page, er
 		return nil, err
 	}
 	var b strings.Builder
-	args := make([]any, 0, 5)
 	b.WriteString("SELECT " + r.d.jobColumns() + " FROM jobs WHERE TRUE")
-	if len(q.Statuses) > 0 {
-		st := make([]string, len(q.Statuses))
-		for i, s := range q.Statuses {
-			st[i] = string(s)
-		}
-		b.WriteString(" AND status IN (?)")
-		args = append(args, bun.List(st))
-	}
-	if q.Kind != "" {
-		b.WriteString(" AND kind = ?")
-		args = append(args, q.Kind)
-	}
-	if q.Queue != "" {
-		b.WriteString(" AND queue = ?")
-		args = append(args, q.Queue)
-	}
-	if after != uuid.Nil {
-		b.WriteString(" AND id < ?" + r.d.castUUID())
-		args = append(args, after.String())
-	}
+	args := r.filter(&b, make([]any, 0, 6), q.Statuses, q, after) // admin.go
 	b.WriteString(" ORDER BY id DESC LIMIT ?")
 	args = append(args, limit+1)
 	rows, err := r.db.QueryContext(ctx, b.String(), args...)

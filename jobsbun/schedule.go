@@ -90,7 +90,7 @@ func (r *Repository) Tick(ctx context.Context, ticks ...jobs.ScheduleTick) ([]bo
 		if len(fresh) == 0 {
 			return nil
 		}
-		chunks, anyKey := chunkJobs(fresh)
+		chunks, anyKey, _ := chunkJobs(fresh)
 		held, err := r.insert(ctx, db, fresh, chunks, anyKey)
 		if err != nil {
 			return err

@@ -84,7 +84,7 @@ var sqliteSteps = []migrate.Step{{
 	lease_token TEXT,
 	lease_expires_at TIMESTAMP,` + schemaChecks + `
 )`}, schemaIndexes...),
-}, sqliteOutputStep, sqliteQueuesStep, sqliteSchedulesStep} // schema_output.go, schema_queues.go, schema_schedules.go
+}, sqliteOutputStep, sqliteQueuesStep, sqliteSchedulesStep, sqliteMetadataStep} // schema_output.go, schema_queues.go, schema_schedules.go, schema_metadata.go
 
 var pgSteps = []migrate.Step{{
 	Version: 1,
@@ -115,7 +115,7 @@ var pgSteps = []migrate.Step{{
 	lease_token TEXT,
 	lease_expires_at TIMESTAMPTZ,` + schemaChecks + `
 )`}, schemaIndexes...),
-}, pgNotifyStep, pgOutputStep, pgOwnersStep, pgQueuesStep, pgSchedulesStep} // schema_notify.go, schema_output.go, schema_owners.go, schema_queues.go, schema_schedules.go
+}, pgNotifyStep, pgOutputStep, pgOwnersStep, pgQueuesStep, pgSchedulesStep, pgMetadataStep} // schema_notify.go, schema_output.go, schema_owners.go, schema_queues.go, schema_schedules.go, schema_metadata.go
 
 // steps returns the migration steps of the dialect.
 func (d sqlDialect) steps() []migrate.Step {

@@ -21,45 +21,55 @@ import (
 	"github.com/uptrace/bun/driver/sqliteshim"
 )
 
+// rawDBs open an empty database of each dialect without a repository,
+// for tests that build the schema of an older version by hand.
+var rawDBs = map[string]func(t *testing.T) *bun.DB{
+	"sqlite": func(t *testing.T) *bun.DB {
+		dsn := "file:" + filepath.Join(t.TempDir(), "jobs.db") + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_txlock=immediate"
+		sqldb, err := sql.Open(sqliteshim.ShimName, dsn)
+		require.NoError(t, err)
+		return bun.NewDB(sqldb, sqlitedialect.New())
+	},
+	"postgres": func(t *testing.T) *bun.DB {
+		sqldb, err := sql.Open("pgx", testdb.PostgresDSN(t))
+		require.NoError(t, err)
+		return bun.NewDB(sqldb, pgdialect.New())
+	},
+}
+
+// migratedBefore opens a database of the named dialect (rawDBs), closed
+// when the test ends, with the schema of the migration steps before the
+// step named step, and returns it with the last version of the dialect.
+func migratedBefore(t *testing.T, dialect, step string) (*bun.DB, int) {
+	t.Helper()
+	db := rawDBs[dialect](t)
+	t.Cleanup(func() { db.Close() })
+	d, err := newSQLDialect(db)
+	require.NoError(t, err)
+	steps := d.steps()
+	i := slices.IndexFunc(steps, func(s migrate.Step) bool { return s.Name == step })
+	require.Positive(t, i)
+	runTx := func(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
+		return db.RunInTx(ctx, nil, fn)
+	}
+	require.NoError(t, migrate.Run(t.Context(), runTx, d.lockMigrations(), steps[:i]))
+	return db, steps[len(steps)-1].Version
+}
+
 // TestOutputStepMigratesAnExistingDatabase builds a database of the schema
 // before checkpoints and output, with a job in it, and opens a repository
 // on it: the job reads back without checkpoint or output and can save both.
 func TestOutputStepMigratesAnExistingDatabase(t *testing.T) {
 	t.Parallel()
-	open := map[string]func(t *testing.T) *bun.DB{
-		"sqlite": func(t *testing.T) *bun.DB {
-			dsn := "file:" + filepath.Join(t.TempDir(), "jobs.db") + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_txlock=immediate"
-			sqldb, err := sql.Open(sqliteshim.ShimName, dsn)
-			require.NoError(t, err)
-			return bun.NewDB(sqldb, sqlitedialect.New())
-		},
-		"postgres": func(t *testing.T) *bun.DB {
-			sqldb, err := sql.Open("pgx", testdb.PostgresDSN(t))
-			require.NoError(t, err)
-			return bun.NewDB(sqldb, pgdialect.New())
-		},
-	}
-	for name, openDB := range open {
+	for name := range rawDBs {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			ctx := t.Context()
-			db := openDB(t)
-			t.Cleanup(func() { db.Close() })
-			d, err := newSQLDialect(db)
-			require.NoError(t, err)
-			// The steps before checkpoints and output; later steps (any
-			// number) are applied by New with it.
-			steps := d.steps()
-			last := steps[len(steps)-1]
-			output := slices.IndexFunc(steps, func(s migrate.Step) bool { return s.Name == "checkpoints and output" })
-			require.Positive(t, output)
-			runTx := func(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
-				return db.RunInTx(ctx, nil, fn)
-			}
-			require.NoError(t, migrate.Run(ctx, runTx, d.lockMigrations(), steps[:output]))
+			// Later steps (any number) are applied by New.
+			db, last := migratedBefore(t, name, "checkpoints and output")
 			id := uuid.Must(uuid.NewV7())
 			now := time.Now().UTC()
-			_, err = db.ExecContext(ctx, "INSERT INTO jobs (id, kind, queue, payload, max_attempts, run_at, created_at, updated_at) "+
+			_, err := db.ExecContext(ctx, "INSERT INTO jobs (id, kind, queue, payload, max_attempts, run_at, created_at, updated_at) "+
 				"VALUES (?, 'k', 'default', '{\"old\": true}', 3, ?, ?, ?)", id.String(), now, now, now)
 			require.NoError(t, err)
 
@@ -68,7 +78,7 @@ func TestOutputStepMigratesAnExistingDatabase(t *testing.T) {
 			t.Cleanup(func() { r.Close() })
 			v, err := migrate.Current(ctx, db)
 			require.NoError(t, err)
-			require.Equal(t, last.Version, v)
+			require.Equal(t, last, v)
 
 			j, err := r.Get(ctx, id)
 			require.NoError(t, err)

@@ -51,12 +51,10 @@ func explainSQLite(t *testing.T, db *bun.DB, query string) string {
 	return jobsbun.QueryPlan(t, rows)
 }
 
-// TestSQLiteQueriesUseTheirIndexes explains the repository's own
-// cancel-poll, rescue and prune statements and checks each uses its index
-// (the claim, which bypasses bun's hooks, is explained in
-// plan_test.go).
-func TestSQLiteQueriesUseTheirIndexes(t *testing.T) {
-	t.Parallel()
+// loggedSQLite returns a repository on a new SQLite database holding two
+// pending jobs, the database, and the log of the SQL that bun sends.
+func loggedSQLite(t *testing.T) (*bun.DB, *queryLog, *jobsbun.Repository) {
+	t.Helper()
 	ctx := t.Context()
 	db, err := jobsqlite.OpenDB(ctx, testdb.SQLitePath(t))
 	require.NoError(t, err)
@@ -64,9 +62,19 @@ func TestSQLiteQueriesUseTheirIndexes(t *testing.T) {
 	log := &queryLog{}
 	repo, err := jobsbun.New(ctx, db.WithQueryHook(log))
 	require.NoError(t, err)
-
 	require.NoError(t, repo.Create(ctx, newJob("k", 1), newJob("k", 2)))
-	_, err = repo.CancelRequests(ctx, "w")
+	return db, log, repo
+}
+
+// TestSQLiteQueriesUseTheirIndexes explains the repository's own
+// cancel-poll, rescue and prune statements and checks each uses its index
+// (the claim, which bypasses bun's hooks, is explained in
+// plan_test.go).
+func TestSQLiteQueriesUseTheirIndexes(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db, log, repo := loggedSQLite(t)
+	_, err := repo.CancelRequests(ctx, "w")
 	require.NoError(t, err)
 	plan := explainSQLite(t, db, log.last("SELECT id FROM jobs WHERE status = 'running' AND cancel_requested"))
 	require.Contains(t, plan, "jobs_cancel_idx", plan)

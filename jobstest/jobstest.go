@@ -26,7 +26,9 @@
 // checkpoint or an outcome, numbered and read back; an attempt that resumes
 // never repeats them), Cancel, Release, Rescue, List, Stats, Prune, Tx,
 // Lifecycle (Close and the poison row), Races (two writers on one job, where
-// exactly one must win) and Context.
+// exactly one must win), Context, Admin (retry, cancel and delete of one
+// job or of a filtered batch) and Metadata (stored with the job, within
+// limits).
 //
 // Every case runs as its own parallel subtest with its own repository, so a
 // failure names the broken rule (for example
@@ -130,6 +132,8 @@ func Run(t *testing.T, newRepo func(t *testing.T) jobs.JobRepository, opts ...Op
 		{"Lifecycle", lifecycleCases},
 		{"Races", raceCases},
 		{"Context", contextCases},
+		{"Admin", append(adminCases, adminRaceCases...)},
+		{"Metadata", metadataCases},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

@@ -1,298 +1,92 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"math"
+	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/jobsmith/jobs"
 )
 
-var lsCommand = command{
-	name: "ls", args: "",
-	summary: "List jobs, newest first, one page at a time (--cursor continues).",
-	flags: func(fs *flag.FlagSet, e *env) func(*database, []string) error {
-		var q jobs.ListQuery
-		status := fs.String("status", "", "only jobs in these `statuses` (comma-separated: pending,running,succeeded,failed,canceled)")
-		fs.StringVar(&q.Kind, "kind", "", "only jobs of this `kind`")
-		fs.StringVar(&q.Queue, "queue", "", "only jobs in this `queue`")
-		fs.IntVar(&q.Limit, "limit", 50, "page size, 1 to 1000")
-		fs.StringVar(&q.Cursor, "cursor", "", "continue after the page that printed this `cursor`")
-		asJSON := fs.Bool("json", false, "print the page as JSON ({\"jobs\": [...], \"next\": cursor})")
-		return func(db *database, args []string) error {
-			if err := noArgs(args); err != nil {
-				return err
-			}
-			var err error
-			if q.Statuses, err = parseStatuses(*status); err != nil {
-				return err
-			}
-			if q.Limit < 1 || q.Limit > 1000 {
-				return usagef("--limit %d is outside 1 to 1000", q.Limit)
-			}
-			page, err := db.runner.List(e.ctx, q)
-			if err != nil {
-				return err
-			}
-			if *asJSON {
-				return printJSON(e.stdout, page)
-			}
-			printJobs(e.stdout, page.Jobs)
-			if page.Next != "" {
-				fmt.Fprintf(e.stderr, "more: jobs ls --cursor %s (with the same filters)\n", page.Next)
-			}
-			return nil
+// This file holds the commands that read: ls, show, stats; and those of
+// queues and schema: pause, resume, migrate.
+
+func init() {
+	commands = append(commands,
+		command{"ls", "[flags]", "List jobs, newest first.\nWith --json, one page as JSON ({\"jobs\": […], \"next\": cursor}).", runList},
+		command{"show", "[flags] ID", "Show one job.\nWith --json, the job as JSON.", runShow},
+		command{"stats", "[flags]", "Count jobs by status, per queue and kind, and list the paused queues.", runStats},
+		command{"pause", "[flags] QUEUE", "Pause a queue: none of its jobs starts until resume.\nRunning jobs finish; the pause holds for every process.", runPause},
+		command{"resume", "[flags] QUEUE", "Resume a paused queue.", runResume},
+		command{"migrate", "[flags]", "Create or upgrade the schema of the database (every command does it on open).", runMigrate},
+	)
+}
+
+func runList(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+	var f filterFlags
+	f.add(fs, "jobs per page, 1 to 1000 (default 50)")
+	cursor := fs.String("cursor", "", "continue after this job (the \"next\" of the previous page)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := e.parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	q, err := f.query(time.Now())
+	if err != nil {
+		return err
+	}
+	if *cursor != "" {
+		if _, err := parseID(*cursor); err != nil {
+			return usagef("--cursor: %v", err)
 		}
-	},
-}
-
-var showCommand = command{
-	name: "show", args: "ID",
-	summary: "Print everything stored about one job.",
-	flags: func(fs *flag.FlagSet, e *env) func(*database, []string) error {
-		asJSON := fs.Bool("json", false, "print the job as JSON")
-		return func(db *database, args []string) error {
-			id, err := oneID(args)
-			if err != nil {
-				return err
-			}
-			job, err := db.runner.Get(e.ctx, id)
-			if err != nil {
-				return err
-			}
-			if *asJSON {
-				return printJSON(e.stdout, job)
-			}
-			printJob(e.stdout, job)
-			return nil
-		}
-	},
-}
-
-var cancelCommand = command{
-	name: "cancel", args: "ID...",
-	summary: "Cancel jobs: a pending job ends at once; a running one's handler is told to stop.",
-	flags: func(fs *flag.FlagSet, e *env) func(*database, []string) error {
-		return func(db *database, args []string) error {
-			ids, err := parseIDs(args)
-			if err != nil {
-				return err
-			}
-			failed := 0
-			for _, id := range ids {
-				job, err := db.runner.Cancel(e.ctx, id)
-				switch {
-				case err != nil:
-					failed++
-					fmt.Fprintf(e.stderr, "jobs cancel: %s\n", errText(err))
-				case job.Status == jobs.StatusRunning:
-					fmt.Fprintf(e.stdout, "%s cancel requested: its worker stops it\n", id)
-				default:
-					fmt.Fprintf(e.stdout, "%s %s\n", id, job.Status)
-				}
-			}
-			if failed > 0 {
-				return exitError{exitFailed}
-			}
-			return nil
-		}
-	},
-}
-
-var pauseCommand = queueCommand("pause", "Pause a queue in every process: no new job of it starts; running ones go on.",
-	func(db *database, e *env, q string) error { return db.runner.PauseQueue(e.ctx, q) })
-
-var resumeCommand = queueCommand("resume", "Resume a paused queue.",
-	func(db *database, e *env, q string) error { return db.runner.ResumeQueue(e.ctx, q) })
-
-// queueCommand is pause or resume.
-func queueCommand(name, summary string, do func(*database, *env, string) error) command {
-	return command{name: name, args: "QUEUE", summary: summary,
-		flags: func(fs *flag.FlagSet, e *env) func(*database, []string) error {
-			return func(db *database, args []string) error {
-				if len(args) != 1 {
-					return usagef("give one queue name")
-				}
-				if err := do(db, e, args[0]); err != nil {
-					return err
-				}
-				fmt.Fprintf(e.stdout, "queue %s %sd\n", args[0], name)
-				return nil
-			}
-		}}
-}
-
-var statsCommand = command{
-	name: "stats", args: "",
-	summary: "Count jobs by queue and status, and list the paused queues.",
-	flags: func(fs *flag.FlagSet, e *env) func(*database, []string) error {
-		asJSON := fs.Bool("json", false, "print the counts as JSON")
-		return func(db *database, args []string) error {
-			if err := noArgs(args); err != nil {
-				return err
-			}
-			s, err := db.runner.Stats(e.ctx)
-			if err != nil {
-				return err
-			}
-			if *asJSON {
-				return printJSON(e.stdout, s)
-			}
-			printStats(e.stdout, s)
-			return nil
-		}
-	},
-}
-
-var pruneCommand = command{
-	name: "prune", args: "",
-	summary: "Delete finished jobs (succeeded, failed, canceled) older than --older-than, with their output.",
-	flags: func(fs *flag.FlagSet, e *env) func(*database, []string) error {
-		older := fs.String("older-than", "", "`age` of the finished jobs to delete, such as 7d, 36h or 1d12h (required)")
-		return func(db *database, args []string) error {
-			if err := noArgs(args); err != nil {
-				return err
-			}
-			if *older == "" {
-				return usagef("--older-than is required")
-			}
-			age, err := parseAge(*older)
-			if err != nil {
-				return err
-			}
-			n, err := db.repo.Prune(e.ctx, time.Now().Add(-age))
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "pruned %d jobs finished before %s\n", n, time.Now().Add(-age).UTC().Format(time.DateTime))
-			return nil
-		}
-	},
-}
-
-var migrateCommand = command{
-	name: "migrate", args: "", create: true,
-	summary: "Create the jobs schema, or upgrade it to this version's (services do this too when they start).",
-	flags: func(fs *flag.FlagSet, e *env) func(*database, []string) error {
-		return func(db *database, args []string) error {
-			if err := noArgs(args); err != nil {
-				return err
-			}
-			if db.before == db.after {
-				fmt.Fprintf(e.stdout, "schema up to date (version %d)\n", db.after)
-			} else {
-				fmt.Fprintf(e.stdout, "schema migrated from version %d to %d\n", db.before, db.after)
-			}
-			return nil
-		}
-	},
-}
-
-func noArgs(args []string) error {
-	if len(args) > 0 {
-		return usagef("unexpected argument %q", clip(args[0]))
+	}
+	q.Cursor = *cursor
+	if err := e.open(ctx); err != nil {
+		return err
+	}
+	p, err := e.repo.List(ctx, q)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(e.stdout, p)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATUS\tKIND\tQUEUE\tATTEMPT\tPROGRESS\tCREATED\tERROR")
+	for _, j := range p.Jobs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%3.0f%%\t%s\t%s\n", j.ID, j.Status, j.Kind, j.Queue, j.Attempt, j.MaxAttempts,
+			j.Progress.Fraction*100, j.CreatedAt.Format(time.RFC3339), clip(j.Error, 60))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if p.Next != "" {
+		fmt.Fprintf(e.stderr, "more: jobs ls --cursor %s\n", p.Next)
 	}
 	return nil
 }
 
-// oneID parses the single job ID of args.
-func oneID(args []string) (uuid.UUID, error) {
-	if len(args) != 1 {
-		return uuid.Nil, usagef("give one job ID")
-	}
-	ids, err := parseIDs(args)
+func runShow(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+	asJSON := fs.Bool("json", false, "print JSON")
+	id, err := e.job(ctx, fs, args)
 	if err != nil {
-		return uuid.Nil, err
+		return err
 	}
-	return ids[0], nil
-}
-
-// parseIDs parses job IDs: at least one, each in the canonical form.
-func parseIDs(args []string) ([]uuid.UUID, error) {
-	if len(args) == 0 {
-		return nil, usagef("give at least one job ID")
+	j, err := e.repo.Get(ctx, id)
+	if err != nil {
+		return err
 	}
-	ids := make([]uuid.UUID, len(args))
-	for i, a := range args {
-		id, err := uuid.Parse(a)
-		if err != nil || len(a) != 36 {
-			return nil, usagef("%q is not a job ID", clip(a))
-		}
-		ids[i] = id
+	if *asJSON {
+		return writeJSON(e.stdout, j)
 	}
-	return ids, nil
-}
-
-// parseStatuses parses a comma-separated list of statuses; "" is none.
-func parseStatuses(s string) ([]jobs.Status, error) {
-	if s == "" {
-		return nil, nil
-	}
-	var out []jobs.Status
-	for _, f := range strings.Split(s, ",") {
-		st := jobs.Status(strings.TrimSpace(f))
-		if !st.Valid() {
-			return nil, usagef("unknown status %q (pending, running, succeeded, failed or canceled)", clip(string(st)))
-		}
-		out = append(out, st)
-	}
-	return out, nil
-}
-
-// parseAge parses a Go duration with an optional leading count of days:
-// "7d", "36h", "1d12h", "90m".
-func parseAge(s string) (time.Duration, error) {
-	bad := usagef("--older-than %q is not an age such as 7d, 36h or 1d12h", clip(s))
-	var days time.Duration
-	if i := strings.IndexByte(s, 'd'); i >= 0 {
-		n, err := strconv.Atoi(s[:i])
-		if err != nil || n < 0 || n > 100*365 {
-			return 0, bad
-		}
-		days, s = time.Duration(n)*24*time.Hour, s[i+1:]
-	}
-	var rest time.Duration
-	if s != "" {
-		var err error
-		if rest, err = time.ParseDuration(s); err != nil || rest < 0 {
-			return 0, bad
-		}
-	}
-	return days + rest, nil
-}
-
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-// printJobs prints a table of jobs.
-func printJobs(w io.Writer, js []*jobs.Job) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tKIND\tQUEUE\tSTATUS\tPROGRESS\tATTEMPT\tCREATED")
-	for _, j := range js {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", j.ID, j.Kind, j.Queue, j.Status,
-			percent(j.Progress.Fraction), j.Attempt, j.MaxAttempts, j.CreatedAt.Format(time.DateTime))
-	}
-	tw.Flush()
-}
-
-func percent(f float64) string { return fmt.Sprintf("%d%%", int(math.Floor(f*100))) }
-
-// printJob prints one job as "field: value" lines, leaving out empty ones.
-func printJob(w io.Writer, j *jobs.Job) {
-	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
-	line := func(k, v string) {
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	row := func(k, v string) {
 		if v != "" {
 			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
 		}
@@ -303,74 +97,138 @@ func printJob(w io.Writer, j *jobs.Job) {
 		}
 		return t.Format(time.RFC3339Nano)
 	}
-	line("id", j.ID.String())
-	line("kind", j.Kind)
-	line("queue", j.Queue)
-	line("status", string(j.Status))
-	line("progress", strings.TrimSpace(percent(j.Progress.Fraction)+" "+j.Progress.Message))
-	line("attempt", fmt.Sprintf("%d of %d", j.Attempt, j.MaxAttempts))
-	line("priority", strconv.Itoa(j.Priority))
-	line("unique key", j.UniqueKey)
-	line("created", at(j.CreatedAt))
-	line("run at", at(j.RunAt))
-	line("started", at(j.StartedAt))
-	line("finished", at(j.FinishedAt))
-	if j.LeaseOwner != "" {
-		line("lease", j.LeaseOwner+" until "+at(j.LeaseExpiresAt))
+	row("id", j.ID.String())
+	row("kind", j.Kind)
+	row("queue", j.Queue)
+	row("status", string(j.Status))
+	row("progress", strings.TrimSpace(fmt.Sprintf("%.0f%% %s", j.Progress.Fraction*100, j.Progress.Message)))
+	row("attempt", fmt.Sprintf("%d of %d", j.Attempt, j.MaxAttempts))
+	row("priority", fmt.Sprint(j.Priority))
+	row("payload", clip(string(j.Payload), 200))
+	row("result", clip(string(j.Result), 200))
+	row("error", j.Error)
+	row("unique key", j.UniqueKey)
+	for _, k := range slices.Sorted(maps.Keys(j.Metadata)) {
+		row("metadata "+k, j.Metadata[k])
 	}
-	if j.CancelRequested {
-		line("cancel", "requested")
+	if j.CancelRequested && j.Status == jobs.StatusRunning {
+		row("cancel", "requested")
 	}
-	line("payload", string(j.Payload))
-	line("result", string(j.Result))
-	line("checkpoint", string(j.Checkpoint))
+	row("run at", at(j.RunAt))
+	row("created", at(j.CreatedAt))
+	row("started", at(j.StartedAt))
+	row("finished", at(j.FinishedAt))
+	row("lease owner", j.LeaseOwner)
 	if j.OutputSeq > 0 {
-		line("output", fmt.Sprintf("%d items (jobs watch %s prints them)", j.OutputSeq, j.ID))
+		row("output", fmt.Sprintf("%d items (jobs watch %s)", j.OutputSeq, j.ID))
 	}
-	line("error", j.Error)
-	for _, a := range j.Errors {
-		line(fmt.Sprintf("attempt %d", a.Attempt), a.Error)
+	for _, ae := range j.Errors {
+		row(fmt.Sprintf("attempt %d", ae.Attempt), at(ae.At)+" "+clip(ae.Error, 200))
 	}
-	tw.Flush()
+	return tw.Flush()
 }
 
-// printStats prints a table of counts per queue and status.
-func printStats(w io.Writer, s *jobs.Stats) {
-	paused := map[string]bool{}
-	for _, q := range s.Paused {
-		paused[q] = true
+func runStats(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := e.parse(fs, args, 0, 0); err != nil {
+		return err
 	}
-	queues := make([]string, 0, len(s.ByQueue))
-	for q := range s.ByQueue {
-		queues = append(queues, q)
+	if err := e.open(ctx); err != nil {
+		return err
 	}
-	for q := range paused {
-		if s.ByQueue[q] == nil {
-			queues = append(queues, q)
-		}
+	s, err := e.repo.Stats(ctx)
+	if err != nil {
+		return err
 	}
-	slices.Sort(queues)
+	if *asJSON {
+		return writeJSON(e.stdout, s)
+	}
 	statuses := []jobs.Status{jobs.StatusPending, jobs.StatusRunning, jobs.StatusSucceeded, jobs.StatusFailed, jobs.StatusCanceled}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprint(tw, "QUEUE\t")
-	for _, st := range statuses {
-		fmt.Fprintf(tw, "%s\t", strings.ToUpper(string(st)))
-	}
-	fmt.Fprintln(tw)
-	row := func(name string, counts map[jobs.Status]int, note string) {
-		fmt.Fprintf(tw, "%s\t", name)
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	section := func(title string, by map[string]map[jobs.Status]int) {
+		fmt.Fprintf(tw, "%s\t", title)
 		for _, st := range statuses {
-			fmt.Fprintf(tw, "%d\t", counts[st])
+			fmt.Fprintf(tw, "%s\t", st)
 		}
-		fmt.Fprintf(tw, "%s\n", note)
-	}
-	for _, q := range queues {
-		note := ""
-		if paused[q] {
-			note = "paused"
+		fmt.Fprintln(tw)
+		for _, name := range slices.Sorted(maps.Keys(by)) {
+			label := name
+			if title == "QUEUE" && slices.Contains(s.Paused, name) {
+				label += " (paused)"
+			}
+			fmt.Fprintf(tw, "%s\t", label)
+			for _, st := range statuses {
+				fmt.Fprintf(tw, "%d\t", by[name][st])
+			}
+			fmt.Fprintln(tw)
 		}
-		row(q, s.ByQueue[q], note)
 	}
-	row("total", s.ByStatus, "")
-	tw.Flush()
+	section("QUEUE", s.ByQueue)
+	fmt.Fprintln(tw)
+	section("KIND", s.ByKind)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "\ntotal %d", s.Total)
+	if len(s.Paused) > 0 {
+		fmt.Fprintf(e.stdout, "; paused: %s", strings.Join(s.Paused, ", "))
+	}
+	fmt.Fprintln(e.stdout)
+	return nil
+}
+
+func runPause(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+	return setPaused(ctx, e, fs, args, true)
+}
+
+func runResume(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+	return setPaused(ctx, e, fs, args, false)
+}
+
+func setPaused(ctx context.Context, e *env, fs *flag.FlagSet, args []string, pause bool) error {
+	pos, err := e.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if err := e.open(ctx); err != nil {
+		return err
+	}
+	if pause {
+		err = e.repo.PauseQueue(ctx, pos[0])
+	} else {
+		err = e.repo.ResumeQueue(ctx, pos[0])
+	}
+	if err != nil {
+		return err
+	}
+	word := map[bool]string{true: "paused", false: "resumed"}[pause]
+	fmt.Fprintf(e.stdout, "queue %s %s\n", pos[0], word)
+	return nil
+}
+
+func runMigrate(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+	if _, err := e.parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	if err := e.open(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, "schema up to date")
+	return nil
+}
+
+// writeJSON prints v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// clip shortens s to at most n runes, on one line.
+func clip(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
 }

@@ -1,20 +1,15 @@
-// Command jobs operates the jobs stored by the jobs library in SQLite or
-// PostgreSQL: list and inspect them, watch one run, cancel, retry or delete
-// them, pause and resume queues, print counts, prune old jobs and create
-// or upgrade the schema. It works beside running services: every change it
-// makes goes through the same repository calls as theirs.
-//
-// Install it with
+// Command jobs inspects and steers the jobs of a database: list and show
+// them, watch one, retry, cancel and delete them (one or many), pause and
+// resume queues, count them, prune old ones, and migrate the schema.
 //
 //	go install github.com/jobsmith/jobs/cmd/jobs@latest
+//	jobs --db data/jobs.db ls --status failed
+//	JOBS_DATABASE_URL=postgres://… jobs retry --failed --kind transcribe
 //
-// and run `jobs help` for the commands. The database is --db, or
-// JOBS_DATABASE_URL, or data/jobs.db: an SQLite file path (sqlite: prefix
-// optional) or a postgres:// URL.
-//
-// Exit statuses: 0 success; 1 a failed operation (the database unreachable,
-// a job not found, a conflict) or, for watch, a job that ended failed or
-// canceled; 2 a usage error; 130 interrupted.
+// --db (or JOBS_DATABASE_URL) takes an SQLite file path or a postgres://
+// URL. Every subcommand takes -h. The exit status is 0 on success, 1 when
+// the operation failed (an unknown job, a conflict, the database), and 2
+// for a usage error.
 package main
 
 import (
@@ -25,203 +20,202 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 
-	"github.com/jobsmith/jobs/internal/termbar"
-)
-
-// Exit statuses.
-const (
-	exitOK          = 0
-	exitFailed      = 1
-	exitUsage       = 2
-	exitInterrupted = 130 // 128 + SIGINT, as shells report it
+	"github.com/google/uuid"
+	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/jobspg"
+	"github.com/jobsmith/jobs/jobsqlite"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	code := run(ctx, os.Args[1:], os.Getenv("JOBS_DATABASE_URL"), os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
-// env is the program's environment: its streams and variables.
-type env struct {
-	ctx    context.Context
-	stdout io.Writer
-	stderr io.Writer
-	getenv func(string) string
-	tty    bool // stderr is a terminal
-}
+// Exit statuses.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+// usageError is a mistake in the command line: exit status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
 
 // command is one subcommand.
 type command struct {
-	name    string
-	args    string // synopsis of the arguments after the flags
-	summary string
-	more    string // said after summary in the command's own help
-	// flags declares the command's flags on fs and returns the function
-	// that runs it with the remaining arguments.
-	flags  func(fs *flag.FlagSet, e *env) func(db *database, args []string) error
-	create bool // the command may create a missing SQLite database
+	name, args, help string
+	// run parses its flags from fs (already holding the shared ones) and
+	// does its work.
+	run func(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error
 }
 
-var commands = []command{
-	lsCommand, showCommand, watchCommand, cancelCommand,
-	pauseCommand, resumeCommand, statsCommand, pruneCommand, migrateCommand,
+// env is what a subcommand works with.
+type env struct {
+	db     string
+	stdout io.Writer
+	stderr io.Writer
+	repo   jobs.JobRepository
 }
 
-// usageError is a mistake on the command line: exit status 2.
-type usageError struct{ msg string }
+var commands []command // commands.go, admin.go, watch.go
 
-func (e usageError) Error() string { return e.msg }
+const mainUsage = `usage: jobs [--db PATH|URL] COMMAND [flags] [args]
 
-func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+--db takes an SQLite file path or a postgres:// URL; the default is
+$JOBS_DATABASE_URL. Commands:
+`
 
-// run is the program: it returns the exit status.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, getenv: getenv}
-	if f, ok := stderr.(*os.File); ok {
-		e.tty = termbar.IsTerminal(f)
-	}
-	if len(args) == 0 {
-		printUsage(stderr)
-		return exitUsage
-	}
-	name := args[0]
-	switch name {
-	case "help", "-h", "-help", "--help":
-		if len(args) > 1 {
-			return run(ctx, []string{args[1], "-h"}, stdout, stderr, getenv)
-		}
-		printUsage(stdout)
-		return exitOK
-	}
-	for _, c := range commands {
-		if c.name == name {
-			return runCommand(e, c, args[1:])
-		}
-	}
-	fmt.Fprintf(stderr, "jobs: unknown command %q (run `jobs help`)\n", clip(name))
-	return exitUsage
-}
-
-// runCommand parses c's flags, opens the database and runs c.
-func runCommand(e *env, c command, args []string) int {
-	fs := flag.NewFlagSet("jobs "+c.name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	dbFlag := fs.String("db", "", "SQLite `path` or postgres:// URL (default $JOBS_DATABASE_URL, else data/jobs.db)")
-	exec := c.flags(fs, e)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: jobs %s\n\n%s\n\nflags:\n", strings.TrimSpace(c.name+" [flags] "+c.args), c.summary+c.more)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(interleave(fs, args)); err != nil {
+// run runs the command line args and returns the exit status.
+func run(ctx context.Context, args []string, dbEnv string, stdout, stderr io.Writer) int {
+	top := flag.NewFlagSet("jobs", flag.ContinueOnError)
+	top.SetOutput(stderr)
+	db := top.String("db", dbEnv, "SQLite file path or postgres:// URL (default $JOBS_DATABASE_URL)")
+	top.Usage = func() { printMainUsage(stderr) }
+	if err := top.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(e.stdout)
-			fs.Usage()
 			return exitOK
 		}
-		return exitUsage // flag has printed the error and the usage
+		return exitUsage
 	}
-	target := *dbFlag
-	if target == "" {
-		target = e.getenv("JOBS_DATABASE_URL")
+	rest := top.Args()
+	if len(rest) == 0 {
+		printMainUsage(stderr)
+		return exitUsage
 	}
-	if target == "" {
-		target = "data/jobs.db"
+	name := rest[0]
+	if name == "help" {
+		printMainUsage(stdout)
+		return exitOK
 	}
-	db, err := openDatabase(e.ctx, target, c.create)
-	if err == nil {
-		defer db.close()
-		err = exec(db, fs.Args())
+	var cmd *command
+	for i := range commands {
+		if commands[i].name == name {
+			cmd = &commands[i]
+		}
 	}
-	return report(e, c.name, err)
-}
-
-// report prints err, if any, and returns the exit status it calls for.
-func report(e *env, name string, err error) int {
-	var ue usageError
-	var ee exitError
+	if cmd == nil {
+		fmt.Fprintf(stderr, "jobs: unknown command %q (see jobs help)\n", name)
+		return exitUsage
+	}
+	fs := flag.NewFlagSet("jobs "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(db, "db", *db, "SQLite file path or postgres:// URL (default $JOBS_DATABASE_URL)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: jobs %s %s\n\n%s\n\nFlags:\n", cmd.name, cmd.args, cmd.help)
+		fs.PrintDefaults()
+	}
+	e := &env{stdout: stdout, stderr: stderr}
+	err := cmd.run(ctx, e, fs, rest[1:])
+	if e.repo != nil {
+		_ = e.repo.Close()
+	}
+	var ue *usageError
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ee):
-		return ee.code
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
 	case errors.As(err, &ue):
-		fmt.Fprintf(e.stderr, "jobs %s: %s (see jobs %s -h)\n", name, ue.msg, name)
+		fmt.Fprintf(stderr, "jobs %s: %s (see jobs %s -h)\n", name, ue.msg, name)
 		return exitUsage
-	case e.ctx.Err() != nil:
-		fmt.Fprintf(e.stderr, "jobs %s: interrupted\n", name)
-		return exitInterrupted
+	case errors.Is(err, errFlagParse):
+		return exitUsage // the flag package has said why
 	}
-	fmt.Fprintf(e.stderr, "jobs %s: %s\n", name, errText(err))
-	return exitFailed
+	fmt.Fprintf(stderr, "jobs %s: %v\n", name, err)
+	return exitError
 }
 
-// errText is err's message without the "jobs: " that starts the library's
-// errors: the command's own prefix says it already.
-func errText(err error) string { return strings.TrimPrefix(err.Error(), "jobs: ") }
+// errFlagParse marks an error that the flag package already printed.
+var errFlagParse = errors.New("bad flags")
 
-// exitError ends the program with code after the command has said why.
-type exitError struct{ code int }
-
-func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
-
-// interleave moves the flags in args before the positional arguments, so
-// that `jobs show ID --json` works as well as `jobs show --json ID`. A "--"
-// ends the flags as usual.
-func interleave(fs *flag.FlagSet, args []string) []string {
-	var flags, pos []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--":
-			pos = append(pos, args[i+1:]...)
-			return append(append(flags, "--"), pos...)
-		case len(a) > 1 && a[0] == '-':
-			flags = append(flags, a)
-			name := strings.TrimLeft(a, "-")
-			if strings.Contains(name, "=") {
-				continue
-			}
-			if f := fs.Lookup(name); f != nil && !isBool(f) && i+1 < len(args) {
-				i++
-				flags = append(flags, args[i])
-			}
-		default:
-			pos = append(pos, a)
+// parse parses the subcommand's flags and returns its positional
+// arguments, refusing more than max of them (max < 0: any number) or fewer
+// than min. It does not open the database: see open.
+func (e *env) parse(fs *flag.FlagSet, args []string, min, max int) ([]string, error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, errFlagParse
+	}
+	pos := fs.Args()
+	for _, a := range pos {
+		if strings.HasPrefix(a, "-") {
+			return nil, usagef("flag %s after an argument: put flags first", a)
 		}
 	}
-	if len(pos) > 0 {
-		flags = append(flags, "--")
+	switch {
+	case len(pos) < min:
+		return nil, usagef("expected %d argument(s), got %d", min, len(pos))
+	case max >= 0 && len(pos) > max:
+		return nil, usagef("unexpected argument %q", pos[max])
 	}
-	return append(flags, pos...)
+	e.db = fs.Lookup("db").Value.String()
+	return pos, nil
 }
 
-func isBool(f *flag.Flag) bool {
-	b, ok := f.Value.(interface{ IsBoolFlag() bool })
-	return ok && b.IsBoolFlag()
+// job parses the command line of a command on one job (flags, then its
+// ID), opens the database and returns the ID.
+func (e *env) job(ctx context.Context, fs *flag.FlagSet, args []string) (uuid.UUID, error) {
+	pos, err := e.parse(fs, args, 1, 1)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	id, err := parseID(pos[0])
+	if err != nil {
+		return uuid.Nil, err
+	}
+	return id, e.open(ctx)
 }
 
-func printUsage(w io.Writer) {
-	fmt.Fprintln(w, "jobs operates the jobs of a jobs database (SQLite or PostgreSQL).")
-	fmt.Fprintln(w, "\nusage: jobs COMMAND [flags] [arguments]\n\ncommands:")
-	cs := append([]command(nil), commands...)
-	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
+// open opens the repository named by --db, once the command line is known
+// to be valid: a postgres:// (or postgresql://) URL, or an SQLite file
+// path (created if missing). Opening creates or migrates the schema.
+func (e *env) open(ctx context.Context) error {
+	var err error
+	switch {
+	case e.db == "":
+		return usagef("no database: pass --db PATH|URL or set JOBS_DATABASE_URL")
+	case strings.HasPrefix(e.db, "postgres://") || strings.HasPrefix(e.db, "postgresql://"):
+		e.repo, err = jobspg.Open(ctx, e.db)
+	default:
+		e.repo, err = jobsqlite.Open(ctx, e.db)
+	}
+	if err != nil {
+		e.repo = nil
+	}
+	return err
+}
+
+// commandOrder is the order of the commands in the usage.
+var commandOrder = []string{"ls", "show", "watch", "stats", "retry", "cancel", "delete", "prune", "pause", "resume", "migrate"}
+
+// printMainUsage lists the commands.
+func printMainUsage(w io.Writer) {
+	fmt.Fprint(w, mainUsage)
+	cs := slices.Clone(commands)
+	slices.SortFunc(cs, func(a, b command) int {
+		return slices.Index(commandOrder, a.name) - slices.Index(commandOrder, b.name)
+	})
 	for _, c := range cs {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, firstLine(c.help))
 	}
-	fmt.Fprintln(w, "\nEvery command takes --db (an SQLite path or a postgres:// URL; default")
-	fmt.Fprintln(w, "$JOBS_DATABASE_URL, else data/jobs.db) and -h for its own help.")
+	fmt.Fprintln(w, "\nRun jobs COMMAND -h for the flags of a command.")
 }
 
-// clip shortens user input quoted in messages.
-func clip(s string) string {
-	if r := []rune(s); len(r) > 60 {
-		return string(r[:59]) + "…"
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
 	}
 	return s
 }

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,26 +13,24 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/stretchr/testify/require"
-
 	"github.com/jobsmith/jobs"
 	"github.com/jobsmith/jobs/internal/testdb"
-	"github.com/jobsmith/jobs/jobsbun"
 	"github.com/jobsmith/jobs/jobspg"
 	"github.com/jobsmith/jobs/jobsqlite"
+	"github.com/stretchr/testify/require"
 )
 
-// bin is the jobs command built once for the tests.
-var bin string
+// binary is the jobs command built once for the tests.
+var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "jobs-cmd")
+	dir, err := os.MkdirTemp("", "jobs-cli")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	bin = filepath.Join(dir, "jobs")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	binary = filepath.Join(dir, "jobs")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
 		os.Exit(1)
 	}
@@ -43,272 +39,242 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// result is one run of the built command.
+// result is what one run of the binary did.
 type result struct {
 	code           int
 	stdout, stderr string
 }
 
-// jobsCmd runs the built command with args against db.
-func jobsCmd(t *testing.T, db string, args ...string) result {
+// cli runs the binary with args (and JOBS_DATABASE_URL unset).
+func cli(t *testing.T, args ...string) result {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), bin, args...)
-	cmd.Env = append(os.Environ(), "JOBS_DATABASE_URL="+db)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = append(os.Environ(), "JOBS_DATABASE_URL=")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		t.Fatalf("run jobs %v: %v", args, err)
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else {
+		require.NoError(t, err)
 	}
-	return result{cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()}
+	return r
 }
 
-// backend is a database for the command and a repository on it in the test.
-type backend struct {
-	name string
-	open func(t *testing.T) (target string, repo *jobsbun.Repository)
-}
-
-var backends = []backend{
-	{"sqlite", func(t *testing.T) (string, *jobsbun.Repository) {
+// eachDatabase runs f on the databases the binary is tested on: an SQLite file, and
+// a PostgreSQL schema when its DSN is set.
+func eachDatabase(t *testing.T, f func(t *testing.T, db string, repo jobs.JobRepository)) {
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
 		path := testdb.SQLitePath(t)
 		repo, err := jobsqlite.Open(t.Context(), path)
 		require.NoError(t, err)
 		t.Cleanup(func() { repo.Close() })
-		return path, repo
-	}},
-	{"postgres", func(t *testing.T) (string, *jobsbun.Repository) {
+		f(t, path, repo)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
 		dsn := testdb.PostgresDSN(t)
 		repo, err := jobspg.Open(t.Context(), dsn)
 		require.NoError(t, err)
 		t.Cleanup(func() { repo.Close() })
-		return dsn, repo
-	}},
+		f(t, dsn, repo)
+	})
 }
 
-// eachBackend runs fn on a fresh database of every backend.
-func eachBackend(t *testing.T, fn func(t *testing.T, target string, r *jobs.Runner, repo *jobsbun.Repository)) {
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			target, repo := b.open(t)
-			var opts []jobs.Option
-			if b.name == "postgres" {
-				opts = append(opts, jobs.WithNotifier(jobspg.NewListener(repo.DB())))
-			}
-			r, err := jobs.NewRunner(repo, append(opts, jobs.WithPollInterval(20*time.Millisecond))...)
-			require.NoError(t, err)
-			fn(t, target, r, repo)
-		})
+// finished creates a job and finishes its one attempt with st, storing the
+// output items, and returns its ID.
+func finished(t *testing.T, repo jobs.JobRepository, j *jobs.Job, st jobs.Status, items ...string) uuid.UUID {
+	t.Helper()
+	ctx := t.Context()
+	require.NoError(t, repo.Create(ctx, j))
+	c, err := repo.Claim(ctx, jobs.ClaimQuery{Owner: "test", Kinds: []string{j.Kind}, Limit: 1, LeaseDuration: time.Hour})
+	require.NoError(t, err)
+	require.Len(t, c, 1)
+	var out []json.RawMessage
+	for _, it := range items {
+		out = append(out, json.RawMessage(it))
 	}
+	require.NoError(t, repo.Finish(ctx, jobs.Completion{Lease: c[0].Lease(), Status: st, Error: "boom " + j.Kind, Output: out}))
+	return j.ID
 }
 
-func TestListShowCancelPauseStatsPrune(t *testing.T) {
+func TestCommandsOnEveryDatabase(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, db string, r *jobs.Runner, repo *jobsbun.Repository) {
+	eachDatabase(t, func(t *testing.T, db string, repo jobs.JobRepository) {
 		ctx := t.Context()
-		var ids []uuid.UUID
-		for i := range 3 {
-			j, err := r.Enqueue(ctx, "resize", map[string]int{"n": i}, jobs.InQueue("images"))
-			require.NoError(t, err)
-			ids = append(ids, j.ID)
-		}
-		other, err := r.Enqueue(ctx, "mail", nil)
-		require.NoError(t, err)
+		bad1 := finished(t, repo, &jobs.Job{Kind: "bad", MaxAttempts: 1, Metadata: map[string]string{"request_id": "r-7"}}, jobs.StatusFailed)
+		bad2 := finished(t, repo, &jobs.Job{Kind: "bad", MaxAttempts: 1}, jobs.StatusFailed)
+		ok := finished(t, repo, &jobs.Job{Kind: "ok"}, jobs.StatusSucceeded, `"a"`, `{"b":2}`)
+		pending := &jobs.Job{Kind: "later", Queue: "q", RunAt: time.Now().Add(time.Hour)}
+		require.NoError(t, repo.Create(ctx, pending))
 
-		res := jobsCmd(t, db, "ls", "--json", "--kind", "resize", "--limit", "2")
-		require.Equal(t, 0, res.code, res.stderr)
+		r := cli(t, "--db", db, "ls", "--json")
+		require.Equal(t, 0, r.code, r.stderr)
 		var page jobs.Page
-		require.NoError(t, json.Unmarshal([]byte(res.stdout), &page))
-		require.Len(t, page.Jobs, 2)
-		require.NotEmpty(t, page.Next)
-		res = jobsCmd(t, db, "ls", "--json", "--kind", "resize", "--cursor", page.Next)
-		require.Equal(t, 0, res.code, res.stderr)
-		var rest jobs.Page
-		require.NoError(t, json.Unmarshal([]byte(res.stdout), &rest))
-		require.Len(t, rest.Jobs, 1)
-		require.Empty(t, rest.Next)
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &page))
+		require.Len(t, page.Jobs, 4)
+		r = cli(t, "--db", db, "ls", "--status", "failed")
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Contains(t, r.stdout, bad1.String())
+		require.NotContains(t, r.stdout, ok.String())
+		r = cli(t, "--db", db, "ls", "--status", "nope")
+		require.Equal(t, 2, r.code)
+		require.Contains(t, r.stderr, `unknown status "nope"`)
 
-		res = jobsCmd(t, db, "ls", "--status", "pending", "--queue", "default")
-		require.Equal(t, 0, res.code, res.stderr)
-		require.Contains(t, res.stdout, other.ID.String())
-		require.NotContains(t, res.stdout, ids[0].String())
+		r = cli(t, "--db", db, "show", bad1.String())
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Regexp(t, `status:\s+failed`, r.stdout)
+		require.Regexp(t, `metadata request_id:\s+r-7`, r.stdout)
+		r = cli(t, "--db", db, "show", uuid.Must(uuid.NewV7()).String())
+		require.Equal(t, 1, r.code)
+		require.Contains(t, r.stderr, "not found")
 
-		res = jobsCmd(t, db, "show", ids[1].String())
-		require.Equal(t, 0, res.code, res.stderr)
-		require.Regexp(t, `status:\s+pending\n`, res.stdout)
-		require.Regexp(t, `payload:\s+\{"n": ?1\}`, res.stdout)
-		res = jobsCmd(t, db, "show", ids[1].String(), "--json")
-		require.Equal(t, 0, res.code, res.stderr)
-		var shown jobs.Job
-		require.NoError(t, json.Unmarshal([]byte(res.stdout), &shown))
-		require.Equal(t, ids[1], shown.ID)
+		r = cli(t, "--db", db, "retry", ok.String())
+		require.Equal(t, 1, r.code)
+		require.Contains(t, r.stderr, "only failed or canceled jobs can be retried")
+		r = cli(t, "--db", db, "retry", "--failed")
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Equal(t, "retried 2 job(s)\n", r.stdout)
+		for _, id := range []uuid.UUID{bad1, bad2} {
+			j, err := repo.Get(ctx, id)
+			require.NoError(t, err)
+			require.Equal(t, jobs.StatusPending, j.Status)
+		}
+		r = cli(t, "--db", db, "cancel", "--kind", "bad", "--limit", "1")
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Equal(t, "canceled 2 job(s)\n", r.stdout)
 
-		res = jobsCmd(t, db, "cancel", ids[0].String(), ids[0].String())
-		require.Equal(t, 1, res.code, "canceling a canceled job is a conflict")
-		require.Contains(t, res.stdout, ids[0].String()+" canceled")
-		require.Contains(t, res.stderr, "jobs cancel: request cancel "+ids[0].String()+": job is already canceled")
-		j, err := r.Get(ctx, ids[0])
+		r = cli(t, "--db", db, "pause", "q")
+		require.Equal(t, 0, r.code, r.stderr)
+		r = cli(t, "--db", db, "stats", "--json")
+		require.Equal(t, 0, r.code, r.stderr)
+		var st jobs.Stats
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &st))
+		require.Equal(t, []string{"q"}, st.Paused)
+		require.Equal(t, 2, st.ByStatus[jobs.StatusCanceled])
+		r = cli(t, "--db", db, "stats")
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Contains(t, r.stdout, "q (paused)")
+		r = cli(t, "--db", db, "resume", "q")
+		require.Equal(t, 0, r.code, r.stderr)
+
+		r = cli(t, "--db", db, "delete", pending.ID.String())
+		require.Equal(t, 1, r.code)
+		require.Contains(t, r.stderr, "only finished jobs can be deleted")
+		r = cli(t, "--db", db, "delete")
+		require.Equal(t, 2, r.code, "deleting needs an ID, filters or --all")
+		r = cli(t, "--db", db, "delete", "--status", "canceled")
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Equal(t, "deleted 2 job(s)\n", r.stdout)
+		r = cli(t, "--db", db, "prune", "--older-than", "7d")
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Equal(t, "pruned 0 job(s)\n", r.stdout)
+		r = cli(t, "--db", db, "delete", "--all")
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Equal(t, "deleted 1 job(s)\n", r.stdout)
+		s, err := repo.Stats(ctx)
 		require.NoError(t, err)
-		require.Equal(t, jobs.StatusCanceled, j.Status)
+		require.Equal(t, 1, s.Total, "only the pending job is left")
 
-		res = jobsCmd(t, db, "pause", "images")
-		require.Equal(t, 0, res.code, res.stderr)
-		s, err := r.Stats(ctx)
-		require.NoError(t, err)
-		require.Equal(t, []string{"images"}, s.Paused)
-		res = jobsCmd(t, db, "stats")
-		require.Equal(t, 0, res.code, res.stderr)
-		require.Regexp(t, `images\s+2\s+0\s+0\s+0\s+1\s+paused`, res.stdout)
-		require.Regexp(t, `total\s+3\s+0\s+0\s+0\s+1`, res.stdout)
-		res = jobsCmd(t, db, "resume", "images")
-		require.Equal(t, 0, res.code, res.stderr)
-		res = jobsCmd(t, db, "stats", "--json")
-		require.Equal(t, 0, res.code, res.stderr)
-		var counted jobs.Stats
-		require.NoError(t, json.Unmarshal([]byte(res.stdout), &counted))
-		require.Empty(t, counted.Paused)
-		require.Equal(t, 1, counted.ByStatus[jobs.StatusCanceled])
-
-		res = jobsCmd(t, db, "prune", "--older-than", "1h")
-		require.Equal(t, 0, res.code, res.stderr)
-		require.Contains(t, res.stdout, "pruned 0 jobs")
-		res = jobsCmd(t, db, "prune", "--older-than", "0s")
-		require.Equal(t, 0, res.code, res.stderr)
-		require.Contains(t, res.stdout, "pruned 1 jobs")
-		_, err = r.Get(ctx, ids[0])
-		require.ErrorIs(t, err, jobs.ErrNotFound)
-
-		res = jobsCmd(t, db, "show", ids[0].String())
-		require.Equal(t, 1, res.code)
-		require.Contains(t, res.stderr, "not found")
+		r = cli(t, "--db", db, "migrate")
+		require.Equal(t, 0, r.code, r.stderr)
 	})
 }
 
-func TestWatchFollowsARunningJob(t *testing.T) {
+func TestWatch(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, db string, r *jobs.Runner, repo *jobsbun.Repository) {
-		ctx, cancel := context.WithCancel(t.Context())
+	eachDatabase(t, func(t *testing.T, db string, repo jobs.JobRepository) {
+		ok := finished(t, repo, &jobs.Job{Kind: "ok"}, jobs.StatusSucceeded, `"a"`, `"b"`)
+		r := cli(t, "--db", db, "watch", ok.String())
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Contains(t, r.stdout, `1: "a"`)
+		require.Contains(t, r.stdout, `2: "b"`)
+		require.Contains(t, r.stdout, "100% succeeded")
+		bad := finished(t, repo, &jobs.Job{Kind: "bad", MaxAttempts: 1}, jobs.StatusFailed)
+		r = cli(t, "--db", db, "watch", "--no-output", bad.String())
+		require.Equal(t, 1, r.code)
+		require.Contains(t, r.stderr, "failed: boom bad")
+
+		// A live job: watch starts before the job does and follows it to
+		// the end, items included.
+		runner, err := jobs.NewRunner(repo, jobs.WithPollInterval(20*time.Millisecond))
+		require.NoError(t, err)
 		release := make(chan struct{})
-		jobs.Handle(r, "segments", func(ctx context.Context, job *jobs.Job, in string, rep jobs.Reporter) (string, error) {
-			if err := rep.Append(map[string]string{"text": "hello"}); err != nil {
-				return "", err
-			}
-			if err := rep.Checkpoint(ctx, 1); err != nil {
-				return "", err
-			}
-			if err := rep.Report(0.5, "segment 1/2"); err != nil {
-				return "", err
-			}
+		runner.Handle("live", func(ctx context.Context, j *jobs.Job, p jobs.Reporter) (json.RawMessage, error) {
 			<-release
-			if err := rep.Append("world"); err != nil {
-				return "", err
+			for i := range 3 {
+				if err := p.Append(i); err != nil {
+					return nil, err
+				}
+				if err := p.Checkpoint(ctx, i); err != nil {
+					return nil, err
+				}
+				if err := p.Report(float64(i+1)/3, fmt.Sprintf("step %d", i+1)); err != nil {
+					return nil, err
+				}
 			}
-			if in == "fail" {
-				return "", jobs.Permanent(errors.New("the model crashed"))
-			}
-			return "done", nil
+			return nil, nil
 		})
-		done := make(chan error, 1)
-		go func() { done <- r.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
-
-		job, err := r.Enqueue(ctx, "segments", "ok")
+		j, err := runner.Enqueue(t.Context(), "live", nil)
 		require.NoError(t, err)
-		cmd := exec.CommandContext(t.Context(), bin, "watch", "--db", db, job.ID.String())
-		stdout, err := cmd.StdoutPipe()
-		require.NoError(t, err)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
+		cmd := exec.CommandContext(t.Context(), binary, "--db", db, "watch", j.ID.String())
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		require.NoError(t, cmd.Start())
-		lines := bufio.NewScanner(stdout)
-		require.True(t, lines.Scan(), "the first item while the job runs")
-		require.Equal(t, "hello", lines.Text())
-		close(release)
-		require.True(t, lines.Scan())
-		require.Equal(t, "world", lines.Text())
-		require.False(t, lines.Scan(), "nothing after the items")
-		require.NoError(t, cmd.Wait(), stderr.String())
-		require.Contains(t, stderr.String(), "100%")
-
-		failing, err := r.Enqueue(ctx, "segments", "fail")
-		require.NoError(t, err)
-		res := jobsCmd(t, db, "watch", failing.ID.String(), "--json")
-		require.Equal(t, 1, res.code, res.stderr)
-		require.Contains(t, res.stderr, "failed: the model crashed")
-		out := strings.Split(strings.TrimSpace(res.stdout), "\n")
-		require.JSONEq(t, `{"item":{"seq":2,"data":"world"}}`, out[len(out)-2], "the last item before the end state")
-		require.Contains(t, out[len(out)-1], `"status":"failed"`)
-	})
-}
-
-func TestCancelStopsARunningHandler(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, db string, r *jobs.Runner, repo *jobsbun.Repository) {
-		ctx, cancel := context.WithCancel(t.Context())
-		started := make(chan struct{})
-		jobs.Handle(r, "long", func(ctx context.Context, job *jobs.Job, in any, rep jobs.Reporter) (any, error) {
-			close(started)
-			<-ctx.Done()
-			return nil, ctx.Err()
-		})
+		ctx, stop := context.WithCancel(t.Context())
 		done := make(chan error, 1)
-		go func() { done <- r.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
-		job, err := r.Enqueue(ctx, "long", nil)
-		require.NoError(t, err)
-		<-started
-		res := jobsCmd(t, db, "cancel", job.ID.String())
-		require.Equal(t, 0, res.code, res.stderr)
-		require.Contains(t, res.stdout, "cancel requested")
-		ended, err := r.Await(ctx, job.ID)
-		require.NoError(t, err)
-		require.Equal(t, jobs.StatusCanceled, ended.Status)
+		go func() { done <- runner.Run(ctx) }()
+		close(release)
+		require.NoError(t, cmd.Wait(), stderr.String())
+		stop()
+		require.NoError(t, <-done)
+		out := stdout.String()
+		for _, want := range []string{"1: 0", "2: 1", "3: 2", "100% succeeded step 3"} {
+			require.Contains(t, out, want)
+		}
+		require.Less(t, strings.Index(out, "1: 0"), strings.Index(out, "3: 2"), "items in order")
 	})
 }
 
-func TestUsageErrors(t *testing.T) {
+func TestUsageErrorsAndHelp(t *testing.T) {
 	t.Parallel()
 	db := filepath.Join(t.TempDir(), "jobs.db")
-	res := jobsCmd(t, db, "ls")
-	require.Equal(t, 1, res.code)
-	require.Contains(t, res.stderr, "no database at "+db)
-	_, err := os.Stat(db)
-	require.ErrorIs(t, err, os.ErrNotExist, "a mistyped path creates nothing")
-	res = jobsCmd(t, db, "migrate")
-	require.Equal(t, 0, res.code, res.stderr)
-	require.Regexp(t, `schema migrated from version 0 to \d+`, res.stdout)
-	res = jobsCmd(t, db, "migrate")
-	require.Regexp(t, `schema up to date \(version \d+\)`, res.stdout)
-
-	for _, tt := range []struct {
+	for _, name := range commandOrder {
+		r := cli(t, name, "-h")
+		require.Equal(t, 0, r.code, name)
+		require.Contains(t, r.stderr, "usage: jobs "+name, name)
+	}
+	r := cli(t, "help")
+	require.Equal(t, 0, r.code)
+	for _, name := range commandOrder {
+		require.Contains(t, r.stdout, "\n  "+name+" ")
+	}
+	for _, c := range []struct {
 		args []string
-		code int
-		out  string // in stderr
+		want string
 	}{
-		{nil, 2, "usage: jobs COMMAND"},
-		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
-		{[]string{"ls", "extra"}, 2, `unexpected argument "extra"`},
-		{[]string{"ls", "--status", "done"}, 2, `unknown status "done"`},
-		{[]string{"ls", "--limit", "0"}, 2, "--limit 0 is outside 1 to 1000"},
-		{[]string{"ls", "--bogus"}, 2, "flag provided but not defined: -bogus"},
-		{[]string{"show"}, 2, "give one job ID"},
-		{[]string{"show", "42"}, 2, `"42" is not a job ID`},
-		{[]string{"cancel"}, 2, "give at least one job ID"},
-		{[]string{"pause"}, 2, "give one queue name"},
-		{[]string{"pause", strings.Repeat("q", 300)}, 1, "over the limit"},
-		{[]string{"prune"}, 2, "--older-than is required"},
-		{[]string{"prune", "--older-than", "-1h"}, 2, "is not an age"},
-		{[]string{"watch", uuid.NewString()}, 1, "not found"},
+		{nil, "usage: jobs"},
+		{[]string{"bogus"}, `unknown command "bogus"`},
+		{[]string{"ls"}, "no database"},
+		{[]string{"--db", db, "show"}, "expected 1 argument(s)"},
+		{[]string{"--db", db, "show", "42"}, `"42" is not a job ID`},
+		{[]string{"--db", db, "ls", "--before", "yesterday"}, `--before "yesterday"`},
+		{[]string{"--db", db, "ls", "--limit", "5000"}, "--limit 5000"},
+		{[]string{"--db", db, "ls", "--nope"}, "flag provided but not defined"},
+		{[]string{"--db", db, "retry", "--failed", "--status", "canceled"}, "exclude each other"},
+		{[]string{"--db", db, "cancel", uuid.NewString(), "--kind", "k"}, "flag --kind after an argument"},
+		{[]string{"--db", db, "cancel", "--kind", "k", uuid.NewString()}, "not both"},
+		{[]string{"--db", db, "prune"}, "--older-than is required"},
+		{[]string{"--db", db, "prune", "--older-than", "-1h"}, "not an age"},
 	} {
-		res := jobsCmd(t, db, tt.args...)
-		require.Equal(t, tt.code, res.code, "jobs %v: %s", tt.args, res.stderr)
-		require.Contains(t, res.stderr, tt.out, "jobs %v", tt.args)
+		r := cli(t, c.args...)
+		require.Equal(t, 2, r.code, "%v: %s", c.args, r.stderr)
+		require.Contains(t, r.stderr, c.want, c.args)
 	}
-	for _, args := range [][]string{{"help"}, {"-h"}, {"help", "watch"}, {"watch", "-h"}, {"prune", "--help"}} {
-		res := jobsCmd(t, db, args...)
-		require.Equal(t, 0, res.code, "jobs %v: %s", args, res.stderr)
-		require.Contains(t, res.stdout, "usage: jobs", "jobs %v", args)
-	}
+	_, err := os.Stat(db)
+	require.ErrorIs(t, err, os.ErrNotExist, "a usage error opens no database")
 }

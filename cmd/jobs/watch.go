@@ -1,97 +1,143 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
+	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
 
 	"github.com/jobsmith/jobs"
-	"github.com/jobsmith/jobs/internal/follow"
-	"github.com/jobsmith/jobs/internal/termbar"
 )
 
-var watchCommand = command{
-	name: "watch", args: "ID",
-	summary: "Follow a job until it ends: a progress bar on stderr, its output items on stdout.",
-	more: "\nExits 0 when the job succeeded, 1 when it failed or was canceled. Ctrl-C stops\n" +
-		"watching, not the job (jobs cancel ID stops the job).",
-	flags: func(fs *flag.FlagSet, e *env) func(*database, []string) error {
-		asJSON := fs.Bool("json", false, "print every state and item as a JSON line on stdout instead of the bar")
-		return func(db *database, args []string) error {
-			id, err := oneID(args)
-			if err != nil {
-				return err
-			}
-			// Get first, so that an unknown ID is a plain not-found error.
-			if _, err := db.runner.Get(e.ctx, id); err != nil {
-				return err
-			}
-			bar := termbar.New(e.stderr, e.tty)
-			stream := follow.Start(e.ctx, db.runner, id, 0)
-			defer stream.Stop()
-			var last jobs.Snapshot
-			ev := stream.Next(e.ctx, nil)
-			for ; ev.Kind != follow.End; ev = stream.Next(e.ctx, nil) {
-				switch ev.Kind {
-				case follow.State:
-					last = ev.State
-					if *asJSON {
-						printLine(e, map[string]any{"state": ev.State})
-					} else {
-						bar.Update(ev.State)
+func init() {
+	commands = append(commands, command{"watch", "[flags] ID",
+		"Follow one job until it ends: a progress bar, and its output items as they are stored.\n" +
+			"The exit status is 0 when the job succeeded and 1 when it failed or was canceled.", runWatch})
+}
+
+// errJobEnded is the error of a watched job that did not succeed; watch
+// has printed why.
+var errJobEnded = errors.New("job did not succeed")
+
+func runWatch(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+	noOutput := fs.Bool("no-output", false, "do not print the job's output items")
+	id, err := e.job(ctx, fs, args)
+	if err != nil {
+		return err
+	}
+	r, err := e.runner()
+	if err != nil {
+		return err
+	}
+	// Check the job exists first: the error is then the same for every
+	// backend, before any line is drawn.
+	if _, err := r.Get(ctx, id); err != nil {
+		return err
+	}
+	out := &liveWriter{w: e.stdout, tty: isTerminal(e.stdout)}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var outErr error
+	if !*noOutput {
+		wg.Go(func() {
+			for it, err := range r.Output(ctx, id, 0) {
+				if err != nil {
+					if ctx.Err() == nil {
+						outErr = err
 					}
-				case follow.Output:
-					if *asJSON {
-						printLine(e, map[string]any{"item": ev.Item})
-					} else {
-						bar.Above(func() { printItem(e, ev.Item) })
-					}
+					return
 				}
+				out.line(fmt.Sprintf("%d: %s", it.Seq, it.Data))
 			}
-			bar.Finish()
-			switch {
-			case ev.Err != nil:
-				return ev.Err
-			case e.ctx.Err() != nil:
-				return e.ctx.Err()
-			case last.Status == jobs.StatusSucceeded:
-				return nil
-			}
-			if last.Error != "" {
-				fmt.Fprintf(e.stderr, "job %s %s: %s\n", id, last.Status, last.Error)
-			} else {
-				fmt.Fprintf(e.stderr, "job %s %s\n", id, last.Status)
-			}
-			return exitError{exitFailed}
+		})
+	}
+	var last jobs.Snapshot
+	for snap, err := range r.Watch(ctx, id) {
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return err
 		}
-	},
+		last = snap
+		out.bar(snap)
+	}
+	wg.Wait() // the output ends once the job has ended and its items are read
+	out.done()
+	if outErr != nil {
+		return outErr
+	}
+	if last.Status != jobs.StatusSucceeded {
+		msg := fmt.Sprintf("job %s %s", id, last.Status)
+		if last.Error != "" {
+			msg += ": " + last.Error
+		}
+		fmt.Fprintln(e.stderr, msg)
+		return errJobEnded
+	}
+	return nil
 }
 
-// printLine prints v as one line of JSON.
-func printLine(e *env, v any) {
-	b, _ := json.Marshal(v)
-	fmt.Fprintf(e.stdout, "%s\n", b)
+// liveWriter draws a progress bar that output lines scroll above: on a
+// terminal the bar is redrawn in place; elsewhere each change is a line.
+type liveWriter struct {
+	mu    sync.Mutex
+	w     io.Writer
+	tty   bool
+	drawn string // the bar on screen (tty), or the last printed
 }
 
-// printItem prints an output item: a JSON string as its text, a JSON
-// object with a "text" field as that text, anything else as compact JSON.
-func printItem(e *env, it jobs.OutputItem) {
-	var s string
-	if json.Unmarshal(it.Data, &s) == nil {
-		fmt.Fprintln(e.stdout, s)
+// bar shows the snapshot's status and progress.
+func (l *liveWriter) bar(s jobs.Snapshot) {
+	const width = 30
+	n := int(s.Progress*width + 0.5)
+	text := fmt.Sprintf("[%s%s] %3.0f%% %s", strings.Repeat("#", n), strings.Repeat(".", width-n), s.Progress*100, s.Status)
+	if s.Message != "" {
+		text += " " + clip(s.Message, 60)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if text == l.drawn {
 		return
 	}
-	var obj struct {
-		Text *string `json:"text"`
+	if l.tty {
+		fmt.Fprintf(l.w, "\r\033[K%s", text)
+	} else {
+		fmt.Fprintln(l.w, text)
 	}
-	if json.Unmarshal(it.Data, &obj) == nil && obj.Text != nil {
-		fmt.Fprintln(e.stdout, *obj.Text)
+	l.drawn = text
+}
+
+// line prints one line above the bar.
+func (l *liveWriter) line(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.tty {
+		fmt.Fprintf(l.w, "\r\033[K%s\n%s", s, l.drawn)
 		return
 	}
-	var buf bytes.Buffer
-	if json.Compact(&buf, it.Data) != nil {
-		buf.Write(it.Data)
+	fmt.Fprintln(l.w, s)
+}
+
+// done ends the bar's line.
+func (l *liveWriter) done() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.tty && l.drawn != "" {
+		fmt.Fprintln(l.w)
 	}
-	fmt.Fprintf(e.stdout, "%s\n", buf.Bytes())
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -29,6 +29,9 @@ const (
 	MaxClaimLimit      = 1000  // most jobs one Claim or RescueExpired returns
 	MaxOutputBatch     = 10000 // most output items one write appends for one job
 	MaxOutputRead      = 1000  // most output items one ReadOutput returns
+	MaxMetadataKeys    = 32    // most entries of a job's metadata
+	MaxMetadataKey     = 128   // longest metadata key, in bytes
+	MaxMetadataValue   = 1024  // longest metadata value, in bytes
 )
 
 // LeaseExpired is the attempt error recorded when a rescue requeues or fails
