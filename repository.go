@@ -92,8 +92,23 @@ type JobRepository interface {
 	List(ctx context.Context, q ListQuery) (*Page, error)
 
 	// Stats counts jobs by status, kind and queue, and lists the paused
-	// queues (Paused, sorted, with or without jobs).
+	// queues (Paused, sorted, with or without jobs). Its counts are those
+	// of one instant; on jobsbun its cost, like that of Queues, does not
+	// grow with the number of finished jobs.
 	Stats(ctx context.Context) (*Stats, error)
+
+	// Queues describes every queue that has jobs or is paused, sorted by
+	// name: its jobs by status, its ready pending jobs and its latency
+	// (see [QueueStats]). The counts are exact and of one instant, also
+	// while other calls create, finish, cancel and prune jobs; a queue
+	// that had jobs and has none (all pruned) and is not paused is
+	// absent. On jobsbun it is cheap enough to poll for a dashboard: its
+	// cost does not grow with the number of finished jobs, which are
+	// counted as they finish (in a table of their own), only with the
+	// number of pending and running jobs, counted as they are
+	// (MemoryRepository counts every job). It returns an empty slice, not
+	// nil, when there is no queue.
+	Queues(ctx context.Context) ([]QueueStats, error)
 
 	// PauseQueue pauses a queue: a Claim that begins after PauseQueue has
 	// returned returns no job of that queue until ResumeQueue (a Claim

@@ -127,7 +127,8 @@ func (r *Repository) Get(ctx context.Context, id uuid.UUID) (*jobs.Job, error) {
 }
 
 // List implements [jobs.JobRepository.List]. Pages follow the primary key
-// downwards (IDs are UUIDv7, so newest first), never an OFFSET.
+// downwards (IDs are UUIDv7, so newest first), never an OFFSET; filters by
+// status or kind read index ranges (listSQL, list.go).
 func (r *Repository) List(ctx context.Context, q jobs.ListQuery) (*jobs.Page, error) {
 	const op = "list"
 	if err := r.read(op); err != nil {
@@ -137,32 +138,8 @@ func (r *Repository) List(ctx context.Context, q jobs.ListQuery) (*jobs.Page, er
 	if err != nil {
 		return nil, err
 	}
-	var b strings.Builder
-	args := make([]any, 0, 5)
-	b.WriteString("SELECT " + r.d.jobColumns() + " FROM jobs WHERE TRUE")
-	if len(q.Statuses) > 0 {
-		st := make([]string, len(q.Statuses))
-		for i, s := range q.Statuses {
-			st[i] = string(s)
-		}
-		b.WriteString(" AND status IN (?)")
-		args = append(args, bun.List(st))
-	}
-	if q.Kind != "" {
-		b.WriteString(" AND kind = ?")
-		args = append(args, q.Kind)
-	}
-	if q.Queue != "" {
-		b.WriteString(" AND queue = ?")
-		args = append(args, q.Queue)
-	}
-	if after != uuid.Nil {
-		b.WriteString(" AND id < ?" + r.d.castUUID())
-		args = append(args, after.String())
-	}
-	b.WriteString(" ORDER BY id DESC LIMIT ?")
-	args = append(args, limit+1)
-	rows, err := r.db.QueryContext(ctx, b.String(), args...)
+	query, args := r.listSQL(q, limit, after)
+	rows, err := r.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, storageError(op, uuid.Nil, err)
 	}
@@ -179,36 +156,6 @@ func (r *Repository) List(ctx context.Context, q jobs.ListQuery) (*jobs.Page, er
 		p.Jobs = []*jobs.Job{}
 	}
 	return p, nil
-}
-
-// Stats implements [jobs.JobRepository.Stats] with one GROUP BY query and
-// one read of the paused queues (pause.go).
-func (r *Repository) Stats(ctx context.Context) (*jobs.Stats, error) {
-	const op = "stats"
-	if err := r.read(op); err != nil {
-		return nil, err
-	}
-	rows, err := r.db.QueryContext(ctx, "SELECT queue, kind, status, COUNT(*) FROM jobs GROUP BY queue, kind, status")
-	if err != nil {
-		return nil, storageError(op, uuid.Nil, err)
-	}
-	defer rows.Close()
-	s := &jobs.Stats{ByStatus: map[jobs.Status]int{}, ByKind: map[string]map[jobs.Status]int{}, ByQueue: map[string]map[jobs.Status]int{}}
-	for rows.Next() {
-		var queue, kind, status string
-		var n int
-		if err := rows.Scan(&queue, &kind, &status, &n); err != nil {
-			return nil, storageError(op, uuid.Nil, err)
-		}
-		s.Add(queue, kind, jobs.Status(status), n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, storageError(op, uuid.Nil, err)
-	}
-	if s.Paused, err = r.pausedQueues(ctx, op); err != nil {
-		return nil, err
-	}
-	return s, nil
 }
 
 // sortClaimed orders claimed jobs like the claim query: priority first,

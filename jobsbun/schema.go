@@ -28,7 +28,9 @@ import (
 //   - jobs_cancel_idx: partial on running rows with a cancel request, by
 //     owner (CancelRequests, polled often);
 //   - jobs_prune_idx: finished rows by finished_at (Prune);
-//   - the primary key: List, newest first (IDs are UUIDv7).
+//   - the primary key: List, newest first (IDs are UUIDv7);
+//   - jobs_list_status_idx, jobs_list_kind_idx: List by status or kind
+//     (partial on finished rows, schema_counts.go).
 
 // schemaChecks are the CHECK constraints shared by both dialects. They test
 // status with = and OR, never IN: SQLite evaluates an IN list in a CHECK by
@@ -84,7 +86,7 @@ var sqliteSteps = []migrate.Step{{
 	lease_token TEXT,
 	lease_expires_at TIMESTAMP,` + schemaChecks + `
 )`}, schemaIndexes...),
-}, sqliteOutputStep, sqliteQueuesStep} // schema_output.go, schema_queues.go
+}, sqliteOutputStep, sqliteQueuesStep, sqliteCountsStep} // schema_output.go, schema_queues.go, schema_counts.go
 
 var pgSteps = []migrate.Step{{
 	Version: 1,
@@ -115,7 +117,7 @@ var pgSteps = []migrate.Step{{
 	lease_token TEXT,
 	lease_expires_at TIMESTAMPTZ,` + schemaChecks + `
 )`}, schemaIndexes...),
-}, pgNotifyStep, pgOutputStep, pgOwnersStep, pgQueuesStep} // schema_notify.go, schema_output.go, schema_owners.go, schema_queues.go
+}, pgNotifyStep, pgOutputStep, pgOwnersStep, pgQueuesStep, pgCountsStep} // schema_notify.go, schema_output.go, schema_owners.go, schema_queues.go, schema_counts.go
 
 // steps returns the migration steps of the dialect.
 func (d sqlDialect) steps() []migrate.Step {

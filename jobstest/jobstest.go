@@ -23,7 +23,8 @@
 // running jobs unaffected), Fencing, Progress, Checkpoint (saved by an
 // attempt, fenced by its lease, handed to the next attempt), Output (items stored with a
 // checkpoint or an outcome, numbered and read back; an attempt that resumes
-// never repeats them), Cancel, Release, Rescue, List, Stats, Prune, Tx,
+// never repeats them), Cancel, Release, Rescue, List, Stats, Queues (counts
+// exact through every write, also concurrent ones), Prune, Tx,
 // Lifecycle (Close and the poison row), Races (two writers on one job, where
 // exactly one must win) and Context.
 //
@@ -123,6 +124,7 @@ func Run(t *testing.T, newRepo func(t *testing.T) jobs.JobRepository, opts ...Op
 		{"Rescue", rescueCases},
 		{"List", listCases},
 		{"Stats", statsCases},
+		{"Queues", queuesCases},
 		{"Prune", pruneCases},
 		{"Tx", txCases},
 		{"Lifecycle", lifecycleCases},
