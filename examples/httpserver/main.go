@@ -11,7 +11,7 @@
 //	curl -s -XPOST localhost:8080/api/transcribe -H 'Content-Type: application/json' -d '{"audio_url":"tone:20s","language":"en"}'
 //	curl -N localhost:8080/api/jobs/ID/events
 //	curl -s -XPOST localhost:8080/api/queues/default/pause   # no job of the queue starts, in any server process
-//	curl -s localhost:8080/api/queues                        # counts by status per queue, and which are paused
+//	curl -s localhost:8080/api/queues                        # counts by status per queue, latency, and which are paused
 //
 // Configuration comes from the environment: APP_DATABASE_URL (default the
 // SQLite file data/jobs.db; a postgres:// URL selects PostgreSQL), APP_ADDR

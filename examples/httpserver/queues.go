@@ -9,51 +9,51 @@ import (
 )
 
 // queueInfo is one queue in GET /api/queues: its jobs counted by status
-// (every status present, zeros too) and whether it is paused.
+// (every status present, zeros too), whether it is paused, how many of its
+// pending jobs are ready to run, and how long the oldest of those has
+// waited (seconds).
 type queueInfo struct {
-	Name   string              `json:"name"`
-	Paused bool                `json:"paused"`
-	Counts map[jobs.Status]int `json:"counts"`
+	Name           string              `json:"name"`
+	Paused         bool                `json:"paused"`
+	Counts         map[jobs.Status]int `json:"counts"`
+	Ready          int                 `json:"ready"`
+	LatencySeconds float64             `json:"latency_seconds"`
 }
 
 // allStatuses are the statuses every queueInfo counts.
 var allStatuses = []jobs.Status{jobs.StatusPending, jobs.StatusRunning,
 	jobs.StatusSucceeded, jobs.StatusFailed, jobs.StatusCanceled}
 
-// queueOf returns the queue called name as s counts it.
-func queueOf(s *jobs.Stats, name string) queueInfo {
-	q := queueInfo{Name: name, Paused: slices.Contains(s.Paused, name), Counts: map[jobs.Status]int{}}
+// queueOf returns the queue called name as qs describes it (a queue
+// absent from qs has no jobs and is not paused).
+func queueOf(qs []jobs.QueueStats, name string) queueInfo {
+	q := queueInfo{Name: name, Counts: map[jobs.Status]int{}}
+	if i := slices.IndexFunc(qs, func(q jobs.QueueStats) bool { return q.Name == name }); i >= 0 {
+		q.Paused, q.Ready, q.LatencySeconds = qs[i].Paused, qs[i].Ready, qs[i].Latency.Seconds()
+		for st, n := range qs[i].Counts {
+			q.Counts[st] = n
+		}
+	}
 	for _, st := range allStatuses {
-		q.Counts[st] = s.ByQueue[name][st]
+		q.Counts[st] += 0
 	}
 	return q
 }
 
-// queueList returns the queues of s, sorted by name: every queue that has
-// jobs, and every paused queue, with jobs or not.
-func queueList(s *jobs.Stats) []queueInfo {
-	names := slices.Clone(s.Paused)
-	for name := range s.ByQueue {
-		if !slices.Contains(s.Paused, name) {
-			names = append(names, name)
-		}
-	}
-	slices.Sort(names)
-	out := make([]queueInfo, len(names))
-	for i, name := range names {
-		out[i] = queueOf(s, name)
-	}
-	return out
-}
-
-// listQueues handles GET /api/queues: {"queues": [queueInfo…]}.
+// listQueues handles GET /api/queues: {"queues": [queueInfo…]}, every
+// queue that has jobs and every paused queue, sorted by name. It reads
+// Runner.Queues, whose cost does not grow with the finished jobs kept.
 func (s *server) listQueues(w http.ResponseWriter, r *http.Request) {
-	st, err := s.runner.Stats(r.Context())
+	qs, err := s.runner.Queues(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string][]queueInfo{"queues": queueList(st)})
+	out := make([]queueInfo, len(qs))
+	for i, q := range qs {
+		out[i] = queueOf(qs, q.Name)
+	}
+	writeJSON(w, http.StatusOK, map[string][]queueInfo{"queues": out})
 }
 
 // pauseQueue handles POST /api/queues/{name}/pause: 200 with the queue as
@@ -77,10 +77,10 @@ func (s *server) setPaused(w http.ResponseWriter, r *http.Request, set func(ctx 
 		s.fail(w, r, err)
 		return
 	}
-	st, err := s.runner.Stats(r.Context())
+	qs, err := s.runner.Queues(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, queueOf(st, name))
+	writeJSON(w, http.StatusOK, queueOf(qs, name))
 }

@@ -47,7 +47,7 @@ func TestQueuesPauseAndResume(t *testing.T) {
 
 	res, body = e.do("POST", "/api/queues/later/pause", "")
 	require.Equal(t, http.StatusOK, res.StatusCode, "body: %s", body)
-	require.JSONEq(t, `{"name":"later","paused":true,"counts":{"pending":0,"running":0,"succeeded":0,"failed":0,"canceled":0}}`, string(body))
+	require.JSONEq(t, `{"name":"later","paused":true,"counts":{"pending":0,"running":0,"succeeded":0,"failed":0,"canceled":0},"ready":0,"latency_seconds":0}`, string(body))
 	res, _ = e.do("POST", "/api/queues/later/pause", "")
 	require.Equal(t, http.StatusOK, res.StatusCode, "pausing a paused queue is fine")
 
@@ -65,10 +65,14 @@ func TestQueuesPauseAndResume(t *testing.T) {
 
 	res, body = e.do("GET", "/api/queues", "")
 	require.Equal(t, http.StatusOK, res.StatusCode)
+	qs := decodeQueues(t, body)
+	require.Len(t, qs, 2)
+	require.Positive(t, qs[1].LatencySeconds, "the held job has waited since it was enqueued")
+	qs[1].LatencySeconds = 0
 	require.Equal(t, []queueInfo{
 		{Name: "default", Counts: counts(map[jobs.Status]int{jobs.StatusSucceeded: 1})},
-		{Name: "later", Paused: true, Counts: counts(map[jobs.Status]int{jobs.StatusPending: 1})},
-	}, decodeQueues(t, body))
+		{Name: "later", Paused: true, Counts: counts(map[jobs.Status]int{jobs.StatusPending: 1}), Ready: 1},
+	}, qs)
 	res, body = e.do("GET", "/api/jobs/"+held.ID.String(), "")
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	j := decodeJob(t, body)
@@ -86,7 +90,7 @@ func TestQueuesPauseAndResume(t *testing.T) {
 
 	res, body = e.do("POST", "/api/queues/never-seen/resume", "")
 	require.Equal(t, http.StatusOK, res.StatusCode, "resuming a queue that is not paused is fine")
-	require.JSONEq(t, `{"name":"never-seen","paused":false,"counts":{"pending":0,"running":0,"succeeded":0,"failed":0,"canceled":0}}`, string(body))
+	require.JSONEq(t, `{"name":"never-seen","paused":false,"counts":{"pending":0,"running":0,"succeeded":0,"failed":0,"canceled":0},"ready":0,"latency_seconds":0}`, string(body))
 	res, body = e.do("GET", "/api/queues", "")
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	for _, q := range decodeQueues(t, body) {

@@ -240,7 +240,8 @@ function queueRow(q) {
   li.dataset.paused = String(q.paused);
   const counts = statuses.filter((s) => q.counts[s] > 0).map((s) => `${q.counts[s]} ${s}`);
   li.append(el("span", "qname", q.name), el("span", "badge", "paused"),
-    el("span", "qcounts", counts.join(" · ") || "no jobs"));
+    el("span", "qcounts", counts.join(" · ") || "no jobs"),
+    el("span", "qlatency", q.ready > 0 ? `oldest ready job waited ${q.latency_seconds.toFixed(1)} s` : ""));
   const toggle = el("button", "toggle", q.paused ? "Resume" : "Pause");
   toggle.type = "button";
   toggle.addEventListener("click", () => setPaused(q.name, !q.paused, toggle));
