@@ -72,8 +72,13 @@ function createRow(job) {
   const li = el("li", "job");
   li.dataset.id = job.id;
   const head = el("div", "head");
-  head.append(el("span", "status"), el("span", "kind", job.kind), el("span", "jid", job.id.slice(-12)),
-    el("span", "when", new Date(job.created_at).toLocaleTimeString()));
+  head.append(el("span", "status"), el("span", "kind", job.kind));
+  if (job.concurrency_key) { // the "user" it was submitted for
+    const user = el("span", "user", job.concurrency_key);
+    user.title = "user";
+    head.append(user);
+  }
+  head.append(el("span", "jid", job.id.slice(-12)), el("span", "when", new Date(job.created_at).toLocaleTimeString()));
   const cancel = el("button", "cancel", "Cancel");
   cancel.type = "button";
   cancel.addEventListener("click", () => cancelJob(job.id, cancel));
@@ -290,6 +295,8 @@ async function start(ev) {
   button.disabled = true;
   showError($("#form-error"), "");
   const body = { audio_url: $("#audio-url").value.trim(), language: $("#language").value.trim() };
+  const user = $("#user").value.trim();
+  if (user) body.user = user;
   const headers = {};
   if (window.crypto && crypto.randomUUID) headers["Idempotency-Key"] = crypto.randomUUID();
   try {
