@@ -97,6 +97,36 @@
 //		fmt.Println(item.Seq, string(item.Data))
 //	}
 //
+// # Flow control
+//
+// Limits bound how many jobs run and start across every process sharing
+// the database, enforced by the claim itself, so concurrent runners never
+// over-admit. A [Limit] belongs to a kind ([WithLimit]) or a queue
+// ([WithQueueLimit]); every runner serving them must declare the same
+// limits. Two GPUs for the whole cluster:
+//
+//	jobs.Handle(r, "transcribe", transcribe, jobs.WithLimit(jobs.Limit{Running: 2}))
+//
+// A concurrency key names who a job works for (a user, a tenant);
+// PerKey bounds each key's running jobs:
+//
+//	jobs.Handle(r, "transcribe", transcribe, jobs.WithLimit(jobs.Limit{Running: 2, PerKey: 1}))
+//	job, err := r.Enqueue(ctx, "transcribe", audio, jobs.WithConcurrencyKey(userID))
+//
+// Keys are served fairly: among jobs of equal priority, claims take the
+// keys in turn (jobs without a key count as one key), so a user who
+// submits a thousand files at once does not starve one who submits a
+// single file. This needs no option.
+//
+// Rate and KeyRate bound starts per Period (default one second), for an
+// upstream API's quota; a runner held back by a rate sleeps until the
+// next start is allowed instead of polling:
+//
+//	r, err := jobs.NewRunner(repo, jobs.WithQueueLimit("upstream", jobs.Limit{Rate: 10}))
+//
+// A job's slot is held while it is running, also by a process that died,
+// until its lease is rescued.
+//
 // # Cancellation
 //
 // [Runner.Cancel] cancels a pending job at once. For a running job it stores

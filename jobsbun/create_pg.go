@@ -14,14 +14,14 @@ import (
 // insertUnnestSQL is the INSERT of insertUnnest: one array per column of
 // insertCols, in its order.
 const insertUnnestSQL = "INSERT INTO jobs (" + insertCols + ") SELECT * FROM unnest(?::uuid[], ?::text[], ?::text[], " +
-	"?::int[], ?::jsonb[], ?::int[], ?::bigint[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[])"
+	"?::int[], ?::jsonb[], ?::int[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[])"
 
 // insertUnnest is insertMultiRow for PostgreSQL: each chunk is one INSERT …
 // SELECT FROM unnest(…) with one array per column, instead of a VALUES list
 // of eleven values per row: PostgreSQL parses and plans eleven arrays far
 // faster than thousands of row expressions (BenchmarkRepoCreateBatch shows
 // the difference).
-func insertUnnest(ctx context.Context, db bun.IDB, js []*jobs.Job, chunks [][2]int, anyKey bool) (map[uuid.UUID]bool, error) {
+func insertUnnest(ctx context.Context, db bun.IDB, js []*jobs.Job, chunks [][2]int, anyKey bool, rk fairRanks) (map[uuid.UUID]bool, error) {
 	var inserted map[uuid.UUID]bool
 	if anyKey {
 		inserted = make(map[uuid.UUID]bool, len(js))
@@ -32,20 +32,22 @@ func insertUnnest(ctx context.Context, db bun.IDB, js []*jobs.Job, chunks [][2]i
 		var (
 			ids, kinds, queues, payloads = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 			prios, maxAttempts           = make([]int, n), make([]int, n)
-			timeouts                     = make([]int64, n)
+			timeouts, ranks              = make([]int64, n), make([]int64, n)
 			keys                         = make([]*string, n)
+			ckeys                        = make([]string, n)
 			runAt, created, updated      = make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
 		)
 		for i, j := range part {
 			ids[i], kinds[i], queues[i], payloads[i] = j.ID.String(), j.Kind, j.Queue, string(j.Payload)
-			prios[i], maxAttempts[i], timeouts[i] = j.Priority, j.MaxAttempts, int64(j.Timeout)
+			prios[i], maxAttempts[i], timeouts[i], ranks[i] = j.Priority, j.MaxAttempts, int64(j.Timeout), rk[j.ID]
 			if j.UniqueKey != "" {
 				keys[i] = &j.UniqueKey
 			}
+			ckeys[i] = j.ConcurrencyKey
 			runAt[i], created[i], updated[i] = j.RunAt, j.CreatedAt, j.UpdatedAt
 		}
 		args := []any{pgdialect.Array(ids), pgdialect.Array(kinds), pgdialect.Array(queues), pgdialect.Array(prios),
-			pgdialect.Array(payloads), pgdialect.Array(maxAttempts), pgdialect.Array(timeouts), pgdialect.Array(keys),
+			pgdialect.Array(payloads), pgdialect.Array(maxAttempts), pgdialect.Array(timeouts), pgdialect.Array(ranks), pgdialect.Array(keys), pgdialect.Array(ckeys),
 			pgdialect.Array(runAt), pgdialect.Array(created), pgdialect.Array(updated)}
 		if !anyKey {
 			if _, err := db.ExecContext(ctx, insertUnnestSQL, args...); err != nil {

@@ -18,7 +18,9 @@ import (
 //
 // Indexes, each named after the query it serves:
 //   - jobs_claim_idx: partial on pending rows, ordered like the claim
-//     (priority DESC, run_at, id), then queue and kind, so that a claim
+//     (priority DESC, run_at, id), then queue and kind (rebuilt by the
+//     flow-control step with fair_rank after priority and the
+//     concurrency key last: schema_limits.go), so that a claim
 //     walks the index in order, filters queues and kinds without reading
 //     rows, and stops after LIMIT matches (a leading queue column would make
 //     a claim over all queues, the runner's default, read and sort every

@@ -47,8 +47,6 @@ func TestOutputStepMigratesAnExistingDatabase(t *testing.T) {
 			t.Cleanup(func() { db.Close() })
 			d, err := newSQLDialect(db)
 			require.NoError(t, err)
-			// The steps before checkpoints and output; later steps (any
-			// number) are applied by New with it.
 			steps := d.steps()
 			last := steps[len(steps)-1]
 			output := slices.IndexFunc(steps, func(s migrate.Step) bool { return s.Name == "checkpoints and output" })

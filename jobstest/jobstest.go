@@ -128,6 +128,8 @@ func Run(t *testing.T, newRepo func(t *testing.T) jobs.JobRepository, opts ...Op
 		{"Lifecycle", lifecycleCases},
 		{"Races", raceCases},
 		{"Context", contextCases},
+		{"Limits", limitCases},
+		{"Fairness", fairCases},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
