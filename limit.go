@@ -69,15 +69,6 @@ func validateLimits(op, what string, m map[string]Limit) error {
 	return nil
 }
 
-// admitLimits converts limits for package admit.
-func admitLimits(m map[string]Limit) map[string]admit.Limit {
-	out := make(map[string]admit.Limit, len(m))
-	for k, l := range m {
-		out[k] = admit.Limit(l)
-	}
-	return out
-}
-
 // claimLimits are the limits a runner declares in each claim.
 type claimLimits struct {
 	kinds  map[string]Limit // from WithLimit, by kind

@@ -20,7 +20,7 @@ type memStart struct {
 // and the recent starts counted, or nil when q has no limit. The caller
 // holds the mutex.
 func (m *MemoryRepository) admitter(q ClaimQuery, t time.Time) *admit.Admitter {
-	ad := admit.New(t, admitLimits(q.KindLimits), admitLimits(q.QueueLimits))
+	ad := admit.New(t, admit.Limits(q.KindLimits), admit.Limits(q.QueueLimits))
 	if ad.Empty() {
 		return nil
 	}

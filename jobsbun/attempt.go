@@ -31,12 +31,13 @@ func (r *Repository) Claim(ctx context.Context, q jobs.ClaimQuery) ([]*jobs.Job,
 		claimed []*jobs.Job
 		t       time.Time
 		next    time.Time // see ClaimQuery.NextStart
+		rated   bool      // next must be read again (claim_limit_pg.go)
 	)
 	limited := hasLimits(q)
 	// On SQLite the claim is a transaction, so that its clock is read once
 	// it holds the write lock: a claim that waited for another process
-	// still hands out a whole lease. A claim with limits is a transaction
-	// on PostgreSQL too (claim_limit.go).
+	// still hands out a whole lease. On PostgreSQL no claim is: a limited
+	// claim reads, then claims in one statement (claim_limit_pg.go).
 	if r.d.pg {
 		// Rank the jobs that came due (fair.go); on SQLite in the claim's
 		// transaction below.
@@ -46,9 +47,9 @@ func (r *Repository) Claim(ctx context.Context, q jobs.ClaimQuery) ([]*jobs.Job,
 			return nil, err
 		}
 	}
-	err := r.write(ctx, op, r.d.sqlite() || limited, func(ctx context.Context, db bun.IDB) error {
+	err := r.write(ctx, op, r.d.sqlite(), func(ctx context.Context, db bun.IDB) error {
 		t = rules.Now()
-		claimed, next = nil, time.Time{}
+		claimed, next, rated = nil, time.Time{}, false
 		if r.d.sqlite() {
 			if err := r.promote(ctx, db, t); err != nil {
 				return err
@@ -66,7 +67,12 @@ func (r *Repository) Claim(ctx context.Context, q jobs.ClaimQuery) ([]*jobs.Job,
 				return err
 			}
 			t, next = lc.t, lc.ad.NextStart()
-			query, args = r.claimIDsSQL(q, t, lc.ids)
+			if r.d.pg {
+				query, args = r.pgLimitedClaimSQL(q, t, lc.ids)
+				lc, rated = nil, !next.IsZero() // jobs_limit_admit logs the starts
+			} else {
+				query, args = r.claimIDsSQL(q, t, lc.ids)
+			}
 		}
 		rows, err := r.query(ctx, db, query, args...)
 		if err != nil {
@@ -95,6 +101,9 @@ func (r *Repository) Claim(ctx context.Context, q jobs.ClaimQuery) ([]*jobs.Job,
 		}
 		return err
 	})
+	if err == nil && rated {
+		next, err = r.pgNextStart(ctx, q)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -19,24 +19,21 @@ import (
 
 // This file holds the claims with flow-control limits
 // ([jobs.ClaimQuery].KindLimits and QueueLimits). A claim without limits
-// keeps its single statement (attempt.go). A limited claim is one
-// transaction that
+// keeps its single statement (attempt.go). A limited claim
 //
-//  1. serialises itself with every other claim of the same limited kinds
-//     and queues: on SQLite the write lock does (writes are serialised
-//     already); on PostgreSQL a transaction-scoped advisory lock per
-//     limited kind and queue, taken in sorted order, so that claims of
-//     unlimited kinds keep their speed and never wait for it;
-//  2. counts the running jobs of the limited scopes (jobs_running_idx) and
+//  1. counts the running jobs of the limited scopes (jobs_running_idx) and
 //     the recent starts of the rate-limited ones (job_starts);
-//  3. walks the pending jobs in claim order, leaving out the scopes that
+//  2. walks the pending jobs in claim order, leaving out the scopes that
 //     admit nothing, and lets package admit pick those that fit, page by
 //     page, until it has q.Limit or no pending job is left;
-//  4. claims the picked jobs by ID and logs their starts.
+//  3. claims the picked jobs by ID and logs their starts.
 //
-// Because the counts are read after the lock is held, and a claim's own
-// writes commit before its lock is released, no two claims of a scope ever
-// count from the same state: the limits are never exceeded.
+// On SQLite all three run in one write transaction: the write lock
+// serialises it with every other write, so no two claims count from the
+// same state. On PostgreSQL steps 1 and 2 read without a lock and step 3
+// is one autocommit statement that re-counts and re-admits under its locks
+// (claim_limit_pg.go): no lock is held across a client round trip. Either
+// way the limits are never exceeded.
 
 // limitWalkPage is how many pending rows one page of the walk reads.
 const limitWalkPage = 256
@@ -73,33 +70,14 @@ type limitedClaim struct {
 	ids []string        // the picked jobs; nil: none
 }
 
-// admitClaim runs steps 1 to 3 in the claim's transaction db.
+// admitClaim runs steps 1 and 2 in db: the claim's transaction on SQLite,
+// the database on PostgreSQL.
 func (r *Repository) admitClaim(ctx context.Context, db bun.IDB, q jobs.ClaimQuery) (*limitedClaim, error) {
-	conv := func(m map[string]jobs.Limit) map[string]admit.Limit {
-		out := make(map[string]admit.Limit, len(m))
-		for k, l := range m {
-			out[k] = admit.Limit(l)
-		}
-		return out
-	}
-	kinds, queues := conv(q.KindLimits), conv(q.QueueLimits)
-	scopes := admit.New(time.Time{}, kinds, queues).Scopes()
+	kinds, queues := admit.Limits(q.KindLimits), admit.Limits(q.QueueLimits)
 	t := rules.Now()
-	if r.d.pg {
-		for _, s := range scopes {
-			// With the clock after the lock was taken: now() is when the
-			// transaction began, which may be long before.
-			err := db.QueryRowContext(ctx, "SELECT clock_timestamp() FROM (SELECT pg_advisory_xact_lock(hashtextextended(?, 7428513690412))) AS _l",
-				"jobs limit "+s.String()).Scan(&t)
-			if err != nil {
-				return nil, err
-			}
-		}
-		t = t.UTC().Truncate(time.Microsecond)
-	}
 	lc := &limitedClaim{t: t, ad: admit.New(t, kinds, queues)}
 	ad := lc.ad
-	if err := r.countRunning(ctx, db, scopes, ad); err != nil {
+	if err := r.countRunning(ctx, db, ad.Scopes(), ad); err != nil {
 		return nil, err
 	}
 	if err := r.readStarts(ctx, db, t, ad); err != nil {
@@ -242,7 +220,7 @@ func (r *Repository) readStarts(ctx context.Context, db bun.IDB, t time.Time, ad
 }
 
 // logStarts records the starts of the claimed jobs in the logs of their
-// rate-limited scopes (step 4).
+// rate-limited scopes (step 3 on SQLite).
 func (r *Repository) logStarts(ctx context.Context, db bun.IDB, lc *limitedClaim, claimed []*jobs.Job) error {
 	var b strings.Builder
 	var args []any

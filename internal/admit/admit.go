@@ -22,6 +22,21 @@ type Limit struct {
 	Period  time.Duration
 }
 
+// Limits converts limits of a type with Limit's fields (jobs.Limit) by name.
+func Limits[L ~struct {
+	Running int
+	PerKey  int
+	Rate    int
+	KeyRate int
+	Period  time.Duration
+}](m map[string]L) map[string]Limit {
+	out := make(map[string]Limit, len(m))
+	for k, l := range m {
+		out[k] = Limit(l)
+	}
+	return out
+}
+
 // Bounds of a Limit's fields.
 const (
 	MaxCount  = math.MaxInt32
