@@ -103,7 +103,7 @@ func (r *Repository) create(ctx context.Context, idb bun.IDB, js []*jobs.Job) er
 	multi := len(chunks) > 1 || anyKey
 	var dups map[int]*jobs.Job
 	fn := func(ctx context.Context, db bun.IDB) error {
-		rk, err := r.ranks(ctx, db, js, t)
+		rk, err := r.ranks(ctx, db, js, t, r.d.pg)
 		if err != nil {
 			return err
 		}
@@ -114,15 +114,15 @@ func (r *Repository) create(ctx context.Context, idb bun.IDB, js []*jobs.Job) er
 	switch {
 	case idb == nil && len(js) == 1 && bound:
 		err = r.writeCreate(ctx, op, false, js, &dups, func(ctx context.Context, db bun.IDB) error {
-			rk, err := r.ranks(ctx, db, js, t)
+			rk, err := r.ranks(ctx, db, js, t, true)
 			if err != nil {
 				return err
 			}
-			return r.insertOneBound(ctx, js[0], rk)
+			return r.insertOneBound(ctx, js[0], rk, t)
 		})
 	case idb == nil && bound:
 		err = r.writeCreate(ctx, op, true, js, &dups, func(ctx context.Context, db bun.IDB) error {
-			rk, err := r.ranks(ctx, db, js, t)
+			rk, err := r.ranks(ctx, db, js, t, false)
 			if err != nil {
 				return err
 			}

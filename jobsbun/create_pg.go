@@ -13,8 +13,15 @@ import (
 
 // insertUnnestSQL is the INSERT of insertUnnest: one array per column of
 // insertCols, in its order.
-const insertUnnestSQL = "INSERT INTO jobs (" + insertCols + ") SELECT * FROM unnest(?::uuid[], ?::text[], ?::text[], " +
-	"?::int[], ?::jsonb[], ?::int[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[])"
+// The rank array holds -1 or the offsets of ranks (fair.go): the INSERT
+// adds max(V, L + 1), read by its subqueries from the table as it was
+// before the statement.
+const insertUnnestSQL = "INSERT INTO jobs (" + insertCols + ") SELECT _u.id, _u.kind, _u.queue, _u.priority, _u.payload, _u.max_attempts, _u.timeout, " +
+	"CASE WHEN _u.fair_rank < 0 THEN -1 ELSE _u.fair_rank + GREATEST(" +
+	"COALESCE((SELECT h.fair_rank FROM jobs h WHERE h.status = 'pending' AND h.fair_rank >= 0 AND h.queue = _u.queue AND h.run_at <= now() ORDER BY h.fair_rank LIMIT 1), 0), " +
+	"COALESCE((SELECT k.fair_rank + 1 FROM jobs k WHERE k.status = 'pending' AND k.fair_rank >= 0 AND k.queue = _u.queue AND k.concurrency_key = _u.concurrency_key ORDER BY k.fair_rank DESC LIMIT 1), 0)) END, " +
+	"_u.unique_key, _u.concurrency_key, _u.run_at, _u.created_at, _u.updated_at FROM unnest(?::uuid[], ?::text[], ?::text[], " +
+	"?::int[], ?::jsonb[], ?::int[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[]) AS _u(" + insertCols + ")"
 
 // insertUnnest is insertMultiRow for PostgreSQL: each chunk is one INSERT …
 // SELECT FROM unnest(…) with one array per column, instead of a VALUES list

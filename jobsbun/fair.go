@@ -14,13 +14,17 @@ import (
 	"github.com/uptrace/bun"
 )
 
-// Fair ranks (see package admit): Create reads, for each queue and key of
-// its jobs, the claims' position in the queue (V: the smallest rank of
-// its due pending jobs, jobs_fair_head_idx) and the key's last pending
-// rank (L: jobs_fair_idx), with one statement per 200 pairs, and inserts
-// each job with its rank in jobs.fair_rank. The claim walks jobs_claim_idx
-// by priority, rank, RunAt and ID. Two concurrent creates may give equal
-// ranks; RunAt and ID then decide.
+// Fair ranks (see package admit): each job is inserted with its rank in
+// jobs.fair_rank, max(V, L + 1) plus its place among the new jobs of its
+// queue and key, where V is the claims' position in the queue (the smallest
+// rank of its due pending jobs, jobs_fair_head_idx) and L the key's last
+// pending rank (jobs_fair_idx). The INSERT computes V and L itself with two
+// subqueries (foldedRankSQL) on PostgreSQL, whose subqueries read the
+// table as it was before the statement, and for a single job on SQLite, so
+// that an enqueue costs no extra round trip; a batch on SQLite reads them
+// first with one statement per 200 pairs (readHeads). The claim walks
+// jobs_claim_idx by priority, rank, RunAt and ID. Two concurrent creates
+// may give equal ranks; RunAt and ID then decide.
 
 // Jobs not due when they are created or retried get rank -1 and stay out of
 // the claim index: claims would otherwise step over every job that waits
@@ -72,9 +76,19 @@ type fairRanks map[uuid.UUID]int64
 // fairPairsPerQuery bounds the queue-key pairs of one head statement.
 const fairPairsPerQuery = 200
 
-// ranks reads the heads of the queues and keys of js through db at time t
-// and returns the jobs' ranks.
-func (r *Repository) ranks(ctx context.Context, db bun.IDB, js []*jobs.Job, t time.Time) (fairRanks, error) {
+// foldedRankSQL is the fair_rank of a due job that its INSERT computes:
+// max(V, L + 1) plus the job's offset, given as the arguments offset,
+// queue, now, queue and key on SQLite; PostgreSQL's (create_pg.go) reads
+// them from the unnested row _u.
+const foldedRankSQL = "(? + max(COALESCE((SELECT fair_rank FROM jobs WHERE status = 'pending' AND fair_rank >= 0 AND queue = ? AND run_at <= ?" +
+	" ORDER BY fair_rank LIMIT 1), 0), COALESCE((SELECT fair_rank + 1 FROM jobs WHERE status = 'pending' AND fair_rank >= 0 AND queue = ? AND concurrency_key = ?" +
+	" ORDER BY fair_rank DESC LIMIT 1), 0)))"
+
+// ranks returns the ranks of js at time t: -1 for the jobs not due yet;
+// with fold, the offsets of the others that their INSERT adds to max(V,
+// L + 1) (foldedRankSQL); without, their ranks, from the heads of their
+// queues and keys read through db.
+func (r *Repository) ranks(ctx context.Context, db bun.IDB, js []*jobs.Job, t time.Time, fold bool) (fairRanks, error) {
 	out := make(fairRanks, len(js))
 	var due []*jobs.Job
 	for _, j := range js {
@@ -94,7 +108,7 @@ func (r *Repository) ranks(ctx context.Context, db bun.IDB, js []*jobs.Job, t ti
 	}
 	pairs := admit.Pairs(nj)
 	heads := make(map[admit.QueueKey]admit.Head, len(pairs))
-	for lo := 0; lo < len(pairs); lo += fairPairsPerQuery {
+	for lo := 0; lo < len(pairs) && !fold; lo += fairPairsPerQuery {
 		part := pairs[lo:min(lo+fairPairsPerQuery, len(pairs))]
 		if err := r.readHeads(ctx, db, part, t, heads); err != nil {
 			return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"math/bits"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -76,10 +77,20 @@ func (c *stmtCache) close() {
 func boundTime(t time.Time) string { return t.UTC().Format(sqlTimeLayout) }
 
 // insertOneBound inserts one job without a unique key through the cached
-// prepared INSERT.
-func (r *Repository) insertOneBound(ctx context.Context, j *jobs.Job, rk fairRanks) error {
-	return r.exec(ctx, r.db, "INSERT"+keylessInsert+keylessRow, insertBoundArgs(nil, j, rk)...)
+// prepared INSERT, created at t; a due job's rank offset rk is folded
+// into the INSERT (foldedRankSQL).
+func (r *Repository) insertOneBound(ctx context.Context, j *jobs.Job, rk fairRanks, t time.Time) error {
+	args := insertBoundArgs(make([]any, 0, 15), j, rk)
+	if rk[j.ID] < 0 {
+		return r.exec(ctx, r.db, "INSERT"+keylessInsert+keylessRow, args...)
+	}
+	// The rank's argument is the 8th (insertColsHead).
+	args = slices.Insert(args, 8, any(j.Queue), any(boundTime(t)), any(j.Queue), any(j.ConcurrencyKey))
+	return r.exec(ctx, r.db, "INSERT"+keylessInsert+keylessFoldedRow, args...)
 }
+
+// keylessFoldedRow is keylessRow with the rank computed by foldedRankSQL.
+const keylessFoldedRow = "(?, ?, ?, ?, ?, ?, ?, " + foldedRankSQL + ", ?, ?, ?)"
 
 // insertBoundRows is the most rows one prepared INSERT of insertBound
 // carries. The driver binds in linear time, so 16 to 128 rows per statement
