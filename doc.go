@@ -125,7 +125,19 @@
 //	r, err := jobs.NewRunner(repo, jobs.WithQueueLimit("upstream", jobs.Limit{Rate: 10}))
 //
 // A job's slot is held while it is running, also by a process that died,
-// until its lease is rescued.
+// until its lease is rescued (its owner known dead, or its lease expired);
+// a handler whose lease was lost has its context cancelled, so a live
+// lease is what a limit counts. A runner that claims a limited kind or
+// queue without declaring the limit is not held back by it, though its
+// running jobs count against the others.
+//
+// On PostgreSQL a limited claim holds no lock across a round trip to the
+// client: it reads the running jobs and picks candidates without a lock,
+// then claims in one autocommit statement that takes a lock per limited
+// kind and queue, re-counts and admits only what still fits. A process
+// that is paused or cut off in the middle of a claim therefore stalls no
+// other process; the claim may take fewer jobs than fit (a later one takes
+// them), never more. On SQLite a limited claim is one write transaction.
 //
 // # Cancellation
 //
