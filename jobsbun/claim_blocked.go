@@ -18,7 +18,7 @@ import (
 // when every kind or queue of the claim is at its limit (shut), or when
 // every queue and key with pending jobs is full (allBlocked). Such a walk
 // would read every pending job of the claim's kinds in the index, under
-// the claim's write lock or advisory lock, on every wake-up.
+// the claim's write lock on SQLite, on every wake-up.
 
 // blockedPairsMax is how many pending queue-key pairs allBlocked looks at.
 const blockedPairsMax = 8
@@ -65,7 +65,7 @@ func (r *Repository) allBlocked(ctx context.Context, db bun.IDB, q jobs.ClaimQue
 // pgPairs reads up to blockedPairsMax+1 distinct pending queue-key pairs
 // in the queues (empty: any) on PostgreSQL, in one statement: a recursive
 // walk that seeks jobs_fair_idx past each pair (one round trip instead of
-// one per pair, while the claim holds its locks).
+// one per pair).
 func (r *Repository) pgPairs(ctx context.Context, db bun.IDB, queues []string) ([]admit.QueueKey, error) {
 	in, args := "", []any{}
 	if len(queues) > 0 {
