@@ -22,7 +22,7 @@ func TestSQLiteDelayedJobsAreRankedWhenDue(t *testing.T) {
 		return n
 	}
 	now := &jobs.Job{Kind: "k"}
-	soon := &jobs.Job{Kind: "k", RunAt: time.Now().Add(200 * time.Millisecond)}
+	soon := &jobs.Job{Kind: "k", RunAt: time.Now().Add(2 * time.Second)}
 	require.NoError(t, r.Create(ctx, now, soon))
 	require.Equal(t, int64(0), rank(now))
 	require.Equal(t, int64(-1), rank(soon))
