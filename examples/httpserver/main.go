@@ -12,6 +12,7 @@
 //	curl -N localhost:8080/api/jobs/ID/events
 //	curl -s -XPOST localhost:8080/api/queues/default/pause   # no job of the queue starts, in any server process
 //	curl -s localhost:8080/api/queues                        # counts by status per queue, and which are paused
+//	curl -s localhost:8080/api/schedules                     # the nightly schedule's last and next run
 //
 // Configuration comes from the environment: APP_DATABASE_URL (default the
 // SQLite file data/jobs.db; a postgres:// URL selects PostgreSQL), APP_ADDR
@@ -125,6 +126,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// zero would mean its default.
 	transcribe.Register(runner, cfg.AudioDir, transcribe.Options{Delay: cfg.SegmentDelay,
 		CheckpointInterval: max(cfg.CheckpointInterval, time.Nanosecond)})
+	if err := registerNightly(runner); err != nil {
+		fmt.Fprintf(stderr, "httpserver: %v\n", err)
+		return exitFailed
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -101,6 +101,7 @@ func (s *server) routeTable() []route {
 		{"GET /api/queues", s.listQueues},
 		{"POST /api/queues/{name}/pause", s.pauseQueue},
 		{"POST /api/queues/{name}/resume", s.resumeQueue},
+		{"GET /api/schedules", s.listSchedules},
 	}
 }
 
