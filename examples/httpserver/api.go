@@ -94,17 +94,23 @@ func (s *server) enqueue(w http.ResponseWriter, r *http.Request, kind string, pa
 
 // getJob handles GET /api/jobs/{id}.
 func (s *server) getJob(w http.ResponseWriter, r *http.Request) {
+	if job, ok := s.requestedJob(w, r); ok {
+		writeJSON(w, http.StatusOK, job)
+	}
+}
+
+// requestedJob reads the job named by the request's {id}; when it cannot,
+// it has answered with the error and returns false.
+func (s *server) requestedJob(w http.ResponseWriter, r *http.Request) (*jobs.Job, bool) {
 	id, err := jobID(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
+	if err == nil {
+		var job *jobs.Job
+		if job, err = s.runner.Get(r.Context(), id); err == nil {
+			return job, true
+		}
 	}
-	job, err := s.runner.Get(r.Context(), id)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, job)
+	s.fail(w, r, err)
+	return nil, false
 }
 
 // listJobs handles GET /api/jobs?status=&kind=&queue=&limit=&cursor=.

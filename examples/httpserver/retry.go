@@ -16,14 +16,8 @@ import (
 // running or succeeded is a 409; an unknown one a 404; a transcription
 // whose audio can no longer be read a 400 naming payload.audio_url.
 func (s *server) retryJob(w http.ResponseWriter, r *http.Request) {
-	id, err := jobID(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	job, err := s.runner.Get(r.Context(), id)
-	if err != nil {
-		s.fail(w, r, err)
+	job, ok := s.requestedJob(w, r)
+	if !ok {
 		return
 	}
 	if job.Status != jobs.StatusFailed && job.Status != jobs.StatusCanceled {
