@@ -81,12 +81,16 @@ func (r *Runner) completer(base context.Context, stop <-chan struct{}) {
 // transaction; an idle one stores at once.
 func (r *Runner) gather(batch []outcome, linger *time.Timer) []outcome {
 	batch = r.queued(batch)
-	if len(batch) >= lingerUntil || r.busy.Load() == 0 {
+	// Nothing more to wait for once every claimed job's outcome is here
+	// (busy counts them until just after they are handed over): lingering
+	// then only delays the store, and with limits the slots it frees.
+	done := func() bool { return len(batch) >= lingerUntil || int(r.busy.Load()) <= len(batch) }
+	if done() {
 		return batch
 	}
 	linger.Reset(lingerFor)
 	defer linger.Stop()
-	for len(batch) < lingerUntil {
+	for !done() {
 		select {
 		case o := <-r.comp:
 			batch = append(batch, o)
@@ -148,6 +152,11 @@ func (r *Runner) store(base context.Context, batch []outcome) {
 			}
 			r.forget(o, StatusPending, err)
 		}
+	}
+	if r.limits.any {
+		// A limited job that ended frees its slot: claim again now
+		// rather than at the next poll.
+		r.notify()
 	}
 }
 

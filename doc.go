@@ -97,6 +97,48 @@
 //		fmt.Println(item.Seq, string(item.Data))
 //	}
 //
+// # Flow control
+//
+// Limits bound how many jobs run and start across every process sharing
+// the database, enforced by the claim itself, so concurrent runners never
+// over-admit. A [Limit] belongs to a kind ([WithLimit]) or a queue
+// ([WithQueueLimit]); every runner serving them must declare the same
+// limits. Two GPUs for the whole cluster:
+//
+//	jobs.Handle(r, "transcribe", transcribe, jobs.WithLimit(jobs.Limit{Running: 2}))
+//
+// A concurrency key names who a job works for (a user, a tenant);
+// PerKey bounds each key's running jobs:
+//
+//	jobs.Handle(r, "transcribe", transcribe, jobs.WithLimit(jobs.Limit{Running: 2, PerKey: 1}))
+//	job, err := r.Enqueue(ctx, "transcribe", audio, jobs.WithConcurrencyKey(userID))
+//
+// Keys are served fairly: among jobs of equal priority, claims take the
+// keys in turn (jobs without a key count as one key), so a user who
+// submits a thousand files at once does not starve one who submits a
+// single file. This needs no option.
+//
+// Rate and KeyRate bound starts per Period (default one second), for an
+// upstream API's quota; a runner held back by a rate sleeps until the
+// next start is allowed instead of polling:
+//
+//	r, err := jobs.NewRunner(repo, jobs.WithQueueLimit("upstream", jobs.Limit{Rate: 10}))
+//
+// A job's slot is held while it is running, also by a process that died,
+// until its lease is rescued (its owner known dead, or its lease expired);
+// a handler whose lease was lost has its context cancelled, so a live
+// lease is what a limit counts. A runner that claims a limited kind or
+// queue without declaring the limit is not held back by it, though its
+// running jobs count against the others.
+//
+// On PostgreSQL a limited claim holds no lock across a round trip to the
+// client: it reads the running jobs and picks candidates without a lock,
+// then claims in one autocommit statement that takes a lock per limited
+// kind and queue, re-counts and admits only what still fits. A process
+// that is paused or cut off in the middle of a claim therefore stalls no
+// other process; the claim may take fewer jobs than fit (a later one takes
+// them), never more. On SQLite a limited claim is one write transaction.
+//
 // # Cancellation
 //
 // [Runner.Cancel] cancels a pending job at once. For a running job it stores

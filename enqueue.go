@@ -58,6 +58,17 @@ func WithUniqueKey(key string) EnqueueOption {
 	return func(c *enqueueConfig) { c.job.UniqueKey = key }
 }
 
+// WithConcurrencyKey sets the job's concurrency key: the user, tenant or
+// account it works for. Limits per key ([Limit].PerKey and KeyRate) count
+// the jobs of each key apart, and jobs of equal priority are claimed with
+// their keys taking turns, so a key with thousands of jobs queued does not
+// starve a key with one (jobs without a key take their turns as one key).
+// The default, and the empty key, is none; a key must be at most 128 bytes
+// of valid UTF-8 without NUL.
+func WithConcurrencyKey(key string) EnqueueOption {
+	return func(c *enqueueConfig) { c.job.ConcurrencyKey = key }
+}
+
 // EnqueueRequest is one job for [Runner.EnqueueMany].
 type EnqueueRequest struct {
 	Kind    string

@@ -52,8 +52,8 @@ func (s Status) Terminal() bool {
 // fresh copies: changing a Job changes nothing stored.
 //
 // To create a job, fill in Kind and Payload and, optionally, Queue, Priority,
-// MaxAttempts, RunAt, Timeout, UniqueKey and Metadata; the repository sets
-// the rest.
+// MaxAttempts, RunAt, Timeout, UniqueKey, ConcurrencyKey and Metadata; the
+// repository sets the rest.
 type Job struct {
 	ID          uuid.UUID       `json:"id"`
 	Kind        string          `json:"kind"`
@@ -69,6 +69,9 @@ type Job struct {
 	MaxAttempts int             `json:"max_attempts"`         // attempts allowed, at most math.MaxInt32
 	Timeout     time.Duration   `json:"timeout,omitempty"`    // per attempt; 0: none
 	UniqueKey   string          `json:"unique_key,omitempty"` // idempotency key
+	// ConcurrencyKey groups jobs for flow control (a user, a tenant): see
+	// [WithConcurrencyKey]. Empty: no key.
+	ConcurrencyKey string `json:"concurrency_key,omitempty"`
 	// Metadata is a small map of strings stored with the job, set when it
 	// is created (see [WithMetadata]) and never changed after: trace
 	// context, a request ID or a user ID that travel with the job to its

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jobsmith/jobs/internal/admit"
 	"github.com/jobsmith/jobs/internal/rules"
 )
 
@@ -28,7 +29,9 @@ type MemoryRepository struct {
 	unique  map[string]*memRecord       // by UniqueKey
 	buckets map[memBucketKey]*memBucket // pending jobs by queue and kind
 	running map[uuid.UUID]*memRecord
-	paused  map[string]bool // queues paused; see memory_pause.go
+	paused  map[string]bool            // queues paused; see memory_pause.go
+	starts  map[admit.Scope][]memStart // start logs of rate limits; see memory_limit.go
+	keys    map[admit.QueueKey]*memKey // pending jobs by queue and key; see memory_limit.go
 	// schedules by name; see memory_schedule.go
 	schedules map[string]ScheduleInfo
 }
@@ -44,6 +47,8 @@ func NewMemoryRepository() *MemoryRepository {
 		buckets: map[memBucketKey]*memBucket{},
 		running: map[uuid.UUID]*memRecord{},
 		paused:  map[string]bool{},
+		starts:  map[admit.Scope][]memStart{},
+		keys:    map[admit.QueueKey]*memKey{},
 	}
 }
 
@@ -112,10 +117,15 @@ func (m *MemoryRepository) Create(ctx context.Context, jobs ...*Job) error {
 			batch[p.UniqueKey] = p
 		}
 	}
+	var fresh []*Job
 	for _, p := range prepared {
 		if !p.Duplicate {
-			m.insert(cloneJob(p), t)
+			fresh = append(fresh, p)
 		}
+	}
+	ranks := m.ranks(fresh, t)
+	for i, p := range fresh {
+		m.insert(cloneJob(p), ranks[i], t)
 	}
 	for i, p := range prepared {
 		*jobs[i] = *p
@@ -124,8 +134,8 @@ func (m *MemoryRepository) Create(ctx context.Context, jobs ...*Job) error {
 }
 
 // insert stores a new pending job. The caller holds the mutex.
-func (m *MemoryRepository) insert(j *Job, t time.Time) {
-	r := &memRecord{job: *j, heapIdx: -1}
+func (m *MemoryRepository) insert(j *Job, rank int64, t time.Time) {
+	r := &memRecord{job: *j, rank: rank, heapIdx: -1}
 	m.jobs[j.ID] = r
 	if j.UniqueKey != "" {
 		m.unique[j.UniqueKey] = r
@@ -150,6 +160,7 @@ func (m *MemoryRepository) enqueue(r *memRecord, t time.Time) {
 		m.buckets[key] = b
 	}
 	b.add(r, t)
+	m.pendingKey(r, 1)
 }
 
 // dequeue takes a pending record out of the pending index. The caller holds
@@ -159,6 +170,7 @@ func (m *MemoryRepository) dequeue(r *memRecord) {
 	if b == nil {
 		return
 	}
+	m.pendingKey(r, -1)
 	b.remove(r)
 	if b.empty() {
 		delete(m.buckets, b.key)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jobsmith/jobs/internal/admit"
 	"github.com/jobsmith/jobs/internal/rules"
 
 	"github.com/google/uuid"
@@ -26,19 +27,28 @@ func (m *MemoryRepository) Claim(ctx context.Context, q ClaimQuery) ([]*Job, err
 	}
 	defer m.mu.Unlock()
 	t := rules.Now()
+	ad := m.admitter(q, t)
+	var closed []admit.Scope // limited scopes that admit nothing now
+	if ad != nil {
+		closed = ad.Closed()
+	}
 	var eligible []*memBucket
 	for key, b := range m.buckets {
 		if (len(q.Queues) == 0 || slices.Contains(q.Queues, key.queue)) &&
-			(len(q.Kinds) == 0 || slices.Contains(q.Kinds, key.kind)) && !m.paused[key.queue] {
-			b.promote(t)
+			(len(q.Kinds) == 0 || slices.Contains(q.Kinds, key.kind)) && !m.paused[key.queue] &&
+			!slices.Contains(closed, admit.Scope{Type: admit.KindScope, Name: key.kind}) &&
+			!slices.Contains(closed, admit.Scope{Type: admit.QueueScope, Name: key.queue}) {
+			b.promote(t, m.dueRank)
 			eligible = append(eligible, b)
 		}
 	}
+	fits := newMemFits(ad, eligible)
 	out := []*Job{}
+	var held []*memRecord // ready jobs the limits skipped, put back below
 	for len(out) < q.Limit {
 		var best *memBucket
 		for _, b := range eligible {
-			if r := b.peek(); r != nil && (best == nil || claimsBefore(r, best.peek())) {
+			if r := b.peek(); r != nil && fits.any(b) && (best == nil || claimsBefore(r, best.peek())) {
 				best = b
 			}
 		}
@@ -47,6 +57,17 @@ func (m *MemoryRepository) Claim(ctx context.Context, q ClaimQuery) ([]*Job, err
 		}
 		r := best.popReady()
 		j := &r.job
+		m.pendingKey(r, -1)
+		if ad != nil {
+			if !fits.popped(best, j.ConcurrencyKey) || !ad.Admit(j.Kind, j.Queue, j.ConcurrencyKey) {
+				fits.refused(best, j.ConcurrencyKey)
+				m.pendingKey(r, 1)
+				r.bucket = best
+				held = append(held, r)
+				continue
+			}
+			m.logStart(ad, j, t)
+		}
 		j.Status = StatusRunning
 		j.Attempt++
 		j.LeaseOwner = q.Owner
@@ -56,9 +77,18 @@ func (m *MemoryRepository) Claim(ctx context.Context, q ClaimQuery) ([]*Job, err
 		m.running[j.ID] = r
 		out = append(out, cloneJob(j))
 	}
+	for _, r := range held {
+		r.bucket.putReady(r)
+	}
 	for _, b := range eligible {
 		if b.empty() {
 			delete(m.buckets, b.key)
+		}
+	}
+	if q.NextStart != nil {
+		*q.NextStart = time.Time{}
+		if ad != nil {
+			*q.NextStart = ad.NextStart()
 		}
 	}
 	return out, nil

@@ -18,6 +18,7 @@ import (
 type memRecord struct {
 	job     Job
 	output  []json.RawMessage // the stored output; item i has number i+1
+	rank    int64             // the job's turn among concurrency keys (memory_limit.go)
 	bucket  *memBucket        // set while the job is pending
 	inReady bool              // which heap of bucket holds it
 	heapIdx int               // index in that heap, -1 when in none
@@ -29,8 +30,9 @@ type memBucketKey struct{ queue, kind string }
 // memBucket holds the pending jobs of one queue and kind.
 type memBucket struct {
 	key       memBucketKey
-	ready     recHeap // RunAt has come: highest priority, then oldest RunAt first
-	scheduled recHeap // RunAt in the future: soonest first
+	ready     recHeap        // RunAt has come, in claim order (claimsBefore)
+	scheduled recHeap        // RunAt in the future: soonest first
+	readyKeys map[string]int // records in ready by concurrency key
 }
 
 func newMemBucket(key memBucketKey) *memBucket {
@@ -38,14 +40,18 @@ func newMemBucket(key memBucketKey) *memBucket {
 		key:       key,
 		ready:     recHeap{less: claimsBefore},
 		scheduled: recHeap{less: runsBefore},
+		readyKeys: map[string]int{},
 	}
 }
 
-// claimsBefore is the claim order: higher priority, then older RunAt, then
-// older ID.
+// claimsBefore is the claim order: higher priority, then lower fair rank,
+// then older RunAt, then older ID.
 func claimsBefore(a, b *memRecord) bool {
 	if a.job.Priority != b.job.Priority {
 		return a.job.Priority > b.job.Priority
+	}
+	if a.rank != b.rank {
+		return a.rank < b.rank
 	}
 	if !a.job.RunAt.Equal(b.job.RunAt) {
 		return a.job.RunAt.Before(b.job.RunAt)
@@ -62,6 +68,7 @@ func (b *memBucket) add(r *memRecord, now time.Time) {
 	r.inReady = !r.job.RunAt.After(now)
 	if r.inReady {
 		heap.Push(&b.ready, r)
+		b.readyKeys[r.job.ConcurrencyKey]++
 	} else {
 		heap.Push(&b.scheduled, r)
 	}
@@ -72,6 +79,7 @@ func (b *memBucket) remove(r *memRecord) {
 	if r.heapIdx >= 0 {
 		if r.inReady {
 			heap.Remove(&b.ready, r.heapIdx)
+			b.readyKey(r, -1)
 		} else {
 			heap.Remove(&b.scheduled, r.heapIdx)
 		}
@@ -79,12 +87,17 @@ func (b *memBucket) remove(r *memRecord) {
 	r.bucket = nil
 }
 
-// promote moves the scheduled records whose RunAt has come to ready.
-func (b *memBucket) promote(now time.Time) {
+// promote moves the scheduled records whose RunAt has come to ready,
+// giving each the fair rank that rank returns (nil: keep its rank).
+func (b *memBucket) promote(now time.Time, rank func(*memRecord) int64) {
 	for b.scheduled.Len() > 0 && !b.scheduled.recs[0].job.RunAt.After(now) {
 		r := heap.Pop(&b.scheduled).(*memRecord)
+		if rank != nil {
+			r.rank = rank(r)
+		}
 		r.inReady = true
 		heap.Push(&b.ready, r)
+		b.readyKeys[r.job.ConcurrencyKey]++
 	}
 }
 
@@ -100,7 +113,23 @@ func (b *memBucket) peek() *memRecord {
 func (b *memBucket) popReady() *memRecord {
 	r := heap.Pop(&b.ready).(*memRecord)
 	r.bucket = nil
+	b.readyKey(r, -1)
 	return r
+}
+
+// readyKey counts r in (d = 1) or out of (d = -1) readyKeys.
+func (b *memBucket) readyKey(r *memRecord, d int) {
+	k := r.job.ConcurrencyKey
+	if b.readyKeys[k] += d; b.readyKeys[k] <= 0 {
+		delete(b.readyKeys, k)
+	}
+}
+
+// putReady puts back a ready record that popReady returned.
+func (b *memBucket) putReady(r *memRecord) {
+	r.bucket, r.inReady = b, true
+	heap.Push(&b.ready, r)
+	b.readyKeys[r.job.ConcurrencyKey]++
 }
 
 // empty reports whether the bucket holds no record.

@@ -34,7 +34,7 @@ func TestMemBucketOrder(t *testing.T) {
 		}
 	}
 	now := base.Add(150 * time.Second)
-	b.promote(now)
+	b.promote(now, nil)
 	var want []*memRecord
 	for _, r := range live {
 		if !r.job.RunAt.After(now) {

@@ -54,7 +54,7 @@ func (m *MemoryRepository) Tick(ctx context.Context, ticks ...ScheduleTick) ([]b
 				p = cloneJob(&r.job)
 				p.Duplicate = true
 			} else {
-				m.insert(cloneJob(p), t)
+				m.insert(cloneJob(p), m.ranks([]*Job{p}, t)[0], t)
 				created[i] = true
 			}
 			*tk.Job = *p

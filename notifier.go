@@ -125,7 +125,8 @@ func (r *Runner) onHint(ev Event) {
 		r.cancelPollNow()
 		return
 	}
-	if ev.Ready {
+	// A job that ended elsewhere may have freed a slot of a limit.
+	if ev.Ready || (len(ev.Changed) > 0 && r.limits.any) {
 		r.wakeForHint()
 	}
 	for _, id := range ev.Changed {

@@ -50,6 +50,7 @@ type runnerConfig struct {
 	loggerSet    bool
 	notifier     Notifier // see notifier.go
 	notifierSet  bool
+	queueLimits  map[string]Limit // see limit.go
 }
 
 // WithConcurrency sets how many handlers run at once. The default is 8; n
@@ -195,6 +196,9 @@ func newRunnerConfig(opts []Option) (runnerConfig, error) {
 		if err := checkName(op, "queue", q, false); err != nil {
 			return c, err
 		}
+	}
+	if err := validateLimits(op, "queue", c.queueLimits); err != nil {
+		return c, err
 	}
 	c.owner = defaultOwner()
 	if err := checkName(op, "owner", c.owner, false); err != nil {

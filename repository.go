@@ -114,7 +114,8 @@ type JobRepository interface {
 	ResumeQueue(ctx context.Context, queue string) error
 
 	// Claim atomically moves up to q.Limit pending jobs whose RunAt has come
-	// to running, highest Priority first and then oldest RunAt, and returns
+	// to running, highest Priority first, then by turns among concurrency
+	// keys (see Fairness below) and then oldest RunAt, and returns
 	// them. Each claimed job gets a fresh lease token, LeaseOwner q.Owner, a
 	// lease that expires after q.LeaseDuration, StartedAt now, and Attempt
 	// incremented; the lease runs from when the claim lands, after any wait
@@ -124,10 +125,43 @@ type JobRepository interface {
 	// returned slice is unspecified. A job whose stored row cannot be read
 	// (damaged by other code) is not returned and does not stop the others
 	// from being claimed: it ends failed at once, its Error saying why. A
-	// query without an owner, with a limit outside [1, 1000] or
-	// with a lease duration <= 0 is ErrInvalidArgument.
+	// query without an owner, with a limit outside [1, 1000],
+	// with a lease duration <= 0 or with an invalid limit is
+	// ErrInvalidArgument.
 	//
 	// Jobs of a paused queue are not claimed (see PauseQueue).
+	//
+	// Flow control. A claim admits a job only while it fits the limits of
+	// q.KindLimits for its kind and q.QueueLimits for its queue (see
+	// [Limit]), counted over the whole storage, every owner's jobs alike,
+	// and counting the jobs this claim takes: Running bounds the jobs in
+	// status running of the kind (or queue), PerKey those of each
+	// ConcurrencyKey (jobs without a key are not counted per key), Rate
+	// the jobs claimed within the last Period and KeyRate those of each
+	// key. A job running under an expired lease still counts until
+	// RescueExpired (or a rescue of a dead owner) moves it: a slot is
+	// freed by a Finish, Release or rescue. Retried attempts count as new
+	// starts. Jobs that do not fit are skipped, not waited for: the
+	// claim takes the next ones in order that fit, or returns fewer than
+	// q.Limit. The check and the claim are atomic across every process
+	// and connection: concurrent claims never admit more than a limit
+	// allows. The limits are those of the claiming query: a claim that
+	// declares no limit for a kind takes its jobs freely (running jobs
+	// still count against later limited claims), so every claimer should
+	// declare the same limits. q.NextStart reports when a rate limit will
+	// let the next held-back job start.
+	//
+	// Fairness. Among ready jobs of equal priority in one queue, claims
+	// take the concurrency keys in turn (start-time fair queuing): Create
+	// gives each job its place in line, right after the last pending job
+	// of its key in its queue, and never before the first ready job of the
+	// queue. A key with 10 000 jobs queued thus holds 10 000 turns ahead,
+	// and a job of another key created later is among the next claimed.
+	// Jobs without a key take their turns as one key "". The jobs of a key
+	// created in one call are in line by priority, RunAt and ID; a key's
+	// later job never goes before its earlier pending ones, whatever their
+	// RunAt. A job keeps its place when it is retried, released or
+	// rescued. Jobs created concurrently may share a place; RunAt decides.
 	Claim(ctx context.Context, q ClaimQuery) ([]*Job, error)
 
 	// UpdateProgress stores each update's progress (and its checkpoint and
@@ -332,6 +366,19 @@ type ClaimQuery struct {
 	Kinds         []string      // claim only these kinds; empty: any
 	Limit         int           // at most this many jobs, 1 to 1000
 	LeaseDuration time.Duration // how long the lease lasts without renewal; > 0
+
+	// KindLimits and QueueLimits bound, by kind and by queue, the jobs
+	// that run and start across everything sharing the storage; see
+	// [JobRepository.Claim]. Names must be valid kind and queue names and
+	// each Limit valid (see [Limit]).
+	KindLimits  map[string]Limit
+	QueueLimits map[string]Limit
+
+	// NextStart, when not nil, is set by Claim to the earliest time at
+	// which a rate limit (Rate or KeyRate) that is reached lets a job
+	// start again, or to the zero time when no rate of q is reached. A
+	// runner held back by a rate sleeps until then instead of polling.
+	NextStart *time.Time
 }
 
 // Stats counts jobs.

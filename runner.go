@@ -26,6 +26,7 @@ func WithKindTimeout(d time.Duration) HandleOption { return func(h *handler) { h
 type handler struct {
 	fn      func(ctx context.Context, job *Job, progress Reporter) (json.RawMessage, error)
 	timeout time.Duration
+	limit   Limit // see limit.go
 }
 
 // Runner runs the handlers of the jobs stored in a [JobRepository]: it
@@ -54,6 +55,8 @@ type Runner struct {
 
 	wakes  wakeSchedule // delayed wake-ups of the fetcher; see wake.go
 	pauses localPauses  // queues paused by this runner; see pause.go
+
+	limits claimLimits // set by Run; see limit.go
 
 	emu   sync.Mutex // guards execs
 	execs map[uuid.UUID]*execution
@@ -133,6 +136,9 @@ func (r *Runner) Handle(kind string, h func(ctx context.Context, job *Job, progr
 	}
 	if hd.timeout < 0 {
 		panic(fmt.Sprintf("jobs: handle %q: negative timeout", kind))
+	}
+	if err := hd.limit.validate("handle", "limit of kind "+kind); err != nil {
+		panic(err.Error())
 	}
 	r.hmu.Lock()
 	defer r.hmu.Unlock()
@@ -253,6 +259,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		return newError(ErrConflict, "run", uuid.Nil, "the runner was already started")
 	}
 	kinds := r.kinds()
+	r.limits = r.claimLimits()
 	log := r.cfg.logger
 	log.Info("runner started", "owner", r.cfg.owner, "kinds", kinds, "concurrency", r.cfg.concurrency)
 	defer r.holdHints()()

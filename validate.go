@@ -52,6 +52,9 @@ func (j *Job) Prepare(now time.Time, maxPayload int) error {
 	if len(j.UniqueKey) > rules.MaxUniqueKeyLength || !utf8.ValidString(j.UniqueKey) || rules.HasNUL(j.UniqueKey) {
 		return invalid(op, "unique key must be valid UTF-8 without NUL, at most %d bytes", rules.MaxUniqueKeyLength)
 	}
+	if err := checkName(op, "concurrency key", j.ConcurrencyKey, true); err != nil {
+		return err
+	}
 	if err := checkRunAt(op, uuid.Nil, j.RunAt); err != nil {
 		return err
 	}
@@ -139,7 +142,10 @@ func (q ClaimQuery) Validate() error {
 			return err
 		}
 	}
-	return nil
+	if err := validateLimits(op, "kind", q.KindLimits); err != nil {
+		return err
+	}
+	return validateLimits(op, "queue", q.QueueLimits)
 }
 
 // Page validates q for [JobRepository.List] and returns the page size to

@@ -111,8 +111,10 @@ func (r *Runner) fetch(ctx, base context.Context, kinds []string) error {
 			return nil
 		}
 		start, paused := time.Now(), r.pauses.claimSeq()
+		var next time.Time // when a rate limit lets a held-back job start
 		js, err := r.claim(ctx, base, ClaimQuery{Owner: r.cfg.owner, Queues: r.cfg.queues,
-			Kinds: kinds, Limit: limit, LeaseDuration: r.cfg.lease})
+			Kinds: kinds, Limit: limit, LeaseDuration: r.cfg.lease,
+			KindLimits: r.limits.kinds, QueueLimits: r.limits.queues, NextStart: &next})
 		if ctx.Err() != nil {
 			// Shutdown came during the claim: its jobs are handed back.
 			r.stopping.Store(true)
@@ -133,6 +135,11 @@ func (r *Runner) fetch(ctx, base context.Context, kinds []string) error {
 		r.dispatch(base, js, paused, start, time.Now())
 		if len(js) == limit {
 			continue // there may be more
+		}
+		if !next.IsZero() {
+			// A rate limit holds jobs back: claim again when it lets
+			// one start, not before (unless woken for another reason).
+			r.wakeAt(next)
 		}
 		idle.Reset(r.cfg.poll)
 		select {

@@ -30,13 +30,50 @@ func (r *Repository) Claim(ctx context.Context, q jobs.ClaimQuery) ([]*jobs.Job,
 	var (
 		claimed []*jobs.Job
 		t       time.Time
+		next    time.Time // see ClaimQuery.NextStart
+		rated   bool      // next must be read again (claim_limit_pg.go)
 	)
+	limited := hasLimits(q)
 	// On SQLite the claim is a transaction, so that its clock is read once
 	// it holds the write lock: a claim that waited for another process
-	// still hands out a whole lease.
+	// still hands out a whole lease. On PostgreSQL no claim is: a limited
+	// claim reads, then claims in one statement (claim_limit_pg.go).
+	if r.d.pg {
+		// Rank the jobs that came due (fair.go); on SQLite in the claim's
+		// transaction below.
+		if err := r.write(ctx, op, false, func(ctx context.Context, db bun.IDB) error {
+			return r.promote(ctx, db, rules.Now())
+		}); err != nil {
+			return nil, err
+		}
+	}
 	err := r.write(ctx, op, r.d.sqlite(), func(ctx context.Context, db bun.IDB) error {
 		t = rules.Now()
+		claimed, next, rated = nil, time.Time{}, false
+		if r.d.sqlite() {
+			if err := r.promote(ctx, db, t); err != nil {
+				return err
+			}
+		}
 		query, args := r.claimSQL(q, t)
+		var lc *limitedClaim
+		if limited {
+			var err error
+			lc, err = r.admitClaim(ctx, db, q)
+			if err != nil || lc.ids == nil {
+				if lc != nil {
+					next = lc.ad.NextStart()
+				}
+				return err
+			}
+			t, next = lc.t, lc.ad.NextStart()
+			if r.d.pg {
+				query, args = r.pgLimitedClaimSQL(q, t, lc.ids)
+				lc, rated = nil, !next.IsZero() // jobs_limit_admit logs the starts
+			} else {
+				query, args = r.claimIDsSQL(q, t, lc.ids)
+			}
+		}
 		rows, err := r.query(ctx, db, query, args...)
 		if err != nil {
 			return err
@@ -47,6 +84,9 @@ func (r *Repository) Claim(ctx context.Context, q jobs.ClaimQuery) ([]*jobs.Job,
 		}
 		var bad []unreadable
 		claimed, bad, err = scanLenient(rows, s)
+		if err == nil && lc != nil {
+			err = r.logStarts(ctx, db, lc, claimed)
+		}
 		if err != nil || len(bad) == 0 {
 			return err
 		}
@@ -61,8 +101,14 @@ func (r *Repository) Claim(ctx context.Context, q jobs.ClaimQuery) ([]*jobs.Job,
 		}
 		return err
 	})
+	if err == nil && rated {
+		next, err = r.pgNextStart(ctx, q)
+	}
 	if err != nil {
 		return nil, err
+	}
+	if q.NextStart != nil {
+		*q.NextStart = next
 	}
 	if r.d.sqlite() {
 		// The values the claim set from Go, as stored (to the microsecond).
@@ -91,7 +137,7 @@ func (r *Repository) claimSQL(q jobs.ClaimQuery, t time.Time) (string, []any) {
 	s, args = r.d.leaseUntil(args, t, q.LeaseDuration)
 	b.WriteString(s)
 	var sub strings.Builder
-	sub.WriteString("SELECT id FROM jobs WHERE status = 'pending' AND run_at <= ")
+	sub.WriteString("SELECT id FROM jobs WHERE status = 'pending' AND fair_rank > -1 AND run_at <= ")
 	s, args = r.d.now(args, t)
 	sub.WriteString(s)
 	if len(q.Queues) > 0 {
@@ -114,7 +160,7 @@ func (r *Repository) claimSQL(q jobs.ClaimQuery, t time.Time) (string, []any) {
 	// On SQLite the limit is bound as +?: a plain bound LIMIT makes SQLite
 	// re-prepare the statement on every run (it plans with the value), and a
 	// literal would prepare one statement per limit.
-	sub.WriteString(" ORDER BY priority DESC, run_at, id LIMIT " + r.d.limitArg())
+	sub.WriteString(" ORDER BY priority DESC, fair_rank, run_at, id LIMIT " + r.d.limitArg())
 	args = append(args, q.Limit)
 	sub.WriteString(r.d.skipLocked())
 	returning := jobColumns
@@ -122,6 +168,29 @@ func (r *Repository) claimSQL(q jobs.ClaimQuery, t time.Time) (string, []any) {
 		returning = sqliteClaimColumns
 	}
 	b.WriteString(" WHERE " + r.d.idIn(sub.String()) + " AND " + r.d.stillPending() + " RETURNING " + returning)
+	return b.String(), args
+}
+
+// claimIDsSQL is the claim statement of q at time t for the pending jobs
+// named by ids (picked by a limited claim), and its arguments.
+func (r *Repository) claimIDsSQL(q jobs.ClaimQuery, t time.Time, ids []string) (string, []any) {
+	var b strings.Builder
+	args := make([]any, 0, 8+len(ids))
+	b.WriteString("UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_token = ")
+	b.WriteString(r.d.newToken())
+	b.WriteString(", lease_owner = ?, started_at = ?, updated_at = ?, lease_expires_at = ")
+	args = append(args, q.Owner, t, t)
+	var s string
+	s, args = r.d.leaseUntil(args, t, q.LeaseDuration)
+	b.WriteString(s)
+	returning := jobColumns
+	if r.d.sqlite() {
+		returning = sqliteClaimColumns
+	}
+	b.WriteString(" WHERE ")
+	s, args = r.d.idList(args, ids)
+	b.WriteString(s)
+	b.WriteString(" AND " + r.d.stillPending() + " RETURNING " + returning)
 	return b.String(), args
 }
 
@@ -223,9 +292,11 @@ func (r *Repository) Finish(ctx context.Context, completions ...jobs.Completion)
 				"error = CASE WHEN d_error <> '' THEN d_error ELSE error END, " +
 				"errors = CASE WHEN d_error <> '' THEN " + d.appendError("errors", "attempt", "d_error", "?") + " ELSE errors END, " +
 				"run_at = CASE WHEN " + retry + " THEN COALESCE(d_run_at, ?" + d.castTime() + ") ELSE run_at END, " +
+				// A retry due later is ranked when it comes due (fair.go).
+				"fair_rank = CASE WHEN " + retry + " AND d_run_at > ?" + d.castTime() + " THEN -1 ELSE fair_rank END, " +
 				"finished_at = CASE WHEN " + retry + " THEN NULL ELSE ?" + d.castTime() + " END, " + extra +
 				"lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = ?"
-			return set, append(args, t.Format(time.RFC3339Nano), t, t, t)
+			return set, append(args, t.Format(time.RFC3339Nano), t, t, t, t)
 		}
 	}
 	var plain, full, withOutput []fencedRow

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -99,20 +100,36 @@ func (r *Repository) create(ctx context.Context, idb bun.IDB, js []*jobs.Job) er
 	// Several statements need a transaction to be all or nothing.
 	multi := len(chunks) > 1 || anyKey
 	// The prepared statements of SQLite (stmt.go) write neither unique
-	// keys nor metadata.
-	bound := idb == nil && !anyKey && !anyMeta && r.d.bindsArgs()
+	// keys, metadata nor concurrency keys.
+	bound := idb == nil && !anyKey && !anyMeta && r.d.bindsArgs() &&
+		!slices.ContainsFunc(js, func(j *jobs.Job) bool { return j.ConcurrencyKey != "" })
 	var dups map[int]*jobs.Job
 	fn := func(ctx context.Context, db bun.IDB) error {
-		var err error
-		dups, err = r.insert(ctx, db, js, chunks, anyKey)
+		rk, err := r.ranks(ctx, db, js, t, r.d.pg)
+		if err != nil {
+			return err
+		}
+		dups, err = r.insert(ctx, db, js, chunks, anyKey, rk)
 		return err
 	}
 	var err error
 	switch {
 	case bound && len(js) == 1:
-		err = r.writeCreate(ctx, op, false, js, &dups, func(ctx context.Context, _ bun.IDB) error { return r.insertOneBound(ctx, js[0]) })
+		err = r.writeCreate(ctx, op, false, js, &dups, func(ctx context.Context, db bun.IDB) error {
+			rk, err := r.ranks(ctx, db, js, t, true)
+			if err != nil {
+				return err
+			}
+			return r.insertOneBound(ctx, js[0], rk, t)
+		})
 	case bound:
-		err = r.writeCreate(ctx, op, true, js, &dups, func(ctx context.Context, db bun.IDB) error { return r.insertBound(ctx, db, js) })
+		err = r.writeCreate(ctx, op, true, js, &dups, func(ctx context.Context, db bun.IDB) error {
+			rk, err := r.ranks(ctx, db, js, t, false)
+			if err != nil {
+				return err
+			}
+			return r.insertBound(ctx, db, js, rk)
+		})
 	case idb == nil:
 		err = r.writeCreate(ctx, op, multi, js, &dups, fn)
 	case multi:
@@ -150,12 +167,12 @@ func chunkJobs(js []*jobs.Job) (chunks [][2]int, anyKey, anyMeta bool) {
 
 // insert writes the prepared jobs and returns, by index, the existing jobs
 // that took the place of those whose unique key was already used.
-func (r *Repository) insert(ctx context.Context, db bun.IDB, js []*jobs.Job, chunks [][2]int, anyKey bool) (map[int]*jobs.Job, error) {
+func (r *Repository) insert(ctx context.Context, db bun.IDB, js []*jobs.Job, chunks [][2]int, anyKey bool, rk fairRanks) (map[int]*jobs.Job, error) {
 	insertRows := insertMultiRow
 	if r.d.pg {
 		insertRows = insertUnnest // create_pg.go
 	}
-	inserted, err := insertRows(ctx, db, js, chunks, anyKey)
+	inserted, err := insertRows(ctx, db, js, chunks, anyKey, rk)
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +206,7 @@ func (r *Repository) insert(ctx context.Context, db bun.IDB, js []*jobs.Job, chu
 			retry[k] = js[i]
 		}
 		chunks, _, _ := chunkJobs(retry)
-		inserted, err := insertRows(ctx, db, retry, chunks, true)
+		inserted, err := insertRows(ctx, db, retry, chunks, true, rk)
 		if err != nil {
 			return nil, err
 		}
@@ -247,9 +264,9 @@ func (r *Repository) keyHolders(ctx context.Context, db bun.IDB, js []*jobs.Job,
 // statement of jobs builds its column list from these two constants; the
 // others take their column defaults.
 const (
-	insertColsHead = "id, kind, queue, priority, payload, max_attempts, timeout"
+	insertColsHead = "id, kind, queue, priority, payload, max_attempts, timeout, fair_rank"
 	insertColsTail = "run_at, created_at, updated_at"
-	insertCols     = insertColsHead + ", unique_key, metadata, " + insertColsTail
+	insertCols     = insertColsHead + ", unique_key, concurrency_key, metadata, " + insertColsTail
 )
 
 // insertColumns is the multi-row INSERT of jobs up to its rows.
@@ -259,7 +276,7 @@ const onConflictKey = " ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO
 
 // insertMultiRow inserts with one multi-row INSERT per chunk and returns the
 // IDs it inserted when anyKey is set (nil otherwise).
-func insertMultiRow(ctx context.Context, db bun.IDB, js []*jobs.Job, chunks [][2]int, anyKey bool) (map[uuid.UUID]bool, error) {
+func insertMultiRow(ctx context.Context, db bun.IDB, js []*jobs.Job, chunks [][2]int, anyKey bool, rk fairRanks) (map[uuid.UUID]bool, error) {
 	var b strings.Builder
 	var inserted map[uuid.UUID]bool
 	if anyKey {
@@ -267,14 +284,14 @@ func insertMultiRow(ctx context.Context, db bun.IDB, js []*jobs.Job, chunks [][2
 	}
 	for _, c := range chunks {
 		b.Reset()
-		args := make([]any, 0, 12*(c[1]-c[0]))
+		args := make([]any, 0, 14*(c[1]-c[0]))
 		b.WriteString(insertColumns)
 		for i, j := range js[c[0]:c[1]] {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-			args = append(args, insertArgs(j)...)
+			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			args = append(args, insertArgs(j, rk[j.ID])...)
 		}
 		if !anyKey {
 			if _, err := db.ExecContext(ctx, b.String(), args...); err != nil {
@@ -309,11 +326,11 @@ func scanInsertedIDs(rows *sql.Rows, inserted map[uuid.UUID]bool) error {
 }
 
 // insertArgs are the values of one job for insertColumns.
-func insertArgs(j *jobs.Job) []any {
+func insertArgs(j *jobs.Job, rank int64) []any {
 	var key any
 	if j.UniqueKey != "" {
 		key = j.UniqueKey
 	}
 	return []any{j.ID.String(), j.Kind, j.Queue, j.Priority, string(j.Payload), j.MaxAttempts,
-		int64(j.Timeout), key, metadataArg(j.Metadata), j.RunAt, j.CreatedAt, j.UpdatedAt}
+		int64(j.Timeout), rank, key, j.ConcurrencyKey, metadataArg(j.Metadata), j.RunAt, j.CreatedAt, j.UpdatedAt}
 }

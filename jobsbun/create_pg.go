@@ -13,15 +13,22 @@ import (
 
 // insertUnnestSQL is the INSERT of insertUnnest: one array per column of
 // insertCols, in its order.
-const insertUnnestSQL = "INSERT INTO jobs (" + insertCols + ") SELECT * FROM unnest(?::uuid[], ?::text[], ?::text[], " +
-	"?::int[], ?::jsonb[], ?::int[], ?::bigint[], ?::text[], ?::jsonb[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[])"
+// The rank array holds -1 or the offsets of ranks (fair.go): the INSERT
+// adds max(V, L + 1), read by its subqueries from the table as it was
+// before the statement.
+const insertUnnestSQL = "INSERT INTO jobs (" + insertCols + ") SELECT _u.id, _u.kind, _u.queue, _u.priority, _u.payload, _u.max_attempts, _u.timeout, " +
+	"CASE WHEN _u.fair_rank < 0 THEN -1 ELSE _u.fair_rank + GREATEST(" +
+	"COALESCE((SELECT h.fair_rank FROM jobs h WHERE h.status = 'pending' AND h.fair_rank >= 0 AND h.queue = _u.queue AND h.run_at <= now() ORDER BY h.fair_rank LIMIT 1), 0), " +
+	"COALESCE((SELECT k.fair_rank + 1 FROM jobs k WHERE k.status = 'pending' AND k.fair_rank >= 0 AND k.queue = _u.queue AND k.concurrency_key = _u.concurrency_key ORDER BY k.fair_rank DESC LIMIT 1), 0)) END, " +
+	"_u.unique_key, _u.concurrency_key, _u.metadata, _u.run_at, _u.created_at, _u.updated_at FROM unnest(?::uuid[], ?::text[], ?::text[], " +
+	"?::int[], ?::jsonb[], ?::int[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::jsonb[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[]) AS _u(" + insertCols + ")"
 
 // insertUnnest is insertMultiRow for PostgreSQL: each chunk is one INSERT …
 // SELECT FROM unnest(…) with one array per column, instead of a VALUES list
 // of twelve values per row: PostgreSQL parses and plans twelve arrays far
 // faster than thousands of row expressions (BenchmarkRepoCreateBatch shows
 // the difference).
-func insertUnnest(ctx context.Context, db bun.IDB, js []*jobs.Job, chunks [][2]int, anyKey bool) (map[uuid.UUID]bool, error) {
+func insertUnnest(ctx context.Context, db bun.IDB, js []*jobs.Job, chunks [][2]int, anyKey bool, rk fairRanks) (map[uuid.UUID]bool, error) {
 	var inserted map[uuid.UUID]bool
 	if anyKey {
 		inserted = make(map[uuid.UUID]bool, len(js))
@@ -32,24 +39,27 @@ func insertUnnest(ctx context.Context, db bun.IDB, js []*jobs.Job, chunks [][2]i
 		var (
 			ids, kinds, queues, payloads = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 			prios, maxAttempts           = make([]int, n), make([]int, n)
-			timeouts                     = make([]int64, n)
+			timeouts, ranks              = make([]int64, n), make([]int64, n)
 			keys, metas                  = make([]*string, n), make([]*string, n)
+			ckeys                        = make([]string, n)
 			runAt, created, updated      = make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
 		)
 		for i, j := range part {
 			ids[i], kinds[i], queues[i], payloads[i] = j.ID.String(), j.Kind, j.Queue, string(j.Payload)
-			prios[i], maxAttempts[i], timeouts[i] = j.Priority, j.MaxAttempts, int64(j.Timeout)
+			prios[i], maxAttempts[i], timeouts[i], ranks[i] = j.Priority, j.MaxAttempts, int64(j.Timeout), rk[j.ID]
 			if j.UniqueKey != "" {
 				keys[i] = &j.UniqueKey
 			}
 			if m, ok := metadataArg(j.Metadata).(string); ok {
 				metas[i] = &m
 			}
+			ckeys[i] = j.ConcurrencyKey
 			runAt[i], created[i], updated[i] = j.RunAt, j.CreatedAt, j.UpdatedAt
 		}
 		args := []any{pgdialect.Array(ids), pgdialect.Array(kinds), pgdialect.Array(queues), pgdialect.Array(prios),
-			pgdialect.Array(payloads), pgdialect.Array(maxAttempts), pgdialect.Array(timeouts), pgdialect.Array(keys),
-			pgdialect.Array(metas), pgdialect.Array(runAt), pgdialect.Array(created), pgdialect.Array(updated)}
+			pgdialect.Array(payloads), pgdialect.Array(maxAttempts), pgdialect.Array(timeouts), pgdialect.Array(ranks),
+			pgdialect.Array(keys), pgdialect.Array(ckeys), pgdialect.Array(metas),
+			pgdialect.Array(runAt), pgdialect.Array(created), pgdialect.Array(updated)}
 		if !anyKey {
 			if _, err := db.ExecContext(ctx, insertUnnestSQL, args...); err != nil {
 				return nil, err

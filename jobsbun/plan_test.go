@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/admit"
 	"github.com/jobsmith/jobs/internal/rules"
 
 	"github.com/stretchr/testify/require"
@@ -103,4 +104,102 @@ func TestSQLiteReadOutputIsOneRangeOfThePrimaryKey(t *testing.T) {
 	require.Contains(t, plan, "SEARCH job_output USING PRIMARY KEY (job_id=? AND seq>?)", plan)
 	require.Contains(t, plan, "SEARCH jobs USING", plan)
 	require.NotContains(t, plan, "TEMP B-TREE", plan)
+}
+
+// TestSQLiteFairHeadsUseTheirIndexes explains the read of the fair ranks'
+// heads: V walks jobs_fair_head_idx and L jobs_fair_idx, both in order
+// (no sort).
+func TestSQLiteFairHeadsUseTheirIndexes(t *testing.T) {
+	t.Parallel()
+	r := openTestSQLite(t)
+	query, args := r.headsSQL([]admit.QueueKey{{Queue: "q", Key: "a"}, {Queue: "q", Key: ""}}, rules.Now())
+	plan := explain(t, r, query, args)
+	require.Contains(t, plan, "jobs_fair_head_idx", plan)
+	require.Contains(t, plan, "jobs_fair_idx", plan)
+	require.NotContains(t, plan, "TEMP B-TREE", plan)
+}
+
+// TestSQLiteLimitedClaimUsesItsIndexes explains the statements of a
+// limited claim: the walk of pending jobs follows jobs_claim_idx in claim
+// order, and the running jobs are counted from jobs_running_idx.
+func TestSQLiteLimitedClaimUsesItsIndexes(t *testing.T) {
+	t.Parallel()
+	r := openTestSQLite(t)
+	q := jobs.ClaimQuery{Owner: "w", Kinds: []string{"a", "b"}, Limit: 10, LeaseDuration: time.Minute}
+	closed := []admit.Scope{{Type: admit.KindScope, Name: "b"}}
+	full := map[admit.Scope][]string{{Type: admit.KindScope, Name: "a"}: {"u1", "u2"}}
+	level := 1
+	for _, w := range []struct {
+		level *int
+		after *walkPos
+		want  string
+	}{
+		{nil, nil, "SCAN jobs USING COVERING INDEX jobs_claim_idx"},
+		{nil, &walkPos{priority: 1}, "SEARCH jobs USING COVERING INDEX jobs_claim_idx (priority<?)"},
+		{&level, &walkPos{priority: 1, rank: 2, runAt: rules.Now(), id: "x"}, "SEARCH jobs USING COVERING INDEX jobs_claim_idx (priority=? AND fair_rank>? AND fair_rank<?)"},
+	} {
+		query, args := r.walkSQL(q, rules.Now(), closed, full, w.level, w.after, 70, 256)
+		plan := explain(t, r, query, args)
+		require.Contains(t, plan, w.want, plan)
+		require.NotContains(t, plan, "TEMP B-TREE", plan)
+	}
+	for _, p := range []struct {
+		queues []string
+		after  *admit.QueueKey
+		within bool
+		want   string
+	}{
+		{nil, nil, false, "SCAN jobs USING COVERING INDEX jobs_fair_idx"},
+		{nil, &admit.QueueKey{Queue: "q", Key: "u"}, true, "SEARCH jobs USING COVERING INDEX jobs_fair_idx (queue=? AND concurrency_key>?)"},
+		{nil, &admit.QueueKey{Queue: "q", Key: "u"}, false, "SEARCH jobs USING COVERING INDEX jobs_fair_idx (queue>?)"},
+		{[]string{"q", "r"}, &admit.QueueKey{Queue: "q", Key: "u"}, true, "SEARCH jobs USING COVERING INDEX jobs_fair_idx (queue=? AND concurrency_key>?)"},
+	} {
+		query, args := pairSQL(p.queues, p.after, p.within)
+		plan := explain(t, r, query, args)
+		require.Contains(t, plan, p.want, plan)
+		require.NotContains(t, plan, "TEMP B-TREE", plan)
+	}
+	query, args := runningSQL([]admit.Scope{{Type: admit.KindScope, Name: "a"}, {Type: admit.QueueScope, Name: "q"}})
+	plan := explain(t, r, query, args)
+	require.Contains(t, plan, "jobs_running_idx", plan)
+}
+
+// TestSQLiteWalkSeeksToItsPosition times a page of the limited walk that
+// starts near the end of 20 000 jobs of one priority against one that
+// starts at the beginning: the seek must start at the page's position,
+// not at the start of the priority (the plan text cannot tell which of
+// two lower bounds on fair_rank SQLite seeks with).
+func TestSQLiteWalkSeeksToItsPosition(t *testing.T) {
+	t.Parallel()
+	r := openTestSQLite(t)
+	ctx := t.Context()
+	for range 20 {
+		js := make([]*jobs.Job, 1000)
+		for i := range js {
+			js[i] = &jobs.Job{Kind: "k", ConcurrencyKey: "a"}
+		}
+		require.NoError(t, r.Create(ctx, js...))
+	}
+	q := jobs.ClaimQuery{Owner: "w", Kinds: []string{"k"}, Limit: 10, LeaseDuration: time.Minute}
+	level := 0
+	page := func(rank int64) time.Duration {
+		after := &walkPos{rank: rank, runAt: rules.Now().Add(-time.Hour), id: "0"}
+		query, args := r.walkSQL(q, rules.Now(), nil, nil, &level, after, rank+100, 256)
+		best := time.Hour
+		for range 5 {
+			start := time.Now()
+			rows, err := r.query(ctx, r.db, query, args...)
+			require.NoError(t, err)
+			n := 0
+			for rows.Next() {
+				n++
+			}
+			require.NoError(t, rows.Close())
+			require.Equal(t, 101, n) // ranks rank to rank+100
+			best = min(best, time.Since(start))
+		}
+		return best
+	}
+	early, late := page(0), page(19000)
+	require.Less(t, late, 5*early, "a late page costs like an early one (early %v, late %v)", early, late)
 }

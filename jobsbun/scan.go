@@ -15,7 +15,7 @@ import (
 // the order jobScanner expects.
 const jobColumns = "id, kind, queue, status, priority, payload, result, progress_fraction, progress_message, " +
 	"error, errors, attempt, max_attempts, timeout, unique_key, cancel_requested, run_at, created_at, " +
-	"updated_at, started_at, finished_at, lease_owner, lease_token, lease_expires_at, checkpoint, output_seq, metadata"
+	"updated_at, started_at, finished_at, lease_owner, lease_token, lease_expires_at, checkpoint, output_seq, metadata, concurrency_key"
 
 // sqliteJobColumns is jobColumns for SQLite, with each timestamp as the
 // expression +col (the same text): modernc parses a column declared
@@ -65,7 +65,8 @@ func newJobScanner() *jobScanner {
 	s.dest = []any{&j.ID, &j.Kind, &j.Queue, &s.status, &j.Priority, &s.payload, &s.result,
 		&j.Progress.Fraction, &j.Progress.Message, &j.Error, &s.errs, &j.Attempt, &j.MaxAttempts,
 		&s.timeout, &s.uniqueKey, &j.CancelRequested, &s.runAt, &s.created, &s.updated, &s.started,
-		&s.finished, &s.owner, &s.token, &s.leaseExpires, &s.checkpoint, &j.OutputSeq, &s.metadata}
+		&s.finished, &s.owner, &s.token, &s.leaseExpires, &s.checkpoint, &j.OutputSeq, &s.metadata,
+		&j.ConcurrencyKey}
 	s.tokenCol = slices.Index(s.dest, any(&s.token))
 	return s
 }
@@ -76,7 +77,7 @@ func newJobScanner() *jobScanner {
 // Fewer columns cost less to store for RETURNING and to read.
 const sqliteClaimColumns = "id, kind, queue, priority, payload, result, progress_fraction, progress_message, " +
 	"error, errors, attempt, max_attempts, timeout, unique_key, cancel_requested, +run_at, +created_at, lease_token, " +
-	"checkpoint, output_seq, metadata"
+	"checkpoint, output_seq, metadata, concurrency_key"
 
 // newClaimScanner scans rows of sqliteClaimColumns; the caller sets the
 // other fields (see Repository.Claim).
@@ -85,7 +86,7 @@ func newClaimScanner() *jobScanner {
 	j := &s.j
 	s.dest = []any{&j.ID, &j.Kind, &j.Queue, &j.Priority, &s.payload, &s.result,
 		&j.Progress.Fraction, &j.Progress.Message, &j.Error, &s.errs, &j.Attempt, &j.MaxAttempts,
-		&s.timeout, &s.uniqueKey, &j.CancelRequested, &s.runAt, &s.created, &s.token, &s.checkpoint, &j.OutputSeq, &s.metadata}
+		&s.timeout, &s.uniqueKey, &j.CancelRequested, &s.runAt, &s.created, &s.token, &s.checkpoint, &j.OutputSeq, &s.metadata, &j.ConcurrencyKey}
 	s.tokenCol = slices.Index(s.dest, any(&s.token))
 	return s
 }

@@ -91,7 +91,11 @@ func (r *Repository) Tick(ctx context.Context, ticks ...jobs.ScheduleTick) ([]bo
 			return nil
 		}
 		chunks, anyKey, _ := chunkJobs(fresh)
-		held, err := r.insert(ctx, db, fresh, chunks, anyKey)
+		rk, err := r.ranks(ctx, db, fresh, t, r.d.pg)
+		if err != nil {
+			return err
+		}
+		held, err := r.insert(ctx, db, fresh, chunks, anyKey, rk)
 		if err != nil {
 			return err
 		}

@@ -18,7 +18,9 @@ import (
 //
 // Indexes, each named after the query it serves:
 //   - jobs_claim_idx: partial on pending rows, ordered like the claim
-//     (priority DESC, run_at, id), then queue and kind, so that a claim
+//     (priority DESC, run_at, id), then queue and kind (rebuilt by the
+//     flow-control step with fair_rank after priority and the
+//     concurrency key last: schema_limits.go), so that a claim
 //     walks the index in order, filters queues and kinds without reading
 //     rows, and stops after LIMIT matches (a leading queue column would make
 //     a claim over all queues, the runner's default, read and sort every
@@ -84,7 +86,7 @@ var sqliteSteps = []migrate.Step{{
 	lease_token TEXT,
 	lease_expires_at TIMESTAMP,` + schemaChecks + `
 )`}, schemaIndexes...),
-}, sqliteOutputStep, sqliteQueuesStep, sqliteSchedulesStep, sqliteMetadataStep} // schema_output.go, schema_queues.go, schema_schedules.go, schema_metadata.go
+}, sqliteOutputStep, sqliteQueuesStep, sqliteSchedulesStep, sqliteMetadataStep, sqliteLimitStep} // schema_output.go, schema_queues.go, schema_schedules.go, schema_metadata.go, schema_limits.go
 
 var pgSteps = []migrate.Step{{
 	Version: 1,
@@ -115,7 +117,8 @@ var pgSteps = []migrate.Step{{
 	lease_token TEXT,
 	lease_expires_at TIMESTAMPTZ,` + schemaChecks + `
 )`}, schemaIndexes...),
-}, pgNotifyStep, pgOutputStep, pgOwnersStep, pgQueuesStep, pgSchedulesStep, pgMetadataStep} // schema_notify.go, schema_output.go, schema_owners.go, schema_queues.go, schema_schedules.go, schema_metadata.go
+}, pgNotifyStep, pgOutputStep, pgOwnersStep, pgQueuesStep, pgSchedulesStep, pgMetadataStep,
+	pgLimitStep} // schema_notify.go, schema_output.go, schema_owners.go, schema_queues.go, schema_schedules.go, schema_metadata.go, schema_limits.go
 
 // steps returns the migration steps of the dialect.
 func (d sqlDialect) steps() []migrate.Step {

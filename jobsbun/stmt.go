@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"math/bits"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -76,10 +77,20 @@ func (c *stmtCache) close() {
 func boundTime(t time.Time) string { return t.UTC().Format(sqlTimeLayout) }
 
 // insertOneBound inserts one job without a unique key through the cached
-// prepared INSERT.
-func (r *Repository) insertOneBound(ctx context.Context, j *jobs.Job) error {
-	return r.exec(ctx, r.db, "INSERT"+keylessInsert+keylessRow, insertBoundArgs(nil, j)...)
+// prepared INSERT, created at t; a due job's rank offset rk is folded
+// into the INSERT (foldedRankSQL).
+func (r *Repository) insertOneBound(ctx context.Context, j *jobs.Job, rk fairRanks, t time.Time) error {
+	args := insertBoundArgs(make([]any, 0, 15), j, rk)
+	if rk[j.ID] < 0 {
+		return r.exec(ctx, r.db, "INSERT"+keylessInsert+keylessRow, args...)
+	}
+	// The rank's argument is the 8th (insertColsHead).
+	args = slices.Insert(args, 8, any(j.Queue), any(boundTime(t)), any(j.Queue), any(j.ConcurrencyKey))
+	return r.exec(ctx, r.db, "INSERT"+keylessInsert+keylessFoldedRow, args...)
 }
+
+// keylessFoldedRow is keylessRow with the rank computed by foldedRankSQL.
+const keylessFoldedRow = "(?, ?, ?, ?, ?, ?, ?, " + foldedRankSQL + ", ?, ?, ?)"
 
 // insertBoundRows is the most rows one prepared INSERT of insertBound
 // carries. The driver binds in linear time, so 16 to 128 rows per statement
@@ -92,7 +103,7 @@ const insertBoundRows = 32
 const keylessInsert = " INTO jobs (" + insertColsHead + ", " + insertColsTail + ") VALUES "
 
 // keylessRow holds the placeholders of one row of keylessInsert.
-const keylessRow = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+const keylessRow = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 // insertBoundSQL holds the INSERT statements of 1, 2, 4, … insertBoundRows
 // rows: insertBoundSQL[k] has 1<<k rows.
@@ -117,18 +128,18 @@ var insertBoundSQL = func() []string {
 
 // insertSameTimeSQL holds the INSERT statements of 1, 2, 4, …
 // insertBoundRows rows that were created and run at one time, bound once
-// (the common batch): 7 values a row instead of 10.
+// (the common batch): 8 values a row instead of 11.
 var insertSameTimeSQL = func() []string {
 	var out []string
 	for n := 1; n <= insertBoundRows; n *= 2 {
 		var b strings.Builder
 		b.WriteString("WITH _t(ts) AS (SELECT ?) INSERT OR ROLLBACK" + strings.TrimSuffix(keylessInsert, " VALUES ") +
-			" SELECT column1, column2, column3, column4, column5, column6, column7, ts, ts, ts FROM (VALUES ")
+			" SELECT column1, column2, column3, column4, column5, column6, column7, column8, ts, ts, ts FROM (VALUES ")
 		for i := range n {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
 		}
 		b.WriteString("), _t")
 		out = append(out, b.String())
@@ -138,7 +149,7 @@ var insertSameTimeSQL = func() []string {
 
 // insertBoundArgs appends the values of j for keylessRow to args; equal
 // times are formatted once.
-func insertBoundArgs(args []any, j *jobs.Job) []any {
+func insertBoundArgs(args []any, j *jobs.Job, rk fairRanks) []any {
 	created := boundTime(j.CreatedAt)
 	updated, runAt := created, created
 	if !j.UpdatedAt.Equal(j.CreatedAt) {
@@ -148,7 +159,7 @@ func insertBoundArgs(args []any, j *jobs.Job) []any {
 		runAt = boundTime(j.RunAt)
 	}
 	return append(args, j.ID.String(), j.Kind, j.Queue, j.Priority, string(j.Payload), j.MaxAttempts,
-		int64(j.Timeout), runAt, created, updated)
+		int64(j.Timeout), rk[j.ID], runAt, created, updated)
 }
 
 // insertBound inserts jobs without unique keys with cached prepared
@@ -156,8 +167,8 @@ func insertBoundArgs(args []any, j *jobs.Job) []any {
 // powers of two that make it up. A chunk whose jobs share one creation and
 // run time binds that time once (insertSameTimeSQL). db is a transaction of [Repository.write]
 // (several statements must be all or nothing).
-func (r *Repository) insertBound(ctx context.Context, db bun.IDB, js []*jobs.Job) error {
-	args := make([]any, 0, 10*insertBoundRows)
+func (r *Repository) insertBound(ctx context.Context, db bun.IDB, js []*jobs.Job, rk fairRanks) error {
+	args := make([]any, 0, 11*insertBoundRows)
 	for lo := 0; lo < len(js); {
 		k := bits.Len(uint(min(len(js)-lo, insertBoundRows))) - 1
 		n := 1 << k
@@ -173,11 +184,11 @@ func (r *Repository) insertBound(ctx context.Context, db bun.IDB, js []*jobs.Job
 			q = insertSameTimeSQL[k]
 			args = append(args, boundTime(at))
 			for _, j := range chunk {
-				args = append(args, j.ID.String(), j.Kind, j.Queue, j.Priority, string(j.Payload), j.MaxAttempts, int64(j.Timeout))
+				args = append(args, j.ID.String(), j.Kind, j.Queue, j.Priority, string(j.Payload), j.MaxAttempts, int64(j.Timeout), rk[j.ID])
 			}
 		} else {
 			for _, j := range chunk {
-				args = insertBoundArgs(args, j)
+				args = insertBoundArgs(args, j, rk)
 			}
 		}
 		if err := r.exec(ctx, db, q, args...); err != nil {

@@ -80,7 +80,7 @@ func TestInsertBoundChunksAndRollsBackWhole(t *testing.T) {
 		require.NoError(t, more[i].Prepare(at, r.maxPayload))
 	}
 	more[len(more)-1].ID = js[0].ID
-	err = r.write(ctx, "create", true, func(ctx context.Context, db bun.IDB) error { return r.insertBound(ctx, db, more) })
+	err = r.write(ctx, "create", true, func(ctx context.Context, db bun.IDB) error { return r.insertBound(ctx, db, more, nil) })
 	require.ErrorContains(t, err, "UNIQUE constraint failed")
 	st, err = r.Stats(ctx)
 	require.NoError(t, err)

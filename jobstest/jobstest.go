@@ -134,6 +134,8 @@ func Run(t *testing.T, newRepo func(t *testing.T) jobs.JobRepository, opts ...Op
 		{"Context", contextCases},
 		{"Admin", append(adminCases, adminRaceCases...)},
 		{"Metadata", metadataCases},
+		{"Limits", limitCases},
+		{"Fairness", fairCases},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

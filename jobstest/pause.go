@@ -53,6 +53,19 @@ var pauseCases = []testCase{
 		require.Equal(t, []uuid.UUID{d.ID}, ids(h.claimQ(t, q())))
 		require.Equal(t, jobs.StatusPending, h.get(t, a.ID).Status)
 	}},
+	{"HoldsLimitedClaims", func(t *testing.T, h *harness) {
+		// A claim that declares limits takes another path on some
+		// backends; a pause binds it too.
+		a := h.create(t, inQueue("a"), inQueue("a"))
+		b := h.create(t, inQueue("b"))[0]
+		h.pause(t, "a")
+		q := jobs.ClaimQuery{Owner: "w", Limit: 10, LeaseDuration: hour,
+			KindLimits: map[string]jobs.Limit{"k": {Running: 5, PerKey: 1}}, QueueLimits: map[string]jobs.Limit{"a": {Running: 5}}}
+		require.Equal(t, []uuid.UUID{b.ID}, ids(h.claimQ(t, q)), "only the unpaused queue's job is claimed")
+		require.Empty(t, h.claimQ(t, q))
+		h.resume(t, "a")
+		require.Len(t, h.claimQ(t, q), len(a), "resumed: its jobs are claimed within the limits")
+	}},
 	{"DefaultQueue", func(t *testing.T, h *harness) {
 		h.pause(t, rules.DefaultQueue)
 		j := h.create(t, inQueue(""))[0]

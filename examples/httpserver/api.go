@@ -2,7 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/jobsmith/jobs"
 	"github.com/jobsmith/jobs/examples/internal/transcribe"
@@ -15,27 +19,46 @@ type createJobRequest struct {
 	Queue       string          `json:"queue"`
 	Priority    int             `json:"priority"`
 	MaxAttempts int             `json:"max_attempts"`
+	User        string          `json:"user"` // the concurrency key; see userOption
 }
 
-// createTranscription handles POST /api/transcribe: {"audio_url", "language"}
-// → 201 with the job, or 200 with the existing job for a repeated
-// Idempotency-Key.
+// transcribeRequest is the body of POST /api/transcribe: the job's payload
+// (a transcribe.Request, not embedded, so that decode errors name the
+// fields as the client wrote them) and the user it is for.
+type transcribeRequest struct {
+	AudioURL string `json:"audio_url"`
+	Language string `json:"language"`
+	User     string `json:"user"` // see userOption
+}
+
+// createTranscription handles POST /api/transcribe: {"audio_url",
+// "language", "user"} → 201 with the job, or 200 with the existing job for
+// a repeated Idempotency-Key. The user becomes the job's concurrency key
+// (its "concurrency_key" in the job's JSON): the transcription limits of
+// main.go bound how many of a user's jobs run at once.
 func (s *server) createTranscription(w http.ResponseWriter, r *http.Request) {
-	var req transcribe.Request
+	var req transcribeRequest
 	if err := decodeJSON(w, r, maxSmallBody, &req); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if err := s.checkTranscription(req, ""); err != nil {
+	payload := transcribe.Request{AudioURL: req.AudioURL, Language: req.Language}
+	if err := s.checkTranscription(payload, ""); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.enqueue(w, r, transcribe.Kind, req)
+	opts, err := userOption(req.User)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.enqueue(w, r, transcribe.Kind, payload, opts...)
 }
 
 // createJob handles POST /api/jobs, the generic form: any registered kind
-// with a JSON payload. Transcription payloads are checked as strictly as on
-// POST /api/transcribe.
+// with a JSON payload, and an optional user as on POST /api/transcribe.
+// Transcription payloads are checked as strictly as on POST
+// /api/transcribe.
 func (s *server) createJob(w http.ResponseWriter, r *http.Request) {
 	var req createJobRequest
 	if err := decodeJSON(w, r, maxJobBody, &req); err != nil {
@@ -59,7 +82,12 @@ func (s *server) createJob(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	opts := []jobs.EnqueueOption{jobs.WithPriority(req.Priority)}
+	opts, err := userOption(req.User)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	opts = append(opts, jobs.WithPriority(req.Priority))
 	if req.Queue != "" {
 		opts = append(opts, jobs.InQueue(req.Queue))
 	}
@@ -154,4 +182,18 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// userOption validates the "user" of a request and returns the enqueue
+// option that makes it the job's concurrency key; none for "", which means
+// no user: such jobs are bounded by no per-user limit (see main.go).
+func userOption(user string) ([]jobs.EnqueueOption, error) {
+	if user == "" {
+		return nil, nil
+	}
+	if len(user) > maxUser || strings.TrimSpace(user) != user ||
+		strings.ContainsFunc(user, func(c rune) bool { return !unicode.IsPrint(c) || c == utf8.RuneError }) {
+		return nil, &fieldError{field: "user", msg: fmt.Sprintf("must be at most %d bytes of printable text without leading or trailing spaces", maxUser)}
+	}
+	return []jobs.EnqueueOption{jobs.WithConcurrencyKey(user)}, nil
 }

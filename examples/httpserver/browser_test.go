@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
 	"github.com/stretchr/testify/require"
 )
@@ -223,6 +224,60 @@ func TestDashboardPauseInBrowser(t *testing.T) {
 			q.dataset.paused === "false" && q.querySelector(".toggle").textContent === "Pause" &&
 			getComputedStyle(q.querySelector(".badge")).display === "none"; })()`), "resumed: the job runs to the end")
 	require.NoError(t, poll(queueRow+`.querySelector(".qcounts").textContent === "1 succeeded"`))
+}
+
+// TestDashboardUserInBrowser starts two transcriptions for one user from
+// the form with APP_USER_CONCURRENCY=1: both rows show the user, the
+// second waits while the first runs and runs once the first is canceled;
+// a transcription without a user shows none.
+func TestDashboardUserInBrowser(t *testing.T) {
+	t.Parallel()
+	bctx := newBrowser(t)
+	e := newEnv(t, envOptions{delay: 25 * time.Millisecond, limit: Config{UserConcurrency: 1}.transcribeLimit()})
+	ctx, cancel := context.WithTimeout(bctx, 60*time.Second)
+	defer cancel()
+	poll := func(expr string) error {
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(20*time.Second)))
+		return err
+	}
+	// top returns the id of the newest row once it shows status and user.
+	top := func(status, user, not string) string {
+		id, err := chromedp.Run(ctx, chromedp.Poll[string](fmt.Sprintf(`(() => {
+			const li = document.querySelector("#jobs li.job"), u = li && li.querySelector(".user");
+			return !!li && li.dataset.id !== %q && li.dataset.status === %q && (u ? u.textContent : "") === %q ? li.dataset.id : "";
+		})()`, not, status, user), chromedp.WithPollingTimeout(20*time.Second)))
+		require.NoError(t, err, "a %s row for user %q", status, user)
+		return id
+	}
+
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(e.url+"/"),
+		chromedp.WaitVisible(chromedp.ID("start-form")),
+		chromedp.SetValue(chromedp.ID("audio-url"), "tone:10m"),
+		chromedp.SetValue(chromedp.ID("user"), "ada"),
+		chromedp.Click(chromedp.ID("start")),
+	))
+	first := top("running", "ada", "")
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.ID("audio-url"), "tone:1s"),
+		chromedp.Click(chromedp.ID("start")),
+	))
+	second := top("pending", "ada", first)
+	e.probe("echo") // the runner has claimed since, and left it
+	require.Equal(t, jobs.StatusPending, e.job(uuid.MustParse(second)).Status, "ada's second waits for her first")
+	saveScreenshot(t, ctx, "dashboard-user.png")
+
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`li.job[data-id="`+first+`"] .cancel`))))
+	require.NoError(t, poll(fmt.Sprintf(`(() => {
+		const a = document.querySelector('li.job[data-id="%s"]'), b = document.querySelector('li.job[data-id="%s"]');
+		return a.dataset.status === "canceled" && b.dataset.status === "succeeded";
+	})()`, first, second)), "the first canceled, the second runs to the end")
+
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.ID("user"), " "), // blank: no user
+		chromedp.Click(chromedp.ID("start")),
+	))
+	top("succeeded", "", second)
 }
 
 // saveScreenshot writes a PNG of the page under JOBS_SCREENSHOT_DIR, or a

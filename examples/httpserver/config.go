@@ -3,12 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jobsmith/jobs"
 	"github.com/jobsmith/jobs/examples/internal/transcribe"
 )
 
@@ -53,6 +55,23 @@ type Config struct {
 	// here or on another server, within about 1.5 times this.
 	// APP_LEASE_DURATION, default 30s, 1s to 1h.
 	LeaseDuration time.Duration
+	// UserConcurrency is how many transcriptions of one user (the "user"
+	// of POST /api/transcribe, the job's concurrency key) run at once,
+	// counted across every server process on the database.
+	// APP_USER_CONCURRENCY, default 1, 1 to 2147483647.
+	UserConcurrency int
+	// TranscribeSlots is how many transcriptions run at once in all, over
+	// every user and every server process (the GPUs of the cluster).
+	// APP_TRANSCRIBE_SLOTS, default 0: no limit beyond each process's
+	// APP_CONCURRENCY; 0 to 2147483647.
+	TranscribeSlots int
+}
+
+// transcribeLimit is the limit every server process declares for the
+// transcription kind: each must declare the same, so all processes on one
+// database need the same APP_USER_CONCURRENCY and APP_TRANSCRIBE_SLOTS.
+func (c Config) transcribeLimit() jobs.Limit {
+	return jobs.Limit{PerKey: c.UserConcurrency, Running: c.TranscribeSlots}
 }
 
 // Config defaults.
@@ -71,6 +90,8 @@ const (
 	defaultLease        = 30 * time.Second // as jobs.WithLeaseDuration's
 	minLease            = time.Second      // jobs.WithLeaseDuration's limit
 	maxLease            = time.Hour        // heartbeats renew it: longer only delays a rescue
+	defaultUserLimit    = 1
+	maxLimit            = math.MaxInt32 // jobs.Limit's bound
 )
 
 // loadConfig reads the configuration through getenv (os.Getenv in main).
@@ -86,6 +107,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		CheckpointInterval: transcribe.DefaultCheckpointInterval,
 		GracePeriod:        defaultGracePeriod,
 		LeaseDuration:      defaultLease,
+		UserConcurrency:    defaultUserLimit,
 	}
 	var errs []error
 	bad := func(name, format string, args ...any) {
@@ -97,6 +119,20 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			bad("APP_CONCURRENCY", "%q is not a whole number from 1 to %d", v, maxConcurrency)
 		}
 		c.Concurrency = n
+	}
+	if v := getenv("APP_USER_CONCURRENCY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxLimit {
+			bad("APP_USER_CONCURRENCY", "%q is not a whole number from 1 to %d", v, maxLimit)
+		}
+		c.UserConcurrency = n
+	}
+	if v := getenv("APP_TRANSCRIBE_SLOTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > maxLimit {
+			bad("APP_TRANSCRIBE_SLOTS", "%q is not a whole number from 0 (no limit) to %d", v, maxLimit)
+		}
+		c.TranscribeSlots = n
 	}
 	if v := getenv("APP_SEGMENT_DELAY"); v != "" {
 		d, err := time.ParseDuration(v)

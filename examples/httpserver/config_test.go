@@ -1,10 +1,12 @@
 package main
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jobsmith/jobs"
 	"github.com/stretchr/testify/require"
 )
 
@@ -23,7 +25,9 @@ func TestLoadConfigDefaults(t *testing.T) {
 		CheckpointInterval: 2 * time.Second,
 		GracePeriod:        10 * time.Second,
 		LeaseDuration:      30 * time.Second,
+		UserConcurrency:    1,
 	}, c)
+	require.Equal(t, jobs.Limit{PerKey: 1}, c.transcribeLimit(), "one per user, no limit in all")
 }
 
 func TestLoadConfigValues(t *testing.T) {
@@ -38,13 +42,20 @@ func TestLoadConfigValues(t *testing.T) {
 		"APP_CHECKPOINT_INTERVAL": "0s",
 		"APP_LEASE_DURATION":      "1s",
 		"APP_ALLOWED_ORIGINS":     " https://a.example , http://b.example:8080/ ",
+		"APP_USER_CONCURRENCY":    "2",
+		"APP_TRANSCRIBE_SLOTS":    "6",
 	}))
 	require.NoError(t, err)
+	require.Equal(t, jobs.Limit{PerKey: 2, Running: 6}, c.transcribeLimit())
 	require.Equal(t, 16, c.Concurrency)
 	require.Equal(t, time.Duration(0), c.SegmentDelay)
 	require.Equal(t, time.Duration(0), c.CheckpointInterval)
 	require.Equal(t, time.Second, c.LeaseDuration, "the least lease")
 	require.Equal(t, []string{"https://a.example", "http://b.example:8080"}, c.AllowedOrigins)
+
+	c, err = loadConfig(getenv(map[string]string{"APP_TRANSCRIBE_SLOTS": "0", "APP_USER_CONCURRENCY": "2147483647"}))
+	require.NoError(t, err)
+	require.Equal(t, jobs.Limit{PerKey: math.MaxInt32}, c.transcribeLimit(), "0 slots: no limit in all")
 
 	c, err = loadConfig(getenv(map[string]string{"APP_ADDR": "0.0.0.0:9000", "APP_INSECURE_NO_AUTH": "true"}))
 	require.NoError(t, err, "the explicit insecure flag allows no token")
@@ -77,6 +88,15 @@ func TestLoadConfigErrors(t *testing.T) {
 		{map[string]string{"APP_LEASE_DURATION": "0s"}, "APP_LEASE_DURATION"},
 		{map[string]string{"APP_LEASE_DURATION": "-30s"}, "APP_LEASE_DURATION"},
 		{map[string]string{"APP_LEASE_DURATION": "2h"}, "APP_LEASE_DURATION"},
+		{map[string]string{"APP_USER_CONCURRENCY": "0"}, `APP_USER_CONCURRENCY: "0" is not a whole number from 1 to 2147483647`},
+		{map[string]string{"APP_USER_CONCURRENCY": "-1"}, "APP_USER_CONCURRENCY"},
+		{map[string]string{"APP_USER_CONCURRENCY": "one"}, "APP_USER_CONCURRENCY"},
+		{map[string]string{"APP_USER_CONCURRENCY": "1.5"}, "APP_USER_CONCURRENCY"},
+		{map[string]string{"APP_USER_CONCURRENCY": "2147483648"}, "APP_USER_CONCURRENCY"},
+		{map[string]string{"APP_TRANSCRIBE_SLOTS": "-1"}, `APP_TRANSCRIBE_SLOTS: "-1" is not a whole number from 0 (no limit) to 2147483647`},
+		{map[string]string{"APP_TRANSCRIBE_SLOTS": "unlimited"}, "APP_TRANSCRIBE_SLOTS"},
+		{map[string]string{"APP_TRANSCRIBE_SLOTS": " 2"}, "APP_TRANSCRIBE_SLOTS"},
+		{map[string]string{"APP_TRANSCRIBE_SLOTS": "99999999999"}, "APP_TRANSCRIBE_SLOTS"},
 		{map[string]string{"APP_ADDR": "8080"}, "APP_ADDR"},
 		{map[string]string{"APP_ADDR": "127.0.0.1:99999"}, "APP_ADDR"},
 		{map[string]string{"APP_ADDR": ":8080"}, "not a loopback address"},

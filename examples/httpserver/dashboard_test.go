@@ -15,7 +15,7 @@ func TestDashboardAssets(t *testing.T) {
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	require.True(t, strings.HasPrefix(res.Header.Get("Content-Type"), "text/html"))
 	require.Contains(t, res.Header.Get("Content-Security-Policy"), "script-src 'self'")
-	for _, id := range []string{`id="start-form"`, `id="audio-url"`, `id="jobs"`, `src="/static/app.js"`, `src="/static/queues.js"`, `href="/static/style.css"`} {
+	for _, id := range []string{`id="start-form"`, `id="audio-url"`, `id="user"`, `id="jobs"`, `src="/static/app.js"`, `src="/static/queues.js"`, `href="/static/style.css"`} {
 		require.Contains(t, string(body), id)
 	}
 	for path, ctype := range map[string]string{"/static/app.js": "text/javascript", "/static/queues.js": "text/javascript", "/static/style.css": "text/css"} {

@@ -8,17 +8,28 @@
 //
 // then open http://127.0.0.1:8080/, or:
 //
-//	curl -s -XPOST localhost:8080/api/transcribe -H 'Content-Type: application/json' -d '{"audio_url":"tone:20s","language":"en"}'
+//	curl -s -XPOST localhost:8080/api/transcribe -H 'Content-Type: application/json' -d '{"audio_url":"tone:20s","language":"en","user":"ada"}'
 //	curl -N localhost:8080/api/jobs/ID/events
 //	curl -s -XPOST localhost:8080/api/queues/default/pause   # no job of the queue starts, in any server process
 //	curl -s localhost:8080/api/queues                        # counts by status per queue, and which are paused
 //	curl -s localhost:8080/api/schedules                     # the nightly schedule's last and next run
 //
+// A transcription may name its "user": each user has at most
+// APP_USER_CONCURRENCY (default 1) transcriptions running at once, and all
+// transcriptions together at most APP_TRANSCRIBE_SLOTS (default no limit),
+// counted across every server process on the database; users take turns,
+// so one who submits a thousand files does not hold back one who submits
+// a single file. Transcriptions without a user are bounded only by
+// APP_TRANSCRIBE_SLOTS (and each process's APP_CONCURRENCY), not by
+// APP_USER_CONCURRENCY, and take their turns as one more user. Every
+// process on one database must use the same two values.
+//
 // Configuration comes from the environment: APP_DATABASE_URL (default the
 // SQLite file data/jobs.db; a postgres:// URL selects PostgreSQL), APP_ADDR
 // (default 127.0.0.1:8080), APP_CONCURRENCY, APP_AUTH_TOKEN, APP_AUDIO_DIR,
 // APP_SEGMENT_DELAY, APP_CHECKPOINT_INTERVAL, APP_GRACE_PERIOD,
-// APP_LEASE_DURATION, APP_ALLOWED_ORIGINS and APP_INSECURE_NO_AUTH; see
+// APP_LEASE_DURATION, APP_USER_CONCURRENCY, APP_TRANSCRIBE_SLOTS,
+// APP_ALLOWED_ORIGINS and APP_INSECURE_NO_AUTH; see
 // [Config]. Invalid configuration exits with status 2. SIGINT or SIGTERM
 // stops accepting requests, drains the runner and exits 0.
 //
@@ -125,7 +136,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// APP_CHECKPOINT_INTERVAL=0s means after every segment; to Options,
 	// zero would mean its default.
 	transcribe.Register(runner, cfg.AudioDir, transcribe.Options{Delay: cfg.SegmentDelay,
-		CheckpointInterval: max(cfg.CheckpointInterval, time.Nanosecond)})
+		CheckpointInterval: max(cfg.CheckpointInterval, time.Nanosecond)}, jobs.WithLimit(cfg.transcribeLimit()))
 	if err := registerNightly(runner); err != nil {
 		fmt.Fprintf(stderr, "httpserver: %v\n", err)
 		return exitFailed
@@ -154,7 +165,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(ln) }()
 	log.Info("serving", "addr", ln.Addr().String(), "database", describeDatabase(cfg.DatabaseURL),
-		"concurrency", cfg.Concurrency, "auth", cfg.AuthToken != "")
+		"concurrency", cfg.Concurrency, "user_concurrency", cfg.UserConcurrency,
+		"transcribe_slots", cfg.TranscribeSlots, "auth", cfg.AuthToken != "")
 	fmt.Fprintf(stdout, "listening on http://%s/\n", ln.Addr())
 
 	code := exitOK

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jobsmith/jobs"
 	"github.com/jobsmith/jobs/examples/internal/transcribe"
 	"github.com/jobsmith/jobs/internal/logbuf"
@@ -32,6 +33,8 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		{map[string]string{"APP_CONCURRENCY": "lots"}, "APP_CONCURRENCY"},
 		{map[string]string{"APP_ADDR": "0.0.0.0:8080"}, "APP_AUTH_TOKEN"},
 		{map[string]string{"APP_LEASE_DURATION": "500ms"}, `APP_LEASE_DURATION: "500ms" is not a duration from 1s to`},
+		{map[string]string{"APP_USER_CONCURRENCY": "0"}, "APP_USER_CONCURRENCY"},
+		{map[string]string{"APP_TRANSCRIBE_SLOTS": "-2"}, "APP_TRANSCRIBE_SLOTS"},
 	} {
 		var stderr logbuf.Buffer
 		code := run(t.Context(), nil, getenv(tc.env), io.Discard, &stderr)
@@ -336,4 +339,54 @@ func TestRunOnPostgres(t *testing.T) {
 	require.Equal(t, jobs.StatusSucceeded, evs[len(evs)-1].upd.Status)
 	stop()
 	require.Equal(t, exitOK, <-code, "stderr: %s", stderr.String())
+}
+
+// TestRunLimitsUsersAcrossServers runs the whole program twice on one
+// SQLite file with APP_USER_CONCURRENCY=1: while user a's first
+// transcription runs, a's second waits, though b's, submitted after it,
+// starts; once the first is canceled (through the other server) the
+// second runs.
+func TestRunLimitsUsersAcrossServers(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "jobs.db")
+	env := func() map[string]string {
+		return map[string]string{"APP_DATABASE_URL": db,
+			"APP_SEGMENT_DELAY": "50ms", "APP_USER_CONCURRENCY": "1", "APP_GRACE_PERIOD": "0s"}
+	}
+	first, _, _, stderr := startRun(t, env())
+	require.Contains(t, stderr.String(), "user_concurrency=1 transcribe_slots=0")
+	second, _, _, _ := startRun(t, env())
+	post := func(base, body string) *jobs.Job {
+		res, err := http.Post(base+"/api/transcribe", "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		require.Equal(t, http.StatusCreated, res.StatusCode)
+		return decodeJob(t, mustRead(t, res))
+	}
+	get := func(base string, id uuid.UUID) *jobs.Job {
+		res, err := http.Get(base + "/api/jobs/" + id.String())
+		require.NoError(t, err)
+		return decodeJob(t, mustRead(t, res))
+	}
+	waitStatus := func(base string, id uuid.UUID, want jobs.Status) *jobs.Job {
+		var j *jobs.Job
+		require.Eventually(t, func() bool { j = get(base, id); return j.Status == want },
+			time.Minute, 20*time.Millisecond, "job %s to be %s", id, want)
+		return j
+	}
+	a1 := post(first, `{"audio_url":"tone:10m","user":"a"}`)
+	a2 := post(second, `{"audio_url":"tone:1s","user":"a"}`)
+	b1 := post(second, `{"audio_url":"tone:10m","user":"b"}`)
+	require.Equal(t, "a", a1.ConcurrencyKey)
+	waitStatus(first, a1.ID, jobs.StatusRunning)
+	waitStatus(second, b1.ID, jobs.StatusRunning)
+	require.Equal(t, jobs.StatusPending, get(first, a2.ID).Status, "a's second waits while b's, submitted after it, runs")
+
+	res, err := http.Post(second+"/api/jobs/"+a1.ID.String()+"/cancel", "", nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	res.Body.Close()
+	a1 = waitStatus(first, a1.ID, jobs.StatusCanceled)
+	a2 = waitStatus(second, a2.ID, jobs.StatusSucceeded)
+	require.False(t, a2.StartedAt.Before(a1.FinishedAt), "one after the other")
+	require.Equal(t, jobs.StatusRunning, get(first, b1.ID).Status)
 }

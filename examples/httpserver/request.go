@@ -22,6 +22,9 @@ const (
 	maxJobBody = 1<<20 + 16<<10
 	// maxUniqueKey is the library's limit on a unique key, in bytes.
 	maxUniqueKey = 256
+	// maxUser is the library's limit on a concurrency key, in bytes: the
+	// longest "user" of a job.
+	maxUser = 128
 	// maxListLimit is the largest page that List serves.
 	maxListLimit = 1000
 	// maxSmallBody bounds the other JSON bodies.

@@ -39,6 +39,9 @@ type envOptions struct {
 	tweak   func(*server)
 	kinds   func(*jobs.Runner)     // registers extra handlers
 	httpSrv func(*httptest.Server) // changes the test server before it starts
+	limit   jobs.Limit             // of the transcription kind, as main.go declares it
+	workers int                    // the runner's concurrency; default 4
+	db      string                 // the SQLite file; default a new one
 }
 
 // env is a server on httptest with its own SQLite database and runner.
@@ -58,14 +61,20 @@ type env struct {
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	ctx := context.Background()
-	bun, err := jobsqlite.Open(ctx, filepath.Join(t.TempDir(), "jobs.db"))
+	if o.db == "" {
+		o.db = filepath.Join(t.TempDir(), "jobs.db")
+	}
+	if o.workers == 0 {
+		o.workers = 4
+	}
+	bun, err := jobsqlite.Open(ctx, o.db)
 	require.NoError(t, err)
 	var inner jobs.JobRepository = bun
 	if o.wrap != nil {
 		inner = o.wrap(inner)
 	}
 	repo := &countingRepo{JobRepository: inner}
-	runner, err := jobs.NewRunner(repo, jobs.WithConcurrency(4), jobs.WithPollInterval(50*time.Millisecond),
+	runner, err := jobs.NewRunner(repo, jobs.WithConcurrency(o.workers), jobs.WithPollInterval(50*time.Millisecond),
 		jobs.WithShutdown(time.Nanosecond, 0), jobs.WithProgressInterval(20*time.Millisecond))
 	require.NoError(t, err)
 	if o.delay == 0 {
@@ -73,14 +82,15 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	// A checkpoint after every segment: the output streams segment by segment.
 	audioDir := t.TempDir()
-	transcribe.Register(runner, audioDir, transcribe.Options{Delay: o.delay, CheckpointInterval: time.Nanosecond})
+	transcribe.Register(runner, audioDir, transcribe.Options{Delay: o.delay, CheckpointInterval: time.Nanosecond},
+		jobs.WithLimit(o.limit))
 	runner.Handle("echo", func(_ context.Context, j *jobs.Job, _ jobs.Reporter) (json.RawMessage, error) {
 		return j.Payload, nil
 	})
 	if o.kinds != nil {
 		o.kinds(runner)
 	}
-	cfg := Config{AuthToken: o.token, AllowedOrigins: o.origins, Concurrency: 4, AudioDir: audioDir}
+	cfg := Config{AuthToken: o.token, AllowedOrigins: o.origins, Concurrency: o.workers, AudioDir: audioDir}
 	shutdown, beginShutdown := context.WithCancel(ctx)
 	srv := newServer(shutdown, cfg, runner, slog.New(slog.DiscardHandler))
 	if o.tweak != nil {

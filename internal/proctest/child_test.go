@@ -50,6 +50,9 @@ const (
 	kindWait   = "wait"   // start, block until ctx ends, then ctxdone with the cause and the wall clock in UnixNano
 	kindSteps  = "steps"  // start at the checkpoint; per step: "step" with its number, sleep payload.MS, append it, checkpoint; done
 	kindTick   = "tick"   // a schedule's job (payload: the schedule's name): start, done
+	// kindLimited is kindWork under the limits of limitedKind (limits_test.go); its lines carry the
+	// job's concurrency key before the wall clock.
+	kindLimited = "limited"
 )
 
 // stepsPayload is the payload of kindSteps.
@@ -224,6 +227,22 @@ func runChild(ctx context.Context, cfg childConfig) error {
 			return err
 		}
 	}
+	r.Handle(kindLimited, func(ctx context.Context, j *jobs.Job, _ jobs.Reporter) (json.RawMessage, error) {
+		key := j.ConcurrencyKey
+		led.write("start", j.ID, j.Attempt, pid, key, wallClock())
+		var p workPayload
+		_ = json.Unmarshal(j.Payload, &p)
+		t := time.NewTimer(time.Duration(p.MS) * time.Millisecond)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			led.write("ctxdone", j.ID, j.Attempt, pid, key, wallClock())
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		led.write("done", j.ID, j.Attempt, pid, key, wallClock())
+		return nil, nil
+	}, jobs.WithLimit(limitedKind))
 	r.Handle(kindBlock1, firstBlocks(false))
 	r.Handle(kindPause1, firstBlocks(true))
 

@@ -101,8 +101,13 @@ function createRow(job) {
   const head = el("div", "head");
   const when = el("time", "when", new Date(job.created_at).toLocaleString([], { dateStyle: "medium", timeStyle: "short" }));
   when.dateTime = job.created_at;
-  head.append(el("span", "status"), el("span", "kind", job.kind), el("span", "input", inputText(job)), when,
-    el("span", "jid", job.id.slice(-12)));
+  head.append(el("span", "status"), el("span", "kind", job.kind), el("span", "input", inputText(job)));
+  if (job.concurrency_key) { // the "user" it was submitted for
+    const user = el("span", "user", job.concurrency_key);
+    user.title = "user";
+    head.append(user);
+  }
+  head.append(when, el("span", "jid", job.id.slice(-12)));
   const actions = el("span", "actions");
   actions.append(button("cancel", "Cancel", (b) => cancelJob(job.id, b)),
     button("retry", "Retry", (b) => retryJob(job.id, b)));
@@ -353,6 +358,8 @@ async function start(ev) {
   button.disabled = true;
   showError($("#form-error"), "");
   const body = { audio_url: $("#audio-url").value.trim(), language: $("#language").value.trim() };
+  const user = $("#user").value.trim();
+  if (user) body.user = user;
   const headers = {};
   if (window.crypto && crypto.randomUUID) headers["Idempotency-Key"] = crypto.randomUUID();
   try {

@@ -16,11 +16,13 @@ import (
 // rescue after its process died, a release at shutdown). Input that can
 // never work (a bad request, a missing or undecodable file, a checkpoint
 // that does not fit the audio) fails the job at once with
-// [jobs.Permanent]; other errors are retried.
+// [jobs.Permanent]; other errors are retried. The handle options go to
+// [jobs.Handle]: [jobs.WithLimit] bounds how many transcriptions run at
+// once, in all and per concurrency key (the user), across every process.
 //
 // Register panics, like [jobs.Runner.Handle], when r already has a handler
 // for Kind or is running.
-func Register(r *jobs.Runner, audioDir string, opt Options) {
+func Register(r *jobs.Runner, audioDir string, opt Options, hopts ...jobs.HandleOption) {
 	jobs.Handle(r, Kind, func(ctx context.Context, j *jobs.Job, in Request, p jobs.Reporter) (Transcript, error) {
 		audio, err := in.Validate()
 		if err != nil {
@@ -45,5 +47,5 @@ func Register(r *jobs.Runner, audioDir string, opt Options) {
 			err = jobs.Permanent(err)
 		}
 		return out, err
-	})
+	}, hopts...)
 }

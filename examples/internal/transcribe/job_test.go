@@ -182,3 +182,12 @@ func testResume(t *testing.T, repo jobs.JobRepository) {
 		require.GreaterOrEqual(t, f, float64(st.Next)/20, "the progress never falls back below the checkpoint")
 	}
 }
+
+// TestRegisterPassesHandleOptions: the handle options reach jobs.Handle,
+// which panics at set-up on an invalid limit.
+func TestRegisterPassesHandleOptions(t *testing.T) {
+	t.Parallel()
+	r, err := jobs.NewRunner(jobs.NewMemoryRepository())
+	require.NoError(t, err)
+	require.Panics(t, func() { Register(r, "", Options{}, jobs.WithLimit(jobs.Limit{PerKey: -1})) })
+}

@@ -1,0 +1,181 @@
+package jobsbun
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/admit"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+)
+
+// Fair ranks (see package admit): each job is inserted with its rank in
+// jobs.fair_rank, max(V, L + 1) plus its place among the new jobs of its
+// queue and key, where V is the claims' position in the queue (the smallest
+// rank of its due pending jobs, jobs_fair_head_idx) and L the key's last
+// pending rank (jobs_fair_idx). The INSERT computes V and L itself with two
+// subqueries (foldedRankSQL) on PostgreSQL, whose subqueries read the
+// table as it was before the statement, and for a single job on SQLite, so
+// that an enqueue costs no extra round trip; a batch on SQLite reads them
+// first with one statement per 200 pairs (readHeads). The claim walks
+// jobs_claim_idx by priority, rank, RunAt and ID. Two concurrent creates
+// may give equal ranks; RunAt and ID then decide.
+
+// Jobs not due when they are created or retried get rank -1 and stay out of
+// the claim index: claims would otherwise step over every job that waits
+// for a later RunAt (10 000 retries in backoff, say) on each claim. Each
+// claim first ranks the unranked jobs that came due, up to promoteBatch,
+// as Create would have ranked them then (promote): after the pending jobs
+// of their key and not before the first due job of their queue. Jobs that
+// come due together share those ranks; RunAt then decides.
+
+// promoteBatch bounds the jobs one claim ranks.
+const promoteBatch = 1000
+
+// promote ranks the unranked pending jobs whose RunAt has come by t. On
+// PostgreSQL it first looks whether there is any (one probe of
+// jobs_promote_idx): an UPDATE that changes nothing still runs the
+// statement trigger of notifications (schema_notify.go), most of the cost
+// of an empty promotion.
+func (r *Repository) promote(ctx context.Context, db bun.IDB, t time.Time) error {
+	if r.d.pg {
+		var due bool
+		err := db.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'pending' AND fair_rank < 0 AND run_at <= ?)", t).Scan(&due)
+		if err != nil || !due {
+			return err
+		}
+	}
+	return r.exec(ctx, db, r.promoteSQL(), t, t)
+}
+
+// promoteSQL is the statement of promote; its arguments are twice
+// the time of the call.
+func (r *Repository) promoteSQL() string {
+	greatest := "max"
+	if r.d.pg {
+		greatest = "GREATEST"
+	}
+	now := "?" + r.d.castTime()
+	return "UPDATE jobs SET fair_rank = " + greatest + "(" +
+		"COALESCE((SELECT h.fair_rank FROM jobs h WHERE h.status = 'pending' AND h.fair_rank >= 0 AND h.queue = jobs.queue AND h.run_at <= " + now +
+		" ORDER BY h.fair_rank LIMIT 1), 0), " +
+		"COALESCE((SELECT k.fair_rank + 1 FROM jobs k WHERE k.status = 'pending' AND k.fair_rank >= 0 AND k.queue = jobs.queue AND k.concurrency_key = jobs.concurrency_key" +
+		" ORDER BY k.fair_rank DESC LIMIT 1), 0)) WHERE " +
+		r.d.idIn("SELECT id FROM jobs WHERE status = 'pending' AND fair_rank < 0 AND run_at <= "+now+" LIMIT "+strconv.Itoa(promoteBatch)+r.d.skipLocked()) +
+		" AND fair_rank < 0"
+}
+
+// fairRanks are the ranks of new jobs by ID.
+type fairRanks map[uuid.UUID]int64
+
+// fairPairsPerQuery bounds the queue-key pairs of one head statement.
+const fairPairsPerQuery = 200
+
+// foldedRankSQL is the fair_rank of a due job that its INSERT computes:
+// max(V, L + 1) plus the job's offset, given as the arguments offset,
+// queue, now, queue and key on SQLite; PostgreSQL's (create_pg.go) reads
+// them from the unnested row _u.
+const foldedRankSQL = "(? + max(COALESCE((SELECT fair_rank FROM jobs WHERE status = 'pending' AND fair_rank >= 0 AND queue = ? AND run_at <= ?" +
+	" ORDER BY fair_rank LIMIT 1), 0), COALESCE((SELECT fair_rank + 1 FROM jobs WHERE status = 'pending' AND fair_rank >= 0 AND queue = ? AND concurrency_key = ?" +
+	" ORDER BY fair_rank DESC LIMIT 1), 0)))"
+
+// ranks returns the ranks of js at time t: -1 for the jobs not due yet;
+// with fold, the offsets of the others that their INSERT adds to max(V,
+// L + 1) (foldedRankSQL); without, their ranks, from the heads of their
+// queues and keys read through db.
+func (r *Repository) ranks(ctx context.Context, db bun.IDB, js []*jobs.Job, t time.Time, fold bool) (fairRanks, error) {
+	out := make(fairRanks, len(js))
+	var due []*jobs.Job
+	for _, j := range js {
+		if j.RunAt.After(t) {
+			out[j.ID] = -1 // ranked when it comes due: promote
+			continue
+		}
+		due = append(due, j)
+	}
+	if len(due) == 0 {
+		return out, nil
+	}
+	js = due
+	nj := make([]admit.NewJob, len(js))
+	for i, j := range js {
+		nj[i] = admit.NewJob{Queue: j.Queue, Key: j.ConcurrencyKey, Priority: j.Priority, RunAt: j.RunAt, ID: j.ID}
+	}
+	pairs := admit.Pairs(nj)
+	heads := make(map[admit.QueueKey]admit.Head, len(pairs))
+	for lo := 0; lo < len(pairs) && !fold; lo += fairPairsPerQuery {
+		part := pairs[lo:min(lo+fairPairsPerQuery, len(pairs))]
+		if err := r.readHeads(ctx, db, part, t, heads); err != nil {
+			return nil, err
+		}
+	}
+	rk := admit.Ranks(nj, heads)
+	for i, j := range js {
+		out[j.ID] = rk[i]
+	}
+	return out, nil
+}
+
+// readHeads reads V and L of each pair into heads.
+func (r *Repository) readHeads(ctx context.Context, db bun.IDB, pairs []admit.QueueKey, t time.Time, heads map[admit.QueueKey]admit.Head) error {
+	query, args := r.headsSQL(pairs, t)
+	rows, err := r.query(ctx, db, query, args...)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var p admit.QueueKey
+		var v, l nullInt
+		if err := rows.Scan(&p.Queue, &p.Key, &v, &l); err != nil {
+			rows.Close()
+			return err
+		}
+		heads[p] = admit.Head{V: v.n, HasV: v.ok, L: l.n, HasL: l.ok}
+	}
+	return errors.Join(rows.Err(), rows.Close())
+}
+
+// nullInt scans a nullable integer.
+type nullInt struct {
+	n  int64
+	ok bool
+}
+
+func (n *nullInt) Scan(v any) error {
+	switch v := v.(type) {
+	case nil:
+		n.ok = false
+	case int64:
+		n.n, n.ok = v, true
+	case int32:
+		n.n, n.ok = int64(v), true
+	default:
+		return errors.New("jobs: fair rank is not an integer")
+	}
+	return nil
+}
+
+// headsSQL is the statement that reads V and L of each pair at time t, and
+// its arguments.
+func (r *Repository) headsSQL(pairs []admit.QueueKey, t time.Time) (string, []any) {
+	var b strings.Builder
+	args := make([]any, 0, 1+2*len(pairs))
+	now, args := r.d.now(args, t)
+	b.WriteString("SELECT _q, _k, (SELECT fair_rank FROM jobs WHERE status = 'pending' AND fair_rank >= 0 AND queue = _q AND run_at <= " + now +
+		" ORDER BY fair_rank LIMIT 1), (SELECT fair_rank FROM jobs WHERE status = 'pending' AND fair_rank >= 0 AND queue = _q AND concurrency_key = _k" +
+		" ORDER BY fair_rank DESC LIMIT 1) FROM (")
+	for i, p := range pairs {
+		if i > 0 {
+			b.WriteString(" UNION ALL ")
+		}
+		b.WriteString("SELECT ?" + r.d.cast("text") + " AS _q, ?" + r.d.cast("text") + " AS _k")
+		args = append(args, p.Queue, p.Key)
+	}
+	b.WriteString(") AS _p")
+	return b.String(), args
+}

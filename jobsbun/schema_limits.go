@@ -1,0 +1,71 @@
+package jobsbun
+
+import (
+	"github.com/jobsmith/jobs/internal/migrate"
+)
+
+// The storage of flow control (see [jobs.Limit] and limit.go):
+//
+//   - jobs.concurrency_key: the job's key, '' for none;
+//   - jobs_running_idx: running rows by kind, queue and key, so that a
+//     limited claim counts the running jobs of its scopes from the index
+//     alone (running rows are few: at most the workers of every process);
+//   - job_starts(scope, ckey, started_at): one row per start of a job in a
+//     rate-limited kind ("k:" + kind) or queue ("q:" + queue), read by
+//     scope and time; a limited claim deletes the rows older than the
+//     longest window (24h);
+//   - jobs.fair_rank: the job's turn among concurrency keys (fair.go), -1
+//     until a job that was not due is ranked; the claim index is rebuilt
+//     to walk priority, rank, RunAt and ID over ranked jobs, and carries
+//     the key for the walk of limited claims; jobs_promote_idx: the
+//     unranked jobs by RunAt;
+//   - jobs_fair_idx: pending rows by queue, key and rank (a key's last
+//     rank); jobs_fair_head_idx: pending rows by queue, rank and RunAt
+//     (the smallest rank that is due).
+
+var sqliteLimitStep = migrate.Step{
+	Version: 6,
+	Name:    "flow control",
+	Stmts: append([]string{
+		`ALTER TABLE jobs ADD COLUMN concurrency_key TEXT NOT NULL DEFAULT ''`,
+		`CREATE INDEX jobs_running_idx ON jobs (kind, queue, concurrency_key) WHERE status = 'running'`,
+		`CREATE TABLE job_starts (
+	scope TEXT NOT NULL,
+	ckey TEXT NOT NULL,
+	started_at TIMESTAMP NOT NULL
+)`,
+		`CREATE INDEX job_starts_idx ON job_starts (scope, started_at)`,
+	}, fairStmts...),
+}
+
+var pgLimitStep = migrate.Step{
+	Version: 8,
+	Name:    "flow control",
+	Stmts: append([]string{
+		`ALTER TABLE jobs ADD COLUMN concurrency_key TEXT NOT NULL DEFAULT ''`,
+		`CREATE INDEX jobs_running_idx ON jobs (kind, queue, concurrency_key) WHERE status = 'running'`,
+		`CREATE TABLE job_starts (
+	scope TEXT NOT NULL,
+	ckey TEXT NOT NULL,
+	started_at TIMESTAMPTZ NOT NULL
+)`,
+		`CREATE INDEX job_starts_idx ON job_starts (scope, started_at)`,
+		pgAdmitFunc, // claim_limit_pg.go
+	}, fairStmts...),
+}
+
+// fairStmts are the fairness statements shared by both dialects.
+var fairStmts = []string{
+	`ALTER TABLE jobs ADD COLUMN fair_rank BIGINT NOT NULL DEFAULT 0`,
+	`DROP INDEX jobs_claim_idx`,
+	// Pending jobs not due when they were created or retried have rank -1
+	// until a claim ranks them (fair.go): the claim index leaves them out,
+	// so that claims never step over jobs that wait for a later RunAt.
+	`CREATE INDEX jobs_claim_idx ON jobs (priority DESC, fair_rank, run_at, id, queue, kind, concurrency_key) WHERE status = 'pending' AND fair_rank > -1`,
+	`CREATE INDEX jobs_promote_idx ON jobs (run_at) WHERE status = 'pending' AND fair_rank < 0`,
+	// The claims state "fair_rank > -1", these indexes "fair_rank >= 0":
+	// the same rows, but neither planner proves one from the other, so a
+	// claim never takes these indexes for its queue filter.
+	`CREATE INDEX jobs_fair_idx ON jobs (queue, concurrency_key, fair_rank) WHERE status = 'pending' AND fair_rank >= 0`,
+	`CREATE INDEX jobs_fair_head_idx ON jobs (queue, fair_rank, run_at) WHERE status = 'pending' AND fair_rank >= 0`,
+}
