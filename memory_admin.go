@@ -141,6 +141,9 @@ func (m *MemoryRepository) retry(r *memRecord, t time.Time) {
 	j.CancelRequested = false
 	j.StartedAt, j.FinishedAt = time.Time{}, time.Time{}
 	r.output = nil
+	// A new place in line, after the pending jobs of its key, as a new
+	// job gets (see JobRepository.Claim, Fairness).
+	r.rank = m.ranks([]*Job{j}, t)[0]
 	m.enqueue(r, t)
 }
 

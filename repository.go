@@ -160,8 +160,9 @@ type JobRepository interface {
 	// Jobs without a key take their turns as one key "". The jobs of a key
 	// created in one call are in line by priority, RunAt and ID; a key's
 	// later job never goes before its earlier pending ones, whatever their
-	// RunAt. A job keeps its place when it is retried, released or
-	// rescued. Jobs created concurrently may share a place; RunAt decides.
+	// RunAt. A job keeps its place when a failed attempt is retried, released or
+	// rescued; an operator's Retry gives it a new place, as a new job. Jobs
+	// created concurrently may share a place; RunAt decides.
 	Claim(ctx context.Context, q ClaimQuery) ([]*Job, error)
 
 	// UpdateProgress stores each update's progress (and its checkpoint and

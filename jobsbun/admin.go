@@ -29,8 +29,10 @@ import (
 
 // retrySet is the SET clause of a retry and its arguments: the job is
 // pending at once, with the fields of a new job, and keeps its history.
+// Its fair rank is -1, so the next claim ranks it as a job that came due
+// (promote, fair.go): after the pending jobs of its key.
 func (r *Repository) retrySet(t time.Time) (string, []any) {
-	return "UPDATE jobs SET status = 'pending', attempt = 0, run_at = ?, result = NULL, progress_fraction = 0, " +
+	return "UPDATE jobs SET status = 'pending', attempt = 0, run_at = ?, fair_rank = -1, result = NULL, progress_fraction = 0, " +
 		"progress_message = '', checkpoint = NULL, output_seq = 0, cancel_requested = FALSE, started_at = NULL, " +
 		"finished_at = NULL, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = ? ", []any{t, t}
 }

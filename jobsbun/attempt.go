@@ -31,16 +31,16 @@ func (r *Repository) Claim(ctx context.Context, q jobs.ClaimQuery) ([]*jobs.Job,
 		claimed []*jobs.Job
 		t       time.Time
 		next    time.Time // see ClaimQuery.NextStart
-		rated   bool      // next must be read again (claim_limit_pg.go)
 	)
 	limited := hasLimits(q)
 	// On SQLite the claim is a transaction, so that its clock is read once
 	// it holds the write lock: a claim that waited for another process
 	// still hands out a whole lease. On PostgreSQL no claim is: a limited
-	// claim reads, then claims in one statement (claim_limit_pg.go).
-	if r.d.pg {
+	// claim is one statement (claim_limit_pg.go).
+	if r.d.pg && !limited {
 		// Rank the jobs that came due (fair.go); on SQLite in the claim's
-		// transaction below.
+		// transaction below, in a limited claim on PostgreSQL in its
+		// statement.
 		if err := r.write(ctx, op, false, func(ctx context.Context, db bun.IDB) error {
 			return r.promote(ctx, db, rules.Now())
 		}); err != nil {
@@ -49,7 +49,7 @@ func (r *Repository) Claim(ctx context.Context, q jobs.ClaimQuery) ([]*jobs.Job,
 	}
 	err := r.write(ctx, op, r.d.sqlite(), func(ctx context.Context, db bun.IDB) error {
 		t = rules.Now()
-		claimed, next, rated = nil, time.Time{}, false
+		claimed, next = nil, time.Time{}
 		if r.d.sqlite() {
 			if err := r.promote(ctx, db, t); err != nil {
 				return err
@@ -57,7 +57,10 @@ func (r *Repository) Claim(ctx context.Context, q jobs.ClaimQuery) ([]*jobs.Job,
 		}
 		query, args := r.claimSQL(q, t)
 		var lc *limitedClaim
-		if limited {
+		switch {
+		case limited && r.d.pg:
+			query, args = r.pgLimitedClaimSQL(q)
+		case limited:
 			var err error
 			lc, err = r.admitClaim(ctx, db, q)
 			if err != nil || lc.ids == nil {
@@ -67,12 +70,7 @@ func (r *Repository) Claim(ctx context.Context, q jobs.ClaimQuery) ([]*jobs.Job,
 				return err
 			}
 			t, next = lc.t, lc.ad.NextStart()
-			if r.d.pg {
-				query, args = r.pgLimitedClaimSQL(q, t, lc.ids)
-				lc, rated = nil, !next.IsZero() // jobs_limit_admit logs the starts
-			} else {
-				query, args = r.claimIDsSQL(q, t, lc.ids)
-			}
+			query, args = r.claimIDsSQL(q, t, lc.ids)
 		}
 		rows, err := r.query(ctx, db, query, args...)
 		if err != nil {
@@ -101,7 +99,7 @@ func (r *Repository) Claim(ctx context.Context, q jobs.ClaimQuery) ([]*jobs.Job,
 		}
 		return err
 	})
-	if err == nil && rated {
+	if err == nil && limited && r.d.pg && hasRates(q) {
 		next, err = r.pgNextStart(ctx, q)
 	}
 	if err != nil {

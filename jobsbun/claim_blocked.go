@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/jobsmith/jobs"
@@ -14,7 +13,7 @@ import (
 	"github.com/uptrace/bun"
 )
 
-// This file spares limited claims the walks that cannot admit anything:
+// This file spares limited claims on SQLite the walks that cannot admit anything:
 // when every kind or queue of the claim is at its limit (shut), or when
 // every queue and key with pending jobs is full (allBlocked). Such a walk
 // would read every pending job of the claim's kinds in the index, under
@@ -33,18 +32,6 @@ func (r *Repository) allBlocked(ctx context.Context, db bun.IDB, q jobs.ClaimQue
 	if len(q.Kinds) == 0 {
 		return false, nil
 	}
-	if r.d.pg {
-		pairs, err := r.pgPairs(ctx, db, q.Queues)
-		if err != nil || len(pairs) > blockedPairsMax {
-			return false, err
-		}
-		for _, p := range pairs {
-			if !pairBlocked(p, q.Kinds, closed, full) {
-				return false, nil
-			}
-		}
-		return true, nil
-	}
 	var after *admit.QueueKey
 	for range blockedPairsMax + 1 {
 		p, ok, err := r.nextPair(ctx, db, q.Queues, after)
@@ -60,37 +47,6 @@ func (r *Repository) allBlocked(ctx context.Context, db bun.IDB, q jobs.ClaimQue
 		after = &p
 	}
 	return false, nil
-}
-
-// pgPairs reads up to blockedPairsMax+1 distinct pending queue-key pairs
-// in the queues (empty: any) on PostgreSQL, in one statement: a recursive
-// walk that seeks jobs_fair_idx past each pair (one round trip instead of
-// one per pair).
-func (r *Repository) pgPairs(ctx context.Context, db bun.IDB, queues []string) ([]admit.QueueKey, error) {
-	in, args := "", []any{}
-	if len(queues) > 0 {
-		in = " AND queue IN (?)"
-		args = append(args, bun.In(queues), bun.In(queues))
-	}
-	const pending = "status = 'pending' AND fair_rank >= 0"
-	query := "WITH RECURSIVE _p(q, k) AS ((SELECT queue, concurrency_key FROM jobs WHERE " + pending + in +
-		" ORDER BY queue, concurrency_key LIMIT 1) UNION ALL SELECT _n.queue, _n.concurrency_key FROM _p, LATERAL (" +
-		"SELECT queue, concurrency_key FROM jobs WHERE " + pending + in + " AND (queue, concurrency_key) > (_p.q, _p.k)" +
-		" ORDER BY queue, concurrency_key LIMIT 1) _n) SELECT q, k FROM _p LIMIT " + strconv.Itoa(blockedPairsMax+1)
-	rows, err := db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	var out []admit.QueueKey
-	for rows.Next() {
-		var p admit.QueueKey
-		if err := rows.Scan(&p.Queue, &p.Key); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, errors.Join(rows.Err(), rows.Close())
 }
 
 // pairBlocked reports whether the jobs of queue and key p, of any of the

@@ -18,8 +18,10 @@ import (
 )
 
 // This file holds the claims with flow-control limits
-// ([jobs.ClaimQuery].KindLimits and QueueLimits). A claim without limits
-// keeps its single statement (attempt.go). A limited claim
+// ([jobs.ClaimQuery].KindLimits and QueueLimits) on SQLite. A claim
+// without limits keeps its single statement (attempt.go); on PostgreSQL a
+// limited claim is one statement too (claim_limit_pg.go). A limited claim
+// on SQLite
 //
 //  1. counts the running jobs of the limited scopes (jobs_running_idx) and
 //     the recent starts of the rate-limited ones (job_starts);
@@ -28,12 +30,9 @@ import (
 //     page, until it has q.Limit or no pending job is left;
 //  3. claims the picked jobs by ID and logs their starts.
 //
-// On SQLite all three run in one write transaction: the write lock
-// serialises it with every other write, so no two claims count from the
-// same state. On PostgreSQL steps 1 and 2 read without a lock and step 3
-// is one autocommit statement that re-counts and re-admits under its locks
-// (claim_limit_pg.go): no lock is held across a client round trip. Either
-// way the limits are never exceeded.
+// All three run in one write transaction: the write lock serialises it
+// with every other write, so no two claims count from the same state, and
+// the limits are never exceeded.
 
 // limitWalkPage is how many pending rows one page of the walk reads.
 const limitWalkPage = 256
@@ -63,6 +62,18 @@ func hasLimits(q jobs.ClaimQuery) bool {
 	return false
 }
 
+// hasRates reports whether q has a rate limit (Rate or KeyRate).
+func hasRates(q jobs.ClaimQuery) bool {
+	for _, m := range []map[string]jobs.Limit{q.KindLimits, q.QueueLimits} {
+		for _, l := range m {
+			if admit.Limit(l).HasRate() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // limitedClaim is what the admission of a limited claim decided.
 type limitedClaim struct {
 	t   time.Time       // the claim's time: the start of the picked jobs
@@ -70,8 +81,7 @@ type limitedClaim struct {
 	ids []string        // the picked jobs; nil: none
 }
 
-// admitClaim runs steps 1 and 2 in db: the claim's transaction on SQLite,
-// the database on PostgreSQL.
+// admitClaim runs steps 1 and 2 in db, the claim's transaction.
 func (r *Repository) admitClaim(ctx context.Context, db bun.IDB, q jobs.ClaimQuery) (*limitedClaim, error) {
 	kinds, queues := admit.Limits(q.KindLimits), admit.Limits(q.QueueLimits)
 	t := rules.Now()

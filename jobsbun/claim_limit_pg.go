@@ -2,7 +2,7 @@ package jobsbun
 
 import (
 	"context"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/jobsmith/jobs"
@@ -13,123 +13,198 @@ import (
 	"github.com/uptrace/bun/dialect/pgdialect"
 )
 
-// A limited claim on PostgreSQL holds no lock across a client round trip:
-// a process stopped (SIGSTOP) or cut off in the middle of a claim must not
-// stall any other process's claims. It runs in two parts:
+// A limited claim on PostgreSQL is one autocommit statement, SELECT … FROM
+// jobs_limit_claim(…) (pgClaimFunc), so that it costs one round trip and
+// holds no lock across one: a process stopped (SIGSTOP) or cut off after
+// sending it stalls no other process, since the server finishes the
+// statement and releases its locks at its commit. The function
 //
-//  1. the walk (claim_limit.go) reads the running counts, the start log
-//     and the pending jobs in autocommit statements, without a lock, and
-//     picks candidates as if the counts it read were current;
-//  2. one autocommit statement (pgLimitedClaimSQL) claims the candidates
-//     that still fit: jobs_limit_admit (pgAdmitFunc) takes a
-//     transaction-scoped advisory lock per limited kind and queue, in
-//     sorted order, then re-counts the running jobs and the recent starts
-//     of each candidate's scopes and keys, locks the candidates still
-//     pending (FOR UPDATE SKIP LOCKED), admits them in the walk's order
-//     and logs their starts; the UPDATE around it marks the admitted jobs
-//     running. The server finishes the statement, and releases the locks
-//     at its commit, even if the client froze after sending it.
+//  1. ranks the jobs that came due (promote, fair.go);
+//  2. takes a transaction-scoped advisory lock per limited kind and queue,
+//     in sorted order, then counts the running jobs and the recent starts
+//     of each, which shuts the scopes at their limit and finds the keys at
+//     theirs (both left out of the walk by its WHERE clause);
+//  3. walks the pending jobs in claim order and admits those that fit,
+//     counting its own admissions and re-counting each candidate's key,
+//     locks each admitted row still pending (FOR UPDATE SKIP LOCKED) and
+//     logs its starts; it stops at the claim's limit or after
+//     claimScanMargin rows past it;
+//  4. marks the admitted jobs running and returns them.
 //
-// Why this is exact: the admission re-counts after it holds the locks of
-// every scope it admits into, and every admission into a scope happens in
-// a statement that holds that scope's lock until it commits. A PL/pgSQL
+// Why this is exact: the counts are read after the locks of every scope
+// the claim admits into are held, and every admission into a scope happens
+// in a statement that holds that scope's lock until it commits. A PL/pgSQL
 // function that is VOLATILE (the default) takes a fresh snapshot for each
 // statement in it, so the counts read after the lock see every admission
 // committed before it, unlike a CTE of one plain statement, whose snapshot
 // is the statement's start, before it waited for the lock. Leaving status
 // running (finish, retry, release, rescue) needs no lock: a count that
-// misses it only admits less, never more. A candidate claimed, cancelled
-// or retried since the walk is skipped. The one case the lock does not
+// misses it only admits less, never more. The one case the lock does not
 // cover is a runner that claims the kind without declaring its limit
 // (Limit's doc: every runner must declare the same limits): its claims are
 // counted once committed, but not waited for.
-//
-// The walk's picks can only be cut down by the admission: the claim may
-// take fewer jobs than fit (a later claim takes them), never more.
 
-// pgAdmitFunc creates jobs_limit_admit(scopes, running, per_key, rate,
-// key_rate, window_us, cand): the candidates cand (in claim order) that the
-// limits admit, claimed by nobody else while the statement runs. scopes are
-// the limited scopes as admit.Scope.String, sorted; the other arrays give
-// each scope's Limit fields (window in microseconds).
-const pgAdmitFunc = `CREATE FUNCTION jobs_limit_admit(scopes text[], lim_running int[], lim_per_key int[],
-	lim_rate int[], lim_key_rate int[], window_us bigint[], cand uuid[])
-RETURNS SETOF uuid LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+// claimScanMargin is how many rows past its limit the walk of a limited
+// claim on PostgreSQL reads at most. The walk's WHERE clause leaves out the
+// kinds, queues and keys that were at their limits when it began, so the
+// rows it reads and passes over are those of keys that this claim's own
+// admissions filled; under fair turns between keys they are few.
+const claimScanMargin = 256
+
+// pgClaimFunc creates jobs_limit_claim(owner, lease_us, qs, ks, lim,
+// scopes, running, per_key, rate, key_rate, window_us): the claim of up to
+// lim jobs of the queues qs and kinds ks (empty: any) for owner with a
+// lease of lease_us microseconds, under the limits of the scopes (the
+// limited scopes as admit.Scope.String, sorted; the other arrays give each
+// scope's Limit fields, the window in microseconds). It returns the claimed
+// rows.
+var pgClaimFunc = `CREATE FUNCTION jobs_limit_claim(p_owner text, p_lease_us bigint, qs text[], ks text[], lim int,
+	scopes text[], lim_running int[], lim_per_key int[], lim_rate int[], lim_key_rate int[], window_us bigint[])
+RETURNS SETOF jobs LANGUAGE plpgsql SET search_path FROM CURRENT SET enable_sort = off SET enable_indexonlyscan = off AS $$
 DECLARE
 	ns int := coalesce(array_length(scopes, 1), 0);
 	t timestamptz;
 	c record;
 	i int;
 	ok boolean;
-	is_kind boolean;
-	nm text;
+	is_kind boolean[] := '{}';
+	nm text[] := '{}';
+	n_run bigint[] := '{}';
+	n_start bigint[] := '{}';
+	closed_k text[] := '{}';
+	closed_q text[] := '{}';
+	full_k text[] := '{}';
+	full_q text[] := '{}';
+	kc jsonb[] := '{}';
+	kci jsonb;
+	fk text[];
+	ids uuid[] := '{}';
 	n bigint;
-	a_kind text[] := '{}';
-	a_queue text[] := '{}';
-	a_key text[] := '{}';
 BEGIN
+	IF EXISTS (SELECT 1 FROM jobs WHERE status = 'pending' AND fair_rank < 0 AND run_at <= now()) THEN
+		UPDATE jobs SET fair_rank = GREATEST(
+			COALESCE((SELECT h.fair_rank FROM jobs h WHERE h.status = 'pending' AND h.fair_rank >= 0 AND h.queue = jobs.queue
+				AND h.run_at <= now() ORDER BY h.fair_rank LIMIT 1), 0),
+			COALESCE((SELECT k.fair_rank + 1 FROM jobs k WHERE k.status = 'pending' AND k.fair_rank >= 0 AND k.queue = jobs.queue
+				AND k.concurrency_key = jobs.concurrency_key ORDER BY k.fair_rank DESC LIMIT 1), 0))
+		WHERE id = ANY(ARRAY(SELECT id FROM jobs WHERE status = 'pending' AND fair_rank < 0 AND run_at <= now()
+			LIMIT ` + promoteBatchText + ` FOR UPDATE SKIP LOCKED)) AND fair_rank < 0;
+	END IF;
 	FOR i IN 1 .. ns LOOP
 		PERFORM pg_advisory_xact_lock(hashtextextended('jobs limit ' || scopes[i], 7428513690412));
 	END LOOP;
 	t := clock_timestamp();
-	-- The claim's start time, for the UPDATE that calls this function.
-	PERFORM set_config('jobs.claim_time', t::text, true);
+	FOR i IN 1 .. ns LOOP
+		is_kind[i] := left(scopes[i], 2) = 'k:';
+		nm[i] := substr(scopes[i], 3);
+		-- One read of the scope's running jobs by key: the total, and the
+		-- count of each key when a per-key limit needs it.
+		IF is_kind[i] THEN
+			SELECT coalesce(sum(r.n), 0), coalesce(jsonb_object_agg(r.k, r.n) FILTER (WHERE r.k <> ''), '{}')
+				INTO n, kci FROM (SELECT concurrency_key AS k, count(*) AS n FROM jobs
+					WHERE status = 'running' AND kind = nm[i] GROUP BY concurrency_key) r;
+		ELSE
+			SELECT coalesce(sum(r.n), 0), coalesce(jsonb_object_agg(r.k, r.n) FILTER (WHERE r.k <> ''), '{}')
+				INTO n, kci FROM (SELECT concurrency_key AS k, count(*) AS n FROM jobs
+					WHERE status = 'running' AND queue = nm[i] GROUP BY concurrency_key) r;
+		END IF;
+		kc[i] := kci;
+		n_run[i] := n;
+		n_start[i] := 0;
+		IF lim_rate[i] > 0 OR lim_key_rate[i] > 0 THEN
+			DELETE FROM job_starts WHERE scope = scopes[i] AND started_at <= t - interval '` + maxPeriodText + `';
+			SELECT count(*) INTO n FROM job_starts
+				WHERE scope = scopes[i] AND started_at > t - window_us[i] * interval '1 microsecond';
+			n_start[i] := n;
+		END IF;
+		IF (lim_running[i] > 0 AND n_run[i] >= lim_running[i]) OR (lim_rate[i] > 0 AND n_start[i] >= lim_rate[i]) THEN
+			IF is_kind[i] THEN closed_k := closed_k || nm[i]; ELSE closed_q := closed_q || nm[i]; END IF;
+			CONTINUE;
+		END IF;
+		IF lim_per_key[i] > 0 THEN
+			fk := ARRAY(SELECT nm[i] || chr(31) || e.key FROM jsonb_each_text(kc[i]) AS e
+				WHERE e.value::int >= lim_per_key[i]);
+			IF is_kind[i] THEN full_k := full_k || fk; ELSE full_q := full_q || fk; END IF;
+		END IF;
+		IF lim_key_rate[i] > 0 THEN
+			IF is_kind[i] THEN
+				full_k := full_k || ARRAY(SELECT nm[i] || chr(31) || ckey FROM job_starts
+					WHERE scope = scopes[i] AND ckey <> '' AND started_at > t - window_us[i] * interval '1 microsecond'
+					GROUP BY ckey HAVING count(*) >= lim_key_rate[i]);
+			ELSE
+				full_q := full_q || ARRAY(SELECT nm[i] || chr(31) || ckey FROM job_starts
+					WHERE scope = scopes[i] AND ckey <> '' AND started_at > t - window_us[i] * interval '1 microsecond'
+					GROUP BY ckey HAVING count(*) >= lim_key_rate[i]);
+			END IF;
+		END IF;
+	END LOOP;
+	IF (cardinality(ks) > 0 AND ks <@ closed_k) OR (cardinality(qs) > 0 AND qs <@ closed_q) THEN
+		RETURN;
+	END IF;
 	FOR c IN SELECT j.id, j.kind, j.queue, j.concurrency_key AS ckey FROM jobs j
-		WHERE j.id = ANY(cand) AND j.status = 'pending'
-		ORDER BY array_position(cand, j.id) FOR UPDATE SKIP LOCKED
+		WHERE j.status = 'pending' AND j.fair_rank > -1 AND j.run_at <= t
+			AND (cardinality(qs) = 0 OR j.queue = ANY(qs)) AND (cardinality(ks) = 0 OR j.kind = ANY(ks))
+			AND j.kind <> ALL(closed_k) AND j.queue <> ALL(closed_q)
+			AND j.queue NOT IN (SELECT name FROM jobs_queues WHERE paused)
+			AND (cardinality(full_k) = 0 OR j.kind || chr(31) || j.concurrency_key <> ALL(full_k))
+			AND (cardinality(full_q) = 0 OR j.queue || chr(31) || j.concurrency_key <> ALL(full_q))
+		ORDER BY j.priority DESC, j.fair_rank, j.run_at, j.id LIMIT lim + ` + claimScanMarginText + `
 	LOOP
 		ok := true;
 		FOR i IN 1 .. ns LOOP
-			is_kind := left(scopes[i], 2) = 'k:';
-			nm := substr(scopes[i], 3);
-			CONTINUE WHEN nm <> CASE WHEN is_kind THEN c.kind ELSE c.queue END;
-			IF lim_running[i] > 0 THEN
-				IF is_kind THEN
-					SELECT count(*) INTO n FROM jobs WHERE status = 'running' AND kind = nm;
-				ELSE
-					SELECT count(*) INTO n FROM jobs WHERE status = 'running' AND queue = nm;
-				END IF;
-				n := n + (SELECT count(*) FROM unnest(a_kind, a_queue) AS a(k, q)
-					WHERE CASE WHEN is_kind THEN a.k ELSE a.q END = nm);
-				IF n >= lim_running[i] THEN ok := false; EXIT; END IF;
-			END IF;
-			IF lim_rate[i] > 0 THEN
-				SELECT count(*) INTO n FROM job_starts
-					WHERE scope = scopes[i] AND started_at > t - window_us[i] * interval '1 microsecond';
-				IF n >= lim_rate[i] THEN ok := false; EXIT; END IF;
+			CONTINUE WHEN nm[i] <> CASE WHEN is_kind[i] THEN c.kind ELSE c.queue END;
+			IF (lim_running[i] > 0 AND n_run[i] >= lim_running[i]) OR (lim_rate[i] > 0 AND n_start[i] >= lim_rate[i]) THEN
+				ok := false; EXIT;
 			END IF;
 			CONTINUE WHEN c.ckey = '';
-			IF lim_per_key[i] > 0 THEN
-				IF is_kind THEN
-					SELECT count(*) INTO n FROM jobs WHERE status = 'running' AND kind = nm AND concurrency_key = c.ckey;
-				ELSE
-					SELECT count(*) INTO n FROM jobs WHERE status = 'running' AND queue = nm AND concurrency_key = c.ckey;
-				END IF;
-				n := n + (SELECT count(*) FROM unnest(a_kind, a_queue, a_key) AS a(k, q, ck)
-					WHERE CASE WHEN is_kind THEN a.k ELSE a.q END = nm AND a.ck = c.ckey);
-				IF n >= lim_per_key[i] THEN ok := false; EXIT; END IF;
+			IF lim_per_key[i] > 0 AND coalesce((kc[i] ->> c.ckey)::int, 0) >= lim_per_key[i] THEN
+				ok := false; EXIT;
 			END IF;
 			IF lim_key_rate[i] > 0 THEN
-				SELECT count(*) INTO n FROM job_starts
-					WHERE scope = scopes[i] AND ckey = c.ckey AND started_at > t - window_us[i] * interval '1 microsecond';
+				SELECT count(*) INTO n FROM job_starts WHERE scope = scopes[i] AND ckey = c.ckey
+					AND started_at > t - window_us[i] * interval '1 microsecond';
 				IF n >= lim_key_rate[i] THEN ok := false; EXIT; END IF;
 			END IF;
 		END LOOP;
 		CONTINUE WHEN NOT ok;
-		a_kind := a_kind || c.kind;
-		a_queue := a_queue || c.queue;
-		a_key := a_key || c.ckey;
-		INSERT INTO job_starts (scope, ckey, started_at)
-			SELECT x.s, c.ckey, t FROM unnest(scopes, lim_rate, lim_key_rate) AS x(s, r, kr)
-			WHERE (x.r > 0 OR x.kr > 0) AND (x.s = 'k:' || c.kind OR x.s = 'q:' || c.queue);
-		RETURN NEXT c.id;
+		FOR i IN 1 .. ns LOOP
+			CONTINUE WHEN nm[i] <> CASE WHEN is_kind[i] THEN c.kind ELSE c.queue END;
+			n_run[i] := n_run[i] + 1;
+			IF lim_running[i] > 0 AND n_run[i] >= lim_running[i] THEN
+				IF is_kind[i] THEN closed_k := closed_k || nm[i]; ELSE closed_q := closed_q || nm[i]; END IF;
+			END IF;
+			IF c.ckey <> '' THEN
+				kc[i] := jsonb_set(kc[i], ARRAY[c.ckey], to_jsonb(coalesce((kc[i] ->> c.ckey)::int, 0) + 1));
+			END IF;
+			IF lim_rate[i] > 0 OR lim_key_rate[i] > 0 THEN
+				n_start[i] := n_start[i] + 1;
+				INSERT INTO job_starts (scope, ckey, started_at) VALUES (scopes[i], c.ckey, t);
+			END IF;
+		END LOOP;
+		ids := ids || c.id;
+		-- Done when the claim is full, or when its own admissions filled
+		-- every kind or queue it may claim.
+		EXIT WHEN cardinality(ids) >= lim OR (cardinality(ks) > 0 AND ks <@ closed_k) OR (cardinality(qs) > 0 AND qs <@ closed_q);
 	END LOOP;
+	IF cardinality(ids) = 0 THEN
+		RETURN;
+	END IF;
+	RETURN QUERY UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_token = gen_random_uuid()::text,
+		lease_owner = p_owner, started_at = t, updated_at = t,
+		lease_expires_at = clock_timestamp() + p_lease_us * interval '1 microsecond'
+		WHERE id = ANY(ids) AND status = 'pending' RETURNING jobs.*;
 END $$`
 
-// pgLimitedClaimSQL is the statement of part 2 above: the claim of q at
-// time t of the candidates ids that jobs_limit_admit admits under the
-// limits of q, and its arguments.
-func (r *Repository) pgLimitedClaimSQL(q jobs.ClaimQuery, t time.Time, ids []string) (string, []any) {
+// Constants of pgClaimFunc as SQL text.
+var (
+	promoteBatchText    = strconv.Itoa(promoteBatch)
+	claimScanMarginText = strconv.Itoa(claimScanMargin)
+	maxPeriodText       = strconv.Itoa(int(admit.MaxPeriod/time.Second)) + " seconds"
+)
+
+// pgLimitedClaimSQL is the limited claim of q on PostgreSQL (see
+// pgClaimFunc) and its arguments.
+func (r *Repository) pgLimitedClaimSQL(q jobs.ClaimQuery) (string, []any) {
 	var scopes []string
 	var running, perKey, rate, keyRate []int
 	var window []int64
@@ -140,37 +215,31 @@ func (r *Repository) pgLimitedClaimSQL(q jobs.ClaimQuery, t time.Time, ids []str
 		window = append(window, admit.Limit(l).Window().Microseconds())
 	}
 	kinds, queues := admit.Limits(q.KindLimits), admit.Limits(q.QueueLimits)
-	for _, s := range admit.New(t, kinds, queues).Scopes() { // sorted: the lock order
+	for _, s := range admit.New(time.Time{}, kinds, queues).Scopes() { // sorted: the lock order
 		if s.Type == admit.KindScope {
 			add(s, q.KindLimits[s.Name])
 		} else {
 			add(s, q.QueueLimits[s.Name])
 		}
 	}
-	var b strings.Builder
-	args := make([]any, 0, 12)
-	b.WriteString("UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_token = ")
-	b.WriteString(r.d.newToken())
-	// started_at is the time jobs_limit_admit logged the starts at, so
-	// that a rate's window ends exactly a period after the job started.
-	b.WriteString(", lease_owner = ?, started_at = current_setting('jobs.claim_time')::timestamptz")
-	b.WriteString(", updated_at = current_setting('jobs.claim_time')::timestamptz, lease_expires_at = ")
-	args = append(args, q.Owner)
-	s, args := r.d.leaseUntil(args, t, q.LeaseDuration)
-	b.WriteString(s)
-	b.WriteString(" WHERE id = ANY(ARRAY(SELECT _a FROM jobs_limit_admit(?::text[], ?::int[], ?::int[], ?::int[], ?::int[], ?::bigint[], ?::uuid[]) AS _a))")
-	args = append(args, pgdialect.Array(scopes), pgdialect.Array(running), pgdialect.Array(perKey),
-		pgdialect.Array(rate), pgdialect.Array(keyRate), pgdialect.Array(window), pgdialect.Array(ids))
-	b.WriteString(" AND " + r.d.stillPending() + " RETURNING " + jobColumns)
-	return b.String(), args
+	return "SELECT " + jobColumns + " FROM jobs_limit_claim(?, ?, ?::text[], ?::text[], ?, ?::text[], ?::int[], ?::int[], ?::int[], ?::int[], ?::bigint[])",
+		[]any{q.Owner, q.LeaseDuration.Microseconds(), pgdialect.Array(texts(q.Queues)), pgdialect.Array(texts(q.Kinds)), q.Limit,
+			pgdialect.Array(scopes), pgdialect.Array(running), pgdialect.Array(perKey),
+			pgdialect.Array(rate), pgdialect.Array(keyRate), pgdialect.Array(window)}
+}
+
+// texts is s, or an empty slice for nil: an empty array, not NULL.
+func texts(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // pgNextStart reads the time at which a start that a rate holds back may
-// come, for [jobs.ClaimQuery].NextStart, from the start log after a claim
-// on PostgreSQL whose walk saw a rate held back. The walk's own figure
-// counts the starts it picked at the walk's time, a little before
-// jobs_limit_admit logged them; this one may also be earlier than needed
-// (a key that is full but has no job waiting), which costs one early claim.
+// come, for [jobs.ClaimQuery].NextStart, from the start log after a
+// limited claim on PostgreSQL with a rate. It may be earlier than needed (a
+// key that is full but has no job waiting), which costs one early claim.
 func (r *Repository) pgNextStart(ctx context.Context, q jobs.ClaimQuery) (time.Time, error) {
 	t := rules.Now()
 	ad := admit.New(t, admit.Limits(q.KindLimits), admit.Limits(q.QueueLimits))

@@ -36,15 +36,15 @@ func (h *freezeHook) AfterQuery(_ context.Context, e *bun.QueryEvent) {
 	<-h.release
 }
 
-// TestLimitedClaimFrozenMidwayStallsNoOne: a limited claim on PostgreSQL
-// whose process froze between its round trips (here after its walk picked
-// two jobs) holds no lock, so another process's limited claim of the same
-// kind goes on at once; and when the frozen claim resumes, its last
-// statement re-counts and admits nothing over the limit the other filled.
-func TestLimitedClaimFrozenMidwayStallsNoOne(t *testing.T) {
+// TestLimitedClaimFrozenStallsNoOne: a limited claim on PostgreSQL is one
+// statement, so a process that froze right after it (as one stopped by
+// SIGSTOP would, before it reads the answer) holds no lock: another
+// process's limited claim of the same kind goes on at once, and admits
+// nothing over the limit the frozen one filled.
+func TestLimitedClaimFrozenStallsNoOne(t *testing.T) {
 	dsn := testdb.PostgresDSN(t)
 	frozenRepo, other := openTestPG(t, dsn, 0), openTestPG(t, dsn, 0)
-	hook := &freezeHook{match: "SELECT id, kind, queue, concurrency_key", frozen: make(chan struct{}), release: make(chan struct{})}
+	hook := &freezeHook{match: "jobs_limit_claim", frozen: make(chan struct{}), release: make(chan struct{})}
 	frozenRepo.db.AddQueryHook(hook)
 	ctx := t.Context()
 	js := make([]*jobs.Job, 4)
@@ -69,18 +69,18 @@ func TestLimitedClaimFrozenMidwayStallsNoOne(t *testing.T) {
 	select {
 	case <-hook.frozen:
 	case <-time.After(30 * time.Second):
-		t.Fatal("the claim never reached its walk")
+		t.Fatal("the claim never ran")
 	}
 	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	got, err := other.Claim(octx, q)
 	require.NoError(t, err, "a claim beside the frozen one must not wait for it")
-	require.Len(t, got, 2, "the other process fills the limit")
+	require.Empty(t, got, "the frozen process's claim filled the limit")
 
 	close(hook.release)
 	r := <-late
 	require.NoError(t, r.err)
-	require.Empty(t, r.js, "the frozen claim's walk picked two jobs, but the limit is full now")
+	require.Len(t, r.js, 2)
 	var running int
 	require.NoError(t, other.db.QueryRowContext(ctx, "SELECT count(*) FROM jobs WHERE status = 'running'").Scan(&running))
 	require.Equal(t, 2, running)

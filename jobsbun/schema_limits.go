@@ -50,7 +50,7 @@ var pgLimitStep = migrate.Step{
 	started_at TIMESTAMPTZ NOT NULL
 )`,
 		`CREATE INDEX job_starts_idx ON job_starts (scope, started_at)`,
-		pgAdmitFunc, // claim_limit_pg.go
+		pgClaimFunc, // claim_limit_pg.go
 	}, fairStmts...),
 }
 

@@ -331,6 +331,21 @@ var fairCases = []testCase{
 		}
 		require.Equal(t, map[string]int{"a": 3, "b": 3}, countBy(got, byKey), "the late key neither waits for the backlog nor jumps it")
 	}},
+	{"RetriedJobQueuesBehindItsKey", func(t *testing.T, h *harness) {
+		// A job retried by an operator takes a new place in line, after
+		// the pending jobs of its key, not the place it had long ago.
+		old := h.create(t, keyed("k", "", "a"))[0]
+		_, err := h.repo.RequestCancel(t.Context(), old.ID)
+		require.NoError(t, err)
+		later := h.create(t, keyed("k", "", "a"), keyed("k", "", "a"))
+		_, err = h.repo.Retry(t.Context(), old.ID)
+		require.NoError(t, err)
+		var order []uuid.UUID
+		for range 3 {
+			order = append(order, h.claimOne(t).ID)
+		}
+		require.Equal(t, []uuid.UUID{later[0].ID, later[1].ID, old.ID}, order)
+	}},
 	{"KeyKeepsRunAtOrder", func(t *testing.T, h *harness) {
 		base := time.Now().Add(-time.Hour)
 		late, early := keyed("k", "", "a"), keyed("k", "", "a")
