@@ -32,6 +32,7 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		{map[string]string{"APP_CONCURRENCY": "lots"}, "APP_CONCURRENCY"},
 		{map[string]string{"APP_ADDR": "0.0.0.0:8080"}, "APP_AUTH_TOKEN"},
 		{map[string]string{"APP_LEASE_DURATION": "500ms"}, `APP_LEASE_DURATION: "500ms" is not a duration from 1s to`},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "localhost:4318"}, `OTEL_EXPORTER_OTLP_ENDPOINT: "localhost:4318" is not a URL`},
 	} {
 		var stderr logbuf.Buffer
 		code := run(t.Context(), nil, getenv(tc.env), io.Discard, &stderr)
