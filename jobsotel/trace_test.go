@@ -7,7 +7,10 @@ import (
 	"testing"
 
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/jobsbun"
+	"github.com/jobsmith/jobs/jobsqlite"
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
@@ -173,4 +176,25 @@ func TestTraceContextRespectsTheCallersMetadata(t *testing.T) {
 	j, err = r.Enqueue(ctx, "k", nil)
 	require.NoError(t, err)
 	require.Contains(t, j.Metadata, "traceparent")
+}
+
+// EnqueueTx gets its enqueue span and stores the trace context with the
+// job in the caller's transaction.
+func TestEnqueueTxStoresTheTraceContext(t *testing.T) {
+	t.Parallel()
+	p := newProcess(t)
+	repo, err := jobsqlite.Open(t.Context(), tempDB(t))
+	require.NoError(t, err)
+	defer repo.Close()
+	r := newRunner(t, repo, p.tel.Option())
+	var j *jobs.Job
+	require.NoError(t, jobsbun.RunInTx(t.Context(), repo.DB(), func(ctx context.Context, tx bun.Tx) error {
+		j, err = r.EnqueueTx(ctx, tx, "k", nil)
+		return err
+	}))
+	stored, err := r.Get(t.Context(), j.ID)
+	require.NoError(t, err)
+	enqueue := p.span(t, "enqueue k")
+	require.Equal(t, fmt.Sprintf("00-%s-%s-01", enqueue.SpanContext().TraceID(), enqueue.SpanContext().SpanID()),
+		stored.Metadata["traceparent"])
 }
