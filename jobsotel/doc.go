@@ -12,8 +12,9 @@
 //
 // # Traces
 //
-// Each enqueue ([jobs.Runner.Enqueue], EnqueueTx, EnqueueMany) gets a
-// PRODUCER span named "enqueue KIND", a child of the caller's span, and
+// Each enqueue ([jobs.Runner.Enqueue], EnqueueTx, EnqueueMany; not the
+// jobs that schedules create) gets a PRODUCER span named "enqueue KIND", a
+// child of the caller's span, and
 // the span's W3C trace context (traceparent, tracestate) is stored in the
 // job's metadata ([jobs.Job].Metadata), so it travels with the job through
 // the database to whatever process runs it. A metadata that already holds

@@ -27,22 +27,24 @@ type config struct {
 }
 
 // WithTracerProvider sets where spans go. The default is the global one
-// ([otel.GetTracerProvider]) as it is when [New] runs; nil is invalid.
+// ([otel.GetTracerProvider]), which follows a provider set later with
+// otel.SetTracerProvider; nil is invalid.
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(c *config) { c.tp = tp }
 }
 
 // WithMeterProvider sets where metrics go. The default is the global one
-// ([otel.GetMeterProvider]) as it is when [New] runs; nil is invalid.
+// ([otel.GetMeterProvider]), which follows a provider set later with
+// otel.SetMeterProvider; nil is invalid.
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return func(c *config) { c.mp = mp }
 }
 
 // WithPropagator sets how trace context is written to and read from a
 // job's metadata. The default is the global one
-// ([otel.GetTextMapPropagator]) as it is when [New] runs, or, when that
-// propagates nothing (no fields: nothing was set), W3C trace context and
-// baggage; nil is invalid.
+// ([otel.GetTextMapPropagator]) when one was set before [New] runs, and
+// otherwise W3C trace context and baggage (the global one propagates
+// nothing until set); nil is invalid.
 func WithPropagator(p propagation.TextMapPropagator) Option {
 	return func(c *config) { c.prop = p }
 }
