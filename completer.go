@@ -43,6 +43,7 @@ func (r *Runner) complete(o outcome) {
 	case r.comp <- o:
 	case <-r.compGone:
 		r.cfg.logger.Error("outcome dropped after shutdown", "job_id", o.e.lease.JobID, "kind", o.e.job.Kind)
+		r.endAttempt(o.e, copyJob(o.e.job), "lost")
 		r.untrack(o.e)
 	}
 }
@@ -277,6 +278,8 @@ func (r *Runner) forget(o outcome, st Status, err error) {
 		if st == StatusPending && o.kind == outFinish {
 			r.wakeAt(o.c.RunAt)
 		}
+	} else {
+		r.endAttempt(e, copyJob(e.job), "lost")
 	}
 	r.untrack(e)
 }

@@ -219,6 +219,13 @@
 // [WithMetadata] stores a small map of strings with a job (trace context, a
 // request ID); handlers read it from their *Job, hooks from theirs.
 //
+// [Hooks] observe the lifecycle for logging, metrics and tracing, and
+// several [WithHooks] add up. Two of them take a ctx: OnEnqueue runs with
+// the enqueuing caller's ctx before the job is stored and may add metadata
+// (the caller's trace context, say); OnAttempt wraps each attempt, giving
+// the handler its ctx and learning the stored outcome. Package jobsotel,
+// a module of its own, builds OpenTelemetry spans and metrics on them.
+//
 // # Errors
 //
 // A handler error fails the attempt; the job is retried with exponential

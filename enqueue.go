@@ -107,7 +107,12 @@ func (r *Runner) Enqueue(ctx context.Context, kind string, payload any, opts ...
 	if err != nil {
 		return nil, err
 	}
-	if err := r.create(ctx, j); err != nil {
+	done := r.enqueueHooks(ctx, j)
+	err = r.create(ctx, j)
+	if done != nil {
+		done(err)
+	}
+	if err != nil {
 		return nil, err
 	}
 	r.enqueued(j)
@@ -128,7 +133,12 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx any, kind string, payload any
 	if err != nil {
 		return nil, err
 	}
-	if err := r.repo.CreateTx(ctx, tx, j); err != nil {
+	done := r.enqueueHooks(ctx, j)
+	err = r.repo.CreateTx(ctx, tx, j)
+	if done != nil {
+		done(err)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if j.RunAt.After(time.Now()) {
@@ -158,7 +168,17 @@ func (r *Runner) EnqueueMany(ctx context.Context, reqs ...EnqueueRequest) ([]*Jo
 	if len(js) == 0 {
 		return js, nil
 	}
-	if err := r.repo.Create(ctx, js...); err != nil {
+	var dones []func(error)
+	for _, j := range js {
+		if done := r.enqueueHooks(ctx, j); done != nil {
+			dones = append(dones, done)
+		}
+	}
+	err := r.repo.Create(ctx, js...)
+	for _, done := range dones {
+		done(err)
+	}
+	if err != nil {
 		return nil, err
 	}
 	for _, j := range js {

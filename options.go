@@ -45,7 +45,7 @@ type runnerConfig struct {
 	retryMax     time.Duration
 	owner        string
 	logger       *slog.Logger
-	hooks        Hooks
+	hooks        []Hooks // in the order given; see hooks.go
 	allowAnyKind bool
 	loggerSet    bool
 	notifier     Notifier // see notifier.go
@@ -136,9 +136,12 @@ func WithLogger(l *slog.Logger) Option {
 	return func(c *runnerConfig) { c.logger, c.loggerSet = l, true }
 }
 
-// WithHooks sets the lifecycle callbacks; see [Hooks]. The default has none;
-// any Hooks value is valid, and its nil fields are skipped.
-func WithHooks(h Hooks) Option { return func(c *runnerConfig) { c.hooks = h } }
+// WithHooks adds lifecycle callbacks; see [Hooks]. Several WithHooks add
+// up: the callbacks of each run, in the order the options were given, so
+// that a package such as jobsotel can add its own beside the
+// application's. The default has none; any Hooks value is valid, and its
+// nil fields are skipped.
+func WithHooks(h Hooks) Option { return func(c *runnerConfig) { c.hooks = append(c.hooks, h) } }
 
 // WithAllowUnknownKinds lets Enqueue create jobs of kinds that have no
 // handler in this runner, for a process that runs some kinds and enqueues

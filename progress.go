@@ -54,15 +54,16 @@ type Reporter interface {
 // execution is one claimed attempt in this process. It is the handler's
 // Reporter.
 type execution struct {
-	r       *Runner
-	job     *Job // as claimed; the handler gets this pointer
-	lease   Lease
-	attempt int
-	paused  uint64          // the pause sequence its claim noted; see pause.go
-	ctx     context.Context // the handler's base context
-	cancel  context.CancelCauseFunc
-	renewed atomic.Int64 // unix ns when the last successful lease renewal started
-	lost    atomic.Bool  // the lease is known lost: write nothing more
+	r          *Runner
+	job        *Job // as claimed; the handler gets this pointer
+	lease      Lease
+	attempt    int
+	paused     uint64          // the pause sequence its claim noted; see pause.go
+	ctx        context.Context // the handler's base context
+	cancel     context.CancelCauseFunc
+	renewed    atomic.Int64                 // unix ns when the last successful lease renewal started
+	lost       atomic.Bool                  // the lease is known lost: write nothing more
+	attemptEnd func(j *Job, outcome string) // OnAttempt's end; set on the worker before the outcome is queued, see hooks.go
 
 	saveMu    sync.Mutex // one Checkpoint at a time; guards outputSeq
 	outputSeq int64      // the job's stored output count, as this attempt knows it
@@ -221,10 +222,14 @@ func (r *Runner) flushProgress(ctx context.Context) {
 	end()
 	cancel()
 	r.settleRenewals("store progress", execs, err, start, (*execution).redirty)
-	if r.cfg.hooks.OnProgress != nil {
+	for i := range r.cfg.hooks {
+		f := r.cfg.hooks[i].OnProgress
+		if f == nil {
+			continue
+		}
 		for _, e := range execs {
 			s, _ := e.snapshot(false)
-			r.callHook("progress", func() { r.cfg.hooks.OnProgress(s) })
+			r.callHook("progress", func() { f(s) })
 		}
 	}
 }

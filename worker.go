@@ -267,10 +267,11 @@ func (r *Runner) execute(e *execution) outcome {
 		err error
 	)
 	if ctx.Err() == nil {
-		r.hookJob(r.cfg.hooks.OnStarted, "started", e.job)
+		r.hookJob(func(h *Hooks) func(*Job) { return h.OnStarted }, "started", e.job)
 		r.cfg.logger.Debug("job started", "job_id", e.lease.JobID, "kind", e.job.Kind, "attempt", e.attempt)
+		hctx := r.attemptHooks(ctx, e)
 		start := time.Now()
-		res, err = r.call(ctx, h, e)
+		res, err = r.call(hctx, h, e)
 		r.observe(time.Since(start))
 	} else {
 		err = context.Cause(ctx)

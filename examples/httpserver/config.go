@@ -15,7 +15,7 @@ import (
 )
 
 // Config is the server's configuration, read from APP_* environment
-// variables by [loadConfig].
+// variables (and OTEL_EXPORTER_OTLP_ENDPOINT) by [loadConfig].
 type Config struct {
 	// DatabaseURL is an SQLite file path (optionally "sqlite:" or "file:"
 	// prefixed) or a postgres:// URL. APP_DATABASE_URL, default data/jobs.db.
@@ -55,6 +55,11 @@ type Config struct {
 	// here or on another server, within about 1.5 times this.
 	// APP_LEASE_DURATION, default 30s, 1s to 1h.
 	LeaseDuration time.Duration
+	// OTLPEndpoint, when set, turns on tracing and metrics: spans and
+	// metrics go to this OTLP/HTTP collector (see telemetry.go).
+	// OTEL_EXPORTER_OTLP_ENDPOINT, an http:// or https:// URL, read as the
+	// OpenTelemetry exporters read it.
+	OTLPEndpoint string
 	// UserConcurrency is how many transcriptions of one user (the "user"
 	// of POST /api/transcribe, the job's concurrency key) run at once,
 	// counted across every server process on the database.
@@ -168,6 +173,13 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			bad("APP_INSECURE_NO_AUTH", "%q is not true or false", v)
 		}
 		c.InsecureNoAuth = b
+	}
+	if v := getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); v != "" {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("OTEL_EXPORTER_OTLP_ENDPOINT", "%q is not a URL such as http://localhost:4318", v)
+		}
+		c.OTLPEndpoint = v
 	}
 	if _, err := parseDatabaseURL(c.DatabaseURL); err != nil {
 		bad("APP_DATABASE_URL", "%v", err)

@@ -29,8 +29,10 @@
 // (default 127.0.0.1:8080), APP_CONCURRENCY, APP_AUTH_TOKEN, APP_AUDIO_DIR,
 // APP_SEGMENT_DELAY, APP_CHECKPOINT_INTERVAL, APP_GRACE_PERIOD,
 // APP_LEASE_DURATION, APP_USER_CONCURRENCY, APP_TRANSCRIBE_SLOTS,
-// APP_ALLOWED_ORIGINS and APP_INSECURE_NO_AUTH; see
-// [Config]. Invalid configuration exits with status 2. SIGINT or SIGTERM
+// APP_ALLOWED_ORIGINS and APP_INSECURE_NO_AUTH; see [Config]. With
+// OTEL_EXPORTER_OTLP_ENDPOINT set, it exports a span per request, per
+// enqueue and per job attempt, and the jobs metrics, over OTLP/HTTP (see
+// telemetry.go). Invalid configuration exits with status 2. SIGINT or SIGTERM
 // stops accepting requests, drains the runner and exits 0.
 //
 // -h prints every route, the Idempotency-Key header and every variable
@@ -128,6 +130,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// from the others arrive by LISTEN/NOTIFY instead of the next poll.
 		opts = append(opts, jobs.WithNotifier(jobspg.NewListener(repo.DB(), jobspg.WithListenerLogger(log))))
 	}
+	tel, err := startTelemetry(ctx, cfg, repo.Stats)
+	if err != nil {
+		fmt.Fprintf(stderr, "httpserver: %v\n", err)
+		return exitFailed
+	}
+	if tel != nil {
+		// Runs before repo.Close: the last export still reads the stats.
+		defer func() {
+			if err := tel.shutdown(); err != nil {
+				log.Warn("telemetry shutdown", "err", err)
+			}
+		}()
+		opts = append(opts, tel.tel.Option())
+	}
 	runner, err := jobs.NewRunner(repo, opts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "httpserver: %v\n", err)
@@ -149,8 +165,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	shutdown, beginShutdown := context.WithCancel(context.WithoutCancel(ctx))
 	defer beginShutdown()
+	api := newServer(shutdown, cfg, runner, log)
+	var handler http.Handler = api
+	if tel != nil {
+		handler = tel.traceRequests(api)
+	}
 	srv := &http.Server{
-		Handler:           newServer(shutdown, cfg, runner, log),
+		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
@@ -166,7 +187,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	go func() { serveDone <- srv.Serve(ln) }()
 	log.Info("serving", "addr", ln.Addr().String(), "database", describeDatabase(cfg.DatabaseURL),
 		"concurrency", cfg.Concurrency, "user_concurrency", cfg.UserConcurrency,
-		"transcribe_slots", cfg.TranscribeSlots, "auth", cfg.AuthToken != "")
+		"transcribe_slots", cfg.TranscribeSlots, "auth", cfg.AuthToken != "", "otlp", cfg.OTLPEndpoint)
 	fmt.Fprintf(stdout, "listening on http://%s/\n", ln.Addr())
 
 	code := exitOK

@@ -35,6 +35,7 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		{map[string]string{"APP_LEASE_DURATION": "500ms"}, `APP_LEASE_DURATION: "500ms" is not a duration from 1s to`},
 		{map[string]string{"APP_USER_CONCURRENCY": "0"}, "APP_USER_CONCURRENCY"},
 		{map[string]string{"APP_TRANSCRIBE_SLOTS": "-2"}, "APP_TRANSCRIBE_SLOTS"},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "localhost:4318"}, `OTEL_EXPORTER_OTLP_ENDPOINT: "localhost:4318" is not a URL`},
 	} {
 		var stderr logbuf.Buffer
 		code := run(t.Context(), nil, getenv(tc.env), io.Discard, &stderr)
