@@ -28,6 +28,7 @@ func BenchmarkDrainLimits(b *testing.B) {
 		{"perkey=2,keys=1000", jobs.Limit{PerKey: 2}, 1000},
 		{"running=8", jobs.Limit{Running: 8}, 0},
 		{"running=64", jobs.Limit{Running: 64}, 0},
+		{"running=1024", jobs.Limit{Running: 1024}, 0},
 	}
 	for _, be := range benchBackends() {
 		for _, c := range cases {

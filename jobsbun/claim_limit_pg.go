@@ -60,11 +60,12 @@ const claimScanMargin = 256
 // rows.
 var pgClaimFunc = `CREATE FUNCTION jobs_limit_claim(p_owner text, p_lease_us bigint, qs text[], ks text[], lim int,
 	scopes text[], lim_running int[], lim_per_key int[], lim_rate int[], lim_key_rate int[], window_us bigint[])
-RETURNS SETOF jobs LANGUAGE plpgsql SET search_path FROM CURRENT SET enable_sort = off SET enable_indexonlyscan = off AS $$
+RETURNS SETOF jobs LANGUAGE plpgsql SET search_path FROM CURRENT SET enable_sort = off SET enable_indexonlyscan = off SET jit = off AS $$
 DECLARE
 	ns int := coalesce(array_length(scopes, 1), 0);
 	t timestamptz;
 	c record;
+	cur refcursor;
 	i int;
 	ok boolean;
 	is_kind boolean[] := '{}';
@@ -97,9 +98,14 @@ BEGIN
 	FOR i IN 1 .. ns LOOP
 		is_kind[i] := left(scopes[i], 2) = 'k:';
 		nm[i] := substr(scopes[i], 3);
-		-- One read of the scope's running jobs by key: the total, and the
-		-- count of each key when a per-key limit needs it.
-		IF is_kind[i] THEN
+		-- One read of the scope's running jobs: the total, and the count
+		-- of each key when a per-key limit needs it.
+		kci := '{}';
+		IF lim_per_key[i] = 0 AND is_kind[i] THEN
+			SELECT count(*) INTO n FROM jobs WHERE status = 'running' AND kind = nm[i];
+		ELSIF lim_per_key[i] = 0 THEN
+			SELECT count(*) INTO n FROM jobs WHERE status = 'running' AND queue = nm[i];
+		ELSIF is_kind[i] THEN
 			SELECT coalesce(sum(r.n), 0), coalesce(jsonb_object_agg(r.k, r.n) FILTER (WHERE r.k <> ''), '{}')
 				INTO n, kci FROM (SELECT concurrency_key AS k, count(*) AS n FROM jobs
 					WHERE status = 'running' AND kind = nm[i] GROUP BY concurrency_key) r;
@@ -141,15 +147,37 @@ BEGIN
 	IF (cardinality(ks) > 0 AND ks <@ closed_k) OR (cardinality(qs) > 0 AND qs <@ closed_q) THEN
 		RETURN;
 	END IF;
-	FOR c IN SELECT j.id, j.kind, j.queue, j.concurrency_key AS ckey FROM jobs j
+	-- The walk: the pending jobs that may fit, in claim order. With a
+	-- per-key limit each row carries rn, its place among the walk's rows of
+	-- its key (any kind and queue: at least its place in any scope), so
+	-- that the loop needs no count of its own admissions per key; the
+	-- rows are then read before the loop. Without, rn is 0 and the rows
+	-- stream, so the loop reads no further than it admits.
+	IF 0 < ANY(lim_per_key) THEN
+		OPEN cur FOR SELECT w.id, w.kind, w.queue, w.ckey, row_number() OVER (PARTITION BY w.ckey ORDER BY w.o) AS rn
+			FROM (SELECT j.id, j.kind, j.queue, j.concurrency_key AS ckey, row_number() OVER () AS o
+				FROM (SELECT j.id, j.kind, j.queue, j.concurrency_key FROM jobs j
 		WHERE j.status = 'pending' AND j.fair_rank > -1 AND j.run_at <= t
 			AND (cardinality(qs) = 0 OR j.queue = ANY(qs)) AND (cardinality(ks) = 0 OR j.kind = ANY(ks))
 			AND j.kind <> ALL(closed_k) AND j.queue <> ALL(closed_q)
 			AND j.queue NOT IN (SELECT name FROM jobs_queues WHERE paused)
 			AND (cardinality(full_k) = 0 OR j.kind || chr(31) || j.concurrency_key <> ALL(full_k))
 			AND (cardinality(full_q) = 0 OR j.queue || chr(31) || j.concurrency_key <> ALL(full_q))
-		ORDER BY j.priority DESC, j.fair_rank, j.run_at, j.id LIMIT lim + ` + claimScanMarginText + `
+		ORDER BY j.priority DESC, j.fair_rank, j.run_at, j.id LIMIT lim + ` + claimScanMarginText + `) j) w
+			ORDER BY w.o;
+	ELSE
+		OPEN cur FOR SELECT j.id, j.kind, j.queue, j.concurrency_key AS ckey, 0::bigint AS rn FROM jobs j
+		WHERE j.status = 'pending' AND j.fair_rank > -1 AND j.run_at <= t
+			AND (cardinality(qs) = 0 OR j.queue = ANY(qs)) AND (cardinality(ks) = 0 OR j.kind = ANY(ks))
+			AND j.kind <> ALL(closed_k) AND j.queue <> ALL(closed_q)
+			AND j.queue NOT IN (SELECT name FROM jobs_queues WHERE paused)
+			AND (cardinality(full_k) = 0 OR j.kind || chr(31) || j.concurrency_key <> ALL(full_k))
+			AND (cardinality(full_q) = 0 OR j.queue || chr(31) || j.concurrency_key <> ALL(full_q))
+		ORDER BY j.priority DESC, j.fair_rank, j.run_at, j.id LIMIT lim + ` + claimScanMarginText + `;
+	END IF;
 	LOOP
+		FETCH cur INTO c;
+		EXIT WHEN NOT FOUND;
 		ok := true;
 		FOR i IN 1 .. ns LOOP
 			CONTINUE WHEN nm[i] <> CASE WHEN is_kind[i] THEN c.kind ELSE c.queue END;
@@ -157,7 +185,7 @@ BEGIN
 				ok := false; EXIT;
 			END IF;
 			CONTINUE WHEN c.ckey = '';
-			IF lim_per_key[i] > 0 AND coalesce((kc[i] ->> c.ckey)::int, 0) >= lim_per_key[i] THEN
+			IF lim_per_key[i] > 0 AND coalesce((kc[i] ->> c.ckey)::int, 0) + c.rn > lim_per_key[i] THEN
 				ok := false; EXIT;
 			END IF;
 			IF lim_key_rate[i] > 0 THEN
@@ -172,9 +200,6 @@ BEGIN
 			n_run[i] := n_run[i] + 1;
 			IF lim_running[i] > 0 AND n_run[i] >= lim_running[i] THEN
 				IF is_kind[i] THEN closed_k := closed_k || nm[i]; ELSE closed_q := closed_q || nm[i]; END IF;
-			END IF;
-			IF c.ckey <> '' THEN
-				kc[i] := jsonb_set(kc[i], ARRAY[c.ckey], to_jsonb(coalesce((kc[i] ->> c.ckey)::int, 0) + 1));
 			END IF;
 			IF lim_rate[i] > 0 OR lim_key_rate[i] > 0 THEN
 				n_start[i] := n_start[i] + 1;
