@@ -66,6 +66,12 @@ DECLARE
 	t timestamptz;
 	c record;
 	cur refcursor;
+	blocked boolean;
+	np int;
+	pq text;
+	pk text;
+	p0 int;
+	r0 bigint;
 	i int;
 	ok boolean;
 	is_kind boolean[] := '{}';
@@ -147,6 +153,48 @@ BEGIN
 	IF (cardinality(ks) > 0 AND ks <@ closed_k) OR (cardinality(qs) > 0 AND qs <@ closed_q) THEN
 		RETURN;
 	END IF;
+	-- When every queue and key with pending jobs is full (one user's 10 000
+	-- jobs at its limit, say), nothing fits: found from the first few
+	-- distinct pairs (one seek each in jobs_fair_idx) instead of a walk of
+	-- every such job. A pair without a key, or more than 8, end the check.
+	IF cardinality(ks) > 0 AND cardinality(full_k) + cardinality(full_q) > 0 THEN
+		blocked := true;
+		np := 0;
+		FOR pq, pk IN WITH RECURSIVE _p(q, k) AS (
+				(SELECT queue, concurrency_key FROM jobs WHERE status = 'pending' AND fair_rank >= 0
+					AND (cardinality(qs) = 0 OR queue = ANY(qs)) ORDER BY queue, concurrency_key LIMIT 1)
+				UNION ALL SELECT _n.queue, _n.concurrency_key FROM _p, LATERAL (
+					SELECT queue, concurrency_key FROM jobs WHERE status = 'pending' AND fair_rank >= 0
+						AND (cardinality(qs) = 0 OR queue = ANY(qs)) AND (queue, concurrency_key) > (_p.q, _p.k)
+					ORDER BY queue, concurrency_key LIMIT 1) _n)
+			SELECT q, k FROM _p LIMIT 9
+		LOOP
+			np := np + 1;
+			IF np > 8 OR pk = '' THEN
+				blocked := false;
+				EXIT;
+			END IF;
+			CONTINUE WHEN pq = ANY(closed_q) OR pq || chr(31) || pk = ANY(full_q);
+			IF EXISTS (SELECT 1 FROM unnest(ks) AS kk WHERE kk <> ALL(closed_k) AND kk || chr(31) || pk <> ALL(full_k)) THEN
+				blocked := false;
+				EXIT;
+			END IF;
+		END LOOP;
+		IF blocked THEN
+			RETURN;
+		END IF;
+	END IF;
+	-- The walk goes no further than claimScanMargin ranks past the first
+	-- row that may fit (at its priority; lower priorities have no such
+	-- bound): a key's next job is never far past that row under fair
+	-- turns, unless the key has a backlog of its own, and without the
+	-- bound a claim would pass over every queued job of a full key to fill
+	-- its last places. The rows past it wait for a later claim.
+	SELECT j.priority, j.fair_rank INTO p0, r0 FROM jobs j
+		` + walkFilters + ` LIMIT 1;
+	IF NOT FOUND THEN
+		RETURN;
+	END IF;
 	-- The walk: the pending jobs that may fit, in claim order. With a
 	-- per-key limit each row carries rn, its place among the walk's rows of
 	-- its key (any kind and queue: at least its place in any scope), so
@@ -157,23 +205,11 @@ BEGIN
 		OPEN cur FOR SELECT w.id, w.kind, w.queue, w.ckey, row_number() OVER (PARTITION BY w.ckey ORDER BY w.o) AS rn
 			FROM (SELECT j.id, j.kind, j.queue, j.concurrency_key AS ckey, row_number() OVER () AS o
 				FROM (SELECT j.id, j.kind, j.queue, j.concurrency_key FROM jobs j
-		WHERE j.status = 'pending' AND j.fair_rank > -1 AND j.run_at <= t
-			AND (cardinality(qs) = 0 OR j.queue = ANY(qs)) AND (cardinality(ks) = 0 OR j.kind = ANY(ks))
-			AND j.kind <> ALL(closed_k) AND j.queue <> ALL(closed_q)
-			AND j.queue NOT IN (SELECT name FROM jobs_queues WHERE paused)
-			AND (cardinality(full_k) = 0 OR j.kind || chr(31) || j.concurrency_key <> ALL(full_k))
-			AND (cardinality(full_q) = 0 OR j.queue || chr(31) || j.concurrency_key <> ALL(full_q))
-		ORDER BY j.priority DESC, j.fair_rank, j.run_at, j.id LIMIT lim + ` + claimScanMarginText + `) j) w
+		` + walkFilters + ` LIMIT lim + ` + claimScanMarginText + `) j) w
 			ORDER BY w.o;
 	ELSE
 		OPEN cur FOR SELECT j.id, j.kind, j.queue, j.concurrency_key AS ckey, 0::bigint AS rn FROM jobs j
-		WHERE j.status = 'pending' AND j.fair_rank > -1 AND j.run_at <= t
-			AND (cardinality(qs) = 0 OR j.queue = ANY(qs)) AND (cardinality(ks) = 0 OR j.kind = ANY(ks))
-			AND j.kind <> ALL(closed_k) AND j.queue <> ALL(closed_q)
-			AND j.queue NOT IN (SELECT name FROM jobs_queues WHERE paused)
-			AND (cardinality(full_k) = 0 OR j.kind || chr(31) || j.concurrency_key <> ALL(full_k))
-			AND (cardinality(full_q) = 0 OR j.queue || chr(31) || j.concurrency_key <> ALL(full_q))
-		ORDER BY j.priority DESC, j.fair_rank, j.run_at, j.id LIMIT lim + ` + claimScanMarginText + `;
+		` + walkFilters + ` LIMIT lim + ` + claimScanMarginText + `;
 	END IF;
 	LOOP
 		FETCH cur INTO c;
@@ -219,6 +255,19 @@ BEGIN
 		lease_expires_at = clock_timestamp() + p_lease_us * interval '1 microsecond'
 		WHERE id = ANY(ids) AND status = 'pending' RETURNING jobs.*;
 END $$`
+
+// walkFilters is the WHERE and ORDER BY clauses of the walk of
+// pgClaimFunc: the pending jobs that the claim may take and that no limit
+// filled before it began, in claim order. The bound on fair_rank applies
+// once p0 and r0 are set (NULL before: no bound).
+var walkFilters = `WHERE j.status = 'pending' AND j.fair_rank > -1 AND j.run_at <= t
+			AND (cardinality(qs) = 0 OR j.queue = ANY(qs)) AND (cardinality(ks) = 0 OR j.kind = ANY(ks))
+			AND j.kind <> ALL(closed_k) AND j.queue <> ALL(closed_q)
+			AND j.queue NOT IN (SELECT name FROM jobs_queues WHERE paused)
+			AND (cardinality(full_k) = 0 OR j.kind || chr(31) || j.concurrency_key <> ALL(full_k))
+			AND (cardinality(full_q) = 0 OR j.queue || chr(31) || j.concurrency_key <> ALL(full_q))
+			AND (p0 IS NULL OR j.priority < p0 OR j.fair_rank <= r0 + lim + ` + claimScanMarginText + `)
+		ORDER BY j.priority DESC, j.fair_rank, j.run_at, j.id`
 
 // Constants of pgClaimFunc as SQL text.
 var (
