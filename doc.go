@@ -131,13 +131,15 @@
 // queue without declaring the limit is not held back by it, though its
 // running jobs count against the others.
 //
-// On PostgreSQL a limited claim holds no lock across a round trip to the
-// client: it reads the running jobs and picks candidates without a lock,
-// then claims in one autocommit statement that takes a lock per limited
-// kind and queue, re-counts and admits only what still fits. A process
-// that is paused or cut off in the middle of a claim therefore stalls no
-// other process; the claim may take fewer jobs than fit (a later one takes
-// them), never more. On SQLite a limited claim is one write transaction.
+// On PostgreSQL a limited claim is one statement: a function that takes a
+// lock per limited kind and queue, counts, walks the pending jobs and
+// claims those that fit, so it holds no lock across a round trip to the
+// client, and a process that is paused or cut off after sending it stalls
+// no other process. On SQLite a limited claim is one write transaction.
+// Limits that do not bind cost little; a Running limit that binds caps
+// how many jobs a runner holds at once, so for jobs shorter than a few
+// milliseconds the claim-and-store round trips, not the handlers, bound
+// the throughput (see the README's figures).
 //
 // # Cancellation
 //
