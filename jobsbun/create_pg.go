@@ -12,16 +12,33 @@ import (
 )
 
 // insertUnnestSQL is the INSERT of insertUnnest: one array per column of
-// insertCols, in its order.
-// The rank array holds -1 or the offsets of ranks (fair.go): the INSERT
-// adds max(V, L + 1), read by its subqueries from the table as it was
-// before the statement.
-const insertUnnestSQL = "INSERT INTO jobs (" + insertCols + ") SELECT _u.id, _u.kind, _u.queue, _u.priority, _u.payload, _u.max_attempts, _u.timeout, " +
+// insertCols, in its order. The rank array holds -1 or the offsets of
+// ranks (fair.go): the INSERT adds max(V, L + 1), read from the table as
+// it was before the statement once per queue (V) and per queue and key (L),
+// not once per row: a batch of 1 000 jobs of one key reads two index
+// entries, not 2 000.
+const insertUnnestSQL = "WITH _u AS (SELECT * FROM unnest(?::uuid[], ?::text[], ?::text[], " +
+	"?::int[], ?::jsonb[], ?::int[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::jsonb[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[]) AS _u(" + insertCols + ")), " +
+	"_v AS (SELECT _d.q, COALESCE((SELECT h.fair_rank FROM jobs h WHERE h.status = 'pending' AND h.fair_rank >= 0 AND h.queue = _d.q AND h.run_at <= now() ORDER BY h.fair_rank LIMIT 1), 0) AS v " +
+	"FROM (SELECT DISTINCT queue AS q FROM _u WHERE fair_rank >= 0) _d), " +
+	"_l AS (SELECT _d.q, _d.k, COALESCE((SELECT k.fair_rank + 1 FROM jobs k WHERE k.status = 'pending' AND k.fair_rank >= 0 AND k.queue = _d.q AND k.concurrency_key = _d.k ORDER BY k.fair_rank DESC LIMIT 1), 0) AS l " +
+	"FROM (SELECT DISTINCT queue AS q, concurrency_key AS k FROM _u WHERE fair_rank >= 0) _d) " +
+	"INSERT INTO jobs (" + insertCols + ") SELECT _u.id, _u.kind, _u.queue, _u.priority, _u.payload, _u.max_attempts, _u.timeout, " +
+	"CASE WHEN _u.fair_rank < 0 THEN -1 ELSE _u.fair_rank + GREATEST(_v.v, _l.l) END, " +
+	"_u.unique_key, _u.concurrency_key, _u.metadata, _u.run_at, _u.created_at, _u.updated_at FROM _u " +
+	"LEFT JOIN _v ON _v.q = _u.queue LEFT JOIN _l ON _l.q = _u.queue AND _l.k = _u.concurrency_key"
+
+// insertUnnestRowSQL is insertUnnestSQL with V and L read by each row's
+// own subqueries: for a few rows it plans and runs faster than the CTEs.
+const insertUnnestRowSQL = "INSERT INTO jobs (" + insertCols + ") SELECT _u.id, _u.kind, _u.queue, _u.priority, _u.payload, _u.max_attempts, _u.timeout, " +
 	"CASE WHEN _u.fair_rank < 0 THEN -1 ELSE _u.fair_rank + GREATEST(" +
 	"COALESCE((SELECT h.fair_rank FROM jobs h WHERE h.status = 'pending' AND h.fair_rank >= 0 AND h.queue = _u.queue AND h.run_at <= now() ORDER BY h.fair_rank LIMIT 1), 0), " +
 	"COALESCE((SELECT k.fair_rank + 1 FROM jobs k WHERE k.status = 'pending' AND k.fair_rank >= 0 AND k.queue = _u.queue AND k.concurrency_key = _u.concurrency_key ORDER BY k.fair_rank DESC LIMIT 1), 0)) END, " +
 	"_u.unique_key, _u.concurrency_key, _u.metadata, _u.run_at, _u.created_at, _u.updated_at FROM unnest(?::uuid[], ?::text[], ?::text[], " +
 	"?::int[], ?::jsonb[], ?::int[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::jsonb[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[]) AS _u(" + insertCols + ")"
+
+// insertUnnestRowsMax is the most rows insertUnnestRowSQL inserts.
+const insertUnnestRowsMax = 4
 
 // insertUnnest is insertMultiRow for PostgreSQL: each chunk is one INSERT …
 // SELECT FROM unnest(…) with one array per column, instead of a VALUES list
@@ -60,13 +77,17 @@ func insertUnnest(ctx context.Context, db bun.IDB, js []*jobs.Job, chunks [][2]i
 			pgdialect.Array(payloads), pgdialect.Array(maxAttempts), pgdialect.Array(timeouts), pgdialect.Array(ranks),
 			pgdialect.Array(keys), pgdialect.Array(ckeys), pgdialect.Array(metas),
 			pgdialect.Array(runAt), pgdialect.Array(created), pgdialect.Array(updated)}
+		query := insertUnnestSQL
+		if n <= insertUnnestRowsMax {
+			query = insertUnnestRowSQL
+		}
 		if !anyKey {
-			if _, err := db.ExecContext(ctx, insertUnnestSQL, args...); err != nil {
+			if _, err := db.ExecContext(ctx, query, args...); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		rows, err := db.QueryContext(ctx, insertUnnestSQL+onConflictKey+" RETURNING id", args...)
+		rows, err := db.QueryContext(ctx, query+onConflictKey+" RETURNING id", args...)
 		if err != nil {
 			return nil, err
 		}
