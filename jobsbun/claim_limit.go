@@ -23,7 +23,7 @@ import (
 // limited claim is one statement too (claim_limit_pg.go). A limited claim
 // on SQLite
 //
-//  1. counts the running jobs of the limited scopes (jobs_running_idx) and
+//  1. counts the running jobs of the limited scopes (jobs_rescue_idx) and
 //     the recent starts of the rate-limited ones (job_starts);
 //  2. walks the pending jobs in claim order, leaving out the scopes that
 //     admit nothing, and lets package admit pick those that fit, page by

@@ -121,7 +121,8 @@ func TestSQLiteFairHeadsUseTheirIndexes(t *testing.T) {
 
 // TestSQLiteLimitedClaimUsesItsIndexes explains the statements of a
 // limited claim: the walk of pending jobs follows jobs_claim_idx in claim
-// order, and the running jobs are counted from jobs_running_idx.
+// order, and the running jobs are counted from jobs_rescue_idx (the
+// running rows).
 func TestSQLiteLimitedClaimUsesItsIndexes(t *testing.T) {
 	t.Parallel()
 	r := openTestSQLite(t)
@@ -161,7 +162,7 @@ func TestSQLiteLimitedClaimUsesItsIndexes(t *testing.T) {
 	}
 	query, args := runningSQL([]admit.Scope{{Type: admit.KindScope, Name: "a"}, {Type: admit.QueueScope, Name: "q"}})
 	plan := explain(t, r, query, args)
-	require.Contains(t, plan, "jobs_running_idx", plan)
+	require.Contains(t, plan, "jobs_rescue_idx", plan)
 }
 
 // TestSQLiteWalkSeeksToItsPosition times a page of the limited walk that

@@ -7,9 +7,10 @@ import (
 // The storage of flow control (see [jobs.Limit] and limit.go):
 //
 //   - jobs.concurrency_key: the job's key, '' for none;
-//   - jobs_running_idx: running rows by kind, queue and key, so that a
-//     limited claim counts the running jobs of its scopes from the index
-//     alone (running rows are few: at most the workers of every process);
+//   - no index of its own for counting running jobs: a limited claim
+//     counts them through jobs_rescue_idx, whose rows are exactly the
+//     running ones (few: at most the workers of every process), so that
+//     no claim and no finish pays for one more index;
 //   - job_starts(scope, ckey, started_at): one row per start of a job in a
 //     rate-limited kind ("k:" + kind) or queue ("q:" + queue), read by
 //     scope and time; a limited claim deletes the rows older than the
@@ -28,7 +29,6 @@ var sqliteLimitStep = migrate.Step{
 	Name:    "flow control",
 	Stmts: append([]string{
 		`ALTER TABLE jobs ADD COLUMN concurrency_key TEXT NOT NULL DEFAULT ''`,
-		`CREATE INDEX jobs_running_idx ON jobs (kind, queue, concurrency_key) WHERE status = 'running'`,
 		`CREATE TABLE job_starts (
 	scope TEXT NOT NULL,
 	ckey TEXT NOT NULL,
@@ -43,7 +43,6 @@ var pgLimitStep = migrate.Step{
 	Name:    "flow control",
 	Stmts: append([]string{
 		`ALTER TABLE jobs ADD COLUMN concurrency_key TEXT NOT NULL DEFAULT ''`,
-		`CREATE INDEX jobs_running_idx ON jobs (kind, queue, concurrency_key) WHERE status = 'running'`,
 		`CREATE TABLE job_starts (
 	scope TEXT NOT NULL,
 	ckey TEXT NOT NULL,
