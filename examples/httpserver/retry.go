@@ -35,5 +35,9 @@ func (s *server) retryJob(w http.ResponseWriter, r *http.Request) {
 	if job.Timeout > 0 {
 		opts = append(opts, jobs.WithTimeout(job.Timeout))
 	}
+	if job.ConcurrencyKey != "" {
+		// The same user: the retry counts against the same per-user limit.
+		opts = append(opts, jobs.WithConcurrencyKey(job.ConcurrencyKey))
+	}
 	s.enqueue(w, r, job.Kind, job.Payload, opts...)
 }

@@ -25,7 +25,7 @@ func TestRetryFailedJob(t *testing.T) {
 			return nil, jobs.Permanent(errors.New("boom"))
 		})
 	}})
-	res, body := e.do("POST", "/api/jobs", `{"kind":"fail","payload":{"n":7},"queue":"q1","priority":3,"max_attempts":2}`)
+	res, body := e.do("POST", "/api/jobs", `{"kind":"fail","payload":{"n":7},"queue":"q1","priority":3,"max_attempts":2,"user":"ann"}`)
 	require.Equal(t, http.StatusCreated, res.StatusCode, "%s", body)
 	old := decodeJob(t, body)
 	failed, err := e.runner.Await(t.Context(), old.ID)
@@ -42,6 +42,7 @@ func TestRetryFailedJob(t *testing.T) {
 	require.Equal(t, "q1", again.Queue)
 	require.Equal(t, 3, again.Priority)
 	require.Equal(t, 2, again.MaxAttempts)
+	require.Equal(t, "ann", again.ConcurrencyKey, "the same user, under the same per-user limit")
 	require.Zero(t, again.Attempt)
 
 	res, body = e.do("POST", "/api/jobs/"+old.ID.String()+"/retry", "", "Idempotency-Key", "retry-1")
