@@ -105,7 +105,14 @@ func TestRetryRunsAgainWithMetadataInHandlerAndHooks(t *testing.T) {
 				seen[name] = j.Metadata
 			}
 		}
-		r := newRunner(t, repo, jobs.WithHooks(jobs.Hooks{OnStarted: record("started"), OnFailed: record("failed"), OnSucceeded: record("succeeded")}))
+		// Outcome hooks run after the outcome is stored, so Await may
+		// return first: the test waits for the last one.
+		succeeded := make(chan struct{})
+		onSucceeded := func(j *jobs.Job) {
+			record("succeeded")(j)
+			close(succeeded)
+		}
+		r := newRunner(t, repo, jobs.WithHooks(jobs.Hooks{OnStarted: record("started"), OnFailed: record("failed"), OnSucceeded: onSucceeded}))
 		calls := 0
 		r.Handle("flaky", func(ctx context.Context, j *jobs.Job, _ jobs.Reporter) (json.RawMessage, error) {
 			mu.Lock()
@@ -139,6 +146,11 @@ func TestRetryRunsAgainWithMetadataInHandlerAndHooks(t *testing.T) {
 		_, err = r.Retry(ctx, j.ID)
 		require.ErrorIs(t, err, jobs.ErrConflict, "a succeeded job is not retried")
 
+		select {
+		case <-succeeded:
+		case <-time.After(30 * time.Second):
+			t.Fatal("OnSucceeded never ran")
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		require.Equal(t, 2, calls)
