@@ -28,12 +28,26 @@ const insertUnnestSQL = "WITH _u AS (SELECT * FROM unnest(?::uuid[], ?::text[], 
 	"_u.unique_key, _u.concurrency_key, _u.metadata, _u.run_at, _u.created_at, _u.updated_at FROM _u " +
 	"LEFT JOIN _v ON _v.q = _u.queue LEFT JOIN _l ON _l.q = _u.queue AND _l.k = _u.concurrency_key"
 
-// insertUnnestRowSQL is insertUnnestSQL with V and L read by each row's
-// own subqueries: for a few rows it plans and runs faster than the CTEs.
+// pgFairBaseFunc creates jobs_fair_base(queue, key): max(V, L + 1) of a
+// new job of the key in the queue (fair.go), read from the table as the
+// calling statement sees it (STABLE). It is PL/pgSQL so that its plan is
+// made once per connection: the same subqueries written into each small
+// INSERT, sent as text, were planned on every call, which cost more than
+// running them.
+const pgFairBaseFunc = `CREATE FUNCTION jobs_fair_base(q text, k text) RETURNS bigint
+LANGUAGE plpgsql STABLE SET search_path FROM CURRENT AS $$
+BEGIN
+	RETURN GREATEST(
+		COALESCE((SELECT h.fair_rank FROM jobs h WHERE h.status = 'pending' AND h.fair_rank >= 0 AND h.queue = q
+			AND h.run_at <= now() ORDER BY h.fair_rank LIMIT 1), 0),
+		COALESCE((SELECT j.fair_rank + 1 FROM jobs j WHERE j.status = 'pending' AND j.fair_rank >= 0 AND j.queue = q
+			AND j.concurrency_key = k ORDER BY j.fair_rank DESC LIMIT 1), 0));
+END $$`
+
+// insertUnnestRowSQL is insertUnnestSQL with V and L read for each row by
+// jobs_fair_base: for a few rows it costs less than the CTEs.
 const insertUnnestRowSQL = "INSERT INTO jobs (" + insertCols + ") SELECT _u.id, _u.kind, _u.queue, _u.priority, _u.payload, _u.max_attempts, _u.timeout, " +
-	"CASE WHEN _u.fair_rank < 0 THEN -1 ELSE _u.fair_rank + GREATEST(" +
-	"COALESCE((SELECT h.fair_rank FROM jobs h WHERE h.status = 'pending' AND h.fair_rank >= 0 AND h.queue = _u.queue AND h.run_at <= now() ORDER BY h.fair_rank LIMIT 1), 0), " +
-	"COALESCE((SELECT k.fair_rank + 1 FROM jobs k WHERE k.status = 'pending' AND k.fair_rank >= 0 AND k.queue = _u.queue AND k.concurrency_key = _u.concurrency_key ORDER BY k.fair_rank DESC LIMIT 1), 0)) END, " +
+	"CASE WHEN _u.fair_rank < 0 THEN -1 ELSE _u.fair_rank + jobs_fair_base(_u.queue, _u.concurrency_key) END, " +
 	"_u.unique_key, _u.concurrency_key, _u.metadata, _u.run_at, _u.created_at, _u.updated_at FROM unnest(?::uuid[], ?::text[], ?::text[], " +
 	"?::int[], ?::jsonb[], ?::int[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::jsonb[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[]) AS _u(" + insertCols + ")"
 

@@ -49,7 +49,8 @@ var pgLimitStep = migrate.Step{
 	started_at TIMESTAMPTZ NOT NULL
 )`,
 		`CREATE INDEX job_starts_idx ON job_starts (scope, started_at)`,
-		pgClaimFunc, // claim_limit_pg.go
+		pgClaimFunc,    // claim_limit_pg.go
+		pgFairBaseFunc, // create_pg.go
 	}, fairStmts...),
 }
 
