@@ -251,8 +251,16 @@ func (m *MemoryRepository) Stats(ctx context.Context) (*Stats, error) {
 		ByKind:   map[string]map[Status]int{},
 		ByQueue:  map[string]map[Status]int{},
 	}
+	s.OldestPending = map[string]time.Time{}
+	now := rules.Now()
 	for _, r := range m.order {
-		s.Add(r.job.Queue, r.job.Kind, r.job.Status, 1)
+		j := &r.job
+		s.Add(j.Queue, j.Kind, j.Status, 1)
+		if j.Status == StatusPending && !j.RunAt.After(now) {
+			if t, ok := s.OldestPending[j.Queue]; !ok || j.RunAt.Before(t) {
+				s.OldestPending[j.Queue] = j.RunAt
+			}
+		}
 	}
 	s.Paused = m.pausedQueues()
 	return s, nil

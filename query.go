@@ -61,6 +61,11 @@ type Stats struct {
 	// jobs too (see [JobRepository.PauseQueue]); an empty slice, not nil,
 	// when none is.
 	Paused []string `json:"paused"`
+	// OldestPending is, per queue, the RunAt of its oldest pending job
+	// that is due (RunAt not after the call): time.Since of it is how long
+	// the queue keeps work waiting, its latency. Queues without a due
+	// pending job are absent; an empty map, not nil, when none has one.
+	OldestPending map[string]time.Time `json:"oldest_pending"`
 }
 
 // Add counts n jobs with the given queue, kind and status.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/rules"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -188,7 +189,34 @@ func (r *Repository) Stats(ctx context.Context) (*jobs.Stats, error) {
 	if s.Paused, err = r.pausedQueues(ctx, op); err != nil {
 		return nil, err
 	}
+	if s.OldestPending, err = r.oldestPending(ctx, op); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// oldestPending reads [jobs.Stats].OldestPending: per queue, the least
+// RunAt of its due pending jobs.
+func (r *Repository) oldestPending(ctx context.Context, op string) (map[string]time.Time, error) {
+	now, args := r.d.now(nil, rules.Now())
+	rows, err := r.db.QueryContext(ctx, "SELECT queue, MIN("+r.d.timeText("run_at")+") FROM jobs WHERE status = 'pending' AND run_at <= "+now+" GROUP BY queue", args...)
+	if err != nil {
+		return nil, storageError(op, uuid.Nil, err)
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var queue string
+		var at timeCol
+		if err := rows.Scan(&queue, &at); err != nil {
+			return nil, storageError(op, uuid.Nil, err)
+		}
+		out[queue] = at.t
+	}
+	if err := rows.Err(); err != nil {
+		return nil, storageError(op, uuid.Nil, err)
+	}
+	return out, nil
 }
 
 // sortClaimed orders claimed jobs like the claim query: priority first,

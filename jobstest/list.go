@@ -199,6 +199,27 @@ var statsCases = []testCase{
 		}
 		require.Len(t, st.ByQueue, 3)
 	}},
+	{"OldestPending", func(t *testing.T, h *harness) {
+		st := h.stats(t)
+		require.NotNil(t, st.OldestPending, "an empty map, not nil")
+		require.Empty(t, st.OldestPending)
+		base := time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)
+		h.create(t,
+			&jobs.Job{Kind: "a", Queue: "q1", RunAt: base.Add(time.Minute)},
+			&jobs.Job{Kind: "a", Queue: "q1", RunAt: base.Add(2 * time.Minute)},
+			&jobs.Job{Kind: "a", Queue: "q2", RunAt: base.Add(3 * time.Minute)},
+			&jobs.Job{Kind: "a", Queue: "q3", RunAt: time.Now().Add(time.Hour)}, // not due: not waiting yet
+		)
+		// The oldest job of q2 is claimed (running): it no longer waits.
+		old := h.create(t, &jobs.Job{Kind: "b", Queue: "q2", RunAt: base})[0]
+		got := h.claimQ(t, jobs.ClaimQuery{Owner: "w", Kinds: []string{"b"}, Limit: 1, LeaseDuration: hour})
+		require.Len(t, got, 1)
+		require.Equal(t, old.ID, got[0].ID)
+		st = h.stats(t)
+		require.Len(t, st.OldestPending, 2, "%v", st.OldestPending)
+		require.WithinDuration(t, base.Add(time.Minute), st.OldestPending["q1"], time.Millisecond)
+		require.WithinDuration(t, base.Add(3*time.Minute), st.OldestPending["q2"], time.Millisecond)
+	}},
 }
 
 // nonZero drops the zero counts of m, so that an implementation may or may

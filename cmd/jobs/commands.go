@@ -146,19 +146,30 @@ func runStats(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 	statuses := []jobs.Status{jobs.StatusPending, jobs.StatusRunning, jobs.StatusSucceeded, jobs.StatusFailed, jobs.StatusCanceled}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	section := func(title string, by map[string]map[jobs.Status]int) {
+		queues := title == "QUEUE"
 		fmt.Fprintf(tw, "%s\t", title)
 		for _, st := range statuses {
 			fmt.Fprintf(tw, "%s\t", st)
 		}
+		if queues {
+			fmt.Fprint(tw, "oldest wait\t") // the queue's latency
+		}
 		fmt.Fprintln(tw)
 		for _, name := range slices.Sorted(maps.Keys(by)) {
 			label := name
-			if title == "QUEUE" && slices.Contains(s.Paused, name) {
+			if queues && slices.Contains(s.Paused, name) {
 				label += " (paused)"
 			}
 			fmt.Fprintf(tw, "%s\t", label)
 			for _, st := range statuses {
 				fmt.Fprintf(tw, "%d\t", by[name][st])
+			}
+			if queues {
+				wait := "-"
+				if t, ok := s.OldestPending[name]; ok {
+					wait = max(time.Since(t), 0).Round(time.Second).String()
+				}
+				fmt.Fprintf(tw, "%s\t", wait)
 			}
 			fmt.Fprintln(tw)
 		}

@@ -156,9 +156,11 @@ func TestCommandsOnEveryDatabase(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(r.stdout), &st))
 		require.Equal(t, []string{"q"}, st.Paused)
 		require.Equal(t, 2, st.ByStatus[jobs.StatusCanceled])
+		require.NotContains(t, st.OldestPending, pending.Queue, "a job not due yet is not waiting")
 		r = cli(t, "--db", db, "stats")
 		require.Equal(t, 0, r.code, r.stderr)
 		require.Contains(t, r.stdout, "q (paused)")
+		require.Contains(t, r.stdout, "oldest wait")
 		r = cli(t, "--db", db, "resume", "q")
 		require.Equal(t, 0, r.code, r.stderr)
 

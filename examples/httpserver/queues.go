@@ -4,16 +4,20 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/jobsmith/jobs"
 )
 
 // queueInfo is one queue in GET /api/queues: its jobs counted by status
-// (every status present, zeros too) and whether it is paused.
+// (every status present, zeros too), whether it is paused, and since when
+// its oldest due pending job has waited (its latency; absent when none
+// waits).
 type queueInfo struct {
-	Name   string              `json:"name"`
-	Paused bool                `json:"paused"`
-	Counts map[jobs.Status]int `json:"counts"`
+	Name          string              `json:"name"`
+	Paused        bool                `json:"paused"`
+	Counts        map[jobs.Status]int `json:"counts"`
+	OldestPending *time.Time          `json:"oldest_pending,omitempty"`
 }
 
 // allStatuses are the statuses every queueInfo counts.
@@ -25,6 +29,9 @@ func queueOf(s *jobs.Stats, name string) queueInfo {
 	q := queueInfo{Name: name, Paused: slices.Contains(s.Paused, name), Counts: map[jobs.Status]int{}}
 	for _, st := range allStatuses {
 		q.Counts[st] = s.ByQueue[name][st]
+	}
+	if t, ok := s.OldestPending[name]; ok {
+		q.OldestPending = &t
 	}
 	return q
 }

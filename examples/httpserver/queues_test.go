@@ -65,10 +65,15 @@ func TestQueuesPauseAndResume(t *testing.T) {
 
 	res, body = e.do("GET", "/api/queues", "")
 	require.Equal(t, http.StatusOK, res.StatusCode)
+	qs := decodeQueues(t, body)
+	require.Len(t, qs, 2)
+	require.NotNil(t, qs[1].OldestPending, "the held job waits: the paused queue's latency grows")
+	require.WithinDuration(t, held.RunAt, *qs[1].OldestPending, time.Millisecond)
+	qs[1].OldestPending = nil
 	require.Equal(t, []queueInfo{
 		{Name: "default", Counts: counts(map[jobs.Status]int{jobs.StatusSucceeded: 1})},
 		{Name: "later", Paused: true, Counts: counts(map[jobs.Status]int{jobs.StatusPending: 1})},
-	}, decodeQueues(t, body))
+	}, qs, "nothing waits in default")
 	res, body = e.do("GET", "/api/jobs/"+held.ID.String(), "")
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	j := decodeJob(t, body)
