@@ -89,13 +89,7 @@ DECLARE
 	n bigint;
 BEGIN
 	IF EXISTS (SELECT 1 FROM jobs WHERE status = 'pending' AND fair_rank < 0 AND run_at <= now()) THEN
-		UPDATE jobs SET fair_rank = GREATEST(
-			COALESCE((SELECT h.fair_rank FROM jobs h WHERE h.status = 'pending' AND h.fair_rank >= 0 AND h.queue = jobs.queue
-				AND h.run_at <= now() ORDER BY h.fair_rank LIMIT 1), 0),
-			COALESCE((SELECT k.fair_rank + 1 FROM jobs k WHERE k.status = 'pending' AND k.fair_rank >= 0 AND k.queue = jobs.queue
-				AND k.concurrency_key = jobs.concurrency_key ORDER BY k.fair_rank DESC LIMIT 1), 0))
-		WHERE id = ANY(ARRAY(SELECT id FROM jobs WHERE status = 'pending' AND fair_rank < 0 AND run_at <= now()
-			LIMIT ` + promoteBatchText + ` FOR UPDATE SKIP LOCKED)) AND fair_rank < 0;
+		` + promoteStmt(sqlDialect{pg: true}, "now()") + `;
 	END IF;
 	FOR i IN 1 .. ns LOOP
 		PERFORM pg_advisory_xact_lock(hashtextextended('jobs limit ' || scopes[i], 7428513690412));
@@ -271,7 +265,6 @@ var walkFilters = `WHERE j.status = 'pending' AND j.fair_rank > -1 AND j.run_at 
 
 // Constants of pgClaimFunc as SQL text.
 var (
-	promoteBatchText    = strconv.Itoa(promoteBatch)
 	claimScanMarginText = strconv.Itoa(claimScanMargin)
 	maxPeriodText       = strconv.Itoa(int(admit.MaxPeriod/time.Second)) + " seconds"
 )

@@ -11,17 +11,20 @@ import (
 	"github.com/uptrace/bun/dialect/pgdialect"
 )
 
-// insertUnnestSQL is the INSERT of insertUnnest: one array per column of
-// insertCols, in its order. The rank array holds -1 or the offsets of
+// unnestRows is the rows of an INSERT of insertUnnest: one array per
+// column of insertCols, in its order.
+const unnestRows = "unnest(?::uuid[], ?::text[], ?::text[], ?::int[], ?::jsonb[], ?::int[], ?::bigint[], ?::bigint[], " +
+	"?::text[], ?::text[], ?::jsonb[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[]) AS _u(" + insertCols + ")"
+
+// insertUnnestSQL is the INSERT of insertUnnest, of the rows unnestRows.
+// The rank array holds -1 or the offsets of
 // ranks (fair.go): the INSERT adds max(V, L + 1), read from the table as
 // it was before the statement once per queue (V) and per queue and key (L),
 // not once per row: a batch of 1 000 jobs of one key reads two index
 // entries, not 2 000.
-const insertUnnestSQL = "WITH _u AS (SELECT * FROM unnest(?::uuid[], ?::text[], ?::text[], " +
-	"?::int[], ?::jsonb[], ?::int[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::jsonb[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[]) AS _u(" + insertCols + ")), " +
-	"_v AS (SELECT _d.q, COALESCE((SELECT h.fair_rank FROM jobs h WHERE h.status = 'pending' AND h.fair_rank >= 0 AND h.queue = _d.q AND h.run_at <= now() ORDER BY h.fair_rank LIMIT 1), 0) AS v " +
-	"FROM (SELECT DISTINCT queue AS q FROM _u WHERE fair_rank >= 0) _d), " +
-	"_l AS (SELECT _d.q, _d.k, COALESCE((SELECT k.fair_rank + 1 FROM jobs k WHERE k.status = 'pending' AND k.fair_rank >= 0 AND k.queue = _d.q AND k.concurrency_key = _d.k ORDER BY k.fair_rank DESC LIMIT 1), 0) AS l " +
+var insertUnnestSQL = "WITH _u AS (SELECT * FROM " + unnestRows + "), " +
+	"_v AS (SELECT _d.q, " + headRankSQL("_d.q", "now()") + " AS v FROM (SELECT DISTINCT queue AS q FROM _u WHERE fair_rank >= 0) _d), " +
+	"_l AS (SELECT _d.q, _d.k, " + nextKeyRankSQL("_d.q", "_d.k") + " AS l " +
 	"FROM (SELECT DISTINCT queue AS q, concurrency_key AS k FROM _u WHERE fair_rank >= 0) _d) " +
 	"INSERT INTO jobs (" + insertCols + ") SELECT _u.id, _u.kind, _u.queue, _u.priority, _u.payload, _u.max_attempts, _u.timeout, " +
 	"CASE WHEN _u.fair_rank < 0 THEN -1 ELSE _u.fair_rank + GREATEST(_v.v, _l.l) END, " +
@@ -34,22 +37,17 @@ const insertUnnestSQL = "WITH _u AS (SELECT * FROM unnest(?::uuid[], ?::text[], 
 // made once per connection: the same subqueries written into each small
 // INSERT, sent as text, were planned on every call, which cost more than
 // running them.
-const pgFairBaseFunc = `CREATE FUNCTION jobs_fair_base(q text, k text) RETURNS bigint
+var pgFairBaseFunc = `CREATE FUNCTION jobs_fair_base(q text, k text) RETURNS bigint
 LANGUAGE plpgsql STABLE SET search_path FROM CURRENT AS $$
 BEGIN
-	RETURN GREATEST(
-		COALESCE((SELECT h.fair_rank FROM jobs h WHERE h.status = 'pending' AND h.fair_rank >= 0 AND h.queue = q
-			AND h.run_at <= now() ORDER BY h.fair_rank LIMIT 1), 0),
-		COALESCE((SELECT j.fair_rank + 1 FROM jobs j WHERE j.status = 'pending' AND j.fair_rank >= 0 AND j.queue = q
-			AND j.concurrency_key = k ORDER BY j.fair_rank DESC LIMIT 1), 0));
+	RETURN GREATEST(` + headRankSQL("q", "now()") + `, ` + nextKeyRankSQL("q", "k") + `);
 END $$`
 
 // insertUnnestRowSQL is insertUnnestSQL with V and L read for each row by
 // jobs_fair_base: for a few rows it costs less than the CTEs.
 const insertUnnestRowSQL = "INSERT INTO jobs (" + insertCols + ") SELECT _u.id, _u.kind, _u.queue, _u.priority, _u.payload, _u.max_attempts, _u.timeout, " +
 	"CASE WHEN _u.fair_rank < 0 THEN -1 ELSE _u.fair_rank + jobs_fair_base(_u.queue, _u.concurrency_key) END, " +
-	"_u.unique_key, _u.concurrency_key, _u.metadata, _u.run_at, _u.created_at, _u.updated_at FROM unnest(?::uuid[], ?::text[], ?::text[], " +
-	"?::int[], ?::jsonb[], ?::int[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::jsonb[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[]) AS _u(" + insertCols + ")"
+	"_u.unique_key, _u.concurrency_key, _u.metadata, _u.run_at, _u.created_at, _u.updated_at FROM " + unnestRows
 
 // insertUnnestRowsMax is the most rows insertUnnestRowSQL inserts.
 const insertUnnestRowsMax = 4

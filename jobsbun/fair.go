@@ -55,19 +55,34 @@ func (r *Repository) promote(ctx context.Context, db bun.IDB, t time.Time) error
 
 // promoteSQL is the statement of promote; its arguments are twice
 // the time of the call.
-func (r *Repository) promoteSQL() string {
+func (r *Repository) promoteSQL() string { return promoteStmt(r.d, "?"+r.d.castTime()) }
+
+// promoteStmt is the statement of promote in dialect d at the time that
+// the SQL expression now gives.
+func promoteStmt(d sqlDialect, now string) string {
 	greatest := "max"
-	if r.d.pg {
+	if d.pg {
 		greatest = "GREATEST"
 	}
-	now := "?" + r.d.castTime()
-	return "UPDATE jobs SET fair_rank = " + greatest + "(" +
-		"COALESCE((SELECT h.fair_rank FROM jobs h WHERE h.status = 'pending' AND h.fair_rank >= 0 AND h.queue = jobs.queue AND h.run_at <= " + now +
-		" ORDER BY h.fair_rank LIMIT 1), 0), " +
-		"COALESCE((SELECT k.fair_rank + 1 FROM jobs k WHERE k.status = 'pending' AND k.fair_rank >= 0 AND k.queue = jobs.queue AND k.concurrency_key = jobs.concurrency_key" +
-		" ORDER BY k.fair_rank DESC LIMIT 1), 0)) WHERE " +
-		r.d.idIn("SELECT id FROM jobs WHERE status = 'pending' AND fair_rank < 0 AND run_at <= "+now+" LIMIT "+strconv.Itoa(promoteBatch)+r.d.skipLocked()) +
+	return "UPDATE jobs SET fair_rank = " + greatest + "(" + headRankSQL("jobs.queue", now) + ", " +
+		nextKeyRankSQL("jobs.queue", "jobs.concurrency_key") + ") WHERE " +
+		d.idIn("SELECT id FROM jobs WHERE status = 'pending' AND fair_rank < 0 AND run_at <= "+now+" LIMIT "+strconv.Itoa(promoteBatch)+d.skipLocked()) +
 		" AND fair_rank < 0"
+}
+
+// headRankSQL is V of a job of the queue at the time now (SQL expressions):
+// the smallest rank among the due pending jobs of the queue, 0 when none.
+func headRankSQL(queue, now string) string {
+	return "COALESCE((SELECT _rh.fair_rank FROM jobs _rh WHERE _rh.status = 'pending' AND _rh.fair_rank >= 0 AND _rh.queue = " + queue +
+		" AND _rh.run_at <= " + now + " ORDER BY _rh.fair_rank LIMIT 1), 0)"
+}
+
+// nextKeyRankSQL is L + 1 of a job of the queue and key (SQL expressions):
+// one past the largest rank among the key's pending jobs in the queue, 0
+// when none.
+func nextKeyRankSQL(queue, key string) string {
+	return "COALESCE((SELECT _rk.fair_rank + 1 FROM jobs _rk WHERE _rk.status = 'pending' AND _rk.fair_rank >= 0 AND _rk.queue = " + queue +
+		" AND _rk.concurrency_key = " + key + " ORDER BY _rk.fair_rank DESC LIMIT 1), 0)"
 }
 
 // fairRanks are the ranks of new jobs by ID.
@@ -80,9 +95,7 @@ const fairPairsPerQuery = 200
 // max(V, L + 1) plus the job's offset, given as the arguments offset,
 // queue, now, queue and key on SQLite; PostgreSQL's (create_pg.go) reads
 // them from the unnested row _u.
-const foldedRankSQL = "(? + max(COALESCE((SELECT fair_rank FROM jobs WHERE status = 'pending' AND fair_rank >= 0 AND queue = ? AND run_at <= ?" +
-	" ORDER BY fair_rank LIMIT 1), 0), COALESCE((SELECT fair_rank + 1 FROM jobs WHERE status = 'pending' AND fair_rank >= 0 AND queue = ? AND concurrency_key = ?" +
-	" ORDER BY fair_rank DESC LIMIT 1), 0)))"
+var foldedRankSQL = "(? + max(" + headRankSQL("?", "?") + ", " + nextKeyRankSQL("?", "?") + "))"
 
 // ranks returns the ranks of js at time t: -1 for the jobs not due yet;
 // with fold, the offsets of the others that their INSERT adds to max(V,

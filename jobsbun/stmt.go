@@ -90,7 +90,7 @@ func (r *Repository) insertOneBound(ctx context.Context, j *jobs.Job, rk fairRan
 }
 
 // keylessFoldedRow is keylessRow with the rank computed by foldedRankSQL.
-const keylessFoldedRow = "(?, ?, ?, ?, ?, ?, ?, " + foldedRankSQL + ", ?, ?, ?)"
+var keylessFoldedRow = "(?, ?, ?, ?, ?, ?, ?, " + foldedRankSQL + ", ?, ?, ?)"
 
 // insertBoundRows is the most rows one prepared INSERT of insertBound
 // carries. The driver binds in linear time, so 16 to 128 rows per statement
