@@ -55,12 +55,17 @@ func (r *Repository) Claim(ctx context.Context, q jobs.ClaimQuery) ([]*jobs.Job,
 				return err
 			}
 		}
-		query, args := r.claimSQL(q, t)
-		var lc *limitedClaim
+		var (
+			query string
+			args  []any
+			lc    *limitedClaim
+		)
 		switch {
-		case limited && r.d.pg:
+		case !limited:
+			query, args = r.claimSQL(q, t)
+		case r.d.pg:
 			query, args = r.pgLimitedClaimSQL(q)
-		case limited:
+		default:
 			var err error
 			lc, err = r.admitClaim(ctx, db, q)
 			if err != nil || lc.ids == nil {
