@@ -8,13 +8,13 @@ import (
 )
 
 // retryJob handles POST /api/jobs/{id}/retry: a failed or canceled job runs
-// again with the same input. Until the library has a retry call, the new
-// run is a new job: same kind, payload, queue, priority, max attempts and
-// timeout, created like POST /api/jobs (201 with the new job and its
-// Location; Idempotency-Key makes a repeated request return the same new
-// job, with 200). The old job stays as it was. A job that is pending,
-// running or succeeded is a 409; an unknown one a 404; a transcription
-// whose audio can no longer be read a 400 naming payload.audio_url.
+// again, as the same job ([jobs.Runner.Retry]): it goes back to pending with
+// its ID, input, queue, priority and user and a fresh count of attempts;
+// its earlier output (a partial transcript) is cleared and its error
+// history kept. Watchers of the job see it start again. 200 with the job. A
+// job that is pending, running or succeeded is a 409; an unknown one a 404;
+// a transcription whose audio can no longer be read a 400 naming
+// payload.audio_url, and the job stays as it was.
 func (s *server) retryJob(w http.ResponseWriter, r *http.Request) {
 	job, ok := s.requestedJob(w, r)
 	if !ok {
@@ -31,13 +31,12 @@ func (s *server) retryJob(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	opts := []jobs.EnqueueOption{jobs.InQueue(job.Queue), jobs.WithPriority(job.Priority), jobs.WithMaxAttempts(job.MaxAttempts)}
-	if job.Timeout > 0 {
-		opts = append(opts, jobs.WithTimeout(job.Timeout))
+	// Retry checks the status again, atomically: a job retried by another
+	// request in between is a 409 here.
+	job, err := s.runner.Retry(r.Context(), job.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
-	if job.ConcurrencyKey != "" {
-		// The same user: the retry counts against the same per-user limit.
-		opts = append(opts, jobs.WithConcurrencyKey(job.ConcurrencyKey))
-	}
-	s.enqueue(w, r, job.Kind, job.Payload, opts...)
+	writeJSON(w, http.StatusOK, job)
 }

@@ -6,7 +6,7 @@
 // the lines after the last one shown (?after=), so none is lost or doubled.
 // Each job shows its input (audio and language) and date; a long transcript
 // or result is collapsed; a failed or canceled job can be retried (POST
-// /api/jobs/{id}/retry, a new job with the same input), and finished jobs
+// /api/jobs/{id}/retry: the same job runs again), and finished jobs
 // can be cleared from the view (kept in localStorage, so a reload keeps
 // them hidden). Every control is disabled while the server cannot be
 // reached. The queues card is in queues.js.
@@ -314,17 +314,20 @@ async function cancelJob(id, button) {
   }
 }
 
-// retryJob runs a failed or canceled job again: the new job appears on top.
+// retryJob runs a failed or canceled job again, as the same job: its row
+// goes back to pending, its old transcript (cleared by the server) is
+// removed, and its socket reopens.
 async function retryJob(id, button) {
   button.disabled = true;
   const r = rows.get(id);
-  const headers = {};
-  if (window.crypto && crypto.randomUUID) headers["Idempotency-Key"] = crypto.randomUUID();
   try {
-    const job = await api("POST", `/api/jobs/${id}/retry`, undefined, headers);
+    const job = await api("POST", `/api/jobs/${id}/retry`);
     r.job.rowError = "";
-    render(id);
-    upsert(job, true);
+    r.outSeq = 0;
+    r.txUser = false;
+    r.el.querySelector(".transcript").replaceChildren();
+    r.el.querySelector(".tx").hidden = true;
+    upsert(job);
     refreshQueues();
   } catch (e) {
     r.job.rowError = e.message;
