@@ -23,7 +23,7 @@ const unnestRows = "unnest(?::uuid[], ?::text[], ?::text[], ?::int[], ?::jsonb[]
 // not once per row: a batch of 1 000 jobs of one key reads two index
 // entries, not 2 000.
 var insertUnnestSQL = "WITH _u AS (SELECT * FROM " + unnestRows + "), " +
-	"_v AS (SELECT _d.q, " + headRankSQL("_d.q", "now()") + " AS v FROM (SELECT DISTINCT queue AS q FROM _u WHERE fair_rank >= 0) _d), " +
+	"_v AS (SELECT _d.q, " + headRankSQL(sqlDialect{pg: true}, "_d.q", "now()") + " AS v FROM (SELECT DISTINCT queue AS q FROM _u WHERE fair_rank >= 0) _d), " +
 	"_l AS (SELECT _d.q, _d.k, " + nextKeyRankSQL("_d.q", "_d.k") + " AS l " +
 	"FROM (SELECT DISTINCT queue AS q, concurrency_key AS k FROM _u WHERE fair_rank >= 0) _d) " +
 	"INSERT INTO jobs (" + insertCols + ") SELECT _u.id, _u.kind, _u.queue, _u.priority, _u.payload, _u.max_attempts, _u.timeout, " +
@@ -40,7 +40,7 @@ var insertUnnestSQL = "WITH _u AS (SELECT * FROM " + unnestRows + "), " +
 var pgFairBaseFunc = `CREATE FUNCTION jobs_fair_base(q text, k text) RETURNS bigint
 LANGUAGE plpgsql STABLE SET search_path FROM CURRENT AS $$
 BEGIN
-	RETURN GREATEST(` + headRankSQL("q", "now()") + `, ` + nextKeyRankSQL("q", "k") + `);
+	RETURN GREATEST(` + headRankSQL(sqlDialect{pg: true}, "q", "now()") + `, ` + nextKeyRankSQL("q", "k") + `);
 END $$`
 
 // insertUnnestRowSQL is insertUnnestSQL with V and L read for each row by

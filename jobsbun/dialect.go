@@ -136,6 +136,11 @@ func (d sqlDialect) idIn(sub string) string {
 
 // castUUID and castTime are casts for placeholders where PostgreSQL cannot
 // infer the type; SQLite needs none.
+// greatest and least name the SQL functions of the larger and the smaller
+// of their arguments.
+func (d sqlDialect) greatest() string { return map[bool]string{false: "max", true: "GREATEST"}[d.pg] }
+func (d sqlDialect) least() string    { return map[bool]string{false: "min", true: "LEAST"}[d.pg] }
+
 func (d sqlDialect) castUUID() string { return d.cast("uuid") }
 func (d sqlDialect) castTime() string { return d.cast("timestamptz") }
 func (d sqlDialect) cast(t string) string {

@@ -106,17 +106,28 @@ func TestSQLiteReadOutputIsOneRangeOfThePrimaryKey(t *testing.T) {
 	require.NotContains(t, plan, "TEMP B-TREE", plan)
 }
 
-// TestSQLiteFairHeadsUseTheirIndexes explains the read of the fair ranks'
-// heads: V walks jobs_fair_head_idx and L jobs_fair_idx, both in order
-// (no sort).
+// TestSQLiteFairHeadsUseTheirIndexes explains the statements that read
+// the fair ranks' heads (the batch read, the single INSERT, promote): V
+// seeks jobs_fair_head_idx for the jobs with a key and jobs_fair_idx for
+// those without, L seeks jobs_fair_idx, all in order (no sort) and none
+// scans the table.
 func TestSQLiteFairHeadsUseTheirIndexes(t *testing.T) {
 	t.Parallel()
 	r := openTestSQLite(t)
-	query, args := r.headsSQL([]admit.QueueKey{{Queue: "q", Key: "a"}, {Queue: "q", Key: ""}}, rules.Now())
-	plan := explain(t, r, query, args)
-	require.Contains(t, plan, "jobs_fair_head_idx", plan)
-	require.Contains(t, plan, "jobs_fair_idx", plan)
-	require.NotContains(t, plan, "TEMP B-TREE", plan)
+	now := rules.Now()
+	query, args := r.headsSQL([]admit.QueueKey{{Queue: "q", Key: "a"}, {Queue: "q", Key: ""}}, now)
+	insert := "INSERT" + keylessInsert + keylessFoldedRow
+	insertArgs := []any{"id", "k", "q", 0, "{}", 3, 0, 0, "q", boundTime(now), "q", boundTime(now), "q", "", boundTime(now), boundTime(now), boundTime(now)}
+	for name, st := range map[string]struct {
+		query string
+		args  []any
+	}{"heads": {query, args}, "insert": {insert, insertArgs}, "promote": {r.promoteSQL(), []any{now, now, now}}} {
+		plan := explain(t, r, st.query, st.args)
+		require.Contains(t, plan, "SEARCH _rh USING INDEX jobs_fair_head_idx (queue=?", name+"\n"+plan)
+		require.Contains(t, plan, "SEARCH _rl USING INDEX jobs_fair_idx (queue=? AND concurrency_key=?", name+"\n"+plan)
+		require.NotContains(t, plan, "TEMP B-TREE", name+"\n"+plan)
+		require.NotRegexp(t, `SCAN (jobs|_r[hlk])\b`, plan, name+"\n"+plan)
+	}
 }
 
 // TestSQLiteLimitedClaimUsesItsIndexes explains the statements of a

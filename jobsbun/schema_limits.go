@@ -1,6 +1,9 @@
 package jobsbun
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/jobsmith/jobs/internal/migrate"
 )
 
@@ -21,8 +24,9 @@ import (
 //     the key for the walk of limited claims; jobs_promote_idx: the
 //     unranked jobs by RunAt;
 //   - jobs_fair_idx: pending rows by queue, key and rank (a key's last
-//     rank); jobs_fair_head_idx: pending rows by queue, rank and RunAt
-//     (the smallest rank that is due).
+//     rank, and the head of the jobs without a key); jobs_fair_head_idx:
+//     pending rows with a key by queue, rank and RunAt (the smallest rank
+//     that is due; since the fair head step).
 
 var sqliteLimitStep = migrate.Step{
 	Version: 6,
@@ -68,4 +72,25 @@ var fairStmts = []string{
 	// claim never takes these indexes for its queue filter.
 	`CREATE INDEX jobs_fair_idx ON jobs (queue, concurrency_key, fair_rank) WHERE status = 'pending' AND fair_rank >= 0`,
 	`CREATE INDEX jobs_fair_head_idx ON jobs (queue, fair_rank, run_at) WHERE status = 'pending' AND fair_rank >= 0`,
+}
+
+// The fair head step takes the jobs without a key out of
+// jobs_fair_head_idx: V reads their head from jobs_fair_idx, under the empty key
+// (headRankSQL), so that creating and claiming such a job, the common
+// case, costs one index entry fewer. On PostgreSQL the functions that
+// compute V are replaced with their new text.
+var (
+	sqliteFairHeadStep = migrate.Step{Version: 7, Name: "fair head of keyed jobs", Stmts: fairHeadStmts}
+	pgFairHeadStep     = migrate.Step{Version: 9, Name: "fair head of keyed jobs", Stmts: append(slices.Clone(fairHeadStmts),
+		orReplace(pgFairBaseFunc), orReplace(pgClaimFunc))}
+)
+
+var fairHeadStmts = []string{
+	`DROP INDEX jobs_fair_head_idx`,
+	`CREATE INDEX jobs_fair_head_idx ON jobs (queue, fair_rank, run_at) WHERE status = 'pending' AND fair_rank >= 0 AND concurrency_key <> ''`,
+}
+
+// orReplace makes a CREATE FUNCTION statement replace the function.
+func orReplace(create string) string {
+	return strings.Replace(create, "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
 }

@@ -85,7 +85,7 @@ func (r *Repository) insertOneBound(ctx context.Context, j *jobs.Job, rk fairRan
 		return r.exec(ctx, r.db, "INSERT"+keylessInsert+keylessRow, args...)
 	}
 	// The rank's argument is the 8th (insertColsHead).
-	args = slices.Insert(args, 8, any(j.Queue), any(boundTime(t)), any(j.Queue), any(j.ConcurrencyKey))
+	args = slices.Insert(args, 8, any(j.Queue), any(boundTime(t)), any(j.Queue), any(boundTime(t)), any(j.Queue), any(j.ConcurrencyKey))
 	return r.exec(ctx, r.db, "INSERT"+keylessInsert+keylessFoldedRow, args...)
 }
 

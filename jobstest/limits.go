@@ -331,6 +331,25 @@ var fairCases = []testCase{
 		}
 		require.Equal(t, map[string]int{"a": 3, "b": 3}, countBy(got, byKey), "the late key neither waits for the backlog nor jumps it")
 	}},
+	{"LateKeyJoinsTheTurnsOfJobsWithoutKey", func(t *testing.T, h *harness) {
+		// Jobs without a key take their turns as one key: a key that
+		// arrives after some of them ran starts at their current turn.
+		none := make([]*jobs.Job, 10)
+		for i := range none {
+			none[i] = keyed("k", "", "")
+		}
+		h.create(t, none...)
+		require.Equal(t, map[string]int{"": 4}, countBy(h.claim(t, 4), byKey))
+		b := make([]*jobs.Job, 3)
+		for i := range b {
+			b[i] = keyed("k", "", "b")
+		}
+		h.create(t, b...)
+		for round := range 3 {
+			got := []*jobs.Job{h.claimOne(t), h.claimOne(t)}
+			require.Equal(t, map[string]int{"": 1, "b": 1}, countBy(got, byKey), "round %d: the late key neither waits for the backlog nor jumps it", round)
+		}
+	}},
 	{"RetriedJobQueuesBehindItsKey", func(t *testing.T, h *harness) {
 		// A job retried by an operator takes a new place in line, after
 		// the pending jobs of its key, not the place it had long ago.
