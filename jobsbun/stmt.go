@@ -80,17 +80,25 @@ func boundTime(t time.Time) string { return t.UTC().Format(sqlTimeLayout) }
 // prepared INSERT, created at t; a due job's rank offset rk is folded
 // into the INSERT (foldedRankSQL).
 func (r *Repository) insertOneBound(ctx context.Context, j *jobs.Job, rk fairRanks, t time.Time) error {
-	args := insertBoundArgs(make([]any, 0, 15), j, rk)
+	args := insertBoundArgs(make([]any, 0, 17), j, rk)
 	if rk[j.ID] < 0 {
-		return r.exec(ctx, r.db, "INSERT"+keylessInsert+keylessRow, args...)
+		return r.exec(ctx, r.db, insertOneSQL, args...)
 	}
 	// The rank's argument is the 8th (insertColsHead).
-	args = slices.Insert(args, 8, any(j.Queue), any(boundTime(t)), any(j.Queue), any(boundTime(t)), any(j.Queue), any(j.ConcurrencyKey))
-	return r.exec(ctx, r.db, "INSERT"+keylessInsert+keylessFoldedRow, args...)
+	now := boundTime(t)
+	args = slices.Insert(args, 8, any(j.Queue), any(now), any(j.Queue), any(now), any(j.Queue), any(j.ConcurrencyKey))
+	return r.exec(ctx, r.db, insertOneFoldedSQL, args...)
 }
 
 // keylessFoldedRow is keylessRow with the rank computed by foldedRankSQL.
 var keylessFoldedRow = "(?, ?, ?, ?, ?, ?, ?, " + foldedRankSQL + ", ?, ?, ?)"
+
+// insertOneSQL and insertOneFoldedSQL are the statements of insertOneBound,
+// built once: an enqueue would otherwise build a kilobyte of SQL text.
+var (
+	insertOneSQL       = "INSERT" + keylessInsert + keylessRow
+	insertOneFoldedSQL = "INSERT" + keylessInsert + keylessFoldedRow
+)
 
 // insertBoundRows is the most rows one prepared INSERT of insertBound
 // carries. The driver binds in linear time, so 16 to 128 rows per statement
