@@ -86,7 +86,8 @@ var sqliteSteps = []migrate.Step{{
 	lease_token TEXT,
 	lease_expires_at TIMESTAMP,` + schemaChecks + `
 )`}, schemaIndexes...),
-}, sqliteOutputStep, sqliteQueuesStep, sqliteSchedulesStep, sqliteMetadataStep, sqliteLimitStep} // schema_output.go, schema_queues.go, schema_schedules.go, schema_metadata.go, schema_limits.go
+}, sqliteOutputStep, sqliteQueuesStep, sqliteSchedulesStep, sqliteMetadataStep, sqliteLimitStep,
+	sqliteCountsStep} // schema_output.go, schema_queues.go, schema_schedules.go, schema_metadata.go, schema_limits.go, schema_counts.go
 
 var pgSteps = []migrate.Step{{
 	Version: 1,
@@ -118,7 +119,7 @@ var pgSteps = []migrate.Step{{
 	lease_expires_at TIMESTAMPTZ,` + schemaChecks + `
 )`}, schemaIndexes...),
 }, pgNotifyStep, pgOutputStep, pgOwnersStep, pgQueuesStep, pgSchedulesStep, pgMetadataStep,
-	pgLimitStep} // schema_notify.go, schema_output.go, schema_owners.go, schema_queues.go, schema_schedules.go, schema_metadata.go, schema_limits.go
+	pgLimitStep, pgCountsStep} // schema_notify.go, schema_output.go, schema_owners.go, schema_queues.go, schema_schedules.go, schema_metadata.go, schema_limits.go, schema_counts.go
 
 // steps returns the migration steps of the dialect.
 func (d sqlDialect) steps() []migrate.Step {
