@@ -127,7 +127,8 @@ func (r *Repository) Get(ctx context.Context, id uuid.UUID) (*jobs.Job, error) {
 }
 
 // List implements [jobs.JobRepository.List]. Pages follow the primary key
-// downwards (IDs are UUIDv7, so newest first), never an OFFSET.
+// downwards (IDs are UUIDv7, so newest first), never an OFFSET; filters by
+// status or kind read index ranges (listSQL, list.go).
 func (r *Repository) List(ctx context.Context, q jobs.ListQuery) (*jobs.Page, error) {
 	const op = "list"
 	if err := r.read(op); err != nil {
@@ -137,12 +138,20 @@ func (r *Repository) List(ctx context.Context, q jobs.ListQuery) (*jobs.Page, er
 	if err != nil {
 		return nil, err
 	}
-	var b strings.Builder
-	b.WriteString("SELECT " + r.d.jobColumns() + " FROM jobs WHERE TRUE")
-	args := r.filter(&b, make([]any, 0, 6), q.Statuses, q, after) // admin.go
-	b.WriteString(" ORDER BY id DESC LIMIT ?")
-	args = append(args, limit+1)
-	query := b.String()
+	var ranges []listRange
+	if statuses := listStatuses(q); statuses != nil { // list.go
+		rs, ok, err := r.listRanges(ctx, q, statuses)
+		if err != nil {
+			return nil, storageError(op, uuid.Nil, err)
+		}
+		if ok {
+			ranges = rs
+		}
+	}
+	query, args := r.listSQL(q, limit, after, ranges)
+	if query == "" {
+		return &jobs.Page{Jobs: []*jobs.Job{}}, nil
+	}
 	rows, err := r.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, storageError(op, uuid.Nil, err)
