@@ -55,8 +55,8 @@ func finishAll(t *testing.T, repo *jobsbun.Repository) {
 
 // TestCountsFollowRawSQL: the counts follow writes made with SQL of one's
 // own too, since triggers keep them (jobs finished, a finished job set
-// back to pending, one moved to another queue, one deleted, one inserted
-// finished), and a delete of one's own after a Prune is counted as well
+// back to pending, one moved to another queue, one whose status changes,
+// finish times moved, a retry, one deleted, one inserted finished), and a delete of one's own after a Prune is counted as well
 // (Prune holds the SQLite trigger back only inside its own transaction).
 func TestCountsFollowRawSQL(t *testing.T) {
 	t.Parallel()
@@ -76,7 +76,13 @@ func TestCountsFollowRawSQL(t *testing.T) {
 		exec("UPDATE jobs SET queue = 'other' WHERE id = ?", id(1))
 		exec("UPDATE jobs SET status = 'canceled' WHERE id = ?", id(3))
 		requireCountsMatchTable(t, repo)
-		_, err := repo.Prune(ctx, time.Now().Add(-time.Hour)) // deletes nothing
+		exec("UPDATE jobs SET finished_at = created_at WHERE finished_at IS NOT NULL")
+		_, err := repo.Retry(ctx, js[3].ID)
+		require.NoError(t, err)
+		requireCountsMatchTable(t, repo)
+		exec("UPDATE jobs SET status = 'succeeded', finished_at = updated_at WHERE id = ?", id(3))
+		requireCountsMatchTable(t, repo)
+		_, err = repo.Prune(ctx, time.Now().Add(-time.Hour)) // deletes nothing
 		require.NoError(t, err)
 		exec("DELETE FROM jobs WHERE id = ?", id(2))
 		requireCountsMatchTable(t, repo)

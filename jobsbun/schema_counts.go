@@ -74,11 +74,21 @@ var sqliteCountsStep = migrate.Step{
 	INSERT INTO jobs_counts (queue, kind, status, n) VALUES (NEW.queue, NEW.kind, NEW.status, 1)
 		ON CONFLICT (queue, kind, status) DO UPDATE SET n = n + 1;
 END`,
+		// A job that becomes finished: one upsert, the finish of every job.
+		// A raw UPDATE that finishes a job sets finished_at too
+		// (jobs_finished_check), so the trigger names that column, which
+		// a claim does not set.
+		`CREATE TRIGGER jobs_counts_finish AFTER UPDATE OF finished_at ON jobs
+	WHEN OLD.finished_at IS NULL AND NEW.finished_at IS NOT NULL BEGIN
+	INSERT INTO jobs_counts (queue, kind, status, n) VALUES (NEW.queue, NEW.kind, NEW.status, 1)
+		ON CONFLICT (queue, kind, status) DO UPDATE SET n = n + 1;
+END`,
+		// A finished job that changes (a retry, SQL of one's own).
+		// It stops being finished only with a change of status
+		// (jobs_finished_check).
 		`CREATE TRIGGER jobs_counts_update AFTER UPDATE OF status, queue, kind ON jobs
-	WHEN (OLD.finished_at IS NOT NULL OR NEW.finished_at IS NOT NULL)
-		AND (OLD.status <> NEW.status OR OLD.queue <> NEW.queue OR OLD.kind <> NEW.kind) BEGIN
-	UPDATE jobs_counts SET n = n - 1
-		WHERE OLD.finished_at IS NOT NULL AND queue = OLD.queue AND kind = OLD.kind AND status = OLD.status;
+	WHEN OLD.finished_at IS NOT NULL AND (OLD.status <> NEW.status OR OLD.queue <> NEW.queue OR OLD.kind <> NEW.kind) BEGIN
+	UPDATE jobs_counts SET n = n - 1 WHERE queue = OLD.queue AND kind = OLD.kind AND status = OLD.status;
 	INSERT INTO jobs_counts (queue, kind, status, n) SELECT NEW.queue, NEW.kind, NEW.status, 1
 		WHERE NEW.finished_at IS NOT NULL
 		ON CONFLICT (queue, kind, status) DO UPDATE SET n = n + 1;
