@@ -30,7 +30,9 @@ import (
 //   - jobs_cancel_idx: partial on running rows with a cancel request, by
 //     owner (CancelRequests, polled often);
 //   - jobs_prune_idx: finished rows by finished_at (Prune);
-//   - the primary key: List, newest first (IDs are UUIDv7).
+//   - the primary key: List, newest first (IDs are UUIDv7);
+//   - jobs_list_idx: finished rows by kind, status and ID (List filtered
+//     by status or kind: schema_counts.go).
 
 // schemaChecks are the CHECK constraints shared by both dialects. They test
 // status with = and OR, never IN: SQLite evaluates an IN list in a CHECK by
