@@ -1,14 +1,18 @@
 package jobsbun
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jobsmith/jobs"
+	"github.com/jobsmith/jobs/internal/testdb"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 )
 
 // TestSQLiteListFiltersReadIndexRanges explains List's statement for each
@@ -97,4 +101,52 @@ func TestListWalksThePrimaryKeyPastManyRanges(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, page.Jobs, 3)
 	require.Equal(t, js[len(js)-1].ID, page.Jobs[0].ID)
+}
+
+// TestPostgresListFiltersReadIndexRanges explains List's statement on
+// PostgreSQL, with sequential scans priced out (the test's table is tiny,
+// and a scan of it is the cheapest plan): each finished range is read from
+// jobs_list_idx, whose predicate the branch matches.
+func TestPostgresListFiltersReadIndexRanges(t *testing.T) {
+	t.Parallel()
+	r := openTestPG(t, testdb.PostgresDSN(t), 2) // owners_pg_test.go
+	ctx := t.Context()
+	js := []*jobs.Job{{Kind: "a"}, {Kind: "b"}}
+	require.NoError(t, r.Create(ctx, js...))
+	_, err := r.db.ExecContext(ctx, "UPDATE jobs SET status = 'failed', finished_at = updated_at")
+	require.NoError(t, err)
+	for _, q := range []jobs.ListQuery{
+		{Statuses: []jobs.Status{jobs.StatusFailed}},
+		{Kind: "a", Statuses: []jobs.Status{jobs.StatusFailed}},
+	} {
+		limit, after, err := q.Page()
+		require.NoError(t, err)
+		ranges, ok, err := r.listRanges(ctx, q, listStatuses(q))
+		require.NoError(t, err)
+		require.True(t, ok)
+		query, args := r.listSQL(q, limit, after, ranges)
+		var plan []string
+		err = r.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			if _, err := tx.ExecContext(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
+				return err
+			}
+			rows, err := tx.QueryContext(ctx, "EXPLAIN "+query, args...)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var line string
+				if err := rows.Scan(&line); err != nil {
+					return err
+				}
+				plan = append(plan, line)
+			}
+			return rows.Err()
+		})
+		require.NoError(t, err)
+		text := strings.Join(plan, "\n")
+		require.Equal(t, len(ranges), strings.Count(text, "jobs_list_idx"), "%+v\n%s", q, text)
+		require.NotContains(t, text, "Seq Scan", "%+v\n%s", q, text)
+	}
 }
