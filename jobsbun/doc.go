@@ -24,10 +24,12 @@
 //
 // # Schema
 //
-// The repository owns four tables, jobs, job_output (the items of each
+// The repository owns these tables: jobs, job_output (the items of each
 // job's output, see [jobs.JobRepository.ReadOutput]), jobs_queues (the
-// paused queues, see [jobs.JobRepository.PauseQueue]) and
-// jobs_schema_version, and never touches any other. New migrates them on every open: each step runs in a
+// paused queues, see [jobs.JobRepository.PauseQueue]), jobs_counts (the
+// finished jobs per queue, kind and status, kept by triggers, which Stats
+// reads; on PostgreSQL with jobs_count_changes, its changes not yet
+// folded in) and jobs_schema_version, and never touches any other. New migrates them on every open: each step runs in a
 // transaction of its own under a cross-process lock (the write lock on
 // SQLite, an advisory lock on PostgreSQL), so processes that start at once
 // are safe, and a database whose schema is newer than this library is

@@ -156,20 +156,27 @@ func (r *Repository) rescueRows(ctx context.Context, db bun.IDB, t time.Time, qu
 	return rescued, nil
 }
 
-// Prune implements [jobs.JobRepository.Prune]: each batch is one DELETE of at
-// most 1000 rows found through the finished_at index, in its own
-// short write, so pruning never holds the write lock for long. The output
-// of the jobs a batch deletes goes in the same write (output.go).
+// Prune implements [jobs.JobRepository.Prune]: each batch deletes at most
+// 1000 rows found through the finished_at index, in its own short write,
+// so pruning never holds the write lock for long. The output of the jobs a
+// batch deletes goes in the same write (output.go), and so does the
+// change of the counts (schema_counts.go): on PostgreSQL the statement's
+// trigger, on SQLite pruneSQLite.
 func (r *Repository) Prune(ctx context.Context, finishedBefore time.Time) (int, error) {
 	const op = "prune"
 	total := 0
-	del := "DELETE FROM jobs WHERE " + r.d.idIn("SELECT id FROM jobs WHERE finished_at < ? "+
-		"AND status IN ('succeeded', 'failed', 'canceled') LIMIT ?")
+	// Only finished jobs have a finished_at (jobs_finished_check), so the
+	// batch needs no test of the status.
+	del := "DELETE FROM jobs WHERE " + r.d.idIn("SELECT id FROM jobs WHERE finished_at < ? LIMIT ?")
 	for {
 		var n int64
 		err := r.write(ctx, op, r.d.sqlite(), func(ctx context.Context, db bun.IDB) error {
 			var err error
-			n, err = r.pruneJobs(ctx, db, del, finishedBefore.UTC())
+			if r.d.sqlite() {
+				n, err = pruneSQLite(ctx, db, finishedBefore.UTC())
+			} else {
+				n, err = r.pruneJobs(ctx, db, del, finishedBefore.UTC())
+			}
 			return err
 		})
 		if err != nil {
@@ -180,4 +187,23 @@ func (r *Repository) Prune(ctx context.Context, finishedBefore time.Time) (int, 
 			return total, nil
 		}
 	}
+}
+
+// pruneSQLite deletes one batch of Prune on SQLite and returns how many
+// jobs it deleted: one DELETE of the first rows of the prune index, by
+// rowid (the index holds it: no search of the primary key per row), and
+// without RETURNING, which SQLite runs as one more trigger per row. The
+// delete trigger of schema_counts.go takes each job off the counts and
+// deletes its output.
+func pruneSQLite(ctx context.Context, db bun.IDB, before time.Time) (int64, error) {
+	const batch = "rowid IN (SELECT rowid FROM jobs WHERE finished_at < ? LIMIT ?)"
+	res, err := db.ExecContext(ctx, "DELETE FROM jobs WHERE "+batch, before, pruneBatch)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }

@@ -156,44 +156,30 @@ func (r *Repository) pruneJobs(ctx context.Context, db bun.IDB, del string, befo
 
 // deleteJobs runs del, a DELETE FROM jobs … without RETURNING, deletes the
 // output of the jobs it deleted and returns their IDs. On PostgreSQL it is
-// one statement; on SQLite db is a transaction, and only jobs with output
-// cost a second statement.
+// one statement; on SQLite the delete trigger of schema_counts.go deletes
+// the output of each job deleted, in the same statement.
 func (r *Repository) deleteJobs(ctx context.Context, db bun.IDB, del string, args ...any) ([]uuid.UUID, error) {
-	query := del + " RETURNING id, output_seq <> 0"
+	query := del + " RETURNING id"
 	if r.d.pg {
 		query = "WITH _d AS (" + del + " RETURNING id, output_seq), " +
 			"_o AS (DELETE FROM job_output WHERE job_id IN (SELECT id FROM _d WHERE output_seq <> 0)) " +
-			"SELECT id, output_seq <> 0 FROM _d"
+			"SELECT id FROM _d"
 	}
 	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var (
-		ids     []uuid.UUID
-		withOut []string
-	)
+	var ids []uuid.UUID
 	for rows.Next() {
-		var (
-			id  uuid.UUID
-			out bool
-		)
-		if err := rows.Scan(&id, &out); err != nil {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
 			return nil, err
 		}
 		ids = append(ids, id)
-		if out && r.d.sqlite() {
-			withOut = append(withOut, id.String())
-		}
 	}
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return nil, err
-	}
-	if len(withOut) > 0 {
-		if _, err := db.ExecContext(ctx, "DELETE FROM job_output WHERE job_id IN (?)", bun.List(withOut)); err != nil {
-			return nil, err
-		}
 	}
 	return ids, nil
 }

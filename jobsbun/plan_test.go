@@ -215,3 +215,34 @@ func TestSQLiteWalkSeeksToItsPosition(t *testing.T) {
 	early, late := page(0), page(19000)
 	require.Less(t, late, 5*early, "a late page costs like an early one (early %v, late %v)", early, late)
 }
+
+// TestSQLiteStatsReadsNoFinishedJob explains Stats' statement: finished
+// jobs come from jobs_counts, pending and running ones through their
+// partial indexes, and nothing walks the table (2.7 s at a million
+// finished jobs).
+func TestSQLiteStatsReadsNoFinishedJob(t *testing.T) {
+	t.Parallel()
+	r := openTestSQLite(t)
+	query, args := r.d.countSQL(time.Now())
+	plan := explain(t, r, query, args)
+	for _, w := range []string{"jobs_counts", "jobs_claim_idx", "jobs_promote_idx", "jobs_rescue_idx"} {
+		require.Contains(t, plan, w, plan)
+	}
+	requireNoFullScan(t, plan, "stats")
+}
+
+// requireNoFullScan fails when a plan walks the table, the primary key
+// or an index of all finished jobs (a search of the primary key by id is
+// how the page's rows are read).
+func requireNoFullScan(t *testing.T, plan string, what any) {
+	t.Helper()
+	for _, line := range strings.Split(plan, "\n") {
+		line = strings.TrimSpace(line)
+		require.NotEqual(t, "SCAN jobs", line, "%+v\n%s", what, plan)
+		if strings.HasPrefix(line, "SCAN jobs") {
+			for _, idx := range []string{"sqlite_autoindex", "jobs_list_", "jobs_prune_idx"} {
+				require.NotContains(t, line, idx, "%+v\n%s", what, plan)
+			}
+		}
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jobsmith/jobs"
-	"github.com/jobsmith/jobs/internal/rules"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -128,7 +127,8 @@ func (r *Repository) Get(ctx context.Context, id uuid.UUID) (*jobs.Job, error) {
 }
 
 // List implements [jobs.JobRepository.List]. Pages follow the primary key
-// downwards (IDs are UUIDv7, so newest first), never an OFFSET.
+// downwards (IDs are UUIDv7, so newest first), never an OFFSET; filters by
+// status or kind read index ranges (listSQL, list.go).
 func (r *Repository) List(ctx context.Context, q jobs.ListQuery) (*jobs.Page, error) {
 	const op = "list"
 	if err := r.read(op); err != nil {
@@ -138,12 +138,21 @@ func (r *Repository) List(ctx context.Context, q jobs.ListQuery) (*jobs.Page, er
 	if err != nil {
 		return nil, err
 	}
-	var b strings.Builder
-	b.WriteString("SELECT " + r.d.jobColumns() + " FROM jobs WHERE TRUE")
-	args := r.filter(&b, make([]any, 0, 6), q.Statuses, q, after) // admin.go
-	b.WriteString(" ORDER BY id DESC LIMIT ?")
-	args = append(args, limit+1)
-	rows, err := r.db.QueryContext(ctx, b.String(), args...)
+	var ranges []listRange
+	if statuses := listStatuses(q); statuses != nil { // list.go
+		rs, ok, err := r.listRanges(ctx, q, statuses)
+		if err != nil {
+			return nil, storageError(op, uuid.Nil, err)
+		}
+		if ok {
+			ranges = rs
+		}
+	}
+	query, args := r.listSQL(q, limit, after, ranges)
+	if query == "" {
+		return &jobs.Page{Jobs: []*jobs.Job{}}, nil
+	}
+	rows, err := r.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, storageError(op, uuid.Nil, err)
 	}
@@ -160,63 +169,6 @@ func (r *Repository) List(ctx context.Context, q jobs.ListQuery) (*jobs.Page, er
 		p.Jobs = []*jobs.Job{}
 	}
 	return p, nil
-}
-
-// Stats implements [jobs.JobRepository.Stats] with one GROUP BY query and
-// one read of the paused queues (pause.go).
-func (r *Repository) Stats(ctx context.Context) (*jobs.Stats, error) {
-	const op = "stats"
-	if err := r.read(op); err != nil {
-		return nil, err
-	}
-	rows, err := r.db.QueryContext(ctx, "SELECT queue, kind, status, COUNT(*) FROM jobs GROUP BY queue, kind, status")
-	if err != nil {
-		return nil, storageError(op, uuid.Nil, err)
-	}
-	defer rows.Close()
-	s := &jobs.Stats{ByStatus: map[jobs.Status]int{}, ByKind: map[string]map[jobs.Status]int{}, ByQueue: map[string]map[jobs.Status]int{}}
-	for rows.Next() {
-		var queue, kind, status string
-		var n int
-		if err := rows.Scan(&queue, &kind, &status, &n); err != nil {
-			return nil, storageError(op, uuid.Nil, err)
-		}
-		s.Add(queue, kind, jobs.Status(status), n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, storageError(op, uuid.Nil, err)
-	}
-	if s.Paused, err = r.pausedQueues(ctx, op); err != nil {
-		return nil, err
-	}
-	if s.OldestPending, err = r.oldestPending(ctx, op); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-// oldestPending reads [jobs.Stats].OldestPending: per queue, the least
-// RunAt of its due pending jobs.
-func (r *Repository) oldestPending(ctx context.Context, op string) (map[string]time.Time, error) {
-	now, args := r.d.now(nil, rules.Now())
-	rows, err := r.db.QueryContext(ctx, "SELECT queue, MIN("+r.d.timeText("run_at")+") FROM jobs WHERE status = 'pending' AND run_at <= "+now+" GROUP BY queue", args...)
-	if err != nil {
-		return nil, storageError(op, uuid.Nil, err)
-	}
-	defer rows.Close()
-	out := map[string]time.Time{}
-	for rows.Next() {
-		var queue string
-		var at timeCol
-		if err := rows.Scan(&queue, &at); err != nil {
-			return nil, storageError(op, uuid.Nil, err)
-		}
-		out[queue] = at.t
-	}
-	if err := rows.Err(); err != nil {
-		return nil, storageError(op, uuid.Nil, err)
-	}
-	return out, nil
 }
 
 // sortClaimed orders claimed jobs like the claim query: priority first,

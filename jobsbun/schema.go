@@ -30,7 +30,9 @@ import (
 //   - jobs_cancel_idx: partial on running rows with a cancel request, by
 //     owner (CancelRequests, polled often);
 //   - jobs_prune_idx: finished rows by finished_at (Prune);
-//   - the primary key: List, newest first (IDs are UUIDv7).
+//   - the primary key: List, newest first (IDs are UUIDv7);
+//   - jobs_list_idx: finished rows by kind, status and ID (List filtered
+//     by status or kind: schema_counts.go).
 
 // schemaChecks are the CHECK constraints shared by both dialects. They test
 // status with = and OR, never IN: SQLite evaluates an IN list in a CHECK by
@@ -86,7 +88,8 @@ var sqliteSteps = []migrate.Step{{
 	lease_token TEXT,
 	lease_expires_at TIMESTAMP,` + schemaChecks + `
 )`}, schemaIndexes...),
-}, sqliteOutputStep, sqliteQueuesStep, sqliteSchedulesStep, sqliteMetadataStep, sqliteLimitStep, sqliteFairHeadStep} // schema_output.go, schema_queues.go, schema_schedules.go, schema_metadata.go, schema_limits.go
+}, sqliteOutputStep, sqliteQueuesStep, sqliteSchedulesStep, sqliteMetadataStep, sqliteLimitStep,
+	sqliteFairHeadStep, sqliteCountsStep} // schema_output.go, schema_queues.go, schema_schedules.go, schema_metadata.go, schema_limits.go, schema_counts.go
 
 var pgSteps = []migrate.Step{{
 	Version: 1,
@@ -118,7 +121,7 @@ var pgSteps = []migrate.Step{{
 	lease_expires_at TIMESTAMPTZ,` + schemaChecks + `
 )`}, schemaIndexes...),
 }, pgNotifyStep, pgOutputStep, pgOwnersStep, pgQueuesStep, pgSchedulesStep, pgMetadataStep,
-	pgLimitStep, pgFairHeadStep} // schema_notify.go, schema_output.go, schema_owners.go, schema_queues.go, schema_schedules.go, schema_metadata.go, schema_limits.go
+	pgLimitStep, pgFairHeadStep, pgCountsStep} // schema_notify.go, schema_output.go, schema_owners.go, schema_queues.go, schema_schedules.go, schema_metadata.go, schema_limits.go, schema_counts.go
 
 // steps returns the migration steps of the dialect.
 func (d sqlDialect) steps() []migrate.Step {

@@ -86,7 +86,7 @@ func TestSQLiteQueriesUseTheirIndexes(t *testing.T) {
 
 	_, err = repo.Prune(ctx, time.Now())
 	require.NoError(t, err)
-	plan = explainSQLite(t, db, log.last("DELETE FROM jobs"))
+	plan = explainSQLite(t, db, log.last("DELETE FROM jobs WHERE"))
 	require.Contains(t, plan, "jobs_prune_idx", plan)
 }
 
