@@ -29,19 +29,21 @@ import (
 // serialises its own writes and retries while another process holds the
 // write lock (see [WithBusyRetry]).
 type Repository struct {
-	db         *bun.DB
-	d          sqlDialect
-	maxPayload int
-	busyRetry  time.Duration
-	writeGrace time.Duration // see confirm.go
-	closeDB    bool
-	gate       writeGate // SQLite only: one writer at a time
-	stmts      stmtCache // SQLite only: prepared hot statements
-	closed     atomic.Bool
-	commits    commitFeed // runners of this process woken by RunInTx commits
-	owners     ownerLocks // see owners.go, owners_pg.go
-	life       context.Context
-	endLife    context.CancelFunc // at Close
+	db          *bun.DB
+	d           sqlDialect
+	maxPayload  int
+	busyRetry   time.Duration
+	writeGrace  time.Duration // see confirm.go
+	closeDB     bool
+	gate        writeGate    // SQLite only: one writer at a time
+	wlock       writerLock   // SQLite only: turns between processes (writerlock_unix.go)
+	gateWaiting atomic.Int32 // writes waiting at gate
+	stmts       stmtCache    // SQLite only: prepared hot statements
+	closed      atomic.Bool
+	commits     commitFeed // runners of this process woken by RunInTx commits
+	owners      ownerLocks // see owners.go, owners_pg.go
+	life        context.Context
+	endLife     context.CancelFunc // at Close
 }
 
 var (
@@ -97,6 +99,7 @@ func (r *Repository) Close() error {
 	}
 	r.endLife() // owner locks go with the repository (owners_pg.go)
 	r.stmts.close()
+	r.wlock.close()
 	if !r.closeDB {
 		return nil
 	}

@@ -79,10 +79,22 @@ func (r *Repository) retryWhileBusy(ctx context.Context, attempt func() error) e
 }
 
 func (r *Repository) writeOnce(ctx context.Context, tx bool, fn func(ctx context.Context, db bun.IDB) error) error {
-	if err := r.gate.acquire(ctx); err != nil {
+	r.gateWaiting.Add(1)
+	err := r.gate.acquire(ctx)
+	r.gateWaiting.Add(-1)
+	if err != nil {
 		return err
 	}
 	defer r.gate.release()
+	if r.d.sqlite() {
+		// Take turns with the other processes on the file (writerlock_unix.go).
+		if dir, err := r.ownersDir(ctx); err == nil {
+			r.wlock.open(dir)
+		}
+		if r.wlock.acquire(ctx) {
+			defer func() { r.wlock.release(r.gateWaiting.Load() > 0) }()
+		}
+	}
 	if !tx {
 		return fn(ctx, r.db)
 	}
