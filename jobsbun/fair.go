@@ -18,11 +18,12 @@ import (
 // jobs.fair_rank, max(V, L + 1) plus its place among the new jobs of its
 // queue and key, where V is the claims' position in the queue (the smallest
 // rank of its due pending jobs: headRankSQL) and L the key's last pending
-// rank (jobs_fair_idx). The INSERT computes V and L itself with
-// subqueries (foldedRankSQL) on PostgreSQL, whose subqueries read the
-// table as it was before the statement, and for a single job on SQLite, so
-// that an enqueue costs no extra round trip; a batch on SQLite reads them
-// first with one statement per 200 pairs (readHeads). The claim walks
+// rank (jobs_fair_idx). The INSERT computes V and L itself, on PostgreSQL
+// with the function jobs_fair_base once per queue and key (create_pg.go),
+// which reads the table as it was before the statement, and for a single
+// job on SQLite with subqueries (foldedRankSQL), so that an enqueue costs
+// no extra round trip; a batch on SQLite reads them first with one
+// statement per 200 pairs (readHeads). The claim walks
 // jobs_claim_idx by priority, rank, RunAt and ID. Two concurrent creates
 // may give equal ranks; RunAt and ID then decide.
 
