@@ -150,6 +150,12 @@ END $$`,
 	FOR EACH ROW WHEN (NEW.finished_at IS NOT NULL) EXECUTE FUNCTION jobs_counts_insert()`,
 		`CREATE FUNCTION jobs_counts_update() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+	-- Claims, heartbeats and progress touch no finished job: a look at
+	-- both tables costs less than the join below.
+	IF NOT EXISTS (SELECT 1 FROM jobs_new WHERE finished_at IS NOT NULL)
+		AND NOT EXISTS (SELECT 1 FROM jobs_old WHERE finished_at IS NOT NULL) THEN
+		RETURN NULL;
+	END IF;
 	INSERT INTO jobs_count_changes (queue, kind, status, n)
 		SELECT c.queue, c.kind, c.status, SUM(c.n)
 		FROM jobs_new n JOIN jobs_old o ON o.id = n.id,
