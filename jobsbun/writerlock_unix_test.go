@@ -11,24 +11,32 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// writerLocks opens n writer locks on one directory, as n repositories
+// (processes) on one database would, closed when the test ends.
+func writerLocks(t *testing.T, n int) []*writerLock {
+	t.Helper()
+	dir := t.TempDir()
+	ls := make([]*writerLock, n)
+	for i := range ls {
+		ls[i] = &writerLock{}
+		ls[i].open(dir)
+		t.Cleanup(ls[i].close)
+	}
+	return ls
+}
+
 // TestWriterLockTakesTurns: two repositories (as two processes) on one
 // database. While one holds the writer lock the other's write waits; it
 // gets the lock as soon as the first lets go.
 func TestWriterLockTakesTurns(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	var a, b writerLock
-	a.open(dir)
-	b.open(dir)
-	t.Cleanup(func() { a.close(); b.close() })
+	ls := writerLocks(t, 3)
+	a, b, probe := ls[0], ls[1], ls[2]
 
 	require.True(t, a.acquire(t.Context()))
 	got := make(chan bool, 1)
 	go func() { got <- b.acquire(context.Background()) }()
 	// Another open file of the lock cannot have it while a holds it.
-	var probe writerLock
-	probe.open(dir)
-	t.Cleanup(probe.close)
 	require.ErrorIs(t, flockRetry(probe.f, syscall.LOCK_EX|syscall.LOCK_NB), syscall.EWOULDBLOCK)
 	a.release(false)
 	require.True(t, <-got, "b gets the lock once a lets go")
@@ -43,11 +51,8 @@ func TestWriterLockTakesTurns(t *testing.T) {
 // go of the lock when it gets it.
 func TestWriterLockGivesUpOnAStuckHolder(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	var a, b writerLock
-	a.open(dir)
-	b.open(dir)
-	t.Cleanup(func() { a.close(); b.close() })
+	ls := writerLocks(t, 2)
+	a, b := ls[0], ls[1]
 
 	require.True(t, a.acquire(t.Context()))
 	start := time.Now()
@@ -72,11 +77,8 @@ func TestWriterLockGivesUpOnAStuckHolder(t *testing.T) {
 // lock that no write takes up is let go after writerKeep.
 func TestWriterLockKeepsATurn(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	var a, probe writerLock
-	a.open(dir)
-	probe.open(dir)
-	t.Cleanup(func() { a.close(); probe.close() })
+	ls := writerLocks(t, 2)
+	a, probe := ls[0], ls[1]
 	free := func() bool {
 		if flockRetry(probe.f, syscall.LOCK_EX|syscall.LOCK_NB) != nil {
 			return false
