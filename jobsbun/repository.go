@@ -44,6 +44,11 @@ type Repository struct {
 	owners      ownerLocks // see owners.go, owners_pg.go
 	life        context.Context
 	endLife     context.CancelFunc // at Close
+
+	// SQLite only: the background checkpoints of the WAL (walcheckpoint.go).
+	walWrites atomic.Uint64
+	walKick   chan struct{}
+	walDone   chan struct{}
 }
 
 var (
@@ -83,6 +88,12 @@ func New(ctx context.Context, db *bun.DB, opts ...Option) (*Repository, error) {
 	if err := r.migrate(ctx); err != nil {
 		return nil, err
 	}
+	if d.sqlite() && cfg.closeDB {
+		// A repository that owns its database checkpoints it
+		// (walcheckpoint.go); Close stops that.
+		r.walKick, r.walDone = make(chan struct{}, 1), make(chan struct{})
+		go r.checkpointWAL(r.life)
+	}
 	return r, nil
 }
 
@@ -98,6 +109,9 @@ func (r *Repository) Close() error {
 		return nil
 	}
 	r.endLife() // owner locks go with the repository (owners_pg.go)
+	if r.walDone != nil {
+		<-r.walDone
+	}
 	r.stmts.close()
 	r.wlock.close()
 	if !r.closeDB {

@@ -61,6 +61,7 @@ func (r *Repository) retryWhileBusy(ctx context.Context, attempt func() error) e
 	for {
 		err := attempt()
 		if err == nil {
+			r.wrote()
 			return nil
 		}
 		if !isBusy(err) || ctx.Err() != nil || time.Since(start) > r.busyRetry {

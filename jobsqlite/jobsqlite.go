@@ -133,7 +133,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*jobsbun.Repository
 	if err != nil {
 		return nil, err
 	}
-	db, err := openDB(ctx, path, c)
+	// The repository owns the database and checkpoints its WAL in the
+	// background (jobsbun's walcheckpoint.go), so that commits need not.
+	db, err := openDB(ctx, path, c, true)
 	if err != nil {
 		return nil, err
 	}
@@ -157,11 +159,12 @@ func OpenDB(ctx context.Context, path string, opts ...Option) (*bun.DB, error) {
 	if len(c.repoOpts) > 0 {
 		return nil, misuse("repository options have no effect here: pass them to jobsbun.New")
 	}
-	return openDB(ctx, path, c)
+	return openDB(ctx, path, c, false)
 }
 
-// openDB is OpenDB with its options applied.
-func openDB(ctx context.Context, path string, c config) (*bun.DB, error) {
+// openDB is OpenDB with its options applied; with noAutoCheckpoint,
+// commits leave the WAL's checkpoints to the repository.
+func openDB(ctx context.Context, path string, c config, noAutoCheckpoint bool) (*bun.DB, error) {
 	if err := checkPath(path); err != nil {
 		return nil, err
 	}
@@ -170,7 +173,11 @@ func openDB(ctx context.Context, path string, c config) (*bun.DB, error) {
 			return nil, &jobs.Error{Code: jobs.ErrUnavailable, Op: "open sqlite", Msg: "cannot create the database directory", Err: err}
 		}
 	}
-	sqldb, err := sql.Open(sqliteshim.ShimName, DSN(sqliteshim.DriverName(), path, c.sync, c.busyTimeout))
+	dsn := DSN(sqliteshim.DriverName(), path, c.sync, c.busyTimeout)
+	if noAutoCheckpoint && sqliteshim.DriverName() == "sqlite" {
+		dsn += "&_pragma=wal_autocheckpoint%280%29"
+	}
+	sqldb, err := sql.Open(sqliteshim.ShimName, dsn)
 	if err != nil {
 		return nil, &jobs.Error{Code: jobs.ErrUnavailable, Op: "open sqlite", Msg: "cannot open the database", Err: err}
 	}

@@ -103,3 +103,30 @@ func TestOpenRoundTripAndOwnership(t *testing.T) {
 	require.Equal(t, "[1]", string(got.Payload))
 	require.True(t, sqliteshim.HasDriver())
 }
+
+// TestOpenCheckpointsInTheBackground: a repository from Open leaves the
+// WAL's checkpoints out of its commits (wal_autocheckpoint 0, so that no
+// write waits for one) and checkpoints in the background: after 3 000
+// single-job commits in a row the WAL file has not grown past a few
+// megabytes (without checkpoints each commit appends its pages: about
+// 60 MB; with only PASSIVE checkpoints beside the writes, as much).
+func TestOpenCheckpointsInTheBackground(t *testing.T) {
+	t.Parallel()
+	if sqliteshim.DriverName() != "sqlite" {
+		t.Skip("the background checkpoint is set up for modernc.org/sqlite")
+	}
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "jobs.db")
+	repo, err := Open(ctx, path)
+	require.NoError(t, err)
+	t.Cleanup(func() { repo.Close() })
+	var auto int
+	require.NoError(t, repo.DB().QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&auto))
+	require.Zero(t, auto, "commits do not checkpoint")
+	for range 3000 {
+		require.NoError(t, repo.Create(ctx, &jobs.Job{Kind: "k", Payload: []byte(`{}`)}))
+	}
+	fi, err := os.Stat(path + "-wal")
+	require.NoError(t, err)
+	require.Less(t, fi.Size(), int64(20<<20), "the WAL was checkpointed and started over")
+}
