@@ -40,7 +40,9 @@ func WithBusyRetry(d time.Duration) Option { return func(c *config) { c.busyRetr
 // WithCloseDB makes [Repository.Close] close the database too. It is for
 // constructors that open the database on the caller's behalf, such as
 // jobsqlite.Open and jobspg.Open; by default a repository never closes a
-// database it was handed.
+// database it was handed. A SQLite repository that owns its database
+// also checkpoints its write-ahead log in the background until Close
+// (jobsqlite.Open turns SQLite's checkpoints inside commits off).
 func WithCloseDB() Option { return func(c *config) { c.closeDB = true } }
 
 // newConfig applies the options over the defaults and validates them.

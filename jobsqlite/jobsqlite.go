@@ -122,7 +122,10 @@ func misuse(format string, args ...any) error {
 // jobs schema and returns a repository whose Close also closes the database.
 // path is a file path such as "data/jobs.db"; its directory is created when
 // missing. In-memory databases are refused with [jobs.ErrInvalidArgument]:
-// each pooled connection would see its own empty database.
+// each pooled connection would see its own empty database. The repository
+// checkpoints the write-ahead log in the background, until Close, so that
+// no commit waits for a checkpoint (wal_autocheckpoint is 0 on its
+// connections; [OpenDB] leaves SQLite's own checkpoints on).
 //
 // Open blocks while it opens and migrates. It returns
 // [jobs.ErrInvalidArgument] for bad options or paths and when the driver
