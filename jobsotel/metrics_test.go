@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -62,14 +63,34 @@ func TestMetricsCountJobsByOutcome(t *testing.T) {
 	wait, err := r.Enqueue(ctx, "wait", nil)
 	require.NoError(t, err)
 	<-running
-	m := p.metrics(t)
-	require.Equal(t, map[string]int64{"wait": 1}, nonZero(sums(t, m["jobs.running"], "messaging.jobs.kind")), "the running attempt")
+	// Await returns once the outcome is stored; the hooks that end an
+	// attempt's metrics run just after, so the gauge is read until bad's
+	// attempt has left it.
+	require.Eventually(t, func() bool {
+		var rm metricdata.ResourceMetrics
+		if p.reader.Collect(ctx, &rm) != nil {
+			return false
+		}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if s, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "jobs.running" {
+					byKind := map[string]int64{}
+					for _, dp := range s.DataPoints {
+						v, _ := dp.Attributes.Value("messaging.jobs.kind")
+						byKind[v.Emit()] += dp.Value
+					}
+					return reflect.DeepEqual(map[string]int64{"wait": 1}, nonZero(byKind))
+				}
+			}
+		}
+		return false
+	}, 10*time.Second, time.Millisecond, "the running attempt, and only it")
 	_, err = r.Cancel(ctx, wait.ID)
 	require.NoError(t, err)
 	await(t, r, wait)
 	stop()
 
-	m = p.metrics(t)
+	m := p.metrics(t)
 	require.Equal(t, map[string]int64{"ok": 4, "bad": 1, "wait": 1}, sums(t, m["jobs.enqueued"], "messaging.jobs.kind"))
 	require.Equal(t, map[string]int64{"ok": 1, "bad": 2, "wait": 1}, sums(t, m["jobs.started"], "messaging.jobs.kind"))
 	require.Equal(t, map[string]int64{"succeeded": 1, "retrying": 1, "failed": 1, "canceled": 1},
