@@ -134,13 +134,24 @@ func (d sqlDialect) idIn(sub string) string {
 	return "id IN (" + sub + ")"
 }
 
-// castUUID and castTime are casts for placeholders where PostgreSQL cannot
-// infer the type; SQLite needs none.
 // greatest and least name the SQL functions of the larger and the smaller
 // of their arguments.
-func (d sqlDialect) greatest() string { return map[bool]string{false: "max", true: "GREATEST"}[d.pg] }
-func (d sqlDialect) least() string    { return map[bool]string{false: "min", true: "LEAST"}[d.pg] }
+func (d sqlDialect) greatest() string {
+	if d.pg {
+		return "GREATEST"
+	}
+	return "max"
+}
 
+func (d sqlDialect) least() string {
+	if d.pg {
+		return "LEAST"
+	}
+	return "min"
+}
+
+// castUUID and castTime are casts for placeholders where PostgreSQL cannot
+// infer the type; SQLite needs none.
 func (d sqlDialect) castUUID() string { return d.cast("uuid") }
 func (d sqlDialect) castTime() string { return d.cast("timestamptz") }
 func (d sqlDialect) cast(t string) string {

@@ -55,8 +55,19 @@ func (r *Repository) promote(ctx context.Context, db bun.IDB, t time.Time) error
 }
 
 // promoteSQL is the statement of promote; its arguments are three times
-// the time of the call.
-func (r *Repository) promoteSQL() string { return promoteStmt(r.d, "?"+r.d.castTime()) }
+// the time of the call. It is built once per dialect, not at each claim.
+func (r *Repository) promoteSQL() string {
+	if r.d.pg {
+		return promoteSQLs[1]
+	}
+	return promoteSQLs[0]
+}
+
+// promoteSQLs are promoteSQL on SQLite and on PostgreSQL.
+var promoteSQLs = [2]string{
+	promoteStmt(sqlDialect{}, "?"+sqlDialect{}.castTime()),
+	promoteStmt(sqlDialect{pg: true}, "?"+sqlDialect{pg: true}.castTime()),
+}
 
 // promoteStmt is the statement of promote in dialect d at the time that
 // the SQL expression now gives.
@@ -189,7 +200,7 @@ func (r *Repository) headsSQL(pairs []admit.QueueKey, t time.Time) (string, []an
 	var b strings.Builder
 	args := make([]any, 0, 2+2*len(pairs))
 	now, args := r.d.now(args, t)
-	if now == "?" {
+	if r.d.sqlite() {
 		args = append(args, t) // headRankSQL names now twice
 	}
 	b.WriteString("SELECT _q, _k, " + headRankSQL(r.d, "_q", now) +
