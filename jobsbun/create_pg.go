@@ -45,15 +45,6 @@ BEGIN
 	RETURN GREATEST(` + headRankSQL(sqlDialect{pg: true}, "q", "now()") + `, ` + nextKeyRankSQL("q", "k") + `);
 END $$`
 
-// insertUnnestRowSQL is insertUnnestSQL with V and L read for each row by
-// jobs_fair_base: for a few rows it costs less than the CTEs.
-const insertUnnestRowSQL = "INSERT INTO jobs (" + insertCols + ") SELECT _u.id, _u.kind, _u.queue, _u.priority, _u.payload, _u.max_attempts, _u.timeout, " +
-	"CASE WHEN _u.fair_rank < 0 THEN -1 ELSE _u.fair_rank + jobs_fair_base(_u.queue, _u.concurrency_key) END, " +
-	"_u.unique_key, _u.concurrency_key, _u.metadata, _u.run_at, _u.created_at, _u.updated_at FROM " + unnestRows
-
-// insertUnnestRowsMax is the most rows insertUnnestRowSQL inserts.
-const insertUnnestRowsMax = 4
-
 // insertUnnest is insertMultiRow for PostgreSQL: each chunk is one INSERT …
 // SELECT FROM unnest(…) with one array per column, instead of a VALUES list
 // of twelve values per row: PostgreSQL parses and plans twelve arrays far
@@ -98,9 +89,6 @@ func insertUnnest(ctx context.Context, db bun.IDB, js []*jobs.Job, chunks [][2]i
 			pgdialect.Array(keys), pgdialect.Array(ckeys), pgdialect.Array(metas),
 			pgdialect.Array(runAt), pgdialect.Array(created), pgdialect.Array(updated)}
 		query := insertUnnestSQL
-		if n <= insertUnnestRowsMax {
-			query = insertUnnestRowSQL
-		}
 		if !anyKey {
 			if _, err := db.ExecContext(ctx, query, args...); err != nil {
 				return nil, err
