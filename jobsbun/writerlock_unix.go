@@ -175,6 +175,10 @@ func (l *writerLock) close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.closed = true
+	if l.kept != nil {
+		l.kept.Stop()
+		l.kept = nil
+	}
 	if l.f != nil && l.pending == nil {
 		l.f.Close()
 	}
