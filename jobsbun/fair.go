@@ -98,8 +98,28 @@ func headRankSQL(d sqlDialect, queue, now string) string {
 // one past the largest rank among the key's pending jobs in the queue, 0
 // when none.
 func nextKeyRankSQL(queue, key string) string {
-	return "COALESCE((SELECT _rk.fair_rank + 1 FROM jobs _rk WHERE _rk.status = 'pending' AND _rk.fair_rank >= 0 AND _rk.queue = " + queue +
-		" AND _rk.concurrency_key = " + key + " ORDER BY _rk.fair_rank DESC LIMIT 1), 0)"
+	return "COALESCE(" + keyAfterLastSQL(queue, key) + ", 0)"
+}
+
+// keyAfterLastSQL is L + 1 of the key in the queue, NULL when the key has
+// no pending job there.
+func keyAfterLastSQL(queue, key string) string {
+	return "(SELECT _rk.fair_rank + 1 FROM jobs _rk WHERE _rk.status = 'pending' AND _rk.fair_rank >= 0 AND _rk.queue = " + queue +
+		" AND _rk.concurrency_key = " + key + " ORDER BY _rk.fair_rank DESC LIMIT 1)"
+}
+
+// baseRankSQL is max(V, L + 1) of a job of the queue and key at the time
+// now (SQL expressions, named in this order), written so that V is read
+// only when the key has no pending job: the key's pending jobs are due
+// jobs of the queue, so V is at most L, and max(V, L + 1) is L + 1.
+// COALESCE stops at its first value that is not NULL, so enqueueing to a
+// key (or to the jobs without one) that has a backlog, the common case,
+// costs one index seek instead of three. (The one difference: a ranked
+// job whose RunAt a clock behind the writer's does not see as due yet
+// does not count in V, and its key's next job may rank below V; it is
+// then among the next claims, which is where its key's turn is anyway.)
+func baseRankSQL(d sqlDialect, queue, key, queue2, now string) string {
+	return "COALESCE(" + keyAfterLastSQL(queue, key) + ", " + headRankSQL(d, queue2, now) + ")"
 }
 
 // fairRanks are the ranks of new jobs by ID.
@@ -110,9 +130,9 @@ const fairPairsPerQuery = 200
 
 // foldedRankSQL is the fair_rank of a due job that its INSERT computes:
 // max(V, L + 1) plus the job's offset, given as the arguments offset,
-// queue, now, queue, now, queue and key on SQLite; PostgreSQL's
+// queue, key, queue, now, queue and now on SQLite (baseRankSQL); PostgreSQL's
 // (create_pg.go) reads them from the unnested row _u.
-var foldedRankSQL = "(? + max(" + headRankSQL(sqlDialect{}, "?", "?") + ", " + nextKeyRankSQL("?", "?") + "))"
+var foldedRankSQL = "(? + " + baseRankSQL(sqlDialect{}, "?", "?", "?", "?") + ")"
 
 // ranks returns the ranks of js at time t: -1 for the jobs not due yet;
 // with fold, the offsets of the others that their INSERT adds to max(V,

@@ -86,7 +86,7 @@ func (r *Repository) insertOneBound(ctx context.Context, j *jobs.Job, rk fairRan
 	}
 	// The rank's argument is the 8th (insertColsHead).
 	now := boundTime(t)
-	args = slices.Insert(args, 8, any(j.Queue), any(now), any(j.Queue), any(now), any(j.Queue), any(j.ConcurrencyKey))
+	args = slices.Insert(args, 8, any(j.Queue), any(j.ConcurrencyKey), any(j.Queue), any(now), any(j.Queue), any(now))
 	return r.exec(ctx, r.db, insertOneFoldedSQL, args...)
 }
 
