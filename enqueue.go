@@ -69,11 +69,29 @@ func WithConcurrencyKey(key string) EnqueueOption {
 	return func(c *enqueueConfig) { c.job.ConcurrencyKey = key }
 }
 
+// After makes the job run after the jobs with the given IDs, created
+// before it: it is waiting until they have all ended, then pending, and it
+// is canceled when one of them fails or is canceled (unless
+// [WithRunAnyway]). See [Job.DependsOn]. A handler reads its dependencies'
+// results with [Runner.Get]. To create a job and its dependencies in one
+// call, use [EnqueueRequest].After.
+func After(ids ...uuid.UUID) EnqueueOption {
+	return func(c *enqueueConfig) { c.job.DependsOn = append(c.job.DependsOn, ids...) }
+}
+
+// WithRunAnyway makes a job with dependencies run once they have all
+// ended, whatever their outcome (see [Job.RunAnyway]).
+func WithRunAnyway() EnqueueOption { return func(c *enqueueConfig) { c.job.RunAnyway = true } }
+
 // EnqueueRequest is one job for [Runner.EnqueueMany].
 type EnqueueRequest struct {
 	Kind    string
 	Payload any // encoded as for [Runner.Enqueue]
 	Options []EnqueueOption
+	// After lists requests of the same call that this job runs after, by
+	// their index in it; each must come before this one, so a graph
+	// created in one call has no cycle (see [After]).
+	After []int
 }
 
 // Enqueue creates a pending job of the given kind and returns it as stored.
@@ -162,6 +180,12 @@ func (r *Runner) EnqueueMany(ctx context.Context, reqs ...EnqueueRequest) ([]*Jo
 		j, err := r.newJob(q.Kind, q.Payload, q.Options)
 		if err != nil {
 			return nil, err
+		}
+		for _, k := range q.After {
+			if k < 0 || k >= i {
+				return nil, invalid("enqueue", "request %d runs after request %d, which is not an earlier request of the call", i, k)
+			}
+			j.After = append(j.After, js[k])
 		}
 		js[i] = j
 	}

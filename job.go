@@ -16,6 +16,8 @@ import (
 //
 // The allowed transitions are:
 //
+//	waiting → pending                   its dependencies ended (see Job.DependsOn)
+//	waiting → canceled                  a dependency failed or was canceled, or canceled by a caller
 //	pending → running                   claimed by a worker
 //	pending → canceled                  canceled before it started
 //	running → succeeded | failed | canceled
@@ -27,6 +29,7 @@ type Status string
 
 // The job statuses.
 const (
+	StatusWaiting   Status = "waiting"   // created after other jobs (DependsOn) that have not all ended
 	StatusPending   Status = "pending"   // waiting to run, possibly not before RunAt
 	StatusRunning   Status = "running"   // claimed by a worker that holds its lease
 	StatusSucceeded Status = "succeeded" // the handler returned a result
@@ -34,10 +37,10 @@ const (
 	StatusCanceled  Status = "canceled"  // canceled by a caller
 )
 
-// Valid reports whether s is one of the five statuses.
+// Valid reports whether s is one of the six statuses.
 func (s Status) Valid() bool {
 	switch s {
-	case StatusPending, StatusRunning, StatusSucceeded, StatusFailed, StatusCanceled:
+	case StatusWaiting, StatusPending, StatusRunning, StatusSucceeded, StatusFailed, StatusCanceled:
 		return true
 	}
 	return false
@@ -77,6 +80,22 @@ type Job struct {
 	// context, a request ID or a user ID that travel with the job to its
 	// handler and hooks. Nil when empty. Treat it as read-only.
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// DependsOn lists the jobs this job runs after: created with them, it
+	// is waiting until every one of them has ended, then pending. When one
+	// of them fails or is canceled, the job is canceled at once, its Error
+	// naming that dependency, unless RunAnyway is set. Create takes the
+	// IDs of stored jobs here and adds those of After; it is never changed
+	// after. A job's dependencies were all created before it, so they never
+	// form a cycle.
+	DependsOn []uuid.UUID `json:"depends_on,omitempty"`
+	// RunAnyway makes a job with dependencies run once they have all
+	// ended, whatever their outcome, instead of being canceled when one
+	// fails or is canceled (a clean-up, a report of a batch).
+	RunAnyway bool `json:"run_anyway,omitempty"`
+	// After names dependencies among the jobs of the same Create call: each
+	// must come earlier in the call (or already be created: its ID is
+	// used). Create adds their IDs to DependsOn. It is never stored.
+	After []*Job `json:"-"`
 	// CancelRequested is set when a running job was asked to cancel; the
 	// worker that owns it stops and finishes it as canceled.
 	CancelRequested bool `json:"cancel_requested,omitempty"`
