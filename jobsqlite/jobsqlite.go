@@ -29,6 +29,7 @@ package jobsqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -196,6 +197,41 @@ func openDB(ctx context.Context, path string, c config, noAutoCheckpoint bool) (
 	return db, nil
 }
 
+// connect opens one connection, trying again for up to the busy timeout
+// while the database is locked: the first connections to a new file set
+// it to WAL, and SQLite answers a connection that opens meanwhile, from
+// another process or this one, with SQLITE_BUSY without waiting (several
+// processes started together on a new file would otherwise fail to open
+// it now and then).
+func connect(ctx context.Context, db *bun.DB, busyTimeout time.Duration) (bun.Conn, error) {
+	deadline := time.Now().Add(max(busyTimeout, time.Second))
+	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+		conn, err := db.Conn(ctx)
+		if err == nil || !locked(err) || time.Now().After(deadline) {
+			return conn, err
+		}
+		select {
+		case <-ctx.Done():
+			return conn, err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// locked reports whether err is SQLITE_BUSY or SQLITE_LOCKED.
+func locked(err error) bool {
+	if c, ok := errors.AsType[interface {
+		error
+		Code() int
+	}](err); ok {
+		switch c.Code() & 0xff {
+		case 5, 6:
+			return true
+		}
+	}
+	return strings.Contains(err.Error(), "database is locked")
+}
+
 // checkPath refuses in-memory databases and DSN syntax: path must name a
 // file.
 func checkPath(path string) error {
@@ -240,7 +276,7 @@ func DSN(driver, path string, sync Synchronous, busy time.Duration) string {
 // checkPragmas reads the settings back on one connection and refuses a
 // database that did not apply them.
 func checkPragmas(ctx context.Context, db *bun.DB, c config) error {
-	conn, err := db.Conn(ctx)
+	conn, err := connect(ctx, db, c.busyTimeout)
 	if err != nil {
 		return &jobs.Error{Code: jobs.ErrUnavailable, Op: "open sqlite", Msg: "cannot connect", Err: err}
 	}
