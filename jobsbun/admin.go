@@ -38,12 +38,12 @@ func (r *Repository) retrySet(t time.Time) (string, []any) {
 }
 
 // cancelSet is the SET clause of a cancel (RequestCancel, CancelMany) and
-// its arguments: a pending job is canceled at once, a running one gets
-// the request (its updated_at unchanged when it had one already).
+// its arguments: a pending or waiting job is canceled at once, a running
+// one gets the request (its updated_at unchanged when it had one already).
 func (r *Repository) cancelSet(t time.Time) (string, []any) {
 	return "UPDATE jobs SET " +
-		"status = CASE WHEN status = 'pending' THEN 'canceled' ELSE status END, " +
-		"finished_at = CASE WHEN status = 'pending' THEN ?" + r.d.castTime() + " ELSE finished_at END, " +
+		"status = CASE WHEN status IN ('waiting', 'pending') THEN 'canceled' ELSE status END, " +
+		"finished_at = CASE WHEN status IN ('waiting', 'pending') THEN ?" + r.d.castTime() + " ELSE finished_at END, " +
 		"cancel_requested = TRUE, " +
 		"updated_at = CASE WHEN status = 'running' AND cancel_requested THEN updated_at ELSE ?" + r.d.castTime() + " END ", []any{t, t}
 }
@@ -53,7 +53,7 @@ const (
 	finishedSQL  = "status IN ('succeeded', 'failed', 'canceled')"
 	// cancelableSQL skips running jobs that were asked to cancel already,
 	// so that a sweep ends.
-	cancelableSQL = "(status = 'pending' OR (status = 'running' AND NOT cancel_requested))"
+	cancelableSQL = "(status IN ('waiting', 'pending') OR (status = 'running' AND NOT cancel_requested))"
 )
 
 // Retry implements [jobs.JobRepository.Retry] with one conditional UPDATE
@@ -112,7 +112,7 @@ func (r *Repository) CancelMany(ctx context.Context, q jobs.ListQuery) ([]uuid.U
 	const op = "cancel many"
 	set, args := r.cancelSet(rules.Now())
 	var ids, running []uuid.UUID
-	err := r.batch(ctx, op, false, q, cancelableSQL, []jobs.Status{jobs.StatusPending, jobs.StatusRunning}, set, args,
+	err := r.batch(ctx, op, false, q, cancelableSQL, []jobs.Status{jobs.StatusWaiting, jobs.StatusPending, jobs.StatusRunning}, set, args,
 		func(ctx context.Context, db bun.IDB, query string, args []any) error {
 			var err error
 			ids, running, err = scanIDs(db.QueryContext(ctx, query+" RETURNING id, status", args...))

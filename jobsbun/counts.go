@@ -15,8 +15,8 @@ import (
 // finished jobs from jobs_counts (schema_counts.go; on PostgreSQL plus the
 // changes not yet folded into it), the pending and running jobs live, each
 // branch through a partial index whose condition it names: ranked and
-// unranked pending jobs (jobs_claim_idx, jobs_promote_idx) and running
-// jobs (jobs_rescue_idx). Its cost follows the backlog and the jobs at
+// unranked pending jobs (jobs_claim_idx, jobs_promote_idx), running
+// jobs (jobs_rescue_idx) and waiting jobs (jobs_waiting_idx). Its cost follows the backlog and the jobs at
 // work, never the finished jobs.
 func (d sqlDialect) countSQL(t time.Time) (string, []any) {
 	finished := "SELECT queue, kind, status, n, NULL AS oldest FROM jobs_counts WHERE n <> 0"
@@ -34,7 +34,8 @@ func (d sqlDialect) countSQL(t time.Time) (string, []any) {
 			"FROM jobs WHERE status = 'pending' AND " + cond + " GROUP BY queue, kind"
 	}
 	q := finished + pending("fair_rank > -1") + pending("fair_rank < 0") +
-		" UNION ALL SELECT queue, kind, 'running', COUNT(*), NULL FROM jobs WHERE status = 'running' GROUP BY queue, kind"
+		" UNION ALL SELECT queue, kind, 'running', COUNT(*), NULL FROM jobs WHERE status = 'running' GROUP BY queue, kind" +
+		" UNION ALL SELECT queue, kind, 'waiting', COUNT(*), NULL FROM jobs WHERE status = 'waiting' GROUP BY queue, kind"
 	return q, args
 }
 

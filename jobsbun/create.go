@@ -88,6 +88,10 @@ func (r *Repository) create(ctx context.Context, idb bun.IDB, js []*jobs.Job) er
 			*j = saved[i]
 		}
 	}
+	deps, err := rules.Deps(js, depsOf, jobID)
+	if err != nil {
+		return invalid(op, "%v", err)
+	}
 	t := rules.Now()
 	for _, j := range js {
 		if err := j.Prepare(t, r.maxPayload); err != nil {
@@ -98,21 +102,24 @@ func (r *Repository) create(ctx context.Context, idb bun.IDB, js []*jobs.Job) er
 	}
 	chunks, anyKey, anyMeta := chunkJobs(js)
 	// Several statements need a transaction to be all or nothing.
-	multi := len(chunks) > 1 || anyKey
+	multi := len(chunks) > 1 || anyKey || deps != nil
 	// The prepared statements of SQLite (stmt.go) write neither unique
-	// keys, metadata nor concurrency keys.
-	bound := idb == nil && !anyKey && !anyMeta && r.d.bindsArgs() &&
+	// keys, metadata, concurrency keys nor dependencies.
+	bound := idb == nil && !anyKey && !anyMeta && deps == nil && r.d.bindsArgs() &&
 		!slices.ContainsFunc(js, func(j *jobs.Job) bool { return j.ConcurrencyKey != "" })
 	var dups map[int]*jobs.Job
+	var links map[int]linked
 	fn := func(ctx context.Context, db bun.IDB) error {
 		rk, err := r.ranks(ctx, db, js, t, r.d.pg)
 		if err != nil {
 			return err
 		}
-		dups, err = r.insert(ctx, db, js, chunks, anyKey, rk)
+		if dups, err = r.insert(ctx, db, js, chunks, anyKey, rk); err != nil || deps == nil {
+			return err
+		}
+		links, err = r.link(ctx, db, js, deps, dups, t) // deps.go
 		return err
 	}
-	var err error
 	switch {
 	case bound && len(js) == 1:
 		err = r.writeCreate(ctx, op, false, js, &dups, func(ctx context.Context, db bun.IDB) error {
@@ -141,6 +148,7 @@ func (r *Repository) create(ctx context.Context, idb bun.IDB, js []*jobs.Job) er
 		restore()
 		return err
 	}
+	applyLinks(js, links, t)
 	for i, existing := range dups {
 		*js[i] = *existing
 		js[i].Duplicate = true

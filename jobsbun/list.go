@@ -26,7 +26,7 @@ func listStatuses(q jobs.ListQuery) []jobs.Status {
 		if q.Kind == "" {
 			return nil
 		}
-		return []jobs.Status{jobs.StatusPending, jobs.StatusRunning, jobs.StatusSucceeded, jobs.StatusFailed, jobs.StatusCanceled}
+		return []jobs.Status{jobs.StatusWaiting, jobs.StatusPending, jobs.StatusRunning, jobs.StatusSucceeded, jobs.StatusFailed, jobs.StatusCanceled}
 	}
 	st := make([]jobs.Status, 0, len(q.Statuses))
 	for _, s := range q.Statuses {
@@ -109,7 +109,8 @@ func (r *Repository) listRanges(ctx context.Context, q jobs.ListQuery, statuses 
 //     partial index requires;
 //   - pending: two branches, ranked jobs (fair_rank > -1, jobs_claim_idx)
 //     and jobs not yet ranked (fair_rank < 0, jobs_promote_idx), the
-//     conditions of those partial indexes; running: jobs_rescue_idx. Their
+//     conditions of those partial indexes; running: jobs_rescue_idx;
+//     waiting: jobs_waiting_idx (schema_deps.go). Their
 //     jobs are read in full and sorted; their count is the backlog and the
 //     jobs at work, not the table's size. On SQLite these branches order
 //     by +id, so that the planner does not walk the primary key instead.
@@ -149,6 +150,8 @@ func (r *Repository) listSQL(q jobs.ListQuery, limit int, after uuid.UUID, range
 				branch("status = 'pending' AND fair_rank < 0", few, q.Kind)
 			case jobs.StatusRunning:
 				branch("status = 'running'", few, q.Kind)
+			case jobs.StatusWaiting:
+				branch("status = 'waiting'", few, q.Kind)
 			}
 		}
 		for _, rg := range ranges {

@@ -19,7 +19,8 @@ import (
 // kind of filter: finished jobs are ranges of jobs_list_idx, one per kind
 // and status (by status alone: each kind the counts know in that status,
 // in the filter's queue), pending jobs come from the claim and promote
-// indexes and running ones from the rescue index, and no branch walks the
+// indexes, running ones from the rescue index and waiting ones from
+// theirs, and no branch walks the
 // primary key or the table, which at a million finished jobs reads them
 // all when few match (0.5 s).
 func TestSQLiteListFiltersReadIndexRanges(t *testing.T) {
@@ -45,10 +46,10 @@ func TestSQLiteListFiltersReadIndexRanges(t *testing.T) {
 			[]listRange{{"k", "succeeded"}, {"k", "canceled"}}, []string{kindRange + ")"}},
 		{jobs.ListQuery{Kind: "k", Statuses: []jobs.Status{jobs.StatusFailed}, CreatedBefore: time.Now()},
 			[]listRange{{"k", "failed"}}, []string{kindRange + ")"}},
-		{jobs.ListQuery{Statuses: []jobs.Status{jobs.StatusPending, jobs.StatusRunning}}, []listRange{},
-			[]string{"jobs_claim_idx", "jobs_promote_idx", "jobs_rescue_idx"}},
+		{jobs.ListQuery{Statuses: []jobs.Status{jobs.StatusPending, jobs.StatusRunning, jobs.StatusWaiting}}, []listRange{},
+			[]string{"jobs_claim_idx", "jobs_promote_idx", "jobs_rescue_idx", "jobs_waiting_idx"}},
 		{jobs.ListQuery{Kind: "k"}, []listRange{{"k", "succeeded"}, {"k", "failed"}, {"k", "canceled"}},
-			[]string{"jobs_claim_idx", "jobs_promote_idx", "jobs_rescue_idx", kindRange + ")"}},
+			[]string{"jobs_claim_idx", "jobs_promote_idx", "jobs_rescue_idx", "jobs_waiting_idx", kindRange + ")"}},
 	} {
 		limit, after, err := c.q.Page()
 		require.NoError(t, err)
@@ -75,7 +76,7 @@ func TestListStatusesReadEachStatusOnce(t *testing.T) {
 	t.Parallel()
 	f, p := jobs.StatusFailed, jobs.StatusPending
 	require.Equal(t, []jobs.Status{f, p}, listStatuses(jobs.ListQuery{Statuses: []jobs.Status{f, p, f}}))
-	require.Len(t, listStatuses(jobs.ListQuery{Kind: "k"}), 5)
+	require.Len(t, listStatuses(jobs.ListQuery{Kind: "k"}), 6)
 	require.Nil(t, listStatuses(jobs.ListQuery{Queue: "q"}))
 }
 

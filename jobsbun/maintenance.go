@@ -24,7 +24,7 @@ func (r *Repository) RequestCancel(ctx context.Context, id uuid.UUID) (*jobs.Job
 	var got []*jobs.Job
 	set, args := r.cancelSet(t) // admin.go
 	err := r.write(ctx, op, false, func(ctx context.Context, db bun.IDB) error {
-		rows, err := db.QueryContext(ctx, set+"WHERE id = ? AND status IN ('pending', 'running') RETURNING "+r.d.jobColumns(),
+		rows, err := db.QueryContext(ctx, set+"WHERE id = ? AND status IN ('waiting', 'pending', 'running') RETURNING "+r.d.jobColumns(),
 			append(args, id.String())...)
 		if err != nil {
 			return err

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/jobsmith/jobs"
 )
 
@@ -15,7 +17,7 @@ import (
 // the order jobScanner expects.
 const jobColumns = "id, kind, queue, status, priority, payload, result, progress_fraction, progress_message, " +
 	"error, errors, attempt, max_attempts, timeout, unique_key, cancel_requested, run_at, created_at, " +
-	"updated_at, started_at, finished_at, lease_owner, lease_token, lease_expires_at, checkpoint, output_seq, metadata, concurrency_key"
+	"updated_at, started_at, finished_at, lease_owner, lease_token, lease_expires_at, checkpoint, output_seq, metadata, concurrency_key, depends_on, run_anyway"
 
 // sqliteJobColumns is jobColumns for SQLite, with each timestamp as the
 // expression +col (the same text): modernc parses a column declared
@@ -50,7 +52,7 @@ type jobScanner struct {
 	j                               jobs.Job
 	status                          string
 	payload, result, errs           rawJSON
-	checkpoint, metadata            rawJSON
+	checkpoint, metadata, deps      rawJSON
 	timeout                         int64
 	uniqueKey, owner, token         sql.NullString
 	runAt, created, updated         timeCol
@@ -66,7 +68,7 @@ func newJobScanner() *jobScanner {
 		&j.Progress.Fraction, &j.Progress.Message, &j.Error, &s.errs, &j.Attempt, &j.MaxAttempts,
 		&s.timeout, &s.uniqueKey, &j.CancelRequested, &s.runAt, &s.created, &s.updated, &s.started,
 		&s.finished, &s.owner, &s.token, &s.leaseExpires, &s.checkpoint, &j.OutputSeq, &s.metadata,
-		&j.ConcurrencyKey}
+		&j.ConcurrencyKey, &s.deps, &j.RunAnyway}
 	s.tokenCol = slices.Index(s.dest, any(&s.token))
 	return s
 }
@@ -77,7 +79,7 @@ func newJobScanner() *jobScanner {
 // Fewer columns cost less to store for RETURNING and to read.
 const sqliteClaimColumns = "id, kind, queue, priority, payload, result, progress_fraction, progress_message, " +
 	"error, errors, attempt, max_attempts, timeout, unique_key, cancel_requested, +run_at, +created_at, lease_token, " +
-	"checkpoint, output_seq, metadata, concurrency_key"
+	"checkpoint, output_seq, metadata, concurrency_key, depends_on, run_anyway"
 
 // newClaimScanner scans rows of sqliteClaimColumns; the caller sets the
 // other fields (see Repository.Claim).
@@ -86,14 +88,15 @@ func newClaimScanner() *jobScanner {
 	j := &s.j
 	s.dest = []any{&j.ID, &j.Kind, &j.Queue, &j.Priority, &s.payload, &s.result,
 		&j.Progress.Fraction, &j.Progress.Message, &j.Error, &s.errs, &j.Attempt, &j.MaxAttempts,
-		&s.timeout, &s.uniqueKey, &j.CancelRequested, &s.runAt, &s.created, &s.token, &s.checkpoint, &j.OutputSeq, &s.metadata, &j.ConcurrencyKey}
+		&s.timeout, &s.uniqueKey, &j.CancelRequested, &s.runAt, &s.created, &s.token, &s.checkpoint, &j.OutputSeq, &s.metadata, &j.ConcurrencyKey,
+		&s.deps, &j.RunAnyway}
 	s.tokenCol = slices.Index(s.dest, any(&s.token))
 	return s
 }
 
 // scan reads the current row into a new Job.
 func (s *jobScanner) scan(rows *sql.Rows) (*jobs.Job, error) {
-	s.payload, s.result, s.errs, s.checkpoint, s.metadata = nil, nil, nil, nil, nil
+	s.payload, s.result, s.errs, s.checkpoint, s.metadata, s.deps = nil, nil, nil, nil, nil, nil
 	if err := rows.Scan(s.dest...); err != nil {
 		return nil, err
 	}
@@ -104,6 +107,7 @@ func (s *jobScanner) scan(rows *sql.Rows) (*jobs.Job, error) {
 	j.Result = json.RawMessage(s.result)
 	j.Checkpoint = json.RawMessage(s.checkpoint)
 	j.Metadata = scanMetadata(s.metadata)
+	j.DependsOn = scanDeps(s.deps)
 	j.Errors = nil
 	if len(s.errs) > 0 {
 		var h []jobs.AttemptError
@@ -269,4 +273,17 @@ func parseSQLTime(s string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return t.Add(-time.Duration(off) * time.Second), true
+}
+
+// scanDeps decodes depends_on, a JSON array of IDs; NULL, and anything
+// that does not decode (a row damaged by other code), is none.
+func scanDeps(raw rawJSON) []uuid.UUID {
+	if len(raw) == 0 {
+		return nil
+	}
+	var ids []uuid.UUID
+	if json.Unmarshal(raw, &ids) != nil || len(ids) == 0 {
+		return nil
+	}
+	return ids
 }

@@ -89,7 +89,7 @@ var sqliteSteps = []migrate.Step{{
 	lease_expires_at TIMESTAMP,` + schemaChecks + `
 )`}, schemaIndexes...),
 }, sqliteOutputStep, sqliteQueuesStep, sqliteSchedulesStep, sqliteMetadataStep, sqliteLimitStep,
-	sqliteFairHeadStep, sqliteCountsStep} // schema_output.go, schema_queues.go, schema_schedules.go, schema_metadata.go, schema_limits.go, schema_counts.go
+	sqliteFairHeadStep, sqliteCountsStep, sqliteDepsStep} // schema_output.go, schema_queues.go, schema_schedules.go, schema_metadata.go, schema_limits.go, schema_counts.go, schema_deps.go
 
 var pgSteps = []migrate.Step{{
 	Version: 1,
@@ -121,7 +121,7 @@ var pgSteps = []migrate.Step{{
 	lease_expires_at TIMESTAMPTZ,` + schemaChecks + `
 )`}, schemaIndexes...),
 }, pgNotifyStep, pgOutputStep, pgOwnersStep, pgQueuesStep, pgSchedulesStep, pgMetadataStep,
-	pgLimitStep, pgFairHeadStep, pgCountsStep} // schema_notify.go, schema_output.go, schema_owners.go, schema_queues.go, schema_schedules.go, schema_metadata.go, schema_limits.go, schema_counts.go
+	pgLimitStep, pgFairHeadStep, pgCountsStep, pgDepsStep} // schema_notify.go, schema_output.go, schema_owners.go, schema_queues.go, schema_schedules.go, schema_metadata.go, schema_limits.go, schema_counts.go, schema_deps.go
 
 // steps returns the migration steps of the dialect.
 func (d sqlDialect) steps() []migrate.Step {

@@ -21,11 +21,13 @@ import (
 const Table = "jobs_schema_version"
 
 // Step is one schema change: Version counts up from 1 without gaps, and
-// Stmts run in order inside one transaction.
+// Stmts run in order inside one transaction, then Func when it is set (for
+// a change that must read the schema first).
 type Step struct {
 	Version int
 	Name    string
 	Stmts   []string
+	Func    func(ctx context.Context, tx bun.Tx) error
 }
 
 // TxFunc runs fn in a write transaction that commits when fn returns nil and
@@ -71,6 +73,11 @@ func Run(ctx context.Context, runTx TxFunc, lock string, steps []Step) error {
 			}
 			for _, stmt := range s.Stmts {
 				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return fmt.Errorf("step %d %s: %w", s.Version, s.Name, err)
+				}
+			}
+			if s.Func != nil {
+				if err := s.Func(ctx, tx); err != nil {
 					return fmt.Errorf("step %d %s: %w", s.Version, s.Name, err)
 				}
 			}
