@@ -320,7 +320,7 @@ func (d sqlDialect) withOutput(table, update string) string {
 		return "WITH _data AS (" + table + "), _u AS (" + update + ", output_seq, d_n, d_items), " +
 			"_o AS (INSERT INTO job_output (job_id, seq, data) SELECT _u.id, _u.output_seq - _u.d_n + _e.k, _e.v " +
 			"FROM _u, jsonb_array_elements(_u.d_items) WITH ORDINALITY AS _e(v, k) WHERE _u.status <> 'pending') " +
-			"SELECT id, status, output_seq FROM _u"
+			"SELECT id, status, has_dependents, output_seq FROM _u"
 	}
 	return "WITH _data AS (" + table + ") " + update + ", output_seq"
 }

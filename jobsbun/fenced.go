@@ -61,11 +61,12 @@ type fencedStmt struct {
 	rows   []fencedRow
 }
 
-// stored is what a fenced statement stored for a job: its status and its
-// output_seq (batches with output only).
+// stored is what a fenced statement stored for a job: its status, its
+// output_seq (batches with output only) and whether jobs depend on it.
 type stored struct {
-	status jobs.Status
-	seq    int64
+	status        jobs.Status
+	seq           int64
+	hasDependents bool
 }
 
 // rounds splits the batch so that no job appears twice in one round: the
@@ -150,7 +151,7 @@ func (b fencedBatch) stmts(d sqlDialect, t time.Time, round int, out []fencedStm
 		table, args := d.batchTable(all, values)
 		setSQL, args := b.set(args, t)
 		update := "UPDATE " + d.orRollback() + "jobs SET " + setSQL +
-			" FROM _data WHERE id = d_id AND lease_token = d_token AND status = 'running' RETURNING id, status"
+			" FROM _data WHERE id = d_id AND lease_token = d_token AND status = 'running' RETURNING id, status, has_dependents"
 		st := fencedStmt{query: "WITH _data AS (" + table + ") " + update, args: args, round: round}
 		if b.output {
 			st.query, st.output, st.rows = d.withOutput(table, update), true, chunk
@@ -211,9 +212,11 @@ func (r *Repository) runFenced(ctx context.Context, op string, renews bool, batc
 		return err
 	}
 	var errs []error
+	released := false
 	for i, b := range rounds {
 		for _, row := range b.rows {
 			st, ok := result[i][row.lease.JobID]
+			released = released || ok && st.hasDependents && st.status.Terminal()
 			switch {
 			case !ok:
 				errs = append(errs, leaseLost(op, row.lease.JobID))
@@ -221,6 +224,12 @@ func (r *Repository) runFenced(ctx context.Context, op string, renews bool, batc
 				errs = append(errs, canceledInstead(op, row.lease.JobID, row.want))
 			}
 		}
+	}
+	if released {
+		// A job that waited for these may be pending now (schema_deps.go):
+		// this process's runners look at once (PostgreSQL's notification
+		// tells every process).
+		r.commits.publish(jobs.Event{Ready: true})
 	}
 	return errors.Join(errs...)
 }
@@ -233,11 +242,12 @@ func (r *Repository) scanStored(ctx context.Context, db bun.IDB, st fencedStmt, 
 		return err
 	}
 	var (
-		id     uuid.UUID
-		status string
-		seq    int64
+		id      uuid.UUID
+		status  string
+		hasDeps bool
+		seq     int64
 	)
-	dest := []any{&id, &status}
+	dest := []any{&id, &status, &hasDeps}
 	if st.output {
 		dest = append(dest, &seq)
 	}
@@ -246,7 +256,7 @@ func (r *Repository) scanStored(ctx context.Context, db bun.IDB, st fencedStmt, 
 			res.Close()
 			return err
 		}
-		out[id] = stored{jobs.Status(status), seq}
+		out[id] = stored{jobs.Status(status), seq, hasDeps}
 	}
 	return errors.Join(res.Err(), res.Close())
 }
