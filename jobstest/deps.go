@@ -306,8 +306,8 @@ var depCases = []testCase{
 		require.Contains(t, s.OldestPending, "q2")
 	}},
 	{"InTx", func(t *testing.T, h *harness) {
+		open := h.create(t, job("open"))[0] // before the transaction, which may hold the write lock
 		tx := h.beginTx(t)
-		open := h.create(t, job("open"))[0]
 		a := job("a")
 		b := after("b", a)
 		c := dependsOn("c", open.ID)
