@@ -347,3 +347,60 @@ func ExampleRunner_Schedule() {
 	// ran the tick of a whole second: true
 	// heartbeat @every 1s heartbeat next tick one second after the last: 1s
 }
+
+// A small graph created in one call: two jobs count the words of a text
+// each, then a third, created waiting, joins their results once both have
+// succeeded, reading them by the IDs of its DependsOn.
+func ExampleRunner_EnqueueMany_graph() {
+	repo := jobs.NewMemoryRepository()
+	defer repo.Close()
+	// A job whose dependencies have ended is pending at once, and an idle
+	// runner finds it at its next poll.
+	r, err := jobs.NewRunner(repo, jobs.WithPollInterval(10*time.Millisecond))
+	if err != nil {
+		log.Fatal(err)
+	}
+	jobs.Handle(r, "count", func(ctx context.Context, j *jobs.Job, text string, _ jobs.Reporter) (int, error) {
+		return len(strings.Fields(text)), nil
+	})
+	jobs.Handle(r, "total", func(ctx context.Context, j *jobs.Job, _ struct{}, _ jobs.Reporter) (int, error) {
+		total := 0
+		for _, id := range j.DependsOn {
+			dep, err := r.Get(ctx, id)
+			if err != nil {
+				return 0, err
+			}
+			var n int
+			if err := json.Unmarshal(dep.Result, &n); err != nil {
+				return 0, jobs.Permanent(err)
+			}
+			total += n
+		}
+		return total, nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+
+	js, err := r.EnqueueMany(ctx,
+		jobs.EnqueueRequest{Kind: "count", Payload: "the quick brown fox"},
+		jobs.EnqueueRequest{Kind: "count", Payload: "jumps over the lazy dog"},
+		jobs.EnqueueRequest{Kind: "total", After: []int{0, 1}}, // after requests 0 and 1
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("total:", js[2].Status, "for", len(js[2].DependsOn), "jobs")
+	words, _, err := jobs.AwaitResult[int](ctx, r, js[2].ID)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("words:", words)
+	cancel()
+	if err := <-done; err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// total: waiting for 2 jobs
+	// words: 9
+}

@@ -17,6 +17,7 @@ func TestStatusTerminalAndValid(t *testing.T) {
 		status          jobs.Status
 		valid, terminal bool
 	}{
+		{jobs.StatusWaiting, true, false},
 		{jobs.StatusPending, true, false},
 		{jobs.StatusRunning, true, false},
 		{jobs.StatusSucceeded, true, true},

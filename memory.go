@@ -20,6 +20,8 @@ import (
 // A MemoryRepository is safe for concurrent use. Its methods never block
 // except on its internal mutex. Claim costs O(log n) per claimed job however
 // many jobs wait; List costs O(page size) plus the jobs its filters skip.
+// The end of a job costs O(1) more when no job waits for it (see
+// [Job.DependsOn]), and O(1) per job that does.
 // It has no transactions: CreateTx returns [ErrInvalidArgument].
 type MemoryRepository struct {
 	mu      sync.Mutex
@@ -77,6 +79,7 @@ func cloneJob(j *Job) *Job {
 	c.Payload = bytes.Clone(j.Payload)
 	c.Result = bytes.Clone(j.Result)
 	c.Errors = slices.Clone(j.Errors)
+	c.DependsOn = slices.Clone(j.DependsOn)
 	c.Checkpoint = bytes.Clone(j.Checkpoint)
 	c.Metadata = cloneMetadata(j.Metadata)
 	return &c
@@ -96,13 +99,19 @@ func (m *MemoryRepository) Create(ctx context.Context, jobs ...*Job) error {
 		if err := p.Prepare(t, rules.MaxPayloadBytes); err != nil {
 			return err
 		}
+		p.DependsOn, p.After = nil, nil // resolved below
 		prepared[i] = p
+	}
+	deps, err := rules.Deps(jobs, jobDeps, jobID)
+	if err != nil {
+		return invalid("create", "%s", err)
 	}
 	if err := m.lock(ctx, "create"); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
 	batch := map[string]*Job{} // unique keys created by this call
+	var firsts map[int]*Job    // the jobs of this call that later ones duplicate
 	for i, p := range prepared {
 		if p.UniqueKey == "" {
 			continue
@@ -111,21 +120,48 @@ func (m *MemoryRepository) Create(ctx context.Context, jobs ...*Job) error {
 			prepared[i] = cloneJob(&r.job)
 			prepared[i].Duplicate = true
 		} else if first := batch[p.UniqueKey]; first != nil {
-			prepared[i] = cloneJob(first)
-			prepared[i].Duplicate = true
+			prepared[i] = &Job{ID: first.ID, Duplicate: true} // filled in below
+			if firsts == nil {
+				firsts = map[int]*Job{}
+			}
+			firsts[i] = first
 		} else {
 			batch[p.UniqueKey] = p
 		}
 	}
-	var fresh []*Job
+	dependsOn, err := m.memDeps(prepared, deps)
+	if err != nil {
+		return err
+	}
+	var left []int // by job, when some job has dependencies
+	if dependsOn != nil {
+		left = m.depStarts(prepared, dependsOn, t)
+	}
+	var fresh []*Job // new pending jobs
 	for _, p := range prepared {
-		if !p.Duplicate {
+		if !p.Duplicate && p.Status == StatusPending {
 			fresh = append(fresh, p)
 		}
 	}
 	ranks := m.ranks(fresh, t)
-	for i, p := range fresh {
-		m.insert(cloneJob(p), ranks[i], t)
+	k := 0 // fresh[k] is the next pending job
+	for i, p := range prepared {
+		if p.Duplicate {
+			continue
+		}
+		var rank int64
+		if k < len(fresh) && fresh[k] == p {
+			rank = ranks[k]
+			k++
+		}
+		r := m.insert(cloneJob(p), rank, t)
+		if p.Status == StatusWaiting {
+			m.wait(r, left[i])
+		}
+	}
+	for i, first := range firsts {
+		prepared[i] = cloneJob(first) // as created, with its status
+		prepared[i].Duplicate = true
 	}
 	for i, p := range prepared {
 		*jobs[i] = *p
@@ -133,9 +169,39 @@ func (m *MemoryRepository) Create(ctx context.Context, jobs ...*Job) error {
 	return nil
 }
 
-// insert stores a new pending job. The caller holds the mutex.
-func (m *MemoryRepository) insert(j *Job, rank int64, t time.Time) {
+// jobDeps and jobID read a job's dependencies and ID for rules.Deps.
+func jobDeps(j *Job) ([]uuid.UUID, []*Job) { return j.DependsOn, j.After }
+func jobID(j *Job) uuid.UUID               { return j.ID }
+
+// depStarts gives the new jobs of a Create call their dependencies and the
+// status they start in, in call order, and returns how many dependencies
+// each waiting one waits for. The caller holds the mutex.
+func (m *MemoryRepository) depStarts(prepared []*Job, dependsOn [][]uuid.UUID, t time.Time) []int {
+	left := make([]int, len(prepared))
+	made := make(map[uuid.UUID]*Job, len(prepared)) // the new jobs so far
+	status := func(id uuid.UUID) Status {
+		if p := made[id]; p != nil {
+			return p.Status
+		}
+		return m.jobs[id].job.Status
+	}
+	for i, p := range prepared {
+		if p.Duplicate {
+			continue
+		}
+		if p.DependsOn = dependsOn[i]; p.DependsOn != nil {
+			left[i] = depStart(p, status, t)
+		}
+		made[p.ID] = p
+	}
+	return left
+}
+
+// insert stores a new job and returns its record: a pending job goes into
+// the pending index. The caller holds the mutex.
+func (m *MemoryRepository) insert(j *Job, rank int64, t time.Time) *memRecord {
 	r := &memRecord{job: *j, rank: rank, heapIdx: -1}
+	r.job.After = nil // never stored
 	m.jobs[j.ID] = r
 	if j.UniqueKey != "" {
 		m.unique[j.UniqueKey] = r
@@ -148,7 +214,10 @@ func (m *MemoryRepository) insert(j *Job, rank int64, t time.Time) {
 		})
 		m.order = slices.Insert(m.order, i, r)
 	}
-	m.enqueue(r, t)
+	if j.Status == StatusPending {
+		m.enqueue(r, t)
+	}
+	return r
 }
 
 // enqueue puts a pending record in the pending index. The caller holds the mutex.

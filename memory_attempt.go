@@ -228,18 +228,18 @@ func (m *MemoryRepository) Finish(ctx context.Context, completions ...Completion
 }
 
 // settle moves a running record to status (pending or terminal), clearing
-// its lease. The caller holds the mutex.
+// its lease; a terminal status ends it (memory_deps.go). The caller holds
+// the mutex.
 func (m *MemoryRepository) settle(r *memRecord, status Status, t time.Time) {
 	j := &r.job
 	delete(m.running, j.ID)
-	j.Status = status
 	j.LeaseOwner, j.LeaseToken, j.LeaseExpiresAt = "", "", time.Time{}
-	j.UpdatedAt = t
-	if status == StatusPending {
-		m.enqueue(r, t)
+	if status != StatusPending {
+		m.end(r, status, t)
 		return
 	}
-	j.FinishedAt = t
+	j.Status, j.UpdatedAt = status, t
+	m.enqueue(r, t)
 }
 
 // Release implements [JobRepository.Release].
@@ -290,16 +290,15 @@ func (m *MemoryRepository) RequestCancel(ctx context.Context, id uuid.UUID) (*Jo
 	return cloneJob(&r.job), nil
 }
 
-// cancel cancels a pending record at once and requests the cancel of a
-// running one. The caller holds the mutex.
+// cancel cancels a pending or waiting record at once and requests the
+// cancel of a running one. The caller holds the mutex.
 func (m *MemoryRepository) cancel(r *memRecord, t time.Time) {
 	j := &r.job
 	switch j.Status {
-	case StatusPending:
-		m.dequeue(r)
-		j.Status = StatusCanceled
+	case StatusPending, StatusWaiting:
+		m.dequeue(r) // a waiting record is in no index
 		j.CancelRequested = true
-		j.FinishedAt, j.UpdatedAt = t, t
+		m.end(r, StatusCanceled, t)
 	case StatusRunning:
 		if !j.CancelRequested {
 			j.CancelRequested = true

@@ -22,6 +22,9 @@ type memRecord struct {
 	bucket  *memBucket        // set while the job is pending
 	inReady bool              // which heap of bucket holds it
 	heapIdx int               // index in that heap, -1 when in none
+	// dependencies (memory_deps.go)
+	left       int          // while waiting: the dependencies that have not ended
+	dependents []*memRecord // jobs that were waiting for this one when they were created
 }
 
 // memBucketKey names the bucket of a queue and kind.

@@ -27,8 +27,10 @@
 // never repeats them), Cancel, Release, Rescue, List, Stats, Prune, Tx,
 // Lifecycle (Close and the poison row), Races (two writers on one job, where
 // exactly one must win), Context, Admin (retry, cancel and delete of one
-// job or of a filtered batch) and Metadata (stored with the job, within
-// limits).
+// job or of a filtered batch), Metadata (stored with the job, within
+// limits), Limits, Fairness and Deps (jobs created after others: waiting
+// until they end, pending when they succeeded, canceled down the graph when
+// one failed, by whatever path it ended).
 //
 // Every case runs as its own parallel subtest with its own repository, so a
 // failure names the broken rule (for example
@@ -36,6 +38,7 @@
 package jobstest
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/google/uuid"
@@ -136,6 +139,7 @@ func Run(t *testing.T, newRepo func(t *testing.T) jobs.JobRepository, opts ...Op
 		{"Metadata", metadataCases},
 		{"Limits", limitCases},
 		{"Fairness", fairCases},
+		{"Deps", slices.Concat(depCases, depEndCases, depRaceCases)},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

@@ -63,7 +63,7 @@ var listCases = []testCase{
 			"status and kind":  {jobs.ListQuery{Statuses: []jobs.Status{jobs.StatusPending}, Kind: "ka"}, []*jobs.Job{c}},
 			"nothing matches":  {jobs.ListQuery{Kind: "none"}, nil},
 			"unused status":    {jobs.ListQuery{Statuses: []jobs.Status{jobs.StatusFailed}}, nil},
-			"all the statuses": {jobs.ListQuery{Statuses: []jobs.Status{jobs.StatusPending, jobs.StatusRunning, jobs.StatusSucceeded, jobs.StatusFailed, jobs.StatusCanceled}}, []*jobs.Job{d, c, b, a}},
+			"all the statuses": {jobs.ListQuery{Statuses: []jobs.Status{jobs.StatusWaiting, jobs.StatusPending, jobs.StatusRunning, jobs.StatusSucceeded, jobs.StatusFailed, jobs.StatusCanceled}}, []*jobs.Job{d, c, b, a}},
 		} {
 			p, err := h.repo.List(t.Context(), tc.q)
 			require.NoError(t, err, name)
