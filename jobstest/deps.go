@@ -162,6 +162,7 @@ var depCases = []testCase{
 		c := after("c", p)
 		c.RunAt = time.Now().Add(time.Hour)
 		h.create(t, p, c)
+		require.Equal(t, jobs.StatusWaiting, c.Status)
 		h.end(t, p, jobs.StatusSucceeded)
 		h.requireStatus(t, jobs.StatusPending, c)
 		require.Empty(t, h.claimKind(t, "c"), "a pending job is claimed once its RunAt has come")

@@ -24,6 +24,7 @@ var depRaceCases = []testCase{
 			js = append(js, p1, p2, after("c", p1, p2))
 		}
 		h.create(t, js...)
+		require.Equal(t, raceJobs, h.stats(t).ByStatus[jobs.StatusWaiting])
 		ps := h.claimQ(t, jobs.ClaimQuery{Owner: "w", Kinds: []string{"p"}, Limit: 2 * raceJobs, LeaseDuration: hour})
 		require.Len(t, ps, 2*raceJobs)
 		var wg sync.WaitGroup
