@@ -180,6 +180,9 @@ func (r *Runner) finish(ctx context.Context, fin []outcome) []error {
 	if ambiguous && other == nil {
 		r.confirmFinished(ctx, fin, perJob)
 	}
+	if r.depsUsed.Load() {
+		r.notify()
+	}
 	refused := badInput(other)
 	for _, err := range perJob {
 		refused = refused || badInput(err)

@@ -186,6 +186,7 @@ func (r *Runner) EnqueueMany(ctx context.Context, reqs ...EnqueueRequest) ([]*Jo
 				return nil, invalid("enqueue", "request %d runs after request %d, which is not an earlier request of the call", i, k)
 			}
 			j.After = append(j.After, js[k])
+			r.depsUsed.Store(true)
 		}
 		js[i] = j
 	}
@@ -232,6 +233,9 @@ func (r *Runner) newJob(kind string, payload any, opts []EnqueueOption) (*Job, e
 	}
 	if c.maxAttemptsSet && c.job.MaxAttempts < 1 {
 		return nil, invalid(op, "max attempts %d is under 1", c.job.MaxAttempts)
+	}
+	if len(c.job.DependsOn) > 0 {
+		r.depsUsed.Store(true)
 	}
 	if !c.runAt.IsZero() {
 		c.job.RunAt = c.runAt

@@ -354,9 +354,9 @@ func ExampleRunner_Schedule() {
 func ExampleRunner_EnqueueMany_graph() {
 	repo := jobs.NewMemoryRepository()
 	defer repo.Close()
-	// A job whose dependencies have ended is pending at once, and an idle
-	// runner finds it at its next poll.
-	r, err := jobs.NewRunner(repo, jobs.WithPollInterval(10*time.Millisecond))
+	// A job whose dependencies have ended is pending at once, and the
+	// runner that finished the last of them looks for it at once.
+	r, err := jobs.NewRunner(repo, jobs.WithPollInterval(time.Hour))
 	if err != nil {
 		log.Fatal(err)
 	}

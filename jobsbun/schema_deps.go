@@ -43,7 +43,11 @@ import (
 // through jobs being canceled, each with the job it depends on that
 // cancels it), cancels them, counts the ended dependencies of the waiting
 // jobs that depend on any of them, and empties the table; while it is not
-// empty, the trigger does not start again for the jobs it cancels.
+// empty, the trigger does not start again for the jobs it cancels. A job
+// reached through two jobs being canceled is gathered once, naming one of
+// them: the statement that fires a trigger imposes its conflict handling
+// (UPDATE OR ROLLBACK included) on the trigger's statements, so they must
+// not conflict.
 
 // depsStatusChecks are the status checks of step 1 with 'waiting' added.
 var depsStatusChecks = map[string]string{
@@ -77,13 +81,13 @@ var sqliteDepsStep = migrate.Step{
 	WHEN NEW.has_dependents AND (NEW.status = 'succeeded' OR NEW.status = 'failed' OR NEW.status = 'canceled')
 		AND (OLD.status = 'waiting' OR OLD.status = 'pending' OR OLD.status = 'running')
 		AND NOT EXISTS (SELECT 1 FROM jobs_deps_cascade) BEGIN
-	INSERT OR IGNORE INTO jobs_deps_cascade (id, via)
+	INSERT INTO jobs_deps_cascade (id, via)
 		WITH RECURSIVE c(id, via) AS (
 			SELECT NEW.id, NULL
 			UNION
 			SELECT e.job_id, e.parent_id FROM c JOIN jobs_deps e ON e.parent_id = c.id JOIN jobs d ON d.id = e.job_id
 			WHERE NEW.status <> 'succeeded' AND d.status = 'waiting' AND NOT d.run_anyway)
-		SELECT id, via FROM c;
+		SELECT id, MIN(via) FROM c GROUP BY id;
 	UPDATE jobs SET status = 'canceled',
 		error = (SELECT 'dependency ' || c.via || ' ' || CASE WHEN c.via = NEW.id THEN NEW.status ELSE 'canceled' END
 			FROM jobs_deps_cascade c WHERE c.id = jobs.id),

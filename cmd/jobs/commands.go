@@ -143,7 +143,7 @@ func runStats(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 	if *asJSON {
 		return writeJSON(e.stdout, s)
 	}
-	statuses := []jobs.Status{jobs.StatusPending, jobs.StatusRunning, jobs.StatusSucceeded, jobs.StatusFailed, jobs.StatusCanceled}
+	statuses := []jobs.Status{jobs.StatusWaiting, jobs.StatusPending, jobs.StatusRunning, jobs.StatusSucceeded, jobs.StatusFailed, jobs.StatusCanceled}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	section := func(title string, by map[string]map[jobs.Status]int) {
 		queues := title == "QUEUE"

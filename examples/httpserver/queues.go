@@ -21,7 +21,7 @@ type queueInfo struct {
 }
 
 // allStatuses are the statuses every queueInfo counts.
-var allStatuses = []jobs.Status{jobs.StatusPending, jobs.StatusRunning,
+var allStatuses = []jobs.Status{jobs.StatusWaiting, jobs.StatusPending, jobs.StatusRunning,
 	jobs.StatusSucceeded, jobs.StatusFailed, jobs.StatusCanceled}
 
 // queueOf returns the queue called name as s counts it.

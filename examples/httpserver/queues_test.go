@@ -47,7 +47,7 @@ func TestQueuesPauseAndResume(t *testing.T) {
 
 	res, body = e.do("POST", "/api/queues/later/pause", "")
 	require.Equal(t, http.StatusOK, res.StatusCode, "body: %s", body)
-	require.JSONEq(t, `{"name":"later","paused":true,"counts":{"pending":0,"running":0,"succeeded":0,"failed":0,"canceled":0}}`, string(body))
+	require.JSONEq(t, `{"name":"later","paused":true,"counts":{"waiting":0,"pending":0,"running":0,"succeeded":0,"failed":0,"canceled":0}}`, string(body))
 	res, _ = e.do("POST", "/api/queues/later/pause", "")
 	require.Equal(t, http.StatusOK, res.StatusCode, "pausing a paused queue is fine")
 
@@ -91,7 +91,7 @@ func TestQueuesPauseAndResume(t *testing.T) {
 
 	res, body = e.do("POST", "/api/queues/never-seen/resume", "")
 	require.Equal(t, http.StatusOK, res.StatusCode, "resuming a queue that is not paused is fine")
-	require.JSONEq(t, `{"name":"never-seen","paused":false,"counts":{"pending":0,"running":0,"succeeded":0,"failed":0,"canceled":0}}`, string(body))
+	require.JSONEq(t, `{"name":"never-seen","paused":false,"counts":{"waiting":0,"pending":0,"running":0,"succeeded":0,"failed":0,"canceled":0}}`, string(body))
 	res, body = e.do("GET", "/api/queues", "")
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	for _, q := range decodeQueues(t, body) {
