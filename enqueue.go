@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -212,13 +213,46 @@ func (r *Runner) EnqueueMany(ctx context.Context, reqs ...EnqueueRequest) ([]*Jo
 	return js, nil
 }
 
+// EnqueueBatch creates jobs and their batch in one transaction, all or
+// none (see [Job].Batch): batch describes the batch's callback, a job
+// that runs once every job of the batch has ended, whatever their
+// outcome, and reads their outcomes through its DependsOn; a batch whose
+// Kind is "" gets [BatchKind] and no callback, and ends by itself. Its
+// After must be empty: the batch runs after all of reqs, whose After may
+// name earlier requests of reqs as for [Runner.EnqueueMany]. It returns
+// the batch, waiting, and the jobs of reqs in order. Watching the batch
+// shows the progress of its jobs together; canceling it cancels those that
+// have not ended. Errors are those of [Runner.EnqueueMany]; a batch
+// without jobs is [ErrInvalidArgument].
+func (r *Runner) EnqueueBatch(ctx context.Context, batch EnqueueRequest, reqs ...EnqueueRequest) (*Job, []*Job, error) {
+	if len(reqs) == 0 {
+		return nil, nil, invalid("enqueue", "a batch needs at least one job")
+	}
+	if len(batch.After) > 0 {
+		return nil, nil, invalid("enqueue", "a batch runs after its jobs: its After must be empty")
+	}
+	if batch.Kind == "" {
+		batch.Kind = BatchKind
+	}
+	batch.After = make([]int, len(reqs))
+	for i := range reqs {
+		batch.After[i] = i
+	}
+	batch.Options = append(slices.Clip(batch.Options), func(c *enqueueConfig) { c.job.Batch = true })
+	js, err := r.EnqueueMany(ctx, append(slices.Clip(reqs), batch)...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return js[len(reqs)], js[:len(reqs)], nil
+}
+
 // newJob builds an unsaved job from a kind, a payload and options.
 func (r *Runner) newJob(kind string, payload any, opts []EnqueueOption) (*Job, error) {
 	const op = "enqueue"
 	if err := checkName(op, "kind", kind, false); err != nil {
 		return nil, err
 	}
-	if !r.cfg.allowAnyKind && r.handler(kind) == nil && r.hasHandlers() {
+	if !r.cfg.allowAnyKind && kind != BatchKind && r.handler(kind) == nil && r.hasHandlers() {
 		return nil, newError(ErrUnknownKind, op, uuid.Nil, "no handler for kind %q", kind)
 	}
 	raw, err := encodePayload(payload)

@@ -37,6 +37,10 @@ const (
 	StatusCanceled  Status = "canceled"  // canceled by a caller
 )
 
+// BatchKind is the kind of a batch without a callback (see [Job].Batch): it
+// runs no handler and ends by itself when its jobs have ended.
+const BatchKind = "jobs.batch"
+
 // Valid reports whether s is one of the six statuses.
 func (s Status) Valid() bool {
 	switch s {
@@ -92,6 +96,17 @@ type Job struct {
 	// ended, whatever their outcome, instead of being canceled when one
 	// fails or is canceled (a clean-up, a report of a batch).
 	RunAnyway bool `json:"run_anyway,omitempty"`
+	// Batch makes a job the batch of its dependencies, the jobs of the
+	// batch: while it waits, its Progress is theirs together (the mean of
+	// their fractions, an ended job counting as 1), RequestCancel of it
+	// cancels those that have not ended, and it runs once they have all
+	// ended, whatever their outcome (RunAnyway is set), its handler
+	// reading their outcomes through DependsOn: the batch's callback. A
+	// batch of kind [BatchKind] has no callback: it ends by itself when
+	// its jobs have, succeeded when they all did, failed otherwise. A job
+	// belongs to one batch at most; a batch has at least one job. See
+	// [Runner.EnqueueBatch].
+	Batch bool `json:"batch,omitempty"`
 	// After names dependencies among the jobs of the same Create call: each
 	// must come earlier in the call (or already be created: its ID is
 	// used). Create adds their IDs to DependsOn. It is never stored.
