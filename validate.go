@@ -61,6 +61,9 @@ func (j *Job) Prepare(now time.Time, maxPayload int) error {
 	if err := checkMetadata(op, j.Metadata); err != nil {
 		return err
 	}
+	if j.Batch && len(j.DependsOn) == 0 && len(j.After) == 0 {
+		return invalid(op, "a batch needs at least one job: it has no dependency")
+	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return &Error{Code: codeInternal, Op: op, Msg: "cannot generate a job ID", Err: err}
@@ -73,6 +76,7 @@ func (j *Job) Prepare(now time.Time, maxPayload int) error {
 		j.Payload = []byte("null")
 	}
 	j.Metadata = cloneMetadata(j.Metadata)
+	j.RunAnyway = j.RunAnyway || j.Batch
 	if j.MaxAttempts == 0 {
 		j.MaxAttempts = rules.DefaultMaxAttempts
 	}
