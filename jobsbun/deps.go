@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -29,6 +30,8 @@ type linked struct {
 	status    jobs.Status
 	dependsOn []uuid.UUID
 	err       string
+	failed    int     // dependencies that ended without succeeding
+	progress  float64 // a batch's: its jobs' together
 }
 
 // link links the new jobs of js that have dependencies (deps, from
@@ -47,6 +50,7 @@ func (r *Repository) link(ctx context.Context, db bun.IDB, js []*jobs.Job, deps 
 		if len(ds) == 0 || dups[i] != nil {
 			continue
 		}
+		j := js[i]
 		ids := make([]uuid.UUID, 0, len(ds))
 		for _, d := range ds {
 			id := d.ID
@@ -57,27 +61,45 @@ func (r *Repository) link(ctx context.Context, db bun.IDB, js []*jobs.Job, deps 
 				ids = append(ids, id)
 			}
 		}
-		status, err := r.markDependents(ctx, db, ids)
+		marked, err := r.markDependents(ctx, db, ids, j)
 		if err != nil {
 			return nil, err
 		}
 		l := linked{status: jobs.StatusPending, dependsOn: ids}
 		var open []uuid.UUID
+		var sum float64
 		for _, id := range ids {
-			st, ok := status[id]
+			m, ok := marked[id]
 			switch {
 			case !ok:
 				return nil, invalid("create", "job %d depends on job %s, which does not exist", i, id)
-			case st == jobs.StatusWaiting || st == jobs.StatusPending || st == jobs.StatusRunning:
+			case j.Batch && m.batch != j.ID:
+				return nil, invalid("create", "job %s already belongs to batch %s", id, m.batch)
+			case m.status == jobs.StatusWaiting || m.status == jobs.StatusPending || m.status == jobs.StatusRunning:
 				open = append(open, id)
-			case st != jobs.StatusSucceeded && !js[i].RunAnyway && l.status == jobs.StatusPending:
-				l.status, l.err = jobs.StatusCanceled, "dependency "+id.String()+" "+string(st)
+				sum += m.fraction
+				continue
+			case m.status != jobs.StatusSucceeded:
+				l.failed++
+				if !j.RunAnyway && l.status == jobs.StatusPending {
+					l.status, l.err = jobs.StatusCanceled, "dependency "+id.String()+" "+string(m.status)
+				}
 			}
+			sum++
 		}
-		if l.status == jobs.StatusPending && len(open) > 0 {
+		if j.Batch {
+			l.progress = sum / float64(len(ids))
+		}
+		switch {
+		case l.status == jobs.StatusCanceled:
+		case len(open) > 0:
 			l.status = jobs.StatusWaiting
+		case j.Batch && j.Kind == jobs.BatchKind && l.failed > 0:
+			l.status, l.err = jobs.StatusFailed, strconv.Itoa(l.failed)+" of "+strconv.Itoa(len(ids))+" jobs did not succeed"
+		case j.Batch && j.Kind == jobs.BatchKind:
+			l.status = jobs.StatusSucceeded
 		}
-		if err := r.writeLink(ctx, db, js[i], l, open, t); err != nil {
+		if err := r.writeLink(ctx, db, j, l, open, t); err != nil {
 			return nil, err
 		}
 		out[i] = l
@@ -85,10 +107,22 @@ func (r *Repository) link(ctx context.Context, db bun.IDB, js []*jobs.Job, deps 
 	return out, nil
 }
 
-// markDependents sets has_dependents on the jobs ids and returns their
-// statuses; an ID that no job has is absent.
-func (r *Repository) markDependents(ctx context.Context, db bun.IDB, ids []uuid.UUID) (map[uuid.UUID]jobs.Status, error) {
-	out := make(map[uuid.UUID]jobs.Status, len(ids))
+// marked is what markDependents read of a dependency.
+type marked struct {
+	status   jobs.Status
+	fraction float64
+	batch    uuid.UUID // the batch it belongs to, or uuid.Nil
+}
+
+// markDependents sets has_dependents on the jobs ids, and when j is a
+// batch, makes them its jobs unless they belong to a batch already, and
+// returns what it read of them; an ID that no job has is absent.
+func (r *Repository) markDependents(ctx context.Context, db bun.IDB, ids []uuid.UUID, j *jobs.Job) (map[uuid.UUID]marked, error) {
+	out := make(map[uuid.UUID]marked, len(ids))
+	var batch any // NULL: no batch
+	if j.Batch {
+		batch = j.ID.String()
+	}
 	const chunk = 1000
 	for lo := 0; lo < len(ids); lo += chunk {
 		part := ids[lo:min(lo+chunk, len(ids))]
@@ -96,18 +130,22 @@ func (r *Repository) markDependents(ctx context.Context, db bun.IDB, ids []uuid.
 		for k, id := range part {
 			strs[k] = id.String()
 		}
-		rows, err := db.QueryContext(ctx, "UPDATE jobs SET has_dependents = TRUE WHERE id IN (?) RETURNING id, status", bun.List(strs))
+		rows, err := db.QueryContext(ctx, "UPDATE jobs SET has_dependents = TRUE, batch_id = COALESCE(batch_id, ?"+r.d.castUUID()+") "+
+			"WHERE id IN (?) RETURNING id, status, progress_fraction, batch_id", batch, bun.List(strs))
 		if err != nil {
 			return nil, err
 		}
 		for rows.Next() {
 			var id uuid.UUID
 			var st string
-			if err := rows.Scan(&id, &st); err != nil {
+			var m marked
+			var b uuid.NullUUID
+			if err := rows.Scan(&id, &st, &m.fraction, &b); err != nil {
 				rows.Close()
 				return nil, err
 			}
-			out[id] = jobs.Status(st)
+			m.status, m.batch = jobs.Status(st), b.UUID
+			out[id] = m
 		}
 		if err := rows.Close(); err != nil {
 			return nil, err
@@ -121,25 +159,28 @@ func (r *Repository) markDependents(ctx context.Context, db bun.IDB, ids []uuid.
 
 // writeLink stores what link decided for the new job j: its dependencies,
 // and, when it waits, its status, the number of dependencies open and
-// their rows in jobs_deps; when it is canceled, its status, end and error.
+// their rows in jobs_deps; when it ended (canceled by a dependency, or a
+// batch without a callback whose jobs have all ended), its status, end
+// and error. A batch also gets its counts and progress.
 func (r *Repository) writeLink(ctx context.Context, db bun.IDB, j *jobs.Job, l linked, open []uuid.UUID, t time.Time) error {
 	dependsOn, err := json.Marshal(l.dependsOn)
 	if err != nil {
 		return err
 	}
-	var query string
-	args := []any{string(dependsOn), j.RunAnyway}
-	switch l.status {
-	case jobs.StatusWaiting:
-		query = "UPDATE jobs SET depends_on = ?, run_anyway = ?, status = 'waiting', deps_left = ?, fair_rank = -1 WHERE id = ?"
-		args = append(args, len(open))
-	case jobs.StatusCanceled:
-		query = "UPDATE jobs SET depends_on = ?, run_anyway = ?, status = 'canceled', error = ?, finished_at = ?" + r.d.castTime() + " WHERE id = ?"
-		args = append(args, l.err, t)
-	default:
-		query = "UPDATE jobs SET depends_on = ?, run_anyway = ? WHERE id = ?"
+	set := "depends_on = ?, run_anyway = ?, batch = ?, deps_total = ?, deps_failed = ?, deps_left = ?, status = ?"
+	args := []any{string(dependsOn), j.RunAnyway, j.Batch, len(l.dependsOn), l.failed, len(open), string(l.status)}
+	if j.Batch {
+		set += ", progress_fraction = ?"
+		args = append(args, l.progress)
 	}
-	if _, err := db.ExecContext(ctx, query, append(args, j.ID.String())...); err != nil {
+	if l.status == jobs.StatusWaiting {
+		set += ", fair_rank = -1"
+	}
+	if l.status.Terminal() {
+		set += ", error = ?, finished_at = ?" + r.d.castTime()
+		args = append(args, l.err, t)
+	}
+	if _, err := db.ExecContext(ctx, "UPDATE jobs SET "+set+" WHERE id = ?", append(args, j.ID.String())...); err != nil {
 		return err
 	}
 	const chunk = 500
@@ -178,7 +219,10 @@ func applyLinks(js []*jobs.Job, links map[int]linked, t time.Time) {
 			continue
 		}
 		j.Status, j.DependsOn = l.status, l.dependsOn
-		if l.status == jobs.StatusCanceled {
+		if j.Batch {
+			j.Progress.Fraction = l.progress
+		}
+		if l.status.Terminal() {
 			j.Error, j.FinishedAt = l.err, t
 		}
 	}

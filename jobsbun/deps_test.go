@@ -119,3 +119,58 @@ func TestCreateRacesTheEndOfItsDependency(t *testing.T) {
 		}
 	})
 }
+
+// TestBatchOnBothBackends walks a batch without a callback through
+// progress, an end and a failure, and a second batch through a cancel.
+func TestBatchOnBothBackends(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, repo *jobsbun.Repository) {
+		ctx := t.Context()
+		a, b, c := newJob("a", 1), newJob("b", 2), newJob("c", 3)
+		batch := &jobs.Job{Kind: jobs.BatchKind, Batch: true, After: []*jobs.Job{a, b, c}}
+		require.NoError(t, repo.Create(ctx, a, b, c, batch))
+		require.Equal(t, jobs.StatusWaiting, batch.Status)
+		require.True(t, batch.RunAnyway)
+		claimed := claimAll(t, repo, 10)
+		require.Len(t, claimed, 3)
+		progress := func() float64 {
+			got, err := repo.Get(ctx, batch.ID)
+			require.NoError(t, err)
+			return got.Progress.Fraction
+		}
+		require.NoError(t, repo.UpdateProgress(ctx, time.Minute, jobs.ProgressUpdate{Lease: claimed[0].Lease(), Progress: jobs.Progress{Fraction: 0.6}}))
+		require.InDelta(t, 0.2, progress(), 1e-9)
+		require.NoError(t, repo.Finish(ctx, jobs.Completion{Lease: claimed[0].Lease(), Status: jobs.StatusSucceeded}))
+		require.InDelta(t, 1.0/3, progress(), 1e-9)
+		require.NoError(t, repo.Finish(ctx, jobs.Completion{Lease: claimed[1].Lease(), Status: jobs.StatusFailed, Error: "no"}))
+		require.InDelta(t, 2.0/3, progress(), 1e-9)
+		require.NoError(t, repo.Finish(ctx, jobs.Completion{Lease: claimed[2].Lease(), Status: jobs.StatusSucceeded}))
+		got, err := repo.Get(ctx, batch.ID)
+		require.NoError(t, err)
+		require.Equal(t, jobs.StatusFailed, got.Status)
+		require.Equal(t, "1 of 3 jobs did not succeed", got.Error)
+		require.InDelta(t, 1.0, got.Progress.Fraction, 1e-9)
+
+		d, e, f := newJob("d", 1), newJob("e", 2), newJob("f", 3)
+		require.NoError(t, repo.Create(ctx, d, e))
+		running := claimAll(t, repo, 10)
+		require.Len(t, running, 2)
+		require.NoError(t, repo.Finish(ctx, jobs.Completion{Lease: running[1].Lease(), Status: jobs.StatusSucceeded}))
+		require.NoError(t, repo.Create(ctx, f))
+		cb := &jobs.Job{Kind: "report", Batch: true, DependsOn: []uuid.UUID{d.ID, e.ID, f.ID}}
+		require.NoError(t, repo.Create(ctx, cb))
+		require.InDelta(t, 1.0/3, cb.Progress.Fraction, 1e-9)
+		other := &jobs.Job{Kind: "x", Batch: true, DependsOn: []uuid.UUID{d.ID}}
+		require.ErrorIs(t, repo.Create(ctx, other), jobs.ErrInvalidArgument)
+		_, err = repo.RequestCancel(ctx, cb.ID)
+		require.NoError(t, err)
+		for id, want := range map[uuid.UUID]jobs.Status{running[0].ID: jobs.StatusRunning, running[1].ID: jobs.StatusSucceeded, f.ID: jobs.StatusCanceled, cb.ID: jobs.StatusCanceled} {
+			got, err := repo.Get(ctx, id)
+			require.NoError(t, err)
+			require.Equal(t, want, got.Status)
+			if want == jobs.StatusRunning {
+				require.True(t, got.CancelRequested)
+			}
+		}
+	})
+}

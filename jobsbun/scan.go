@@ -17,7 +17,7 @@ import (
 // the order jobScanner expects.
 const jobColumns = "id, kind, queue, status, priority, payload, result, progress_fraction, progress_message, " +
 	"error, errors, attempt, max_attempts, timeout, unique_key, cancel_requested, run_at, created_at, " +
-	"updated_at, started_at, finished_at, lease_owner, lease_token, lease_expires_at, checkpoint, output_seq, metadata, concurrency_key, depends_on, run_anyway"
+	"updated_at, started_at, finished_at, lease_owner, lease_token, lease_expires_at, checkpoint, output_seq, metadata, concurrency_key, depends_on, run_anyway, batch"
 
 // sqliteJobColumns is jobColumns for SQLite, with each timestamp as the
 // expression +col (the same text): modernc parses a column declared
@@ -68,7 +68,7 @@ func newJobScanner() *jobScanner {
 		&j.Progress.Fraction, &j.Progress.Message, &j.Error, &s.errs, &j.Attempt, &j.MaxAttempts,
 		&s.timeout, &s.uniqueKey, &j.CancelRequested, &s.runAt, &s.created, &s.updated, &s.started,
 		&s.finished, &s.owner, &s.token, &s.leaseExpires, &s.checkpoint, &j.OutputSeq, &s.metadata,
-		&j.ConcurrencyKey, &s.deps, &j.RunAnyway}
+		&j.ConcurrencyKey, &s.deps, &j.RunAnyway, &j.Batch}
 	s.tokenCol = slices.Index(s.dest, any(&s.token))
 	return s
 }
@@ -79,7 +79,7 @@ func newJobScanner() *jobScanner {
 // Fewer columns cost less to store for RETURNING and to read.
 const sqliteClaimColumns = "id, kind, queue, priority, payload, result, progress_fraction, progress_message, " +
 	"error, errors, attempt, max_attempts, timeout, unique_key, cancel_requested, +run_at, +created_at, lease_token, " +
-	"checkpoint, output_seq, metadata, concurrency_key, depends_on, run_anyway"
+	"checkpoint, output_seq, metadata, concurrency_key, depends_on, run_anyway, batch"
 
 // newClaimScanner scans rows of sqliteClaimColumns; the caller sets the
 // other fields (see Repository.Claim).
@@ -89,7 +89,7 @@ func newClaimScanner() *jobScanner {
 	s.dest = []any{&j.ID, &j.Kind, &j.Queue, &j.Priority, &s.payload, &s.result,
 		&j.Progress.Fraction, &j.Progress.Message, &j.Error, &s.errs, &j.Attempt, &j.MaxAttempts,
 		&s.timeout, &s.uniqueKey, &j.CancelRequested, &s.runAt, &s.created, &s.token, &s.checkpoint, &j.OutputSeq, &s.metadata, &j.ConcurrencyKey,
-		&s.deps, &j.RunAnyway}
+		&s.deps, &j.RunAnyway, &j.Batch}
 	s.tokenCol = slices.Index(s.dest, any(&s.token))
 	return s
 }

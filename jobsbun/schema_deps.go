@@ -9,6 +9,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/jobsmith/jobs"
 	"github.com/jobsmith/jobs/internal/migrate"
 )
 
@@ -55,19 +56,46 @@ var depsStatusChecks = map[string]string{
 	"jobs_finished_check": "CONSTRAINT jobs_finished_check CHECK ((status = 'waiting' OR status = 'pending' OR status = 'running') = (finished_at IS NULL))",
 }
 
-// depsColumns are the columns of dependencies, shared by both dialects.
-var depsColumns = []string{
-	`ALTER TABLE jobs ADD COLUMN depends_on TEXT`,
-	`ALTER TABLE jobs ADD COLUMN run_anyway BOOLEAN NOT NULL DEFAULT FALSE`,
-	`ALTER TABLE jobs ADD COLUMN has_dependents BOOLEAN NOT NULL DEFAULT FALSE`,
-	`ALTER TABLE jobs ADD COLUMN deps_left INTEGER NOT NULL DEFAULT 0`,
-	`CREATE INDEX jobs_waiting_idx ON jobs (queue, kind) WHERE status = 'waiting'`,
+// depsColumns are the columns of dependencies and batches, shared by both
+// dialects (batch_id's type is the dialect's ID type).
+func depsColumns(idType string) []string {
+	return []string{
+		`ALTER TABLE jobs ADD COLUMN depends_on TEXT`,
+		`ALTER TABLE jobs ADD COLUMN run_anyway BOOLEAN NOT NULL DEFAULT FALSE`,
+		`ALTER TABLE jobs ADD COLUMN has_dependents BOOLEAN NOT NULL DEFAULT FALSE`,
+		`ALTER TABLE jobs ADD COLUMN deps_left INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE jobs ADD COLUMN deps_total INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE jobs ADD COLUMN deps_failed INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE jobs ADD COLUMN batch BOOLEAN NOT NULL DEFAULT FALSE`,
+		`ALTER TABLE jobs ADD COLUMN batch_id ` + idType,
+		`CREATE INDEX jobs_waiting_idx ON jobs (queue, kind) WHERE status = 'waiting'`,
+		`CREATE INDEX jobs_batch_idx ON jobs (batch_id) WHERE batch_id IS NOT NULL`,
+	}
 }
+
+// The SQL expressions that the triggers share. A job of a batch counts
+// as its progress fraction until it has ended, then as 1; a batch without
+// a callback ends when its last job does (batchEnds).
+const (
+	endedNew      = "(NEW.status = 'succeeded' OR NEW.status = 'failed' OR NEW.status = 'canceled')"
+	endedOld      = "(OLD.status = 'succeeded' OR OLD.status = 'failed' OR OLD.status = 'canceled')"
+	shareNew      = "(CASE WHEN " + endedNew + " THEN 1.0 ELSE NEW.progress_fraction END)"
+	shareOld      = "(CASE WHEN " + endedOld + " THEN 1.0 ELSE OLD.progress_fraction END)"
+	batchEnds     = "(batch AND kind = '" + jobs.BatchKind + "')"
+	// batchProgress has %s for the dialect's greatest and least.
+	batchProgress = `UPDATE jobs SET progress_fraction = %s(0.0, %s(1.0, progress_fraction + (` + shareNew + ` - ` + shareOld + `) / deps_total))
+		WHERE id = NEW.batch_id AND status = 'waiting' AND deps_total > 0`
+	batchCancel = `UPDATE jobs SET
+		status = CASE WHEN status = 'waiting' OR status = 'pending' THEN 'canceled' ELSE status END,
+		finished_at = CASE WHEN status = 'waiting' OR status = 'pending' THEN NEW.finished_at ELSE finished_at END,
+		cancel_requested = TRUE, updated_at = NEW.updated_at
+		WHERE batch_id = NEW.id AND (status = 'waiting' OR status = 'pending' OR (status = 'running' AND NOT cancel_requested))`
+)
 
 var sqliteDepsStep = migrate.Step{
 	Version: 9,
-	Name:    "dependencies",
-	Stmts: slices.Concat(depsColumns, []string{
+	Name:    "dependencies and batches",
+	Stmts: slices.Concat(depsColumns("TEXT"), []string{
 		`CREATE TABLE jobs_deps (
 	parent_id TEXT NOT NULL,
 	job_id TEXT NOT NULL,
@@ -78,7 +106,7 @@ var sqliteDepsStep = migrate.Step{
 	via TEXT
 ) WITHOUT ROWID`,
 		`CREATE TRIGGER jobs_deps_ended AFTER UPDATE OF status ON jobs
-	WHEN NEW.has_dependents AND (NEW.status = 'succeeded' OR NEW.status = 'failed' OR NEW.status = 'canceled')
+	WHEN NEW.has_dependents AND ` + endedNew + `
 		AND (OLD.status = 'waiting' OR OLD.status = 'pending' OR OLD.status = 'running')
 		AND NOT EXISTS (SELECT 1 FROM jobs_deps_cascade) BEGIN
 	INSERT INTO jobs_deps_cascade (id, via)
@@ -94,24 +122,39 @@ var sqliteDepsStep = migrate.Step{
 		finished_at = NEW.finished_at, updated_at = NEW.updated_at
 	WHERE id IN (SELECT id FROM jobs_deps_cascade WHERE via IS NOT NULL);
 	UPDATE jobs SET
-		status = CASE WHEN deps_left <= (SELECT COUNT(*) FROM jobs_deps e JOIN jobs_deps_cascade c ON c.id = e.parent_id WHERE e.job_id = jobs.id)
-			THEN 'pending' ELSE 'waiting' END,
-		deps_left = deps_left - (SELECT COUNT(*) FROM jobs_deps e JOIN jobs_deps_cascade c ON c.id = e.parent_id WHERE e.job_id = jobs.id),
+		status = CASE WHEN deps_left > x.n THEN 'waiting'
+			WHEN ` + batchEnds + ` THEN CASE WHEN deps_failed + x.f > 0 THEN 'failed' ELSE 'succeeded' END
+			ELSE 'pending' END,
+		error = CASE WHEN deps_left <= x.n AND ` + batchEnds + ` AND deps_failed + x.f > 0
+			THEN (deps_failed + x.f) || ' of ' || deps_total || ' jobs did not succeed' ELSE error END,
+		finished_at = CASE WHEN deps_left <= x.n AND ` + batchEnds + ` THEN NEW.finished_at ELSE finished_at END,
+		progress_fraction = CASE WHEN deps_left <= x.n AND batch THEN 1.0 ELSE progress_fraction END,
+		deps_left = deps_left - x.n, deps_failed = deps_failed + x.f,
 		fair_rank = -1, updated_at = NEW.updated_at
-	WHERE status = 'waiting' AND id IN (SELECT e.job_id FROM jobs_deps_cascade c JOIN jobs_deps e ON e.parent_id = c.id);
+	FROM (SELECT e.job_id AS jid, COUNT(*) AS n, SUM(CASE WHEN c.id <> NEW.id OR NEW.status <> 'succeeded' THEN 1 ELSE 0 END) AS f
+		FROM jobs_deps_cascade c JOIN jobs_deps e ON e.parent_id = c.id GROUP BY e.job_id) AS x
+	WHERE jobs.id = x.jid AND jobs.status = 'waiting';
 	DELETE FROM jobs_deps WHERE parent_id IN (SELECT id FROM jobs_deps_cascade);
 	DELETE FROM jobs_deps_cascade;
+END`,
+		`CREATE TRIGGER jobs_batch_progress AFTER UPDATE OF progress_fraction, status ON jobs
+	WHEN NEW.batch_id IS NOT NULL AND ` + shareNew + ` <> ` + shareOld + ` BEGIN
+	` + fmt.Sprintf(batchProgress, "MAX", "MIN") + `;
+END`,
+		`CREATE TRIGGER jobs_batch_cancel AFTER UPDATE OF status ON jobs
+	WHEN NEW.batch AND NEW.status = 'canceled' AND OLD.status = 'waiting' BEGIN
+	` + batchCancel + `;
 END`}),
 	Func: sqliteAdmitWaiting,
 }
 
 var pgDepsStep = migrate.Step{
 	Version: 11,
-	Name:    "dependencies",
+	Name:    "dependencies and batches",
 	Stmts: slices.Concat([]string{
 		`ALTER TABLE jobs DROP CONSTRAINT jobs_status_check, DROP CONSTRAINT jobs_finished_check, ADD ` +
 			depsStatusChecks["jobs_status_check"] + `, ADD ` + depsStatusChecks["jobs_finished_check"],
-	}, depsColumns, []string{
+	}, depsColumns("UUID"), []string{
 		`CREATE TABLE jobs_deps (
 	parent_id UUID NOT NULL,
 	job_id UUID NOT NULL,
@@ -121,15 +164,24 @@ var pgDepsStep = migrate.Step{
 		// that share dependents take their locks in one order.
 		`CREATE FUNCTION jobs_deps_ended() RETURNS trigger
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+	failed int := CASE WHEN NEW.status <> 'succeeded' THEN 1 ELSE 0 END;
 BEGIN
 	PERFORM 1 FROM jobs WHERE id IN (SELECT job_id FROM jobs_deps WHERE parent_id = NEW.id) AND status = 'waiting' ORDER BY id FOR UPDATE;
 	WITH e AS (DELETE FROM jobs_deps WHERE parent_id = NEW.id RETURNING job_id)
 	UPDATE jobs d SET
-		status = CASE WHEN NEW.status <> 'succeeded' AND NOT d.run_anyway THEN 'canceled'
-			WHEN d.deps_left <= 1 THEN 'pending' ELSE 'waiting' END,
-		deps_left = d.deps_left - 1,
-		error = CASE WHEN NEW.status <> 'succeeded' AND NOT d.run_anyway THEN 'dependency ' || NEW.id || ' ' || NEW.status ELSE d.error END,
-		finished_at = CASE WHEN NEW.status <> 'succeeded' AND NOT d.run_anyway THEN NEW.finished_at END,
+		status = CASE WHEN failed = 1 AND NOT d.run_anyway THEN 'canceled'
+			WHEN d.deps_left > 1 THEN 'waiting'
+			WHEN d.batch AND d.kind = '` + jobs.BatchKind + `' THEN CASE WHEN d.deps_failed + failed > 0 THEN 'failed' ELSE 'succeeded' END
+			ELSE 'pending' END,
+		error = CASE WHEN failed = 1 AND NOT d.run_anyway THEN 'dependency ' || NEW.id || ' ' || NEW.status
+			WHEN d.deps_left <= 1 AND d.batch AND d.kind = '` + jobs.BatchKind + `' AND d.deps_failed + failed > 0
+			THEN (d.deps_failed + failed) || ' of ' || d.deps_total || ' jobs did not succeed'
+			ELSE d.error END,
+		finished_at = CASE WHEN failed = 1 AND NOT d.run_anyway THEN NEW.finished_at
+			WHEN d.deps_left <= 1 AND d.batch AND d.kind = '` + jobs.BatchKind + `' THEN NEW.finished_at END,
+		progress_fraction = CASE WHEN d.deps_left <= 1 AND d.batch THEN 1.0 ELSE d.progress_fraction END,
+		deps_left = d.deps_left - 1, deps_failed = d.deps_failed + failed,
 		fair_rank = -1, updated_at = NEW.updated_at
 	FROM e WHERE d.id = e.job_id AND d.status = 'waiting';
 	RETURN NULL;
@@ -137,6 +189,24 @@ END $$`,
 		`CREATE TRIGGER jobs_deps_ended AFTER UPDATE OF status ON jobs FOR EACH ROW
 	WHEN (NEW.has_dependents AND NEW.status IN ('succeeded', 'failed', 'canceled') AND OLD.status IN ('waiting', 'pending', 'running'))
 	EXECUTE FUNCTION jobs_deps_ended()`,
+		`CREATE FUNCTION jobs_batch_progress() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+	` + fmt.Sprintf(batchProgress, "GREATEST", "LEAST") + `;
+	RETURN NULL;
+END $$`,
+		`CREATE TRIGGER jobs_batch_progress AFTER UPDATE OF progress_fraction, status ON jobs FOR EACH ROW
+	WHEN (NEW.batch_id IS NOT NULL AND ` + shareNew + ` <> ` + shareOld + `)
+	EXECUTE FUNCTION jobs_batch_progress()`,
+		`CREATE FUNCTION jobs_batch_cancel() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+	` + batchCancel + `;
+	RETURN NULL;
+END $$`,
+		`CREATE TRIGGER jobs_batch_cancel AFTER UPDATE OF status ON jobs FOR EACH ROW
+	WHEN (NEW.batch AND NEW.status = 'canceled' AND OLD.status = 'waiting')
+	EXECUTE FUNCTION jobs_batch_cancel()`,
 	}),
 }
 

@@ -23,7 +23,7 @@ func TestDepsStepMigratesAnExistingDatabase(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			ctx := t.Context()
-			db, _ := migratedBefore(t, name, "dependencies")
+			db, _ := migratedBefore(t, name, "dependencies and batches")
 			old := uuid.Must(uuid.NewV7())
 			now := time.Now().UTC()
 			_, err := db.ExecContext(ctx, "INSERT INTO jobs (id, kind, queue, payload, max_attempts, run_at, created_at, updated_at) "+
