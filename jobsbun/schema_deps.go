@@ -77,11 +77,11 @@ func depsColumns(idType string) []string {
 // as its progress fraction until it has ended, then as 1; a batch without
 // a callback ends when its last job does (batchEnds).
 const (
-	endedNew      = "(NEW.status = 'succeeded' OR NEW.status = 'failed' OR NEW.status = 'canceled')"
-	endedOld      = "(OLD.status = 'succeeded' OR OLD.status = 'failed' OR OLD.status = 'canceled')"
-	shareNew      = "(CASE WHEN " + endedNew + " THEN 1.0 ELSE NEW.progress_fraction END)"
-	shareOld      = "(CASE WHEN " + endedOld + " THEN 1.0 ELSE OLD.progress_fraction END)"
-	batchEnds     = "(batch AND kind = '" + jobs.BatchKind + "')"
+	endedNew  = "(NEW.status = 'succeeded' OR NEW.status = 'failed' OR NEW.status = 'canceled')"
+	endedOld  = "(OLD.status = 'succeeded' OR OLD.status = 'failed' OR OLD.status = 'canceled')"
+	shareNew  = "(CASE WHEN " + endedNew + " THEN 1.0 ELSE NEW.progress_fraction END)"
+	shareOld  = "(CASE WHEN " + endedOld + " THEN 1.0 ELSE OLD.progress_fraction END)"
+	batchEnds = "(batch AND kind = '" + jobs.BatchKind + "')"
 	// batchProgress has %s for the dialect's greatest and least.
 	batchProgress = `UPDATE jobs SET progress_fraction = %s(0.0, %s(1.0, progress_fraction + (` + shareNew + ` - ` + shareOld + `) / deps_total))
 		WHERE id = NEW.batch_id AND status = 'waiting' AND deps_total > 0`
