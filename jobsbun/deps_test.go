@@ -174,3 +174,31 @@ func TestBatchOnBothBackends(t *testing.T) {
 		}
 	})
 }
+
+// TestLongChainCancelsInOneWrite: canceling the first job of a chain of
+// 3 000 cancels all the others in the same write. On PostgreSQL a trigger
+// that fired again for each job it canceled would pass the stack's limit
+// ("stack depth limit exceeded") and fail the cancel.
+func TestLongChainCancelsInOneWrite(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, repo *jobsbun.Repository) {
+		ctx := t.Context()
+		js := make([]*jobs.Job, 3000)
+		for i := range js {
+			js[i] = newJob("c", i)
+			if i > 0 {
+				js[i].After = []*jobs.Job{js[i-1]}
+			}
+		}
+		require.NoError(t, repo.Create(ctx, js...))
+		_, err := repo.RequestCancel(ctx, js[0].ID)
+		require.NoError(t, err)
+		last, err := repo.Get(ctx, js[len(js)-1].ID)
+		require.NoError(t, err)
+		require.Equal(t, jobs.StatusCanceled, last.Status)
+		require.Equal(t, "dependency "+js[len(js)-2].ID.String()+" canceled", last.Error)
+		st, err := repo.Stats(ctx)
+		require.NoError(t, err)
+		require.Equal(t, len(js), st.ByStatus[jobs.StatusCanceled])
+	})
+}

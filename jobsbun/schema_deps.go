@@ -27,23 +27,31 @@ import (
 //     job that has none (its condition reads the row alone);
 //   - jobs_deps(parent_id, job_id): one row per dependency that has not
 //     ended, deleted when it ends;
-//   - jobs_waiting_idx: the waiting jobs, for Stats and List.
+//   - jobs_waiting_idx: the waiting jobs, for Stats and List;
+//   - batches: jobs.batch marks a batch, jobs.batch_id names the batch of
+//     one of its jobs (jobs_batch_idx), deps_total and deps_failed count
+//     a job's dependencies and those that did not succeed; the trigger
+//     jobs_batch_progress moves a waiting batch's progress by each change
+//     of one of its jobs' share (its fraction, 1 once ended) divided by
+//     their number, and jobs_batch_cancel cancels the unfinished jobs of a
+//     waiting batch that is canceled.
 //
 // The trigger jobs_deps_ended runs in the transaction of every write that
 // ends a job with dependents (Finish, a cancel, a rescue, SQL of one's
 // own): each dependent still waiting counts one fewer dependency left, and
 // becomes pending at none, or, when the job did not succeed and the
-// dependent does not run anyway, is canceled, naming it. On PostgreSQL the
-// trigger handles one level and fires again for each dependent it cancels;
-// the row lock that the decrement takes on the dependent makes two ends at
-// the same instant count one after the other, so the dependent becomes
-// pending once. SQLite runs no trigger from within itself (unless the
-// connection enables recursive triggers), so its trigger walks the whole
-// cascade at once: it gathers the jobs to cancel into jobs_deps_cascade
-// (the ended job, and the waiting jobs that do not run anyway reached
-// through jobs being canceled, each with the job it depends on that
-// cancels it), cancels them, counts the ended dependencies of the waiting
-// jobs that depend on any of them, and empties the table; while it is not
+// dependent does not run anyway, is canceled, naming it. On PostgreSQL it
+// is a statement trigger (pgDepsEndedFunc) that resolves a cascade in
+// rounds and locks the dependents in ID order; the row lock that the
+// count takes on a dependent makes two ends at the same instant count one
+// after the other, so the dependent becomes pending once. SQLite has one
+// writer, and runs no trigger from within itself (unless the connection
+// enables recursive triggers), so its row trigger walks the whole cascade
+// at once: it gathers the jobs to cancel into jobs_deps_cascade (the
+// ended job, and the waiting jobs that do not run anyway reached through
+// jobs being canceled, each with the job it depends on that cancels it),
+// cancels them, counts the ended dependencies of the waiting jobs that
+// depend on any of them, and empties the table; while it is not
 // empty, the trigger does not start again for the jobs it cancels. A job
 // reached through two jobs being canceled is gathered once, naming one of
 // them: the statement that fires a trigger imposes its conflict handling
@@ -160,35 +168,11 @@ var pgDepsStep = migrate.Step{
 	job_id UUID NOT NULL,
 	PRIMARY KEY (parent_id, job_id)
 )`,
-		// The dependents are locked in ID order first, so that two ends
-		// that share dependents take their locks in one order.
-		`CREATE FUNCTION jobs_deps_ended() RETURNS trigger
-LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-DECLARE
-	failed int := CASE WHEN NEW.status <> 'succeeded' THEN 1 ELSE 0 END;
-BEGIN
-	PERFORM 1 FROM jobs WHERE id IN (SELECT job_id FROM jobs_deps WHERE parent_id = NEW.id) AND status = 'waiting' ORDER BY id FOR UPDATE;
-	WITH e AS (DELETE FROM jobs_deps WHERE parent_id = NEW.id RETURNING job_id)
-	UPDATE jobs d SET
-		status = CASE WHEN failed = 1 AND NOT d.run_anyway THEN 'canceled'
-			WHEN d.deps_left > 1 THEN 'waiting'
-			WHEN d.batch AND d.kind = '` + jobs.BatchKind + `' THEN CASE WHEN d.deps_failed + failed > 0 THEN 'failed' ELSE 'succeeded' END
-			ELSE 'pending' END,
-		error = CASE WHEN failed = 1 AND NOT d.run_anyway THEN 'dependency ' || NEW.id || ' ' || NEW.status
-			WHEN d.deps_left <= 1 AND d.batch AND d.kind = '` + jobs.BatchKind + `' AND d.deps_failed + failed > 0
-			THEN (d.deps_failed + failed) || ' of ' || d.deps_total || ' jobs did not succeed'
-			ELSE d.error END,
-		finished_at = CASE WHEN failed = 1 AND NOT d.run_anyway THEN NEW.finished_at
-			WHEN d.deps_left <= 1 AND d.batch AND d.kind = '` + jobs.BatchKind + `' THEN NEW.finished_at END,
-		progress_fraction = CASE WHEN d.deps_left <= 1 AND d.batch THEN 1.0 ELSE d.progress_fraction END,
-		deps_left = d.deps_left - 1, deps_failed = d.deps_failed + failed,
-		fair_rank = -1, updated_at = NEW.updated_at
-	FROM e WHERE d.id = e.job_id AND d.status = 'waiting';
-	RETURN NULL;
-END $$`,
-		`CREATE TRIGGER jobs_deps_ended AFTER UPDATE OF status ON jobs FOR EACH ROW
-	WHEN (NEW.has_dependents AND NEW.status IN ('succeeded', 'failed', 'canceled') AND OLD.status IN ('waiting', 'pending', 'running'))
-	EXECUTE FUNCTION jobs_deps_ended()`,
+		pgDepsEndedFunc,
+		pgClaimFuncLockFirst(),
+		`CREATE TRIGGER jobs_deps_ended AFTER UPDATE ON jobs
+	REFERENCING OLD TABLE AS jobs_old NEW TABLE AS jobs_new
+	FOR EACH STATEMENT EXECUTE FUNCTION jobs_deps_ended()`,
 		`CREATE FUNCTION jobs_batch_progress() RETURNS trigger
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
@@ -208,6 +192,94 @@ END $$`,
 	WHEN (NEW.batch AND NEW.status = 'canceled' AND OLD.status = 'waiting')
 	EXECUTE FUNCTION jobs_batch_cancel()`,
 	}),
+}
+
+// pgDepsEndedFunc creates the function of PostgreSQL's trigger
+// jobs_deps_ended, which runs after every UPDATE statement of jobs. It
+// looks for jobs that the statement ended and that have dependents (most
+// statements have none: one pass over the statement's new rows), and
+// resolves their dependents in rounds: it locks the waiting dependents of
+// the round's ended jobs in ID order (so that two transactions that end
+// jobs with dependents in common lock them in one order, and neither
+// waits for the other in a cycle), deletes the edges, and updates each
+// dependent once for all of its dependencies that ended in the round. The
+// dependents that this ends (canceled, or a batch without a callback)
+// and that have dependents make the next round: a cascade is a loop, not
+// a recursion, so a chain of any length fits PostgreSQL's stack. While it
+// runs, the trigger skips the statements it makes (the setting
+// jobs.deps_resolving, local to the transaction).
+var pgDepsEndedFunc = `CREATE FUNCTION jobs_deps_ended() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+	ids uuid[];
+	sts text[];
+	fins timestamptz[];
+	upds timestamptz[];
+BEGIN
+	IF current_setting('jobs.deps_resolving', true) = 'on'
+		OR NOT EXISTS (SELECT 1 FROM jobs_new WHERE has_dependents AND status IN ('succeeded', 'failed', 'canceled')) THEN
+		RETURN NULL;
+	END IF;
+	SELECT array_agg(n.id ORDER BY n.id), array_agg(n.status ORDER BY n.id),
+		array_agg(n.finished_at ORDER BY n.id), array_agg(n.updated_at ORDER BY n.id)
+	INTO ids, sts, fins, upds
+	FROM jobs_new n JOIN jobs_old o ON o.id = n.id
+	WHERE n.has_dependents AND n.status IN ('succeeded', 'failed', 'canceled') AND o.status IN ('waiting', 'pending', 'running');
+	IF ids IS NULL THEN
+		RETURN NULL;
+	END IF;
+	PERFORM set_config('jobs.deps_resolving', 'on', true);
+	WHILE ids IS NOT NULL LOOP
+		PERFORM 1 FROM jobs WHERE id IN (SELECT job_id FROM jobs_deps WHERE parent_id = ANY(ids)) AND status = 'waiting'
+			ORDER BY id FOR UPDATE;
+		WITH p AS (SELECT * FROM unnest(ids, sts, fins, upds) AS p(id, status, fin, upd)),
+		e AS (DELETE FROM jobs_deps WHERE parent_id = ANY(ids) RETURNING parent_id, job_id),
+		x AS (SELECT e.job_id, COUNT(*) AS n, COUNT(*) FILTER (WHERE p.status <> 'succeeded') AS f,
+				MIN(p.id::text || ' ' || p.status) FILTER (WHERE p.status <> 'succeeded') AS via,
+				MAX(p.fin) AS fin, MAX(p.upd) AS upd
+			FROM e JOIN p ON p.id = e.parent_id GROUP BY e.job_id),
+		u AS (UPDATE jobs d SET
+				status = CASE WHEN x.f > 0 AND NOT d.run_anyway THEN 'canceled'
+					WHEN d.deps_left > x.n THEN 'waiting'
+					WHEN d.batch AND d.kind = '` + jobs.BatchKind + `' THEN CASE WHEN d.deps_failed + x.f > 0 THEN 'failed' ELSE 'succeeded' END
+					ELSE 'pending' END,
+				error = CASE WHEN x.f > 0 AND NOT d.run_anyway THEN 'dependency ' || x.via
+					WHEN d.deps_left <= x.n AND d.batch AND d.kind = '` + jobs.BatchKind + `' AND d.deps_failed + x.f > 0
+					THEN (d.deps_failed + x.f) || ' of ' || d.deps_total || ' jobs did not succeed'
+					ELSE d.error END,
+				finished_at = CASE WHEN x.f > 0 AND NOT d.run_anyway THEN x.fin
+					WHEN d.deps_left <= x.n AND d.batch AND d.kind = '` + jobs.BatchKind + `' THEN x.fin END,
+				progress_fraction = CASE WHEN d.deps_left <= x.n AND d.batch THEN 1.0 ELSE d.progress_fraction END,
+				deps_left = d.deps_left - x.n, deps_failed = d.deps_failed + x.f,
+				fair_rank = -1, updated_at = x.upd
+			FROM x WHERE d.id = x.job_id AND d.status = 'waiting'
+			RETURNING d.id, d.status, d.finished_at, d.updated_at, d.has_dependents)
+		SELECT array_agg(u.id ORDER BY u.id), array_agg(u.status ORDER BY u.id),
+			array_agg(u.finished_at ORDER BY u.id), array_agg(u.updated_at ORDER BY u.id)
+		INTO ids, sts, fins, upds
+		FROM u WHERE u.has_dependents AND u.status IN ('succeeded', 'failed', 'canceled');
+	END LOOP;
+	PERFORM set_config('jobs.deps_resolving', '', true);
+	RETURN NULL;
+END $$`
+
+// pgClaimFuncLockFirst replaces jobs_limit_claim (claim_limit_pg.go) by
+// the same function with its promotion of the jobs that came due moved
+// after the advisory locks of its limits. Promoting first, a claim held
+// the rows it ranked while it waited for a lock that another claim held,
+// which could want those rows for its own UPDATE: a deadlock, broken by
+// PostgreSQL after a second, that jobs that stop waiting for their
+// dependencies (ranked by the promotion, like retries that come due)
+// made frequent.
+func pgClaimFuncLockFirst() string {
+	promote := "\tIF EXISTS (SELECT 1 FROM jobs WHERE status = 'pending' AND fair_rank < 0 AND run_at <= now()) THEN\n\t\t" +
+		promoteStmt(sqlDialect{pg: true}, "now()") + ";\n\tEND IF;\n"
+	locks := "\tFOR i IN 1 .. ns LOOP\n\t\tPERFORM pg_advisory_xact_lock(hashtextextended('jobs limit ' || scopes[i], 7428513690412));\n\tEND LOOP;\n"
+	f := pgClaimFunc
+	if !strings.Contains(f, promote+locks) {
+		panic("jobsbun: jobs_limit_claim does not promote before its locks")
+	}
+	return "CREATE OR REPLACE" + strings.TrimPrefix(strings.Replace(f, promote+locks, locks+promote, 1), "CREATE")
 }
 
 // sqliteAdmitWaiting replaces the two status checks of the jobs table by

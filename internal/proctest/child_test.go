@@ -53,7 +53,14 @@ const (
 	// kindLimited is kindWork under the limits of limitedKind (limits_test.go); its lines carry the
 	// job's concurrency key before the wall clock.
 	kindLimited = "limited"
+	kindNode    = "node" // a job of a graph (deps_test.go): start, done, each with the wall clock; fails permanently when payload.Fail
+	kindJoin    = "join" // a batch's callback (deps_test.go): start, done, each with the wall clock
 )
+
+// nodePayload is the payload of kindNode.
+type nodePayload struct {
+	Fail bool `json:"fail,omitempty"`
+}
 
 // stepsPayload is the payload of kindSteps.
 type stepsPayload struct {
@@ -243,6 +250,22 @@ func runChild(ctx context.Context, cfg childConfig) error {
 		led.write("done", j.ID, j.Attempt, pid, key, wallClock())
 		return nil, nil
 	}, jobs.WithLimit(limitedKind))
+	r.Handle(kindNode, func(_ context.Context, j *jobs.Job, _ jobs.Reporter) (json.RawMessage, error) {
+		led.write("start", j.ID, j.Attempt, pid, wallClock())
+		var p nodePayload
+		_ = json.Unmarshal(j.Payload, &p)
+		if p.Fail {
+			led.write("fail", j.ID, j.Attempt, pid, wallClock())
+			return nil, jobs.Permanent(errors.New("this node fails"))
+		}
+		led.write("done", j.ID, j.Attempt, pid, wallClock())
+		return nil, nil
+	})
+	r.Handle(kindJoin, func(_ context.Context, j *jobs.Job, _ jobs.Reporter) (json.RawMessage, error) {
+		led.write("start", j.ID, j.Attempt, pid, wallClock())
+		led.write("done", j.ID, j.Attempt, pid, wallClock())
+		return nil, nil
+	})
 	r.Handle(kindBlock1, firstBlocks(false))
 	r.Handle(kindPause1, firstBlocks(true))
 
