@@ -68,7 +68,10 @@ func (r *Repository) Retry(ctx context.Context, id uuid.UUID) (*jobs.Job, error)
 		if err != nil {
 			return err
 		}
-		if got, err = scanJobs(rows); err != nil || len(got) == 0 {
+		if got, err = scanJobs(rows); err == nil {
+			err = r.withDeps(ctx, db, got)
+		}
+		if err != nil || len(got) == 0 {
 			return err
 		}
 		_, err = db.ExecContext(ctx, "DELETE FROM job_output WHERE job_id = ?"+r.d.castUUID(), id.String())

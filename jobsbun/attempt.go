@@ -87,6 +87,9 @@ func (r *Repository) Claim(ctx context.Context, q jobs.ClaimQuery) ([]*jobs.Job,
 		}
 		var bad []unreadable
 		claimed, bad, err = scanLenient(rows, s)
+		if err == nil {
+			err = r.withDeps(ctx, db, claimed)
+		}
 		if err == nil && lc != nil {
 			err = r.logStarts(ctx, db, lc, claimed)
 		}

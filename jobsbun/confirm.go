@@ -197,6 +197,9 @@ func (r *Repository) confirmCreate(ctx context.Context, op string, js []*jobs.Jo
 		return nil, outcomeUnknown(op, fmt.Errorf("%w; reading the jobs back: %w", writeErr, err))
 	}
 	existing, err := scanJobs(rows)
+	if err == nil {
+		err = r.withDeps(ctx, r.db, existing)
+	}
 	if err != nil {
 		return nil, outcomeUnknown(op, fmt.Errorf("%w; reading the jobs back: %w", writeErr, err))
 	}

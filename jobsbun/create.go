@@ -247,6 +247,9 @@ func (r *Repository) keyHolders(ctx context.Context, db bun.IDB, js []*jobs.Job,
 		return nil, err
 	}
 	existing, err := scanJobs(rows)
+	if err == nil {
+		err = r.withDeps(ctx, db, existing)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package jobsbun
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strconv"
 	"time"
@@ -167,8 +168,11 @@ func (r *Repository) writeLink(ctx context.Context, db bun.IDB, j *jobs.Job, l l
 	if err != nil {
 		return err
 	}
-	set := "depends_on = ?, run_anyway = ?, batch = ?, deps_total = ?, deps_failed = ?, deps_left = ?, status = ?"
-	args := []any{string(dependsOn), j.RunAnyway, j.Batch, len(l.dependsOn), l.failed, len(open), string(l.status)}
+	if _, err := db.ExecContext(ctx, "INSERT INTO jobs_depends_on (job_id, ids) VALUES (?, ?)", j.ID.String(), string(dependsOn)); err != nil {
+		return err
+	}
+	set := "run_anyway = ?, batch = ?, deps_total = ?, deps_failed = ?, deps_left = ?, status = ?"
+	args := []any{j.RunAnyway, j.Batch, len(l.dependsOn), l.failed, len(open), string(l.status)}
 	if j.Batch {
 		set += ", progress_fraction = ?"
 		args = append(args, l.progress)
@@ -226,4 +230,53 @@ func applyLinks(js []*jobs.Job, links map[int]linked, t time.Time) {
 			j.Error, j.FinishedAt = l.err, t
 		}
 	}
+}
+
+// depsToRead is the DependsOn that the scanner gives a job whose
+// dependencies are in jobs_depends_on: withDeps replaces it. It is empty
+// but not nil, and never leaves this package.
+var depsToRead = make([]uuid.UUID, 0)
+
+// withDeps reads the dependencies of the jobs of js that have some (the
+// scanner marked them with depsToRead) from jobs_depends_on, in one
+// query: most results have none, and cost nothing more. A job whose row
+// there is missing or does not decode (damaged by other code) gets none.
+func (r *Repository) withDeps(ctx context.Context, db bun.IDB, js []*jobs.Job) error {
+	var ids []string
+	for _, j := range js {
+		if j.DependsOn != nil && len(j.DependsOn) == 0 {
+			ids = append(ids, j.ID.String())
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	byID := make(map[uuid.UUID][]uuid.UUID, len(ids))
+	for lo := 0; lo < len(ids); lo += 1000 {
+		rows, err := db.QueryContext(ctx, "SELECT job_id, ids FROM jobs_depends_on WHERE job_id IN (?)", bun.List(ids[lo:min(lo+1000, len(ids))]))
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id uuid.UUID
+			var raw string
+			if err := rows.Scan(&id, &raw); err != nil {
+				rows.Close()
+				return err
+			}
+			var deps []uuid.UUID
+			if json.Unmarshal([]byte(raw), &deps) == nil && len(deps) > 0 {
+				byID[id] = deps
+			}
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return err
+		}
+	}
+	for _, j := range js {
+		if j.DependsOn != nil && len(j.DependsOn) == 0 {
+			j.DependsOn = byID[j.ID]
+		}
+	}
+	return nil
 }

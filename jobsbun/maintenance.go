@@ -29,7 +29,9 @@ func (r *Repository) RequestCancel(ctx context.Context, id uuid.UUID) (*jobs.Job
 		if err != nil {
 			return err
 		}
-		got, err = scanJobs(rows)
+		if got, err = scanJobs(rows); err == nil {
+			err = r.withDeps(ctx, db, got)
+		}
 		return err
 	})
 	if err != nil {
@@ -147,6 +149,9 @@ func (r *Repository) rescueRows(ctx context.Context, db bun.IDB, t time.Time, qu
 		return nil, err
 	}
 	rescued, bad, err := scanLenient(rows, newJobScanner())
+	if err == nil {
+		err = r.withDeps(ctx, db, rescued)
+	}
 	if err != nil || len(bad) == 0 {
 		return rescued, err
 	}

@@ -134,6 +134,9 @@ func (r *Repository) Get(ctx context.Context, id uuid.UUID) (*jobs.Job, error) {
 		return nil, storageError(op, id, err)
 	}
 	js, err := scanJobs(rows)
+	if err == nil {
+		err = r.withDeps(ctx, r.db, js) // deps.go
+	}
 	if err != nil {
 		return nil, storageError(op, id, err)
 	}
@@ -174,6 +177,9 @@ func (r *Repository) List(ctx context.Context, q jobs.ListQuery) (*jobs.Page, er
 		return nil, storageError(op, uuid.Nil, err)
 	}
 	js, err := scanJobs(rows)
+	if err == nil {
+		err = r.withDeps(ctx, r.db, js)
+	}
 	if err != nil {
 		return nil, storageError(op, uuid.Nil, err)
 	}

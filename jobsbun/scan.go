@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/jobsmith/jobs"
 )
 
@@ -17,7 +15,7 @@ import (
 // the order jobScanner expects.
 const jobColumns = "id, kind, queue, status, priority, payload, result, progress_fraction, progress_message, " +
 	"error, errors, attempt, max_attempts, timeout, unique_key, cancel_requested, run_at, created_at, " +
-	"updated_at, started_at, finished_at, lease_owner, lease_token, lease_expires_at, checkpoint, output_seq, metadata, concurrency_key, depends_on, run_anyway, batch"
+	"updated_at, started_at, finished_at, lease_owner, lease_token, lease_expires_at, checkpoint, output_seq, metadata, concurrency_key, deps_total, run_anyway, batch"
 
 // sqliteJobColumns is jobColumns for SQLite, with each timestamp as the
 // expression +col (the same text): modernc parses a column declared
@@ -52,7 +50,8 @@ type jobScanner struct {
 	j                               jobs.Job
 	status                          string
 	payload, result, errs           rawJSON
-	checkpoint, metadata, deps      rawJSON
+	checkpoint, metadata            rawJSON
+	depsTotal                       int
 	timeout                         int64
 	uniqueKey, owner, token         sql.NullString
 	runAt, created, updated         timeCol
@@ -68,7 +67,7 @@ func newJobScanner() *jobScanner {
 		&j.Progress.Fraction, &j.Progress.Message, &j.Error, &s.errs, &j.Attempt, &j.MaxAttempts,
 		&s.timeout, &s.uniqueKey, &j.CancelRequested, &s.runAt, &s.created, &s.updated, &s.started,
 		&s.finished, &s.owner, &s.token, &s.leaseExpires, &s.checkpoint, &j.OutputSeq, &s.metadata,
-		&j.ConcurrencyKey, &s.deps, &j.RunAnyway, &j.Batch}
+		&j.ConcurrencyKey, &s.depsTotal, &j.RunAnyway, &j.Batch}
 	s.tokenCol = slices.Index(s.dest, any(&s.token))
 	return s
 }
@@ -79,7 +78,7 @@ func newJobScanner() *jobScanner {
 // Fewer columns cost less to store for RETURNING and to read.
 const sqliteClaimColumns = "id, kind, queue, priority, payload, result, progress_fraction, progress_message, " +
 	"error, errors, attempt, max_attempts, timeout, unique_key, cancel_requested, +run_at, +created_at, lease_token, " +
-	"checkpoint, output_seq, metadata, concurrency_key, depends_on, run_anyway, batch"
+	"checkpoint, output_seq, metadata, concurrency_key, deps_total, run_anyway, batch"
 
 // newClaimScanner scans rows of sqliteClaimColumns; the caller sets the
 // other fields (see Repository.Claim).
@@ -89,14 +88,14 @@ func newClaimScanner() *jobScanner {
 	s.dest = []any{&j.ID, &j.Kind, &j.Queue, &j.Priority, &s.payload, &s.result,
 		&j.Progress.Fraction, &j.Progress.Message, &j.Error, &s.errs, &j.Attempt, &j.MaxAttempts,
 		&s.timeout, &s.uniqueKey, &j.CancelRequested, &s.runAt, &s.created, &s.token, &s.checkpoint, &j.OutputSeq, &s.metadata, &j.ConcurrencyKey,
-		&s.deps, &j.RunAnyway, &j.Batch}
+		&s.depsTotal, &j.RunAnyway, &j.Batch}
 	s.tokenCol = slices.Index(s.dest, any(&s.token))
 	return s
 }
 
 // scan reads the current row into a new Job.
 func (s *jobScanner) scan(rows *sql.Rows) (*jobs.Job, error) {
-	s.payload, s.result, s.errs, s.checkpoint, s.metadata, s.deps = nil, nil, nil, nil, nil, nil
+	s.payload, s.result, s.errs, s.checkpoint, s.metadata = nil, nil, nil, nil, nil
 	if err := rows.Scan(s.dest...); err != nil {
 		return nil, err
 	}
@@ -107,7 +106,10 @@ func (s *jobScanner) scan(rows *sql.Rows) (*jobs.Job, error) {
 	j.Result = json.RawMessage(s.result)
 	j.Checkpoint = json.RawMessage(s.checkpoint)
 	j.Metadata = scanMetadata(s.metadata)
-	j.DependsOn = scanDeps(s.deps)
+	j.DependsOn = nil
+	if s.depsTotal > 0 {
+		j.DependsOn = depsToRead // withDeps reads them (deps.go)
+	}
 	j.Errors = nil
 	if len(s.errs) > 0 {
 		var h []jobs.AttemptError
@@ -275,15 +277,3 @@ func parseSQLTime(s string) (time.Time, bool) {
 	return t.Add(-time.Duration(off) * time.Second), true
 }
 
-// scanDeps decodes depends_on, a JSON array of IDs; NULL, and anything
-// that does not decode (a row damaged by other code), is none.
-func scanDeps(raw rawJSON) []uuid.UUID {
-	if len(raw) == 0 {
-		return nil
-	}
-	var ids []uuid.UUID
-	if json.Unmarshal(raw, &ids) != nil || len(ids) == 0 {
-		return nil
-	}
-	return ids
-}

@@ -18,8 +18,12 @@ import (
 //
 //   - status 'waiting': a job whose dependencies have not all ended; the
 //     two status checks of step 1 admit it (a waiting job is unfinished);
-//   - jobs.depends_on: the job's dependencies, a JSON array of IDs (NULL
-//     for none), returned by Get; jobs.run_anyway;
+//   - jobs_depends_on(job_id, ids): a job's dependencies, a JSON array of
+//     IDs, returned by Get, in a table of its own: a batch has thousands,
+//     and SQLite rewrites a whole row, overflow pages included, at each
+//     update (each end of one of the batch's jobs updates the batch), and
+//     reads through them to any column stored after; deleted with the job
+//     (trigger jobs_depends_on_delete); jobs.run_anyway;
 //   - jobs.deps_left: how many of a waiting job's dependencies have not
 //     ended;
 //   - jobs.has_dependents: set on a job when a job that waits for it is
@@ -52,7 +56,10 @@ import (
 // jobs being canceled, each with the job it depends on that cancels it),
 // cancels them, counts the ended dependencies of the waiting jobs that
 // depend on any of them, and empties the table; while it is not
-// empty, the trigger does not start again for the jobs it cancels. A job
+// empty, the trigger does not start again for the jobs it cancels. Its
+// joins start from jobs_deps_cascade (CROSS JOIN fixes SQLite's order):
+// a plan that scanned jobs_deps, one row per open dependency, made each
+// end cost as much as every open dependency of every job. A job
 // reached through two jobs being canceled is gathered once, naming one of
 // them: the statement that fires a trigger imposes its conflict handling
 // (UPDATE OR ROLLBACK included) on the trigger's statements, so they must
@@ -68,7 +75,6 @@ var depsStatusChecks = map[string]string{
 // dialects (batch_id's type is the dialect's ID type).
 func depsColumns(idType string) []string {
 	return []string{
-		`ALTER TABLE jobs ADD COLUMN depends_on TEXT`,
 		`ALTER TABLE jobs ADD COLUMN run_anyway BOOLEAN NOT NULL DEFAULT FALSE`,
 		`ALTER TABLE jobs ADD COLUMN has_dependents BOOLEAN NOT NULL DEFAULT FALSE`,
 		`ALTER TABLE jobs ADD COLUMN deps_left INTEGER NOT NULL DEFAULT 0`,
@@ -78,6 +84,10 @@ func depsColumns(idType string) []string {
 		`ALTER TABLE jobs ADD COLUMN batch_id ` + idType,
 		`CREATE INDEX jobs_waiting_idx ON jobs (queue, kind) WHERE status = 'waiting'`,
 		`CREATE INDEX jobs_batch_idx ON jobs (batch_id) WHERE batch_id IS NOT NULL`,
+		`CREATE TABLE jobs_depends_on (
+	job_id ` + idType + ` NOT NULL PRIMARY KEY,
+	ids TEXT NOT NULL
+)`,
 	}
 }
 
@@ -140,10 +150,13 @@ var sqliteDepsStep = migrate.Step{
 		deps_left = deps_left - x.n, deps_failed = deps_failed + x.f,
 		fair_rank = -1, updated_at = NEW.updated_at
 	FROM (SELECT e.job_id AS jid, COUNT(*) AS n, SUM(CASE WHEN c.id <> NEW.id OR NEW.status <> 'succeeded' THEN 1 ELSE 0 END) AS f
-		FROM jobs_deps_cascade c JOIN jobs_deps e ON e.parent_id = c.id GROUP BY e.job_id) AS x
+		FROM jobs_deps_cascade c CROSS JOIN jobs_deps e ON e.parent_id = c.id GROUP BY e.job_id) AS x
 	WHERE jobs.id = x.jid AND jobs.status = 'waiting';
 	DELETE FROM jobs_deps WHERE parent_id IN (SELECT id FROM jobs_deps_cascade);
 	DELETE FROM jobs_deps_cascade;
+END`,
+		`CREATE TRIGGER jobs_depends_on_delete AFTER DELETE ON jobs WHEN OLD.deps_total > 0 BEGIN
+	DELETE FROM jobs_depends_on WHERE job_id = OLD.id;
 END`,
 		`CREATE TRIGGER jobs_batch_progress AFTER UPDATE OF progress_fraction, status ON jobs
 	WHEN NEW.batch_id IS NOT NULL AND ` + shareNew + ` <> ` + shareOld + ` BEGIN
@@ -170,6 +183,14 @@ var pgDepsStep = migrate.Step{
 )`,
 		pgDepsEndedFunc,
 		pgClaimFuncLockFirst(),
+		`CREATE FUNCTION jobs_depends_on_delete() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+	DELETE FROM jobs_depends_on WHERE job_id = OLD.id;
+	RETURN NULL;
+END $$`,
+		`CREATE TRIGGER jobs_depends_on_delete AFTER DELETE ON jobs FOR EACH ROW
+	WHEN (OLD.deps_total > 0) EXECUTE FUNCTION jobs_depends_on_delete()`,
 		`CREATE TRIGGER jobs_deps_ended AFTER UPDATE ON jobs
 	REFERENCING OLD TABLE AS jobs_old NEW TABLE AS jobs_new
 	FOR EACH STATEMENT EXECUTE FUNCTION jobs_deps_ended()`,
