@@ -54,12 +54,18 @@ func (r *Runner) RetryMany(ctx context.Context, q ListQuery) (int, error) {
 // [Notifier]. Running jobs that already had a cancel request are not
 // counted. Errors are as for [Runner.RetryMany].
 func (r *Runner) CancelMany(ctx context.Context, q ListQuery) (int, error) {
-	return r.sweep(ctx, q, r.repo.CancelMany, func(id uuid.UUID) {
+	n, err := r.sweep(ctx, q, r.repo.CancelMany, func(id uuid.UUID) {
 		if e := r.exec(id); e != nil {
 			e.cancel(ErrCanceled)
 		}
 		r.touch(id)
 	})
+	if n > 0 {
+		// A canceled batch requested the cancel of its running jobs,
+		// which the IDs do not name.
+		r.cancelPollNow()
+	}
+	return n, err
 }
 
 // Delete deletes a finished job with its output (see

@@ -26,6 +26,10 @@ import (
 // is safe. A handler running in this process is stopped
 // before the request is stored, so it stops even when storing the request
 // fails.
+//
+// Canceling a waiting batch (see [Job.Batch]) cancels its jobs that have
+// not ended: the handlers of those that run in this process are stopped
+// right after, with one query for this runner's cancel requests.
 func (r *Runner) Cancel(ctx context.Context, id uuid.UUID) (*Job, error) {
 	// A job running here is stopped first, without waiting for the write.
 	local := r.exec(id)
@@ -58,7 +62,22 @@ func (r *Runner) Cancel(ctx context.Context, id uuid.UUID) (*Job, error) {
 		return nil, err
 	}
 	r.touch(id)
+	if j.Batch {
+		r.canceledBatch(j)
+	}
 	return j, nil
+}
+
+// canceledBatch follows the cancel of a batch: the watchers of its jobs
+// read them again, and the cancel poll looks at once for the cancel
+// requests that the repository stored in the same write for those of its
+// jobs that run here (it alone knows which jobs it asked: not those that
+// had ended, nor one an operator retried since).
+func (r *Runner) canceledBatch(b *Job) {
+	for _, id := range b.DependsOn {
+		r.touch(id)
+	}
+	r.cancelPollNow()
 }
 
 // confirmTimeout bounds the read that confirms the outcome of a write whose

@@ -21,7 +21,9 @@ import (
 // except on its internal mutex. Claim costs O(log n) per claimed job however
 // many jobs wait; List costs O(page size) plus the jobs its filters skip.
 // The end of a job costs O(1) more when no job waits for it (see
-// [Job.DependsOn]), and O(1) per job that does.
+// [Job.DependsOn]), and O(1) per job that does. A job of a batch (see
+// [Job.Batch]) adds O(1) to each of its progress updates, which keep the
+// batch's fraction; canceling a batch costs O(its jobs).
 // It has no transactions: CreateTx returns [ErrInvalidArgument].
 type MemoryRepository struct {
 	mu      sync.Mutex
@@ -91,6 +93,7 @@ func cloneJob(j *Job) *Job {
 func (m *MemoryRepository) Create(ctx context.Context, jobs ...*Job) error {
 	prepared := make([]*Job, len(jobs))
 	t := rules.Now()
+	batches := false // some job is a batch
 	for i, j := range jobs {
 		if j == nil {
 			return invalid("create", "job %d is nil", i)
@@ -100,11 +103,22 @@ func (m *MemoryRepository) Create(ctx context.Context, jobs ...*Job) error {
 			return err
 		}
 		p.DependsOn, p.After = nil, nil // resolved below
+		if p.Batch {
+			p.RunAnyway = true // its jobs' outcomes never cancel it
+			batches = true
+		}
 		prepared[i] = p
 	}
 	deps, err := rules.Deps(jobs, jobDeps, jobID)
 	if err != nil {
 		return invalid("create", "%s", err)
+	}
+	if batches {
+		for i, p := range prepared {
+			if p.Batch && (deps == nil || len(deps[i]) == 0) {
+				return invalid("create", "job %d is a batch without jobs: a batch needs at least one dependency", i)
+			}
+		}
 	}
 	if err := m.lock(ctx, "create"); err != nil {
 		return err
@@ -133,6 +147,11 @@ func (m *MemoryRepository) Create(ctx context.Context, jobs ...*Job) error {
 	if err != nil {
 		return err
 	}
+	if batches {
+		if err := m.batchMembers(prepared, dependsOn); err != nil {
+			return err
+		}
+	}
 	var left []int // by job, when some job has dependencies
 	if dependsOn != nil {
 		left = m.depStarts(prepared, dependsOn, t)
@@ -157,6 +176,9 @@ func (m *MemoryRepository) Create(ctx context.Context, jobs ...*Job) error {
 		r := m.insert(cloneJob(p), rank, t)
 		if p.Status == StatusWaiting {
 			m.wait(r, left[i])
+		}
+		if p.Batch {
+			m.join(r, p) // its jobs come earlier in the call, or are stored
 		}
 	}
 	for i, first := range firsts {
@@ -191,6 +213,9 @@ func (m *MemoryRepository) depStarts(prepared []*Job, dependsOn [][]uuid.UUID, t
 		}
 		if p.DependsOn = dependsOn[i]; p.DependsOn != nil {
 			left[i] = depStart(p, status, t)
+			if p.Batch {
+				batchStart(p, left[i], status, t)
+			}
 		}
 		made[p.ID] = p
 	}

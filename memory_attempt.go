@@ -128,6 +128,9 @@ func (m *MemoryRepository) UpdateProgress(ctx context.Context, lease time.Durati
 			continue
 		}
 		r.job.Progress = u.Progress
+		if r.member != nil {
+			m.progressed(r, u.Progress.Fraction, t)
+		}
 		if u.Checkpoint != nil {
 			r.job.Checkpoint = bytes.Clone(u.Checkpoint)
 			r.appendOutput(u.Output)
@@ -223,6 +226,9 @@ func (m *MemoryRepository) Finish(ctx context.Context, completions ...Completion
 			}
 		}
 		m.settle(r, status, t)
+		if r.member != nil && status == StatusPending {
+			m.progressed(r, j.Progress.Fraction, t) // an end counts in end
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -291,14 +297,19 @@ func (m *MemoryRepository) RequestCancel(ctx context.Context, id uuid.UUID) (*Jo
 }
 
 // cancel cancels a pending or waiting record at once and requests the
-// cancel of a running one. The caller holds the mutex.
+// cancel of a running one. A waiting batch cancels its jobs that have not
+// ended in turn. The caller holds the mutex.
 func (m *MemoryRepository) cancel(r *memRecord, t time.Time) {
 	j := &r.job
 	switch j.Status {
 	case StatusPending, StatusWaiting:
+		waiting := j.Status == StatusWaiting
 		m.dequeue(r) // a waiting record is in no index
 		j.CancelRequested = true
 		m.end(r, StatusCanceled, t)
+		if waiting && j.Batch {
+			m.cancelJobs(r, t)
+		}
 	case StatusRunning:
 		if !j.CancelRequested {
 			j.CancelRequested = true

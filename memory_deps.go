@@ -96,8 +96,10 @@ func (m *MemoryRepository) wait(r *memRecord, left int) {
 // resolves its waiting dependents: each counts it as ended, and becomes
 // pending when it was the last one it waited for; or, when it did not
 // succeed and the dependent does not run anyway, the dependent is canceled
-// at once, which ends it in turn, down through its own dependents. Every
-// path that ends a job goes through end. The caller holds the mutex.
+// at once, which ends it in turn, down through its own dependents. A batch
+// also counts it in its fraction, and one without a callback ends instead
+// of becoming pending, which ends it in turn (memory_batch.go). Every path
+// that ends a job goes through end. The caller holds the mutex.
 func (m *MemoryRepository) end(r *memRecord, st Status, t time.Time) {
 	r.job.Status = st
 	r.job.FinishedAt, r.job.UpdatedAt = t, t
@@ -115,6 +117,12 @@ func (m *MemoryRepository) end(r *memRecord, st Status, t time.Time) {
 			}
 			dj := &d.job
 			if p.job.Status == StatusSucceeded || dj.RunAnyway {
+				if dj.Batch && m.batchCounts(d, p, t) && dj.Kind == BatchKind {
+					batchEnd(dj, d.notOK, t) // it has no callback to run
+					d.left = 0
+					ended = append(ended, d)
+					continue
+				}
 				if d.left--; d.left == 0 {
 					dj.Status, dj.UpdatedAt = StatusPending, t
 					ready = append(ready, d)

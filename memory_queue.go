@@ -25,6 +25,9 @@ type memRecord struct {
 	// dependencies (memory_deps.go)
 	left       int          // while waiting: the dependencies that have not ended
 	dependents []*memRecord // jobs that were waiting for this one when they were created
+	// batches (memory_batch.go)
+	member *memMember // the job's place in its batch, nil when in none
+	notOK  int        // of a batch: its jobs that ended other than succeeded
 }
 
 // memBucketKey names the bucket of a queue and kind.

@@ -30,7 +30,10 @@
 // job or of a filtered batch), Metadata (stored with the job, within
 // limits), Limits, Fairness and Deps (jobs created after others: waiting
 // until they end, pending when they succeeded, canceled down the graph when
-// one failed, by whatever path it ended).
+// one failed, by whatever path it ended) and Batch (a job that is the batch
+// of its dependencies: its progress is theirs together, its cancel
+// cancels them, and it ends by itself or runs its callback once they have
+// all ended).
 //
 // Every case runs as its own parallel subtest with its own repository, so a
 // failure names the broken rule (for example
@@ -140,6 +143,7 @@ func Run(t *testing.T, newRepo func(t *testing.T) jobs.JobRepository, opts ...Op
 		{"Limits", limitCases},
 		{"Fairness", fairCases},
 		{"Deps", slices.Concat(depCases, depEndCases, depRaceCases)},
+		{"Batch", append(batchCases, batchRaceCases...)},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
