@@ -103,9 +103,10 @@ type Job struct {
 	// ended, whatever their outcome (RunAnyway is set), its handler
 	// reading their outcomes through DependsOn: the batch's callback. A
 	// batch of kind [BatchKind] has no callback: it ends by itself when
-	// its jobs have, succeeded when they all did, failed otherwise. A job
-	// belongs to one batch at most; a batch has at least one job. See
-	// [Runner.EnqueueBatch].
+	// its jobs have, succeeded when they all did, failed otherwise, and
+	// no job may depend on it (work that follows a batch is its
+	// callback). A job belongs to one batch at most; a batch has at least
+	// one job. See [Runner.EnqueueBatch].
 	Batch bool `json:"batch,omitempty"`
 	// After names dependencies among the jobs of the same Create call: each
 	// must come earlier in the call (or already be created: its ID is

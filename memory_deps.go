@@ -35,10 +35,17 @@ func (m *MemoryRepository) memDeps(prepared []*Job, deps [][]rules.Dep) ([][]uui
 		seen := make(map[uuid.UUID]bool, len(deps[i]))
 		for _, d := range deps[i] {
 			id := d.ID
+			var dep *Job
 			if d.Index >= 0 {
-				id = prepared[d.Index].ID // the job created, or the one holding its key
-			} else if m.jobs[id] == nil {
+				dep = prepared[d.Index] // the job created, or the one holding its key
+				id = dep.ID
+			} else if r := m.jobs[id]; r != nil {
+				dep = &r.job
+			} else {
 				return nil, invalid("create", "job %d depends on job %s, which does not exist", i, id)
+			}
+			if dep.Batch && dep.Kind == BatchKind {
+				return nil, invalid("create", "job %s is a batch without a callback (kind %s): nothing runs after it", id, BatchKind)
 			}
 			if !seen[id] {
 				seen[id] = true

@@ -76,6 +76,8 @@ func (r *Repository) link(ctx context.Context, db bun.IDB, js []*jobs.Job, deps 
 				return nil, invalid("create", "job %d depends on job %s, which does not exist", i, id)
 			case j.Batch && m.batch != j.ID:
 				return nil, invalid("create", "job %s already belongs to batch %s", id, m.batch)
+			case m.endsItself:
+				return nil, invalid("create", "job %s is a batch without a callback (kind %s): nothing runs after it", id, jobs.BatchKind)
 			case m.status == jobs.StatusWaiting || m.status == jobs.StatusPending || m.status == jobs.StatusRunning:
 				open = append(open, id)
 				sum += m.fraction
@@ -110,9 +112,10 @@ func (r *Repository) link(ctx context.Context, db bun.IDB, js []*jobs.Job, deps 
 
 // marked is what markDependents read of a dependency.
 type marked struct {
-	status   jobs.Status
-	fraction float64
-	batch    uuid.UUID // the batch it belongs to, or uuid.Nil
+	status     jobs.Status
+	fraction   float64
+	batch      uuid.UUID // the batch it belongs to, or uuid.Nil
+	endsItself bool      // a batch of kind jobs.BatchKind
 }
 
 // markDependents sets has_dependents on the jobs ids, and when j is a
@@ -132,7 +135,7 @@ func (r *Repository) markDependents(ctx context.Context, db bun.IDB, ids []uuid.
 			strs[k] = id.String()
 		}
 		rows, err := db.QueryContext(ctx, "UPDATE jobs SET has_dependents = TRUE, batch_id = COALESCE(batch_id, ?"+r.d.castUUID()+") "+
-			"WHERE id IN (?) RETURNING id, status, progress_fraction, batch_id", batch, bun.List(strs))
+			"WHERE id IN (?) RETURNING id, status, progress_fraction, batch_id, batch AND kind = ?", batch, bun.List(strs), jobs.BatchKind)
 		if err != nil {
 			return nil, err
 		}
@@ -141,7 +144,7 @@ func (r *Repository) markDependents(ctx context.Context, db bun.IDB, ids []uuid.
 			var st string
 			var m marked
 			var b uuid.NullUUID
-			if err := rows.Scan(&id, &st, &m.fraction, &b); err != nil {
+			if err := rows.Scan(&id, &st, &m.fraction, &b, &m.endsItself); err != nil {
 				rows.Close()
 				return nil, err
 			}

@@ -123,8 +123,24 @@ var sqliteDepsStep = migrate.Step{
 	id TEXT NOT NULL PRIMARY KEY,
 	via TEXT
 ) WITHOUT ROWID`,
+		// The end of a job that succeeded cancels nothing: one count.
+		`CREATE TRIGGER jobs_deps_succeeded AFTER UPDATE OF status ON jobs
+	WHEN NEW.has_dependents AND NEW.status = 'succeeded'
+		AND (OLD.status = 'waiting' OR OLD.status = 'pending' OR OLD.status = 'running') BEGIN
+	UPDATE jobs SET
+		status = CASE WHEN deps_left > 1 THEN 'waiting'
+			WHEN ` + batchEnds + ` THEN CASE WHEN deps_failed > 0 THEN 'failed' ELSE 'succeeded' END
+			ELSE 'pending' END,
+		error = CASE WHEN deps_left <= 1 AND ` + batchEnds + ` AND deps_failed > 0
+			THEN deps_failed || ' of ' || deps_total || ' jobs did not succeed' ELSE error END,
+		finished_at = CASE WHEN deps_left <= 1 AND ` + batchEnds + ` THEN NEW.finished_at ELSE finished_at END,
+		progress_fraction = CASE WHEN deps_left <= 1 AND batch THEN 1.0 ELSE progress_fraction END,
+		deps_left = deps_left - 1, fair_rank = -1, updated_at = NEW.updated_at
+	WHERE status = 'waiting' AND id IN (SELECT job_id FROM jobs_deps WHERE parent_id = NEW.id);
+	DELETE FROM jobs_deps WHERE parent_id = NEW.id;
+END`,
 		`CREATE TRIGGER jobs_deps_ended AFTER UPDATE OF status ON jobs
-	WHEN NEW.has_dependents AND ` + endedNew + `
+	WHEN NEW.has_dependents AND (NEW.status = 'failed' OR NEW.status = 'canceled')
 		AND (OLD.status = 'waiting' OR OLD.status = 'pending' OR OLD.status = 'running')
 		AND NOT EXISTS (SELECT 1 FROM jobs_deps_cascade) BEGIN
 	INSERT INTO jobs_deps_cascade (id, via)
@@ -132,7 +148,7 @@ var sqliteDepsStep = migrate.Step{
 			SELECT NEW.id, NULL
 			UNION
 			SELECT e.job_id, e.parent_id FROM c JOIN jobs_deps e ON e.parent_id = c.id JOIN jobs d ON d.id = e.job_id
-			WHERE NEW.status <> 'succeeded' AND d.status = 'waiting' AND NOT d.run_anyway)
+			WHERE d.status = 'waiting' AND NOT d.run_anyway)
 		SELECT id, MIN(via) FROM c GROUP BY id;
 	UPDATE jobs SET status = 'canceled',
 		error = (SELECT 'dependency ' || c.via || ' ' || CASE WHEN c.via = NEW.id THEN NEW.status ELSE 'canceled' END
@@ -141,15 +157,15 @@ var sqliteDepsStep = migrate.Step{
 	WHERE id IN (SELECT id FROM jobs_deps_cascade WHERE via IS NOT NULL);
 	UPDATE jobs SET
 		status = CASE WHEN deps_left > x.n THEN 'waiting'
-			WHEN ` + batchEnds + ` THEN CASE WHEN deps_failed + x.f > 0 THEN 'failed' ELSE 'succeeded' END
+			WHEN ` + batchEnds + ` THEN 'failed'
 			ELSE 'pending' END,
-		error = CASE WHEN deps_left <= x.n AND ` + batchEnds + ` AND deps_failed + x.f > 0
-			THEN (deps_failed + x.f) || ' of ' || deps_total || ' jobs did not succeed' ELSE error END,
+		error = CASE WHEN deps_left <= x.n AND ` + batchEnds + `
+			THEN (deps_failed + x.n) || ' of ' || deps_total || ' jobs did not succeed' ELSE error END,
 		finished_at = CASE WHEN deps_left <= x.n AND ` + batchEnds + ` THEN NEW.finished_at ELSE finished_at END,
 		progress_fraction = CASE WHEN deps_left <= x.n AND batch THEN 1.0 ELSE progress_fraction END,
-		deps_left = deps_left - x.n, deps_failed = deps_failed + x.f,
+		deps_left = deps_left - x.n, deps_failed = deps_failed + x.n,
 		fair_rank = -1, updated_at = NEW.updated_at
-	FROM (SELECT e.job_id AS jid, COUNT(*) AS n, SUM(CASE WHEN c.id <> NEW.id OR NEW.status <> 'succeeded' THEN 1 ELSE 0 END) AS f
+	FROM (SELECT e.job_id AS jid, COUNT(*) AS n
 		FROM jobs_deps_cascade c CROSS JOIN jobs_deps e ON e.parent_id = c.id GROUP BY e.job_id) AS x
 	WHERE jobs.id = x.jid AND jobs.status = 'waiting';
 	DELETE FROM jobs_deps WHERE parent_id IN (SELECT id FROM jobs_deps_cascade);

@@ -228,12 +228,15 @@ var batchCases = []testCase{
 	}},
 	{"EndsSucceeded", func(t *testing.T, h *harness) {
 		// A batch without a callback ends by itself when its last job
-		// ends, succeeded when they all did; it is never claimed, and the
-		// jobs after it go on.
+		// ends, succeeded when they all did; it is never claimed, and no
+		// job may run after it (a batch runs work after its jobs through
+		// its callback).
 		a, b := job("a"), job("b")
 		bt := batchOf(jobs.BatchKind, a, b)
+		h.create(t, a, b, bt)
 		next := after("next", bt)
-		h.create(t, a, b, bt, next)
+		requireCode(t, h.repo.Create(t.Context(), next), jobs.ErrInvalidArgument)
+		require.Equal(t, uuid.Nil, next.ID, "the job is left as it was")
 		h.end(t, a, jobs.StatusSucceeded)
 		h.requireStatus(t, jobs.StatusWaiting, bt)
 		before := time.Now()
@@ -247,18 +250,14 @@ var batchCases = []testCase{
 		require.Zero(t, got.Attempt, "no attempt is counted")
 		require.True(t, got.StartedAt.IsZero())
 		requireUTC(t, got)
-		h.requireStatus(t, jobs.StatusPending, next)
 		require.Empty(t, h.claimKind(t, jobs.BatchKind))
 	}},
 	{"EndsFailed", func(t *testing.T, h *harness) {
 		// Failed when some job did not succeed (failed or canceled), with
-		// how many in its Error; the jobs after it follow.
+		// how many in its Error.
 		a, b, c := job("a"), job("b"), job("c")
 		bt := batchOf(jobs.BatchKind, a, b, c)
-		next := after("next", bt)
-		anyway := after("anyway", bt)
-		anyway.RunAnyway = true
-		h.create(t, a, b, c, bt, next, anyway)
+		h.create(t, a, b, c, bt)
 		h.end(t, a, jobs.StatusSucceeded)
 		h.end(t, b, jobs.StatusFailed)
 		h.requireStatus(t, jobs.StatusWaiting, bt)
@@ -272,8 +271,6 @@ var batchCases = []testCase{
 		requireWithin(t, got.FinishedAt, before, after, "FinishedAt")
 		require.InDelta(t, 1, got.Progress.Fraction, fractionDelta)
 		require.Zero(t, got.Attempt)
-		h.requireDepCanceled(t, next, bt, jobs.StatusFailed, before, after)
-		h.requireStatus(t, jobs.StatusPending, anyway)
 		require.Empty(t, h.claimKind(t, jobs.BatchKind))
 	}},
 	{"EndsAtCreation", func(t *testing.T, h *harness) {
@@ -287,9 +284,8 @@ var batchCases = []testCase{
 		x := dependsOn("x", bad2.ID)
 		b3 := batchOf(jobs.BatchKind, x)
 		cb := &jobs.Job{Kind: "report", Batch: true, DependsOn: []uuid.UUID{ok3.ID}}
-		next := after("next", b2)
 		before := time.Now()
-		h.create(t, b1, b2, x, b3, cb, next)
+		h.create(t, b1, b2, x, b3, cb)
 		after := time.Now()
 		require.Equal(t, jobs.StatusSucceeded, b1.Status)
 		require.Equal(t, jobs.StatusFailed, b2.Status)
@@ -305,7 +301,6 @@ var batchCases = []testCase{
 		for _, b := range []*jobs.Job{b1, b2, b3} {
 			requireWithin(t, b.FinishedAt, before, after, "FinishedAt")
 		}
-		h.requireDepCanceled(t, next, b2, jobs.StatusFailed, before, after)
 		require.Empty(t, h.claimKind(t, jobs.BatchKind))
 		require.Equal(t, []uuid.UUID{cb.ID}, ids(h.claimKind(t, "report")))
 	}},
