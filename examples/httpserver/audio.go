@@ -48,7 +48,7 @@ func (s *server) checkTranscriptionPayload(payload json.RawMessage) error {
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return &fieldError{field: "payload", msg: "must be an object with audio_url and language"}
+		return &fieldError{field: "payload", msg: "must be an object with audio_url, language and, for a part of the audio, start_ms and length_ms"}
 	}
 	_, err := s.checkTranscription(req, "payload.")
 	return err

@@ -179,4 +179,15 @@ func TestTranscribeChunkedIdempotentAndListed(t *testing.T) {
 	require.Empty(t, next)
 	ids, _ = e.listIDs("?status=waiting")
 	require.Equal(t, []uuid.UUID{c.ID, a.ID}, ids)
+
+	// A part of a file by hand, through the generic route: checked, and
+	// listed, since no file stands for it.
+	res, body := e.do("POST", "/api/jobs", `{"kind":"transcribe","payload":{"audio_url":"tone:5s","start_ms":-1}}`)
+	eb := requireError(t, res, body, http.StatusBadRequest, jobs.ErrInvalidArgument)
+	require.Equal(t, "payload.start_ms", eb.Details.Field)
+	res, body = e.do("POST", "/api/jobs", `{"kind":"transcribe","payload":{"audio_url":"tone:5s","start_ms":1000,"length_ms":500}}`)
+	require.Equal(t, http.StatusCreated, res.StatusCode, "body: %s", body)
+	part := decodeJob(t, body)
+	ids, _ = e.listIDs("?limit=1")
+	require.Equal(t, []uuid.UUID{part.ID}, ids)
 }
