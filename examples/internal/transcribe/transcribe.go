@@ -4,7 +4,10 @@
 // writes a transcript-shaped result. It appends each segment to the job's
 // output as it goes, reports progress per segment, checkpoints every few
 // seconds so that a new attempt resumes where the last one stopped, and
-// stops within one segment when its context is canceled.
+// stops within one segment when its context is canceled. A long recording
+// can be cut into windows ([PlanChunks]), each transcribed by a job of its
+// own, in parallel, and joined by a merge job ([MergeKind]) into the
+// transcript one job for the whole recording would give.
 package transcribe
 
 import (
