@@ -1,6 +1,8 @@
 package main
 
 import (
+	"cmp"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -35,7 +37,9 @@ type transcribeRequest struct {
 // "language", "user"} → 201 with the job, or 200 with the existing job for
 // a repeated Idempotency-Key. The user becomes the job's concurrency key
 // (its "concurrency_key" in the job's JSON): the transcription limits of
-// main.go bound how many of a user's jobs run at once.
+// main.go bound how many of a user's jobs run at once. Audio longer than
+// APP_CHUNK_SECONDS is transcribed in chunks joined by a merge, the job
+// returned (see enqueueChunked).
 func (s *server) createTranscription(w http.ResponseWriter, r *http.Request) {
 	var req transcribeRequest
 	if err := decodeJSON(w, r, maxSmallBody, &req); err != nil {
@@ -43,13 +47,18 @@ func (s *server) createTranscription(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	payload := transcribe.Request{AudioURL: req.AudioURL, Language: req.Language}
-	if err := s.checkTranscription(payload, ""); err != nil {
+	length, err := s.checkTranscription(payload, "")
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	opts, err := userOption(req.User)
 	if err != nil {
 		s.fail(w, r, err)
+		return
+	}
+	if ws := transcribe.PlanChunks(length, s.chunkLength()); ws != nil {
+		s.enqueueChunked(w, r, payload, ws, opts)
 		return
 	}
 	s.enqueue(w, r, transcribe.Kind, payload, opts...)
@@ -112,6 +121,12 @@ func (s *server) enqueue(w http.ResponseWriter, r *http.Request, kind string, pa
 		s.fail(w, r, err)
 		return
 	}
+	writeCreated(w, job)
+}
+
+// writeCreated answers a create with the job: 201, or 200 for the existing
+// job of a repeated Idempotency-Key.
+func writeCreated(w http.ResponseWriter, job *jobs.Job) {
 	status := http.StatusCreated
 	if job.Duplicate {
 		status = http.StatusOK
@@ -141,14 +156,15 @@ func (s *server) requestedJob(w http.ResponseWriter, r *http.Request) (*jobs.Job
 	return nil, false
 }
 
-// listJobs handles GET /api/jobs?status=&kind=&queue=&limit=&cursor=.
+// listJobs handles GET /api/jobs?status=&kind=&queue=&limit=&cursor=. The
+// chunks of long recordings are left out (see listFiles).
 func (s *server) listJobs(w http.ResponseWriter, r *http.Request) {
 	q, err := listQuery(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	page, err := s.runner.List(r.Context(), q)
+	page, err := s.listFiles(r.Context(), q)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -157,6 +173,37 @@ func (s *server) listJobs(w http.ResponseWriter, r *http.Request) {
 		page.Jobs = []*jobs.Job{}
 	}
 	writeJSON(w, http.StatusOK, page)
+}
+
+// listFiles reads the page of q without the chunk jobs (isChunk): a long
+// recording lists as its merge alone. It reads on past chunks until the
+// page has q.Limit jobs (50 when 0) or the list ends; Next is then the
+// last job listed, from which the next page reads on.
+func (s *server) listFiles(ctx context.Context, q jobs.ListQuery) (jobs.Page, error) {
+	limit := cmp.Or(q.Limit, 50)
+	var out jobs.Page
+	for {
+		page, err := s.runner.List(ctx, q)
+		if err != nil {
+			return jobs.Page{}, err
+		}
+		for i, j := range page.Jobs {
+			if isChunk(j) {
+				continue
+			}
+			out.Jobs = append(out.Jobs, j)
+			if len(out.Jobs) == limit {
+				if i < len(page.Jobs)-1 || page.Next != "" {
+					out.Next = j.ID.String()
+				}
+				return out, nil
+			}
+		}
+		if page.Next == "" {
+			return out, nil
+		}
+		q.Cursor = page.Next
+	}
 }
 
 // cancelJob handles POST /api/jobs/{id}/cancel: 200 with the job, 409 when

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io/fs"
 	"strings"
+	"time"
 
 	"github.com/jobsmith/jobs/examples/internal/transcribe"
 )
@@ -13,28 +14,29 @@ import (
 // checkTranscription validates a transcription request and opens its
 // audio once, so that a reference that cannot be read (a missing file, a
 // file that is not a WAV one this server decodes) is refused now with a
-// 400 naming the field, rather than accepted and failed later. prefix goes
-// before the field's name ("payload." in POST /api/jobs). The handler
-// still fails a job whose file goes away after this check.
-func (s *server) checkTranscription(req transcribe.Request, prefix string) error {
+// 400 naming the field, rather than accepted and failed later. It returns
+// the audio's length: a tone's is in its URL, a WAV file's in its header.
+// prefix goes before the field's name ("payload." in POST /api/jobs). The
+// handler still fails a job whose file goes away after this check.
+func (s *server) checkTranscription(req transcribe.Request, prefix string) (time.Duration, error) {
 	audio, err := req.Validate()
 	if fe, ok := errors.AsType[*transcribe.FieldError](err); ok {
-		return &fieldError{field: prefix + fe.Field, msg: fe.Reason}
+		return 0, &fieldError{field: prefix + fe.Field, msg: fe.Reason}
 	} else if err != nil {
-		return &fieldError{field: strings.TrimSuffix(prefix, "."), msg: "is invalid"}
+		return 0, &fieldError{field: strings.TrimSuffix(prefix, "."), msg: "is invalid"}
 	}
-	_, closer, err := audio.Open(s.cfg.AudioDir)
+	src, closer, err := audio.Open(s.cfg.AudioDir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return &fieldError{field: prefix + "audio_url", msg: "names no file in the audio directory (APP_AUDIO_DIR)"}
+		return 0, &fieldError{field: prefix + "audio_url", msg: "names no file in the audio directory (APP_AUDIO_DIR)"}
 	case errors.Is(err, transcribe.ErrBadAudio):
-		return &fieldError{field: prefix + "audio_url", msg: "names a file that is not a PCM WAV file this server can read"}
+		return 0, &fieldError{field: prefix + "audio_url", msg: "names a file that is not a PCM WAV file this server can read"}
 	case err != nil:
 		s.log.Warn("audio cannot be opened", "audio_url", audio.String(), "err", err)
-		return &fieldError{field: prefix + "audio_url", msg: "names a file that cannot be read"}
+		return 0, &fieldError{field: prefix + "audio_url", msg: "names a file that cannot be read"}
 	}
 	_ = closer.Close() // read-only: nothing to lose
-	return nil
+	return time.Duration(float64(src.Frames()) / float64(src.SampleRate()) * float64(time.Second)), nil
 }
 
 // checkTranscriptionPayload checks the payload of a transcription job
@@ -46,7 +48,8 @@ func (s *server) checkTranscriptionPayload(payload json.RawMessage) error {
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return &fieldError{field: "payload", msg: "must be an object with audio_url and language"}
+		return &fieldError{field: "payload", msg: "must be an object with audio_url, language and, for a part of the audio, start_ms and length_ms"}
 	}
-	return s.checkTranscription(req, "payload.")
+	_, err := s.checkTranscription(req, "payload.")
+	return err
 }

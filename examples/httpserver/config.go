@@ -65,6 +65,11 @@ type Config struct {
 	// counted across every server process on the database.
 	// APP_USER_CONCURRENCY, default 1, 1 to 2147483647.
 	UserConcurrency int
+	// ChunkSeconds is the length of the chunks a long recording is cut
+	// into: POST /api/transcribe of audio longer than this creates one
+	// job per chunk, run in parallel, and a merge that joins them (see
+	// chunk.go). APP_CHUNK_SECONDS, default 60, 0 (never cut) to 86400.
+	ChunkSeconds int
 	// TranscribeSlots is how many transcriptions run at once in all, over
 	// every user and every server process (the GPUs of the cluster).
 	// APP_TRANSCRIBE_SLOTS, default 0: no limit beyond each process's
@@ -96,6 +101,8 @@ const (
 	minLease            = time.Second      // jobs.WithLeaseDuration's limit
 	maxLease            = time.Hour        // heartbeats renew it: longer only delays a rescue
 	defaultUserLimit    = 1
+	defaultChunkSeconds = 60
+	maxChunkSeconds     = 86400         // a day: beyond it, chunks no longer help
 	maxLimit            = math.MaxInt32 // jobs.Limit's bound
 )
 
@@ -113,6 +120,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		GracePeriod:        defaultGracePeriod,
 		LeaseDuration:      defaultLease,
 		UserConcurrency:    defaultUserLimit,
+		ChunkSeconds:       defaultChunkSeconds,
 	}
 	var errs []error
 	bad := func(name, format string, args ...any) {
@@ -138,6 +146,13 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			bad("APP_TRANSCRIBE_SLOTS", "%q is not a whole number from 0 (no limit) to %d", v, maxLimit)
 		}
 		c.TranscribeSlots = n
+	}
+	if v := getenv("APP_CHUNK_SECONDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > maxChunkSeconds {
+			bad("APP_CHUNK_SECONDS", "%q is not a whole number from 0 (never cut) to %d", v, maxChunkSeconds)
+		}
+		c.ChunkSeconds = n
 	}
 	if v := getenv("APP_SEGMENT_DELAY"); v != "" {
 		d, err := time.ParseDuration(v)

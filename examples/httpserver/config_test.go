@@ -26,6 +26,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		GracePeriod:        10 * time.Second,
 		LeaseDuration:      30 * time.Second,
 		UserConcurrency:    1,
+		ChunkSeconds:       60,
 	}, c)
 	require.Equal(t, jobs.Limit{PerKey: 1}, c.transcribeLimit(), "one per user, no limit in all")
 }
@@ -44,8 +45,10 @@ func TestLoadConfigValues(t *testing.T) {
 		"APP_ALLOWED_ORIGINS":     " https://a.example , http://b.example:8080/ ",
 		"APP_USER_CONCURRENCY":    "2",
 		"APP_TRANSCRIBE_SLOTS":    "6",
+		"APP_CHUNK_SECONDS":       "86400",
 	}))
 	require.NoError(t, err)
+	require.Equal(t, 86400, c.ChunkSeconds)
 	require.Equal(t, jobs.Limit{PerKey: 2, Running: 6}, c.transcribeLimit())
 	require.Equal(t, 16, c.Concurrency)
 	require.Equal(t, time.Duration(0), c.SegmentDelay)
@@ -53,8 +56,9 @@ func TestLoadConfigValues(t *testing.T) {
 	require.Equal(t, time.Second, c.LeaseDuration, "the least lease")
 	require.Equal(t, []string{"https://a.example", "http://b.example:8080"}, c.AllowedOrigins)
 
-	c, err = loadConfig(getenv(map[string]string{"APP_TRANSCRIBE_SLOTS": "0", "APP_USER_CONCURRENCY": "2147483647"}))
+	c, err = loadConfig(getenv(map[string]string{"APP_TRANSCRIBE_SLOTS": "0", "APP_USER_CONCURRENCY": "2147483647", "APP_CHUNK_SECONDS": "0"}))
 	require.NoError(t, err)
+	require.Zero(t, c.ChunkSeconds, "0: never cut")
 	require.Equal(t, jobs.Limit{PerKey: math.MaxInt32}, c.transcribeLimit(), "0 slots: no limit in all")
 
 	c, err = loadConfig(getenv(map[string]string{"APP_ADDR": "0.0.0.0:9000", "APP_INSECURE_NO_AUTH": "true"}))
@@ -97,6 +101,10 @@ func TestLoadConfigErrors(t *testing.T) {
 		{map[string]string{"APP_TRANSCRIBE_SLOTS": "unlimited"}, "APP_TRANSCRIBE_SLOTS"},
 		{map[string]string{"APP_TRANSCRIBE_SLOTS": " 2"}, "APP_TRANSCRIBE_SLOTS"},
 		{map[string]string{"APP_TRANSCRIBE_SLOTS": "99999999999"}, "APP_TRANSCRIBE_SLOTS"},
+		{map[string]string{"APP_CHUNK_SECONDS": "-1"}, `APP_CHUNK_SECONDS: "-1" is not a whole number from 0 (never cut) to 86400`},
+		{map[string]string{"APP_CHUNK_SECONDS": "86401"}, "APP_CHUNK_SECONDS"},
+		{map[string]string{"APP_CHUNK_SECONDS": "1m"}, "APP_CHUNK_SECONDS"},
+		{map[string]string{"APP_CHUNK_SECONDS": "1.5"}, "APP_CHUNK_SECONDS"},
 		{map[string]string{"APP_ADDR": "8080"}, "APP_ADDR"},
 		{map[string]string{"APP_ADDR": "127.0.0.1:99999"}, "APP_ADDR"},
 		{map[string]string{"APP_ADDR": ":8080"}, "not a loopback address"},

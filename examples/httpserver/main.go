@@ -24,11 +24,18 @@
 // APP_USER_CONCURRENCY, and take their turns as one more user. Every
 // process on one database must use the same two values.
 //
+// A recording longer than APP_CHUNK_SECONDS (default 60) is cut into
+// chunks, one transcription job each, run in parallel as the limits allow
+// (each chunk counts as one of its user's transcriptions), and joined by a
+// merge job, their batch: POST /api/transcribe returns the merge, whose
+// progress is the chunks' together and whose result is the whole file's
+// (see chunk.go).
+//
 // Configuration comes from the environment: APP_DATABASE_URL (default the
 // SQLite file data/jobs.db; a postgres:// URL selects PostgreSQL), APP_ADDR
 // (default 127.0.0.1:8080), APP_CONCURRENCY, APP_AUTH_TOKEN, APP_AUDIO_DIR,
-// APP_SEGMENT_DELAY, APP_CHECKPOINT_INTERVAL, APP_GRACE_PERIOD,
-// APP_LEASE_DURATION, APP_USER_CONCURRENCY, APP_TRANSCRIBE_SLOTS,
+// APP_SEGMENT_DELAY, APP_CHECKPOINT_INTERVAL, APP_CHUNK_SECONDS,
+// APP_GRACE_PERIOD, APP_LEASE_DURATION, APP_USER_CONCURRENCY, APP_TRANSCRIBE_SLOTS,
 // APP_ALLOWED_ORIGINS and APP_INSECURE_NO_AUTH; see [Config]. With
 // OTEL_EXPORTER_OTLP_ENDPOINT set, it exports a span per request, per
 // enqueue and per job attempt, and the jobs metrics, over OTLP/HTTP (see
@@ -187,7 +194,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	go func() { serveDone <- srv.Serve(ln) }()
 	log.Info("serving", "addr", ln.Addr().String(), "database", describeDatabase(cfg.DatabaseURL),
 		"concurrency", cfg.Concurrency, "user_concurrency", cfg.UserConcurrency,
-		"transcribe_slots", cfg.TranscribeSlots, "auth", cfg.AuthToken != "", "otlp", cfg.OTLPEndpoint)
+		"transcribe_slots", cfg.TranscribeSlots, "chunk_seconds", cfg.ChunkSeconds, "auth", cfg.AuthToken != "", "otlp", cfg.OTLPEndpoint)
 	fmt.Fprintf(stdout, "listening on http://%s/\n", ln.Addr())
 
 	code := exitOK

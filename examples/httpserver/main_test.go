@@ -35,6 +35,7 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		{map[string]string{"APP_LEASE_DURATION": "500ms"}, `APP_LEASE_DURATION: "500ms" is not a duration from 1s to`},
 		{map[string]string{"APP_USER_CONCURRENCY": "0"}, "APP_USER_CONCURRENCY"},
 		{map[string]string{"APP_TRANSCRIBE_SLOTS": "-2"}, "APP_TRANSCRIBE_SLOTS"},
+		{map[string]string{"APP_CHUNK_SECONDS": "sixty"}, "APP_CHUNK_SECONDS"},
 		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "localhost:4318"}, `OTEL_EXPORTER_OTLP_ENDPOINT: "localhost:4318" is not a URL`},
 	} {
 		var stderr logbuf.Buffer
@@ -62,6 +63,7 @@ func TestRunServesAndDrains(t *testing.T) {
 		"APP_DATABASE_URL":  dbPath,
 		"APP_SEGMENT_DELAY": "50ms",
 		"APP_GRACE_PERIOD":  "50ms",
+		"APP_CHUNK_SECONDS": "0", // one job, however long the tone
 	})
 	res, err := http.Post(base+"/api/transcribe", "application/json", strings.NewReader(`{"audio_url":"tone:10m"}`))
 	require.NoError(t, err)
@@ -352,7 +354,8 @@ func TestRunLimitsUsersAcrossServers(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "jobs.db")
 	env := func() map[string]string {
 		return map[string]string{"APP_DATABASE_URL": db,
-			"APP_SEGMENT_DELAY": "50ms", "APP_USER_CONCURRENCY": "1", "APP_GRACE_PERIOD": "0s"}
+			"APP_SEGMENT_DELAY": "50ms", "APP_USER_CONCURRENCY": "1", "APP_GRACE_PERIOD": "0s",
+			"APP_CHUNK_SECONDS": "0"} // one job per tone, however long
 	}
 	first, _, _, stderr := startRun(t, env())
 	require.Contains(t, stderr.String(), "user_concurrency=1 transcribe_slots=0")

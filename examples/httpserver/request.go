@@ -137,7 +137,7 @@ func listQuery(r *http.Request) (jobs.ListQuery, error) {
 				continue // an empty filter, as a form sends it
 			}
 			if !st.Valid() {
-				return lq, &fieldError{field: "status", msg: "must be pending, running, succeeded, failed or canceled"}
+				return lq, &fieldError{field: "status", msg: "must be waiting, pending, running, succeeded, failed or canceled"}
 			}
 			lq.Statuses = append(lq.Statuses, st)
 		}

@@ -14,7 +14,10 @@ import (
 // history kept. Watchers of the job see it start again. 200 with the job. A
 // job that is pending, running or succeeded is a 409; an unknown one a 404;
 // a transcription whose audio can no longer be read a 400 naming
-// payload.audio_url, and the job stays as it was.
+// payload.audio_url, and the job stays as it was. A batch (the merge of a
+// long recording) runs again only when all its chunks succeeded: a retry
+// would join the same chunks again, so one that did not is a 409 naming
+// it (start the recording again instead).
 func (s *server) retryJob(w http.ResponseWriter, r *http.Request) {
 	job, ok := s.requestedJob(w, r)
 	if !ok {
@@ -25,8 +28,14 @@ func (s *server) retryJob(w http.ResponseWriter, r *http.Request) {
 			Msg: "only a failed or canceled job can be retried; this one is " + string(job.Status)})
 		return
 	}
-	if job.Kind == transcribe.Kind {
+	if job.Kind == transcribe.Kind || job.Kind == transcribe.MergeKind {
 		if err := s.checkTranscriptionPayload(job.Payload); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	if job.Batch {
+		if err := s.checkChunks(r.Context(), job); err != nil {
 			s.fail(w, r, err)
 			return
 		}

@@ -42,6 +42,7 @@ type envOptions struct {
 	limit   jobs.Limit             // of the transcription kind, as main.go declares it
 	workers int                    // the runner's concurrency; default 4
 	db      string                 // the SQLite file; default a new one
+	chunk   int                    // APP_CHUNK_SECONDS; default 0, never cut
 }
 
 // env is a server on httptest with its own SQLite database and runner.
@@ -90,7 +91,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.kinds != nil {
 		o.kinds(runner)
 	}
-	cfg := Config{AuthToken: o.token, AllowedOrigins: o.origins, Concurrency: o.workers, AudioDir: audioDir}
+	cfg := Config{AuthToken: o.token, AllowedOrigins: o.origins, Concurrency: o.workers, AudioDir: audioDir, ChunkSeconds: o.chunk}
 	shutdown, beginShutdown := context.WithCancel(ctx)
 	srv := newServer(shutdown, cfg, runner, slog.New(slog.DiscardHandler))
 	if o.tweak != nil {

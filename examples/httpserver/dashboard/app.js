@@ -4,6 +4,10 @@
 // and its output: for a transcription, one line per segment, so the
 // transcript grows under the bar. A socket reopened after a drop asks for
 // the lines after the last one shown (?after=), so none is lost or doubled.
+// A long recording cut into chunks (APP_CHUNK_SECONDS) is one row, its
+// merge job (the chunks' batch, which the list shows instead of them): its
+// bar is the chunks' progress together while it waits for them, and its
+// transcript arrives whole when the merge joins them.
 // Each job shows its input (audio and language) and date; a long transcript
 // or result is collapsed; a failed or canceled job can be retried (POST
 // /api/jobs/{id}/retry: the same job runs again), and finished jobs
@@ -102,6 +106,12 @@ function createRow(job) {
   const when = el("time", "when", new Date(job.created_at).toLocaleString([], { dateStyle: "medium", timeStyle: "short" }));
   when.dateTime = job.created_at;
   head.append(el("span", "status"), el("span", "kind", job.kind), el("span", "input", inputText(job)));
+  const chunks = chunkCount(job);
+  if (chunks) { // a long recording, transcribed in chunks
+    const c = el("span", "chunks", `${chunks} chunks`);
+    c.title = "transcribed in chunks, joined in order";
+    head.append(c);
+  }
   if (job.concurrency_key) { // the "user" it was submitted for
     const user = el("span", "user", job.concurrency_key);
     user.title = "user";
@@ -133,6 +143,12 @@ function createRow(job) {
   error.hidden = true;
   li.append(head, progress, tx, result, error);
   return li;
+}
+
+// chunkCount is the number of chunks of a chunked recording's row (a
+// batch: its jobs are its chunks), 0 for any other job.
+function chunkCount(job) {
+  return job.batch && job.depends_on ? job.depends_on.length : 0;
 }
 
 // lineText formats one output item: a transcription segment as
@@ -174,7 +190,7 @@ function render(id) {
   const pct = Math.round((j.progress || 0) * 100);
   li.querySelector(".fill").style.width = pct + "%";
   li.querySelector(".pct").textContent = pct + "%";
-  li.querySelector(".msg").textContent = j.message || "";
+  li.querySelector(".msg").textContent = j.message || (j.status === "waiting" && j.chunks ? `${j.chunks} chunks` : "");
   li.querySelector(".cancel").hidden = terminal.has(j.status);
   li.querySelector(".retry").hidden = j.status !== "failed" && j.status !== "canceled";
   const result = li.querySelector(".result");
@@ -194,7 +210,7 @@ function render(id) {
 function fromJob(job) {
   return { id: job.id, kind: job.kind, created_at: job.created_at, payload: job.payload, status: job.status,
     progress: job.progress.fraction, message: job.progress.message || "", error: job.error || "",
-    result: job.result };
+    result: job.result, chunks: chunkCount(job) };
 }
 
 function upsert(job, prepend) {
@@ -214,13 +230,15 @@ function upsert(job, prepend) {
 }
 
 function updateCounts() {
-  const n = { running: 0, pending: 0 };
+  const n = { running: 0, pending: 0, waiting: 0 };
   let finished = 0;
   for (const r of rows.values()) {
     if (r.job.status in n) n[r.job.status]++;
     if (terminal.has(r.job.status)) finished++;
   }
-  $("#counts").textContent = `${rows.size} shown · ${n.running} running · ${n.pending} pending`;
+  // A chunked recording waits while its chunks run.
+  const waiting = n.waiting ? ` · ${n.waiting} in chunks` : "";
+  $("#counts").textContent = `${rows.size} shown · ${n.running} running · ${n.pending} pending${waiting}`;
   $("#empty").hidden = rows.size > 0 || cleared.size > 0;
   $("#clear-finished").hidden = finished === 0;
   $("#cleared-note").hidden = cleared.size === 0;

@@ -16,7 +16,9 @@ var ErrBadCheckpoint = errors.New("bad checkpoint")
 // A new attempt of the job ([jobs.Job.LoadCheckpoint]) passes it to [Run],
 // which goes on at segment Next.
 type State struct {
-	// Next is the number of segments done, all of them in the output.
+	// Next is the index of the next segment, counted from the start of
+	// the audio: for the whole audio, the number of segments done, all of
+	// them in the output.
 	Next int `json:"next"`
 	// SegmentFrames is the length of a segment in frames, fixed by the
 	// first attempt so that a later one cuts the audio the same way.
@@ -26,12 +28,12 @@ type State struct {
 }
 
 // check returns an ErrBadCheckpoint error when st cannot continue a
-// transcription of audio of total frames. Run checkpoints only between
-// segments, so a valid State has done at least one segment of at most
-// total frames, and not all of them.
-func (st State) check(total int64) error {
-	if st.Next < 1 || st.SegmentFrames < 1 || st.SegmentFrames >= total ||
-		int64(st.Next) >= (total+st.SegmentFrames-1)/st.SegmentFrames || st.Text.Word == "" {
+// transcription of the segments [first, last) of audio of total frames.
+// Run checkpoints only between segments, so a valid State has done at
+// least one segment of the window, of at most total frames, and not all
+// of them.
+func (st State) check(total int64, first, last int) error {
+	if st.SegmentFrames < 1 || st.SegmentFrames >= total || st.Next <= first || st.Next >= last || st.Text.Word == "" {
 		return fmt.Errorf("%w: segment %d of segments of %d frames in %d frames", ErrBadCheckpoint, st.Next, st.SegmentFrames, total)
 	}
 	return nil

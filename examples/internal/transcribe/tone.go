@@ -61,3 +61,9 @@ func (t *tone) Read(dst []float64) (int, error) {
 	}
 	return n, nil
 }
+
+// skip moves past frames without generating them.
+func (t *tone) skip(frames int64) error {
+	t.pos = min(t.pos+max(frames, 0), t.frames)
+	return nil
+}

@@ -4,7 +4,10 @@
 // writes a transcript-shaped result. It appends each segment to the job's
 // output as it goes, reports progress per segment, checkpoints every few
 // seconds so that a new attempt resumes where the last one stopped, and
-// stops within one segment when its context is canceled.
+// stops within one segment when its context is canceled. A long recording
+// can be cut into windows ([PlanChunks]), each transcribed by a job of its
+// own, in parallel, and joined by a merge job ([MergeKind]) into the
+// transcript one job for the whole recording would give.
 package transcribe
 
 import (
@@ -35,11 +38,23 @@ const (
 	DefaultCheckpointInterval = 2 * time.Second
 )
 
-// Request is the payload of a transcription job.
+// Request is the payload of a transcription job. StartMS and LengthMS
+// name a window of the audio, in milliseconds, for a job that transcribes
+// a part of it (a chunk, see [PlanChunks]): its segments are those of the
+// whole audio that start in the window (see [Options].Start). Both zero,
+// the default, mean the whole audio; LengthMS 0 after a StartMS means to
+// the end.
 type Request struct {
-	AudioURL string `json:"audio_url"`          // see [ParseAudioURL]
-	Language string `json:"language,omitempty"` // a language tag such as "en" or "pt-BR"
+	AudioURL string `json:"audio_url"`           // see [ParseAudioURL]
+	Language string `json:"language,omitempty"`  // a language tag such as "en" or "pt-BR"
+	StartMS  int64  `json:"start_ms,omitempty"`  // 0 to MaxWindowMS
+	LengthMS int64  `json:"length_ms,omitempty"` // 0 to MaxWindowMS; 0 means to the end
 }
+
+// MaxWindowMS bounds the StartMS and LengthMS of a [Request]: about 11.5
+// days, far beyond any audio this package reads, and small enough that
+// frame arithmetic cannot overflow.
+const MaxWindowMS = 1_000_000_000
 
 // FieldError says which field of a [Request] is invalid and why.
 type FieldError struct {
@@ -59,7 +74,18 @@ func (r Request) Validate() (AudioURL, error) {
 	if !validLanguage(r.Language) {
 		return AudioURL{}, &FieldError{Field: "language", Reason: "must be a language tag such as en or pt-BR"}
 	}
+	if r.StartMS < 0 || r.StartMS > MaxWindowMS {
+		return AudioURL{}, &FieldError{Field: "start_ms", Reason: fmt.Sprintf("must be a whole number from 0 to %d", MaxWindowMS)}
+	}
+	if r.LengthMS < 0 || r.LengthMS > MaxWindowMS {
+		return AudioURL{}, &FieldError{Field: "length_ms", Reason: fmt.Sprintf("must be a whole number from 0 (to the end) to %d", MaxWindowMS)}
+	}
 	return a, nil
+}
+
+// window returns r's window as [Options].Start and Length.
+func (r Request) window() (start, length time.Duration) {
+	return time.Duration(r.StartMS) * time.Millisecond, time.Duration(r.LengthMS) * time.Millisecond
 }
 
 // validLanguage accepts "" and simple tags: letters and digits in parts of
@@ -132,16 +158,25 @@ type Options struct {
 	CheckpointInterval time.Duration
 	// Language is copied to the transcript.
 	Language string
+	// Start and Length name the window of the audio to transcribe: the
+	// segments that start at Start or later and before Start+Length, cut
+	// exactly as for the whole audio (so a segment keeps its times, and
+	// the windows of [PlanChunks] together have the segments of the whole
+	// audio, each once). Length 0 means to the end; both 0, the whole
+	// audio. A window after the end of the audio has no segment.
+	Start, Length time.Duration
 }
 
 // Run transcribes src from st (the zero [State] for a new transcription,
 // or the checkpoint of an earlier attempt, which must have come from the
-// same audio). For each segment it appends the [Segment] to p's output and
-// reports progress with a message "segment i/n"; it checkpoints the
-// [State] after a segment as [Options.CheckpointInterval] says, but not
-// after the last one: the segments appended since the last checkpoint are
-// stored with the outcome. A resumed run reports the checkpoint's progress
-// first, so the progress does not fall back to 0.
+// same audio and window). For each segment of the window
+// ([Options].Start) it appends the [Segment] to p's output and reports
+// progress with a message "segment i/n", counted within the window; it
+// checkpoints the [State] after a segment as [Options.CheckpointInterval]
+// says, but not after the last one: the segments appended since the last
+// checkpoint are stored with the outcome. A resumed run reports the
+// checkpoint's progress first, so the progress does not fall back to 0.
+// The transcript's Duration is that of the audio its segments cover.
 //
 // Run returns within one segment after ctx is done, with [context.Cause]
 // of ctx. Audio that cannot be decoded returns an error matching
@@ -151,23 +186,32 @@ type Options struct {
 func Run(ctx context.Context, src Source, st State, opt Options, p Reporter) (Transcript, error) {
 	rate := src.SampleRate()
 	total := src.Frames()
-	if st == (State{}) {
+	resumed := st != (State{})
+	if !resumed {
 		segLen := opt.SegmentLength
 		if segLen <= 0 {
 			segLen = DefaultSegmentLength
 		}
-		st.SegmentFrames = max(1, int64(segLen.Seconds()*float64(rate)), (total+MaxSegments-1)/MaxSegments)
-	} else if err := st.check(total); err != nil {
+		st.SegmentFrames = segmentFrames(total, rate, segLen)
+	}
+	first, last := 0, 0
+	if st.SegmentFrames > 0 {
+		first, last = segmentRange(total, rate, st.SegmentFrames, opt.Start, opt.Length)
+	}
+	if !resumed {
+		st.Next = first
+	} else if err := st.check(total, first, last); err != nil {
 		return Transcript{}, err
 	}
 	segFrames := st.SegmentFrames
-	n := int((total + segFrames - 1) / segFrames)
-	duration := float64(total) / float64(rate)
+	n := last - first
+	covered := min(int64(last)*segFrames, total) - int64(first)*segFrames
+	duration := float64(max(covered, 0)) / float64(rate)
 	msg := fmt.Sprintf("decoding %.1f s of audio", duration)
-	if st.Next > 0 {
-		msg = fmt.Sprintf("resuming at segment %d/%d", st.Next+1, n)
+	if resumed {
+		msg = fmt.Sprintf("resuming at segment %d/%d", st.Next-first+1, n)
 	}
-	if err := p.Report(float64(st.Next)/float64(max(n, 1)), msg); err != nil {
+	if err := p.Report(float64(st.Next-first)/float64(max(n, 1)), msg); err != nil {
 		return Transcript{}, reportErr(ctx, "report progress", err)
 	}
 	interval := opt.CheckpointInterval
@@ -175,12 +219,14 @@ func Run(ctx context.Context, src Source, st State, opt Options, p Reporter) (Tr
 		interval = DefaultCheckpointInterval
 	}
 	buf := make([]float64, segFrames)
-	if err := skip(src, int64(st.Next)*segFrames, buf); err != nil {
-		return Transcript{}, err
+	if n > 0 {
+		if err := skip(src, int64(st.Next)*segFrames, buf); err != nil {
+			return Transcript{}, err
+		}
 	}
 	lastSave := time.Now()
 	var timer *time.Timer
-	for i := st.Next; i < n; i++ {
+	for i := st.Next; i < last; i++ {
 		if err := ctx.Err(); err != nil {
 			return Transcript{}, context.Cause(ctx)
 		}
@@ -207,10 +253,10 @@ func Run(ctx context.Context, src Source, st State, opt Options, p Reporter) (Tr
 		}
 		st.Next = i + 1
 		st.Text.add(seg)
-		if err := p.Report(float64(i+1)/float64(n), fmt.Sprintf("segment %d/%d", i+1, n)); err != nil {
+		if err := p.Report(float64(i+1-first)/float64(n), fmt.Sprintf("segment %d/%d", i+1-first, n)); err != nil {
 			return Transcript{}, reportErr(ctx, "report progress", err)
 		}
-		if st.Next < n && time.Since(lastSave) >= interval {
+		if st.Next < last && time.Since(lastSave) >= interval {
 			if err := p.Checkpoint(ctx, st); err != nil {
 				return Transcript{}, reportErr(ctx, "checkpoint", err)
 			}
@@ -220,8 +266,40 @@ func Run(ctx context.Context, src Source, st State, opt Options, p Reporter) (Tr
 	return Transcript{Text: st.Text.String(), Language: opt.Language, Duration: duration, Segments: n}, nil
 }
 
-// skip reads and drops the first frames of src, using buf.
+// segmentFrames is the length of a segment of audio of total frames at
+// rate, for segments of segLen: more when the audio would have more than
+// MaxSegments of them.
+func segmentFrames(total int64, rate int, segLen time.Duration) int64 {
+	return max(1, int64(segLen.Seconds()*float64(rate)), (total+MaxSegments-1)/MaxSegments)
+}
+
+// segmentRange returns the segments [first, last) of audio of total
+// frames at rate, cut in segments of segFrames, that start in the window
+// [start, start+length) (length 0: to the end).
+func segmentRange(total int64, rate int, segFrames int64, start, length time.Duration) (first, last int) {
+	n := (total + segFrames - 1) / segFrames
+	from := min(frameAt(start, rate), total)
+	to := total
+	if length > 0 {
+		to = min(frameAt(start+length, rate), total)
+	}
+	first = int((from + segFrames - 1) / segFrames)
+	last = int(min(n, (to+segFrames-1)/segFrames))
+	return first, max(first, last)
+}
+
+// frameAt is the first frame at or after d, at rate.
+func frameAt(d time.Duration, rate int) int64 {
+	ms := min(max(d.Milliseconds(), 0), 2*MaxWindowMS) // whole milliseconds, small enough not to overflow
+	return (ms*int64(rate) + 999) / 1000
+}
+
+// skip reads and drops the first frames of src, using buf, or skips
+// them without decoding when src can.
 func skip(src Source, frames int64, buf []float64) error {
+	if s, ok := src.(skipper); ok {
+		return s.skip(frames)
+	}
 	for frames > 0 {
 		got, err := readFull(src, buf[:min(int64(len(buf)), frames)])
 		if err != nil {

@@ -253,6 +253,12 @@ func TestRequestValidate(t *testing.T) {
 		{"empty part", Request{AudioURL: "tone:5s", Language: "en--US"}, "language"},
 		{"long", Request{AudioURL: "tone:5s", Language: "en-" + strings.Repeat("abcdefgh-", 5)}, "language"},
 		{"injection", Request{AudioURL: "tone:5s", Language: "en'; DROP TABLE jobs;--"}, "language"},
+		{"ok window", Request{AudioURL: "tone:5s", StartMS: 2000, LengthMS: 1000}, ""},
+		{"ok window to the end", Request{AudioURL: "tone:5s", StartMS: 2000}, ""},
+		{"negative start", Request{AudioURL: "tone:5s", StartMS: -1}, "start_ms"},
+		{"huge start", Request{AudioURL: "tone:5s", StartMS: MaxWindowMS + 1}, "start_ms"},
+		{"negative length", Request{AudioURL: "tone:5s", LengthMS: -1}, "length_ms"},
+		{"huge length", Request{AudioURL: "tone:5s", LengthMS: MaxWindowMS + 1}, "length_ms"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,6 +14,11 @@ import (
 // short.
 var ErrBadAudio = errors.New("bad audio")
 
+// skipper is a [Source] that can move past frames without decoding them.
+type skipper interface {
+	skip(frames int64) error
+}
+
 // Source is decoded mono audio read frame by frame. Implementations are not
 // safe for concurrent use.
 type Source interface {
@@ -169,6 +174,20 @@ func (w *wavReader) Read(dst []float64) (int, error) {
 		return 0, io.EOF
 	}
 	return n, nil
+}
+
+// skip moves past frames without decoding them.
+func (w *wavReader) skip(frames int64) error {
+	frames = min(max(frames, 0), w.left)
+	for frames > 0 {
+		k := min(frames, 1<<20)
+		if _, err := w.r.Discard(int(k) * len(w.frame)); err != nil {
+			return badAudio("data chunk cut short after %d of %d frames", w.frames-w.left, w.frames)
+		}
+		w.left -= k
+		frames -= k
+	}
+	return nil
 }
 
 // sample decodes one little-endian sample to [-1, 1].
