@@ -276,4 +276,3 @@ func parseSQLTime(s string) (time.Time, bool) {
 	}
 	return t.Add(-time.Duration(off) * time.Second), true
 }
-
