@@ -204,6 +204,43 @@
 //		CatchUp:  true, // after a night without any process, run it once at start
 //	})
 //
+// # Dependencies
+//
+// A job can run after other jobs: created with their IDs ([After]), or in
+// one call with the jobs it follows ([EnqueueRequest].After names earlier
+// requests, so a graph has no cycle), it is waiting until every one of
+// them has ended, then pending. When one fails or is canceled it is
+// canceled at once, its Error naming that job, and so are the jobs that
+// wait for it in turn; with [WithRunAnyway] it runs whatever their
+// outcomes. The repository decides this in the transaction of the write
+// that ends each job, whichever process makes it, so a job never starts
+// early and becomes pending once. A handler reads its dependencies'
+// results through [Job].DependsOn:
+//
+//	js, err := r.EnqueueMany(ctx,
+//		jobs.EnqueueRequest{Kind: "transcribe", Payload: part1},
+//		jobs.EnqueueRequest{Kind: "transcribe", Payload: part2},
+//		jobs.EnqueueRequest{Kind: "summarise", After: []int{0, 1}}, // waits for both
+//	)
+//	later, err := r.Enqueue(ctx, "notify", nil, jobs.After(js[2].ID))
+//
+// # Batches
+//
+// [Runner.EnqueueBatch] creates jobs and their batch in one call. The
+// batch is a job that waits for them all: its progress is theirs
+// together, so one bar follows the whole group; canceling it cancels
+// those that have not ended; when the last one ends, whatever the
+// outcomes, its callback runs once (the batch's own kind and handler,
+// which reads every job's outcome through DependsOn). A batch of kind
+// [BatchKind] (Kind "") has no callback and ends by itself, succeeded when
+// every job did:
+//
+//	batch, parts, err := r.EnqueueBatch(ctx,
+//		jobs.EnqueueRequest{Kind: "merge", Payload: file}, // the callback
+//		chunks..., // one EnqueueRequest per chunk
+//	)
+//	for s, err := range r.Watch(ctx, batch.ID) { … } // one progress bar
+//
 // # Operating: retry, cancel and delete many, metadata
 //
 // [Runner.Retry] runs a failed or canceled job again with a fresh attempt
