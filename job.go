@@ -92,6 +92,10 @@ type Job struct {
 	// after. A job's dependencies were all created before it, so they never
 	// form a cycle.
 	DependsOn []uuid.UUID `json:"depends_on,omitempty"`
+	// After names dependencies among the jobs of the same Create call: each
+	// must come earlier in the call (or already be created: its ID is
+	// used). Create adds their IDs to DependsOn. It is never stored.
+	After []*Job `json:"-"`
 	// RunAnyway makes a job with dependencies run once they have all
 	// ended, whatever their outcome, instead of being canceled when one
 	// fails or is canceled (a clean-up, a report of a batch).
@@ -108,13 +112,14 @@ type Job struct {
 	// callback). A job belongs to one batch at most; a batch has at least
 	// one job. See [Runner.EnqueueBatch].
 	Batch bool `json:"batch,omitempty"`
-	// After names dependencies among the jobs of the same Create call: each
-	// must come earlier in the call (or already be created: its ID is
-	// used). Create adds their IDs to DependsOn. It is never stored.
-	After []*Job `json:"-"`
 	// CancelRequested is set when a running job was asked to cancel; the
 	// worker that owns it stops and finishes it as canceled.
 	CancelRequested bool `json:"cancel_requested,omitempty"`
+	// Duplicate is set by Create when a job with the same UniqueKey already
+	// existed and was returned instead of a new one. It is never stored.
+	// (The four booleans sit together: a Job stays within 512 bytes, the
+	// largest allocation that needs no header of its own.)
+	Duplicate bool `json:"duplicate,omitempty"`
 
 	// RunAt is when the job may start, not before; the zero value means
 	// now. It must lie in the years 1 to 9999 (UTC).
@@ -137,10 +142,6 @@ type Job struct {
 	// OutputSeq is the number of the last item of the job's output (see
 	// [Reporter.Append]); items are numbered from 1, and 0 means none.
 	OutputSeq int64 `json:"output_seq,omitempty"`
-
-	// Duplicate is set by Create when a job with the same UniqueKey already
-	// existed and was returned instead of a new one. It is never stored.
-	Duplicate bool `json:"duplicate,omitempty"`
 }
 
 // LoadCheckpoint decodes the job's checkpoint into v, which must be a

@@ -40,6 +40,11 @@ import (
 //     their number, and jobs_batch_cancel cancels the unfinished jobs of a
 //     waiting batch that is canceled.
 //
+// The row triggers name finished_at, which every end sets (a finished job
+// has one: jobs_finished_check) and a claim does not, so that a claim, the
+// most frequent update, runs none of them (SQLite calls each trigger of an
+// UPDATE's columns for every row, and its condition is tested inside).
+//
 // The trigger jobs_deps_ended runs in the transaction of every write that
 // ends a job with dependents (Finish, a cancel, a rescue, SQL of one's
 // own): each dependent still waiting counts one fewer dependency left, and
@@ -123,10 +128,14 @@ var sqliteDepsStep = migrate.Step{
 	id TEXT NOT NULL PRIMARY KEY,
 	via TEXT
 ) WITHOUT ROWID`,
-		// The end of a job that succeeded cancels nothing: one count.
-		`CREATE TRIGGER jobs_deps_succeeded AFTER UPDATE OF status ON jobs
-	WHEN NEW.has_dependents AND NEW.status = 'succeeded'
-		AND (OLD.status = 'waiting' OR OLD.status = 'pending' OR OLD.status = 'running') BEGIN
+		// One trigger for both outcomes (SQLite calls each trigger of
+		// the UPDATE's columns for each row it writes): the end of a job
+		// that succeeded cancels nothing and costs one count; the
+		// statements of a cascade find the cascade table empty then.
+		`CREATE TRIGGER jobs_deps_ended AFTER UPDATE OF finished_at ON jobs
+	WHEN NEW.has_dependents AND ` + endedNew + `
+		AND (OLD.status = 'waiting' OR OLD.status = 'pending' OR OLD.status = 'running')
+		AND NOT EXISTS (SELECT 1 FROM jobs_deps_cascade) BEGIN
 	UPDATE jobs SET
 		status = CASE WHEN deps_left > 1 THEN 'waiting'
 			WHEN ` + batchEnds + ` THEN CASE WHEN deps_failed > 0 THEN 'failed' ELSE 'succeeded' END
@@ -136,16 +145,10 @@ var sqliteDepsStep = migrate.Step{
 		finished_at = CASE WHEN deps_left <= 1 AND ` + batchEnds + ` THEN NEW.finished_at ELSE finished_at END,
 		progress_fraction = CASE WHEN deps_left <= 1 AND batch THEN 1.0 ELSE progress_fraction END,
 		deps_left = deps_left - 1, fair_rank = -1, updated_at = NEW.updated_at
-	WHERE status = 'waiting' AND id IN (SELECT job_id FROM jobs_deps WHERE parent_id = NEW.id);
-	DELETE FROM jobs_deps WHERE parent_id = NEW.id;
-END`,
-		`CREATE TRIGGER jobs_deps_ended AFTER UPDATE OF status ON jobs
-	WHEN NEW.has_dependents AND (NEW.status = 'failed' OR NEW.status = 'canceled')
-		AND (OLD.status = 'waiting' OR OLD.status = 'pending' OR OLD.status = 'running')
-		AND NOT EXISTS (SELECT 1 FROM jobs_deps_cascade) BEGIN
+	WHERE NEW.status = 'succeeded' AND status = 'waiting' AND id IN (SELECT job_id FROM jobs_deps WHERE parent_id = NEW.id);
 	INSERT INTO jobs_deps_cascade (id, via)
 		WITH RECURSIVE c(id, via) AS (
-			SELECT NEW.id, NULL
+			SELECT NEW.id, NULL WHERE NEW.status <> 'succeeded'
 			UNION
 			SELECT e.job_id, e.parent_id FROM c JOIN jobs_deps e ON e.parent_id = c.id JOIN jobs d ON d.id = e.job_id
 			WHERE d.status = 'waiting' AND NOT d.run_anyway)
@@ -168,17 +171,18 @@ END`,
 	FROM (SELECT e.job_id AS jid, COUNT(*) AS n
 		FROM jobs_deps_cascade c CROSS JOIN jobs_deps e ON e.parent_id = c.id GROUP BY e.job_id) AS x
 	WHERE jobs.id = x.jid AND jobs.status = 'waiting';
+	DELETE FROM jobs_deps WHERE parent_id = NEW.id;
 	DELETE FROM jobs_deps WHERE parent_id IN (SELECT id FROM jobs_deps_cascade);
 	DELETE FROM jobs_deps_cascade;
 END`,
 		`CREATE TRIGGER jobs_depends_on_delete AFTER DELETE ON jobs WHEN OLD.deps_total > 0 BEGIN
 	DELETE FROM jobs_depends_on WHERE job_id = OLD.id;
 END`,
-		`CREATE TRIGGER jobs_batch_progress AFTER UPDATE OF progress_fraction, status ON jobs
+		`CREATE TRIGGER jobs_batch_progress AFTER UPDATE OF progress_fraction, finished_at ON jobs
 	WHEN NEW.batch_id IS NOT NULL AND ` + shareNew + ` <> ` + shareOld + ` BEGIN
 	` + fmt.Sprintf(batchProgress, "MAX", "MIN") + `;
 END`,
-		`CREATE TRIGGER jobs_batch_cancel AFTER UPDATE OF status ON jobs
+		`CREATE TRIGGER jobs_batch_cancel AFTER UPDATE OF finished_at ON jobs
 	WHEN NEW.batch AND NEW.status = 'canceled' AND OLD.status = 'waiting' BEGIN
 	` + batchCancel + `;
 END`}),
@@ -216,7 +220,7 @@ BEGIN
 	` + fmt.Sprintf(batchProgress, "GREATEST", "LEAST") + `;
 	RETURN NULL;
 END $$`,
-		`CREATE TRIGGER jobs_batch_progress AFTER UPDATE OF progress_fraction, status ON jobs FOR EACH ROW
+		`CREATE TRIGGER jobs_batch_progress AFTER UPDATE OF progress_fraction, finished_at ON jobs FOR EACH ROW
 	WHEN (NEW.batch_id IS NOT NULL AND ` + shareNew + ` <> ` + shareOld + `)
 	EXECUTE FUNCTION jobs_batch_progress()`,
 		`CREATE FUNCTION jobs_batch_cancel() RETURNS trigger
@@ -225,7 +229,7 @@ BEGIN
 	` + batchCancel + `;
 	RETURN NULL;
 END $$`,
-		`CREATE TRIGGER jobs_batch_cancel AFTER UPDATE OF status ON jobs FOR EACH ROW
+		`CREATE TRIGGER jobs_batch_cancel AFTER UPDATE OF finished_at ON jobs FOR EACH ROW
 	WHEN (NEW.batch AND NEW.status = 'canceled' AND OLD.status = 'waiting')
 	EXECUTE FUNCTION jobs_batch_cancel()`,
 	}),
