@@ -306,7 +306,7 @@ END $$`
 
 // pgClaimFuncLockFirst replaces jobs_limit_claim (claim_limit_pg.go) by
 // the same function with its promotion of the jobs that came due moved
-// after the advisory locks of its limits. Promoting first, a claim held
+// after the advisory locks of its limits, which are keyed by the table. Promoting first, a claim held
 // the rows it ranked while it waited for a lock that another claim held,
 // which could want those rows for its own UPDATE: a deadlock, broken by
 // PostgreSQL after a second, that jobs that stop waiting for their
@@ -316,11 +316,16 @@ func pgClaimFuncLockFirst() string {
 	promote := "\tIF EXISTS (SELECT 1 FROM jobs WHERE status = 'pending' AND fair_rank < 0 AND run_at <= now()) THEN\n\t\t" +
 		promoteStmt(sqlDialect{pg: true}, "now()") + ";\n\tEND IF;\n"
 	locks := "\tFOR i IN 1 .. ns LOOP\n\t\tPERFORM pg_advisory_xact_lock(hashtextextended('jobs limit ' || scopes[i], 7428513690412));\n\tEND LOOP;\n"
+	// The locks' first key is the OID of the jobs table (the second a
+	// hash of the scope), as for the other advisory locks of jobsbun, so
+	// that schemas in one database never share them: they did, and every
+	// limited claim of every schema waited for the others.
+	schemaLocks := "\tFOR i IN 1 .. ns LOOP\n\t\tPERFORM pg_advisory_xact_lock('jobs'::regclass::oid::int, hashtext('jobs limit ' || scopes[i]));\n\tEND LOOP;\n"
 	f := pgClaimFunc
 	if !strings.Contains(f, promote+locks) {
 		panic("jobsbun: jobs_limit_claim does not promote before its locks")
 	}
-	return "CREATE OR REPLACE" + strings.TrimPrefix(strings.Replace(f, promote+locks, locks+promote, 1), "CREATE")
+	return "CREATE OR REPLACE" + strings.TrimPrefix(strings.Replace(f, promote+locks, schemaLocks+promote, 1), "CREATE")
 }
 
 // sqliteAdmitWaiting replaces the two status checks of the jobs table by
