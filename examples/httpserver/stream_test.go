@@ -17,11 +17,13 @@ import (
 func TestStreamsOutliveServerTimeouts(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{delay: 20 * time.Millisecond, httpSrv: func(ts *httptest.Server) {
-		ts.Config.ReadTimeout = 300 * time.Millisecond
-		ts.Config.WriteTimeout = 300 * time.Millisecond
+		// Long enough for the POSTs under the race detector on a loaded
+		// machine; the streams last three times as long.
+		ts.Config.ReadTimeout = time.Second
+		ts.Config.WriteTimeout = time.Second
 	}})
-	sse := e.createTranscription("tone:40s") // 80 segments: 1.6 s
-	ws := e.createTranscription("tone:40s")
+	sse := e.createTranscription("tone:55s") // 110 segments: 2.2 s (under the 60 s of a chunk)
+	ws := e.createTranscription("tone:55s")
 	c, _, err := e.dialWS(ws.ID.String(), nil)
 	require.NoError(t, err)
 	defer c.CloseNow()
@@ -34,8 +36,8 @@ func TestStreamsOutliveServerTimeouts(t *testing.T) {
 	t.Logf("sse %d events, ws %d messages, status %v", len(evs), len(ms), status)
 	require.Equal(t, websocket.StatusNormalClosure, status)
 	require.Equal(t, jobs.StatusSucceeded, ms[len(ms)-1].upd.Status)
-	require.Equal(t, seqRange(1, 80), outputSeqs(evs))
-	require.Equal(t, seqRange(1, 80), wsOutputSeqs(ms))
+	require.Equal(t, seqRange(1, 110), outputSeqs(evs))
+	require.Equal(t, seqRange(1, 110), wsOutputSeqs(ms))
 }
 
 // TestProgressShapeEverywhere: GET of a job, the list, the SSE stream and
