@@ -158,3 +158,34 @@ func (m *MemoryRepository) end(r *memRecord, st Status, t time.Time) {
 		m.enqueue(ready[i], t)
 	}
 }
+
+// jobDeps and jobID read a job's dependencies and ID for rules.Deps.
+func jobDeps(j *Job) ([]uuid.UUID, []*Job) { return j.DependsOn, j.After }
+func jobID(j *Job) uuid.UUID               { return j.ID }
+
+// depStarts gives the new jobs of a Create call their dependencies and the
+// status they start in, in call order, and returns how many dependencies
+// each waiting one waits for. The caller holds the mutex.
+func (m *MemoryRepository) depStarts(prepared []*Job, dependsOn [][]uuid.UUID, t time.Time) []int {
+	left := make([]int, len(prepared))
+	made := make(map[uuid.UUID]*Job, len(prepared)) // the new jobs so far
+	status := func(id uuid.UUID) Status {
+		if p := made[id]; p != nil {
+			return p.Status
+		}
+		return m.jobs[id].job.Status
+	}
+	for i, p := range prepared {
+		if p.Duplicate {
+			continue
+		}
+		if p.DependsOn = dependsOn[i]; p.DependsOn != nil {
+			left[i] = depStart(p, status, t)
+			if p.Batch {
+				batchStart(p, left[i], status, t)
+			}
+		}
+		made[p.ID] = p
+	}
+	return left
+}
