@@ -100,14 +100,11 @@ func depsColumns(idType string) []string {
 // as its progress fraction until it has ended, then as 1; a batch without
 // a callback ends when its last job does (batchEnds).
 const (
-	endedNew  = "(NEW.status = 'succeeded' OR NEW.status = 'failed' OR NEW.status = 'canceled')"
-	endedOld  = "(OLD.status = 'succeeded' OR OLD.status = 'failed' OR OLD.status = 'canceled')"
-	shareNew  = "(CASE WHEN " + endedNew + " THEN 1.0 ELSE NEW.progress_fraction END)"
-	shareOld  = "(CASE WHEN " + endedOld + " THEN 1.0 ELSE OLD.progress_fraction END)"
-	batchEnds = "(batch AND kind = '" + jobs.BatchKind + "')"
-	// batchProgress has %s for the dialect's greatest and least.
-	batchProgress = `UPDATE jobs SET progress_fraction = %s(0.0, %s(1.0, progress_fraction + (` + shareNew + ` - ` + shareOld + `) / deps_total))
-		WHERE id = NEW.batch_id AND status = 'waiting' AND deps_total > 0`
+	endedNew    = "(NEW.status = 'succeeded' OR NEW.status = 'failed' OR NEW.status = 'canceled')"
+	endedOld    = "(OLD.status = 'succeeded' OR OLD.status = 'failed' OR OLD.status = 'canceled')"
+	shareNew    = "(CASE WHEN " + endedNew + " THEN 1.0 ELSE NEW.progress_fraction END)"
+	shareOld    = "(CASE WHEN " + endedOld + " THEN 1.0 ELSE OLD.progress_fraction END)"
+	batchEnds   = "(batch AND kind = '" + jobs.BatchKind + "')"
 	batchCancel = `UPDATE jobs SET
 		status = CASE WHEN status = 'waiting' OR status = 'pending' THEN 'canceled' ELSE status END,
 		finished_at = CASE WHEN status = 'waiting' OR status = 'pending' THEN NEW.finished_at ELSE finished_at END,
@@ -178,9 +175,20 @@ END`,
 		`CREATE TRIGGER jobs_depends_on_delete AFTER DELETE ON jobs WHEN OLD.deps_total > 0 BEGIN
 	DELETE FROM jobs_depends_on WHERE job_id = OLD.id;
 END`,
+		// A change of a job's share moves its batch, and the batch's
+		// batch, up the waiting batches: SQLite would not run this
+		// trigger again for the batch it updates.
 		`CREATE TRIGGER jobs_batch_progress AFTER UPDATE OF progress_fraction, finished_at ON jobs
 	WHEN NEW.batch_id IS NOT NULL AND ` + shareNew + ` <> ` + shareOld + ` BEGIN
-	` + fmt.Sprintf(batchProgress, "MAX", "MIN") + `;
+	UPDATE jobs SET progress_fraction = MAX(0.0, MIN(1.0, progress_fraction + x.d))
+	FROM (WITH RECURSIVE up(id, d) AS (
+			SELECT b.id, (` + shareNew + ` - ` + shareOld + `) / b.deps_total FROM jobs b
+			WHERE b.id = NEW.batch_id AND b.status = 'waiting' AND b.deps_total > 0
+			UNION ALL
+			SELECT p.id, up.d / p.deps_total FROM up CROSS JOIN jobs c ON c.id = up.id CROSS JOIN jobs p ON p.id = c.batch_id
+			WHERE p.status = 'waiting' AND p.deps_total > 0)
+		SELECT id, d FROM up) AS x
+	WHERE jobs.id = x.id;
 END`,
 		`CREATE TRIGGER jobs_batch_cancel AFTER UPDATE OF finished_at ON jobs
 	WHEN NEW.batch AND NEW.status = 'canceled' AND OLD.status = 'waiting' BEGIN
@@ -214,15 +222,10 @@ END $$`,
 		`CREATE TRIGGER jobs_deps_ended AFTER UPDATE ON jobs
 	REFERENCING OLD TABLE AS jobs_old NEW TABLE AS jobs_new
 	FOR EACH STATEMENT EXECUTE FUNCTION jobs_deps_ended()`,
-		`CREATE FUNCTION jobs_batch_progress() RETURNS trigger
-LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-BEGIN
-	` + fmt.Sprintf(batchProgress, "GREATEST", "LEAST") + `;
-	RETURN NULL;
-END $$`,
-		`CREATE TRIGGER jobs_batch_progress AFTER UPDATE OF progress_fraction, finished_at ON jobs FOR EACH ROW
-	WHEN (NEW.batch_id IS NOT NULL AND ` + shareNew + ` <> ` + shareOld + `)
-	EXECUTE FUNCTION jobs_batch_progress()`,
+		pgBatchProgressFunc,
+		`CREATE TRIGGER jobs_batch_progress AFTER UPDATE ON jobs
+	REFERENCING OLD TABLE AS jobs_old NEW TABLE AS jobs_new
+	FOR EACH STATEMENT EXECUTE FUNCTION jobs_batch_progress()`,
 		`CREATE FUNCTION jobs_batch_cancel() RETURNS trigger
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
@@ -234,6 +237,43 @@ END $$`,
 	EXECUTE FUNCTION jobs_batch_cancel()`,
 	}),
 }
+
+// pgBatchProgressFunc creates the function of PostgreSQL's trigger
+// jobs_batch_progress, which runs after every UPDATE statement of jobs: it
+// adds the changes of the statement's jobs' shares to their waiting
+// batches, each batch once. Its first statement locks, in ID order, those
+// batches and the waiting dependents of the jobs that the statement ended,
+// which jobs_deps_ended (it runs next, by name) counts: row triggers would
+// lock each job's batch in the order of the statement's rows, so that two
+// stores of ends of jobs of the same two batches deadlocked (a store of 16
+// ends of jobs of consecutive batches did, in the real-process suite).
+// A batch whose progress it moves moves its own batch in turn (the
+// trigger runs for that UPDATE too).
+var pgBatchProgressFunc = `CREATE FUNCTION jobs_batch_progress() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+	ids uuid[];
+	ds float8[];
+BEGIN
+	SELECT array_agg(x.id ORDER BY x.id), array_agg(x.d ORDER BY x.id) INTO ids, ds
+	FROM (SELECT n.batch_id AS id, SUM(` + strings.ReplaceAll(shareNew, "NEW.", "n.") + ` - ` + strings.ReplaceAll(shareOld, "OLD.", "o.") + `) AS d
+		FROM jobs_new n JOIN jobs_old o ON o.id = n.id
+		WHERE n.batch_id IS NOT NULL
+		GROUP BY n.batch_id) x
+	WHERE x.d <> 0;
+	IF ids IS NULL THEN
+		RETURN NULL;
+	END IF;
+	PERFORM 1 FROM jobs WHERE id IN (
+			SELECT unnest(ids)
+			UNION SELECT e.job_id FROM jobs_new n JOIN jobs_deps e ON e.parent_id = n.id
+			WHERE n.has_dependents AND n.status IN ('succeeded', 'failed', 'canceled'))
+		AND status = 'waiting' ORDER BY id FOR UPDATE;
+	UPDATE jobs b SET progress_fraction = GREATEST(0.0, LEAST(1.0, b.progress_fraction + x.d / b.deps_total))
+	FROM unnest(ids, ds) AS x(id, d)
+	WHERE b.id = x.id AND b.status = 'waiting' AND b.deps_total > 0;
+	RETURN NULL;
+END $$`
 
 // pgDepsEndedFunc creates the function of PostgreSQL's trigger
 // jobs_deps_ended, which runs after every UPDATE statement of jobs. It

@@ -154,6 +154,31 @@ var batchCases = []testCase{
 		h.requireStatus(t, jobs.StatusPending, bt)
 		h.requireFraction(t, bt, 1)
 	}},
+	{"ProgressOfNestedBatches", func(t *testing.T, h *harness) {
+		// A batch among the jobs of a batch counts as its fraction,
+		// moved by its own jobs, until it has ended.
+		x, y, z := job("x"), job("y"), job("z")
+		inner := batchOf("inner", x, y)
+		outer := batchOf("report", inner, z)
+		h.create(t, x, y, inner, z, outer)
+		c := h.claimKind(t, "x")
+		require.Len(t, c, 1)
+		h.progress(t, c[0], 0.5)
+		h.requireFraction(t, inner, 0.25)
+		h.requireFraction(t, outer, 0.125, "the inner batch's fraction moves the outer one")
+		h.finish(t, c[0], jobs.StatusSucceeded)
+		h.requireFraction(t, inner, 0.5)
+		h.requireFraction(t, outer, 0.25)
+		h.end(t, y, jobs.StatusFailed)
+		h.requireStatus(t, jobs.StatusPending, inner)
+		h.requireFraction(t, inner, 1)
+		h.requireFraction(t, outer, 0.5, "the inner batch is done waiting: its fraction is 1")
+		h.end(t, inner, jobs.StatusSucceeded)
+		h.requireFraction(t, outer, 0.5)
+		h.end(t, z, jobs.StatusSucceeded)
+		h.requireStatus(t, jobs.StatusPending, outer)
+		h.requireFraction(t, outer, 1)
+	}},
 	{"ProgressAtCreation", func(t *testing.T, h *harness) {
 		// A batch of stored jobs starts with the mean of their current
 		// fractions, an ended job counting as 1.
