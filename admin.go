@@ -15,12 +15,17 @@ import (
 // payload, metadata and error history; its output is cleared). This runner
 // starts it at once if it handles its kind; other runners at their next
 // poll, or at once with a [Notifier]. A job in any other status is
-// [ErrConflict] and unchanged; an unknown ID [ErrNotFound]. It is safe for
+// [ErrConflict] and unchanged; an unknown ID [ErrNotFound]. A batch is
+// retried with its jobs that did not succeed, and runs its callback again
+// once they have ended (see [JobRepository.Retry]). It is safe for
 // concurrent use and needs no running Run.
 func (r *Runner) Retry(ctx context.Context, id uuid.UUID) (*Job, error) {
 	j, err := r.repo.Retry(ctx, id)
 	if err != nil {
 		return nil, err
+	}
+	if j.Status == StatusWaiting {
+		r.depsUsed.Store(true) // the ends of its jobs let it go on
 	}
 	r.touch(id)
 	r.notify()
@@ -34,7 +39,8 @@ func (r *Runner) Retry(ctx context.Context, id uuid.UUID) (*Job, error) {
 // fails again before the call returns is not retried twice. When a batch
 // fails, RetryMany returns the count of the batches before it with the
 // error; the jobs of those batches stay retried, and calling again goes on
-// with the rest. Invalid filters are [ErrInvalidArgument].
+// with the rest. It skips batches ([Job].Batch): Retry retries one with
+// its jobs. Invalid filters are [ErrInvalidArgument].
 func (r *Runner) RetryMany(ctx context.Context, q ListQuery) (int, error) {
 	n, err := r.sweep(ctx, q, r.repo.RetryMany, r.touch)
 	if n > 0 {

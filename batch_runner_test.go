@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/uuid"
@@ -269,4 +270,57 @@ func TestRunnerBatchInvalid(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2, s.Total, "nothing more is stored")
 	require.Equal(t, jobs.StatusWaiting, get(t, r, held.ID).Status)
+}
+
+// Retry of a batch whose jobs failed runs them again, then its callback:
+// the flow of a user who retries a file whose chunks failed.
+func TestRunnerRetryBatch(t *testing.T) {
+	t.Parallel()
+	r := newRunner(t, memRepo(t))
+	var mended atomic.Bool // parts 2 and 4 fail until then
+	jobs.Handle(r, "part", func(ctx context.Context, j *jobs.Job, n int, _ jobs.Reporter) (int, error) {
+		if !mended.Load() && n%2 == 0 {
+			return 0, jobs.Permanent(fmt.Errorf("part %d is broken", n))
+		}
+		return n, nil
+	})
+	jobs.Handle(r, "report", func(ctx context.Context, j *jobs.Job, _ string, _ jobs.Reporter) (int, error) {
+		sum := 0
+		for _, id := range j.DependsOn {
+			dep, err := r.Get(ctx, id)
+			if err != nil {
+				return 0, err
+			}
+			if dep.Status != jobs.StatusSucceeded {
+				return 0, jobs.Permanent(fmt.Errorf("part %s %s", id, dep.Status))
+			}
+			var n int
+			if err := json.Unmarshal(dep.Result, &n); err != nil {
+				return 0, jobs.Permanent(err)
+			}
+			sum += n
+		}
+		return sum, nil
+	})
+	batch, js, err := r.EnqueueBatch(t.Context(), jobs.EnqueueRequest{Kind: "report", Payload: "file"}, parts(4)...)
+	require.NoError(t, err)
+	start(t, r)
+	_, final, err := jobs.AwaitResult[int](t.Context(), r, batch.ID)
+	require.ErrorIs(t, err, jobs.ErrFailed)
+	require.Equal(t, jobs.StatusFailed, final.Status)
+
+	mended.Store(true)
+	again, err := r.Retry(t.Context(), batch.ID)
+	require.NoError(t, err)
+	require.Equal(t, jobs.StatusWaiting, again.Status)
+	require.InDelta(t, 0.5, again.Progress.Fraction, 1e-9, "parts 1 and 3 succeeded")
+	sum, final, err := jobs.AwaitResult[int](t.Context(), r, batch.ID)
+	require.NoError(t, err)
+	require.Equal(t, 10, sum)
+	require.Equal(t, 1, final.Attempt)
+	for _, j := range js {
+		got, err := r.Get(t.Context(), j.ID)
+		require.NoError(t, err)
+		require.Equal(t, jobs.StatusSucceeded, got.Status)
+	}
 }

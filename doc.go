@@ -241,6 +241,10 @@
 //	)
 //	for s, err := range r.Watch(ctx, batch.ID) { … } // one progress bar
 //
+// [Runner.Retry] of a failed or canceled batch retries its jobs that did
+// not succeed, and the batch waits for them again before its callback
+// runs: a file whose chunks failed is retried as one.
+//
 // # Operating: retry, cancel and delete many, metadata
 //
 // [Runner.Retry] runs a failed or canceled job again with a fresh attempt

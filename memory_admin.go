@@ -25,13 +25,21 @@ func (m *MemoryRepository) Retry(ctx context.Context, id uuid.UUID) (*Job, error
 	if !retryable(r.job.Status) {
 		return nil, newError(ErrConflict, op, id, "job is %s; only failed or canceled jobs can be retried", r.job.Status)
 	}
-	m.retry(r, rules.Now())
+	t := rules.Now()
+	if r.job.Batch {
+		if err := m.retryBatch(r, t); err != nil {
+			return nil, err
+		}
+	} else {
+		m.retry(r, t)
+	}
 	return cloneJob(&r.job), nil
 }
 
 // RetryMany implements [JobRepository.RetryMany].
 func (m *MemoryRepository) RetryMany(ctx context.Context, q ListQuery) ([]uuid.UUID, error) {
-	return m.batch(ctx, "retry many", q, retryable, func(rs []*memRecord, t time.Time) {
+	// A batch is retried by Retry, with its jobs (see JobRepository.RetryMany).
+	return m.batch(ctx, "retry many", q, func(j *Job) bool { return retryable(j.Status) && !j.Batch }, func(rs []*memRecord, t time.Time) {
 		for _, r := range rs {
 			m.retry(r, t)
 		}
@@ -40,7 +48,7 @@ func (m *MemoryRepository) RetryMany(ctx context.Context, q ListQuery) ([]uuid.U
 
 // CancelMany implements [JobRepository.CancelMany].
 func (m *MemoryRepository) CancelMany(ctx context.Context, q ListQuery) ([]uuid.UUID, error) {
-	return m.batch(ctx, "cancel many", q, func(s Status) bool { return !s.Terminal() }, func(rs []*memRecord, t time.Time) {
+	return m.batch(ctx, "cancel many", q, func(j *Job) bool { return !j.Status.Terminal() }, func(rs []*memRecord, t time.Time) {
 		for _, r := range rs {
 			m.cancel(r, t)
 		}
@@ -65,7 +73,7 @@ func (m *MemoryRepository) Delete(ctx context.Context, id uuid.UUID) error {
 
 // DeleteMany implements [JobRepository.DeleteMany].
 func (m *MemoryRepository) DeleteMany(ctx context.Context, q ListQuery) ([]uuid.UUID, error) {
-	return m.batch(ctx, "delete many", q, Status.Terminal, func(rs []*memRecord, _ time.Time) {
+	return m.batch(ctx, "delete many", q, func(j *Job) bool { return j.Status.Terminal() }, func(rs []*memRecord, _ time.Time) {
 		if len(rs) == 0 {
 			return
 		}
@@ -97,9 +105,9 @@ func (m *MemoryRepository) lockJob(ctx context.Context, op string, id uuid.UUID)
 func retryable(s Status) bool { return s == StatusFailed || s == StatusCanceled }
 
 // batch applies do, under the mutex, to up to q's limit of the jobs that
-// match q and whose status passes ok (running jobs with a cancel request
+// match q and that pass ok (running jobs with a cancel request
 // never do), newest first, below q's cursor, and returns their IDs.
-func (m *MemoryRepository) batch(ctx context.Context, op string, q ListQuery, ok func(Status) bool, do func(rs []*memRecord, t time.Time)) ([]uuid.UUID, error) {
+func (m *MemoryRepository) batch(ctx context.Context, op string, q ListQuery, ok func(*Job) bool, do func(rs []*memRecord, t time.Time)) ([]uuid.UUID, error) {
 	limit, after, err := batchQuery(op, q)
 	if err != nil {
 		return nil, err
@@ -119,7 +127,7 @@ func (m *MemoryRepository) batch(ctx context.Context, op string, q ListQuery, ok
 	var picked []*memRecord
 	for i := end - 1; i >= 0 && len(picked) < limit; i-- {
 		r := m.order[i]
-		if ok(r.job.Status) && listMatches(q, &r.job) && (r.job.Status != StatusRunning || !r.job.CancelRequested) {
+		if ok(&r.job) && listMatches(q, &r.job) && (r.job.Status != StatusRunning || !r.job.CancelRequested) {
 			picked = append(picked, r)
 		}
 	}

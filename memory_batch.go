@@ -149,3 +149,72 @@ func (m *MemoryRepository) cancelJobs(r *memRecord, t time.Time) {
 		}
 	}
 }
+
+// retryBatch retries the failed or canceled batch r (see
+// [JobRepository.Retry]): its jobs that did not succeed are retried, a
+// batch among them as r is, and r waits for them again; without any, r is
+// retried as any job. It changes nothing when it returns an error. The
+// caller holds the mutex.
+func (m *MemoryRepository) retryBatch(r *memRecord, t time.Time) error {
+	again, err := m.batchRetries(r)
+	if err != nil {
+		return err
+	}
+	if len(again) == 0 {
+		m.retry(r, t)
+		return nil
+	}
+	j := &r.job
+	n := len(again)
+	sum := float64(len(j.DependsOn) - n) // the jobs that succeeded (or were deleted)
+	for _, d := range again {
+		if d.job.Batch {
+			_ = m.retryBatch(d, t) // checked by batchRetries
+		} else {
+			m.retry(d, t)
+		}
+		d.member.share, d.member.ended = d.job.Progress.Fraction, false
+		d.dependents = append(d.dependents, r)
+		sum += d.member.share
+	}
+	j.Status, j.Attempt = StatusWaiting, 0
+	j.RunAt, j.UpdatedAt = t, t
+	j.Result, j.Checkpoint, j.OutputSeq = nil, nil, 0
+	j.Progress = Progress{Fraction: clampFraction(sum / float64(len(j.DependsOn)))}
+	j.CancelRequested = false
+	j.StartedAt, j.FinishedAt = time.Time{}, time.Time{}
+	r.output = nil
+	r.left = n
+	r.notOK -= n
+	return nil
+}
+
+// batchRetries returns the jobs of the failed or canceled batch r that
+// did not succeed, or the [ErrConflict] that refuses its retry: one of its
+// jobs has not ended (its end would count twice), or r has no callback and
+// every job of r (and of the batches among them) succeeded, so that
+// nothing would run. The caller holds the mutex.
+func (m *MemoryRepository) batchRetries(r *memRecord) ([]*memRecord, error) {
+	var again []*memRecord
+	for _, id := range r.job.DependsOn {
+		d := m.jobs[id]
+		if d == nil || d.member == nil || d.member.batch != r {
+			continue // deleted
+		}
+		switch st := d.job.Status; {
+		case !st.Terminal():
+			return nil, newError(ErrConflict, "retry", r.job.ID, "job %s of the batch is %s; a batch is retried once its jobs have ended", id, st)
+		case st == StatusSucceeded:
+			continue
+		case d.job.Batch:
+			if _, err := m.batchRetries(d); err != nil {
+				return nil, err
+			}
+		}
+		again = append(again, d)
+	}
+	if len(again) == 0 && r.job.Kind == BatchKind {
+		return nil, newError(ErrConflict, "retry", r.job.ID, "every job of the batch succeeded: nothing to retry")
+	}
+	return again, nil
+}

@@ -293,6 +293,16 @@ type JobRepository interface {
 	// request, StartedAt and FinishedAt are cleared. It returns the job as
 	// stored after the call. A job in any other status is ErrConflict and
 	// unchanged; an unknown ID ErrNotFound.
+	//
+	// A batch (see Job.Batch) is retried with its jobs that did not
+	// succeed, in the same write: they are retried as above (a batch
+	// among them as this one is), and the batch waits for them again,
+	// its Progress counting those that succeeded as done, and runs its
+	// callback (or, of kind BatchKind, ends) once they have ended. A batch
+	// whose jobs all succeeded is retried as any job: its callback runs
+	// again. It is ErrConflict, and nothing changes, while a job of the
+	// batch has not ended, and for a batch of kind BatchKind with nothing
+	// to retry.
 	Retry(ctx context.Context, id uuid.UUID) (*Job, error)
 
 	// RetryMany retries, as Retry does, up to q.Limit (0: 50, at most
@@ -303,8 +313,9 @@ type JobRepository interface {
 	// than q.Cursor, a job ID, are considered when it is set, so a caller
 	// continues a sweep by passing the last ID returned, until a call
 	// returns none: every job that matched when the sweep began and still
-	// matches is retried once, even when it fails again meanwhile. Invalid
-	// filters are ErrInvalidArgument, as for List.
+	// matches is retried once, even when it fails again meanwhile. It
+	// skips batches: Retry retries one with its jobs. Invalid filters are
+	// ErrInvalidArgument, as for List.
 	RetryMany(ctx context.Context, q ListQuery) ([]uuid.UUID, error)
 
 	// CancelMany cancels, as RequestCancel does, up to q.Limit (0: 50, at

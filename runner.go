@@ -52,9 +52,9 @@ type Runner struct {
 	seq       atomic.Uint64 // snapshot sequence numbers
 	avgDur    atomic.Int64  // moving average of handler run time, ns; -1 unknown
 	lastFreed atomic.Int64  // unix ns when a worker last finished a job
-	// depsUsed is set once this runner created a job with dependencies:
-	// its finishes then wake the workers, since a job that waited for one
-	// may be pending now (see Runner.finish).
+	// depsUsed is set once this runner created a job with dependencies
+	// (or retried a batch): its finishes then wake the workers, since a
+	// job that waited for one may be pending now (see Runner.finish).
 	depsUsed atomic.Bool
 
 	wakes  wakeSchedule // delayed wake-ups of the fetcher; see wake.go

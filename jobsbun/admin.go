@@ -57,21 +57,31 @@ const (
 )
 
 // Retry implements [jobs.JobRepository.Retry] with one conditional UPDATE
-// and the deletion of the job's output, in one transaction; only when it
-// matches nothing does a read tell ErrNotFound from ErrConflict.
+// and the deletion of the job's output, in one transaction (a batch:
+// retryBatch); only when it matches nothing does a read tell ErrNotFound
+// from ErrConflict.
 func (r *Repository) Retry(ctx context.Context, id uuid.UUID) (*jobs.Job, error) {
 	const op = "retry"
-	set, args := r.retrySet(rules.Now())
+	t := rules.Now()
+	set, args := r.retrySet(t)
 	var got []*jobs.Job
 	err := r.write(ctx, op, true, func(ctx context.Context, db bun.IDB) error {
-		rows, err := db.QueryContext(ctx, set+"WHERE id = ? AND "+retryableSQL+" RETURNING "+r.d.jobColumns(), append(args, id.String())...)
+		rows, err := db.QueryContext(ctx, set+"WHERE id = ? AND "+retryableSQL+" AND NOT batch RETURNING "+r.d.jobColumns(), append(args, id.String())...)
 		if err != nil {
 			return err
 		}
 		if got, err = scanJobs(rows); err == nil {
 			err = r.withDeps(ctx, db, got)
 		}
-		if err != nil || len(got) == 0 {
+		if err != nil {
+			return err
+		}
+		if len(got) == 0 {
+			// A batch, retried with its jobs; or nothing to retry.
+			b, err := r.retryBatch(ctx, db, id, t)
+			if b != nil {
+				got = []*jobs.Job{b}
+			}
 			return err
 		}
 		_, err = db.ExecContext(ctx, "DELETE FROM job_output WHERE job_id = ?"+r.d.castUUID(), id.String())
@@ -92,7 +102,8 @@ func (r *Repository) RetryMany(ctx context.Context, q jobs.ListQuery) ([]uuid.UU
 	const op = "retry many"
 	set, args := r.retrySet(rules.Now())
 	var ids []uuid.UUID
-	err := r.batch(ctx, op, true, q, retryableSQL, []jobs.Status{jobs.StatusFailed, jobs.StatusCanceled}, set, args,
+	// A batch is retried by Retry, with its jobs.
+	err := r.batch(ctx, op, true, q, retryableSQL+" AND NOT batch", []jobs.Status{jobs.StatusFailed, jobs.StatusCanceled}, set, args,
 		func(ctx context.Context, db bun.IDB, query string, args []any) error {
 			var err error
 			if ids, _, err = scanIDs(db.QueryContext(ctx, query+" RETURNING id, status", args...)); err != nil || len(ids) == 0 {

@@ -143,7 +143,7 @@ func Run(t *testing.T, newRepo func(t *testing.T) jobs.JobRepository, opts ...Op
 		{"Limits", limitCases},
 		{"Fairness", fairCases},
 		{"Deps", slices.Concat(depCases, depEndCases, depRaceCases)},
-		{"Batch", append(batchCases, batchRaceCases...)},
+		{"Batch", slices.Concat(batchCases, batchRetryCases, batchRaceCases)},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
