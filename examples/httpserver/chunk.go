@@ -1,8 +1,6 @@
 package main
 
 import (
-	"cmp"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -72,19 +70,3 @@ func (s *server) chunkLength() time.Duration {
 
 // isChunk reports whether j is a chunk of a long recording.
 func isChunk(j *jobs.Job) bool { return j.Metadata[chunkMetadata] != "" }
-
-// checkChunks returns a conflict error naming the first job of batch that
-// did not succeed, nil when all did.
-func (s *server) checkChunks(ctx context.Context, batch *jobs.Job) error {
-	for _, id := range batch.DependsOn {
-		j, err := s.runner.Get(ctx, id)
-		if err != nil {
-			return err
-		}
-		if j.Status != jobs.StatusSucceeded {
-			return &jobs.Error{Code: jobs.ErrConflict, JobID: batch.ID,
-				Msg: fmt.Sprintf("its chunk %s is %s, and a retry would join the same chunks: start the transcription again", cmp.Or(j.Metadata[chunkMetadata], id.String()), j.Status)}
-		}
-	}
-	return nil
-}

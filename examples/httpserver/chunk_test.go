@@ -116,8 +116,8 @@ func TestTranscribeChunksALongRecording(t *testing.T) {
 }
 
 // Canceling the file (its merge, through the cancel route) cancels its
-// chunks, running or not; a retry of it is refused, since its chunks did
-// not succeed.
+// chunks, running or not; a retry of it runs them again, the merge
+// waiting for them.
 func TestCancelChunkedCancelsItsChunks(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{chunk: 1, delay: time.Hour, workers: 2}) // two chunks run, two wait
@@ -142,8 +142,19 @@ func TestCancelChunkedCancelsItsChunks(t *testing.T) {
 	require.Zero(t, final.Attempt, "the merge never ran")
 
 	res, body = e.do("POST", "/api/jobs/"+merge.ID.String()+"/retry", "")
-	eb := requireError(t, res, body, http.StatusConflict, jobs.ErrConflict)
-	require.Contains(t, eb.Message, "chunk 1/4 is canceled")
+	require.Equal(t, http.StatusOK, res.StatusCode, "body: %s", body)
+	again := decodeJob(t, body)
+	require.Equal(t, jobs.StatusWaiting, again.Status)
+	require.Zero(t, again.Progress.Fraction, "no chunk has succeeded")
+	for _, id := range merge.DependsOn {
+		c, err := e.runner.Get(t.Context(), id)
+		require.NoError(t, err)
+		require.Contains(t, []jobs.Status{jobs.StatusPending, jobs.StatusRunning}, c.Status, "chunk %s", c.Metadata["chunk"])
+	}
+	require.Eventually(t, func() bool {
+		c, err := e.runner.Get(t.Context(), merge.DependsOn[0])
+		return err == nil && c.Status == jobs.StatusRunning
+	}, 10*time.Second, 10*time.Millisecond, "the first chunk runs again")
 }
 
 // A repeated Idempotency-Key returns the file's merge and creates no

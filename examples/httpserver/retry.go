@@ -14,10 +14,10 @@ import (
 // history kept. Watchers of the job see it start again. 200 with the job. A
 // job that is pending, running or succeeded is a 409; an unknown one a 404;
 // a transcription whose audio can no longer be read a 400 naming
-// payload.audio_url, and the job stays as it was. A batch (the merge of a
-// long recording) runs again only when all its chunks succeeded: a retry
-// would join the same chunks again, so one that did not is a 409 naming
-// it (start the recording again instead).
+// payload.audio_url, and the job stays as it was. The merge of a long
+// recording is retried with its chunks that did not succeed: they run
+// again, and the merge once they have ended (the library's retry of a
+// batch); the merge is "waiting" meanwhile.
 func (s *server) retryJob(w http.ResponseWriter, r *http.Request) {
 	job, ok := s.requestedJob(w, r)
 	if !ok {
@@ -30,12 +30,6 @@ func (s *server) retryJob(w http.ResponseWriter, r *http.Request) {
 	}
 	if job.Kind == transcribe.Kind || job.Kind == transcribe.MergeKind {
 		if err := s.checkTranscriptionPayload(job.Payload); err != nil {
-			s.fail(w, r, err)
-			return
-		}
-	}
-	if job.Batch {
-		if err := s.checkChunks(r.Context(), job); err != nil {
 			s.fail(w, r, err)
 			return
 		}
