@@ -285,22 +285,7 @@ func TestRunnerRetryBatch(t *testing.T) {
 		return n, nil
 	})
 	jobs.Handle(r, "report", func(ctx context.Context, j *jobs.Job, _ string, _ jobs.Reporter) (int, error) {
-		sum := 0
-		for _, id := range j.DependsOn {
-			dep, err := r.Get(ctx, id)
-			if err != nil {
-				return 0, err
-			}
-			if dep.Status != jobs.StatusSucceeded {
-				return 0, jobs.Permanent(fmt.Errorf("part %s %s", id, dep.Status))
-			}
-			var n int
-			if err := json.Unmarshal(dep.Result, &n); err != nil {
-				return 0, jobs.Permanent(err)
-			}
-			sum += n
-		}
-		return sum, nil
+		return sumResults(ctx, r, j.DependsOn)
 	})
 	batch, js, err := r.EnqueueBatch(t.Context(), jobs.EnqueueRequest{Kind: "report", Payload: "file"}, parts(4)...)
 	require.NoError(t, err)

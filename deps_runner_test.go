@@ -21,22 +21,7 @@ func TestRunnerDepsChunksThenMerge(t *testing.T) {
 		return n * n, nil
 	})
 	jobs.Handle(r, "merge", func(ctx context.Context, j *jobs.Job, _ struct{}, _ jobs.Reporter) (int, error) {
-		sum := 0
-		for _, id := range j.DependsOn {
-			dep, err := r.Get(ctx, id)
-			if err != nil {
-				return 0, err
-			}
-			if dep.Status != jobs.StatusSucceeded {
-				return 0, jobs.Permanent(fmt.Errorf("dependency %s is %s", id, dep.Status))
-			}
-			var n int
-			if err := json.Unmarshal(dep.Result, &n); err != nil {
-				return 0, jobs.Permanent(err)
-			}
-			sum += n
-		}
-		return sum, nil
+		return sumResults(ctx, r, j.DependsOn)
 	})
 	reqs := []jobs.EnqueueRequest{
 		{Kind: "chunk", Payload: 1},
@@ -160,4 +145,25 @@ func TestRunnerAfterInvalid(t *testing.T) {
 	s, err := r.Stats(t.Context())
 	require.NoError(t, err)
 	require.Zero(t, s.Total, "nothing is stored")
+}
+
+// sumResults returns the sum of the int results of the jobs ids, which
+// must all have succeeded (a permanent error otherwise).
+func sumResults(ctx context.Context, r *jobs.Runner, ids []uuid.UUID) (int, error) {
+	sum := 0
+	for _, id := range ids {
+		dep, err := r.Get(ctx, id)
+		if err != nil {
+			return 0, err
+		}
+		if dep.Status != jobs.StatusSucceeded {
+			return 0, jobs.Permanent(fmt.Errorf("dependency %s is %s", id, dep.Status))
+		}
+		var n int
+		if err := json.Unmarshal(dep.Result, &n); err != nil {
+			return 0, jobs.Permanent(err)
+		}
+		sum += n
+	}
+	return sum, nil
 }
