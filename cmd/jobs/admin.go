@@ -17,7 +17,8 @@ func init() {
 	commands = append(commands,
 		command{"retry", "[flags] ID | --failed | filters", "Run failed or canceled jobs again with a fresh attempt budget.\n" +
 			"With an ID, that job; otherwise every failed or canceled job that the filters select\n" +
-			"(--failed: the failed ones), in batches of --limit.", runRetry},
+			"(--failed: the failed ones), --limit per write. A batch job is retried by its ID,\n" +
+			"with its jobs that did not succeed; the filters skip batch jobs.", runRetry},
 		command{"cancel", "[flags] ID | filters", "Cancel jobs: pending ones at once, running ones are stopped by their runner.\n" +
 			"With an ID, that job; otherwise every pending or running job that the filters select.", runCancel},
 		command{"delete", "[flags] ID | filters | --all", "Delete finished jobs with their output (never pending or running ones).\n" +
