@@ -35,10 +35,11 @@ import (
 //   - batches: jobs.batch marks a batch, jobs.batch_id names the batch of
 //     one of its jobs (jobs_batch_idx), deps_total and deps_failed count
 //     a job's dependencies and those that did not succeed; the trigger
-//     jobs_batch_progress moves a waiting batch's progress by each change
-//     of one of its jobs' share (its fraction, 1 once ended) divided by
-//     their number, and jobs_batch_cancel cancels the unfinished jobs of a
-//     waiting batch that is canceled.
+//     jobs_batch_progress (on PostgreSQL, jobs_deps_ended) moves a waiting
+//     batch's progress by each change of one of its jobs' share (its
+//     fraction, 1 once ended) divided by their number, and
+//     jobs_batch_cancel cancels the unfinished jobs of a waiting batch
+//     that is canceled.
 //
 // The row triggers name finished_at, which every end sets (a finished job
 // has one: jobs_finished_check) and a claim does not, so that a claim, the
@@ -222,10 +223,6 @@ END $$`,
 		`CREATE TRIGGER jobs_deps_ended AFTER UPDATE ON jobs
 	REFERENCING OLD TABLE AS jobs_old NEW TABLE AS jobs_new
 	FOR EACH STATEMENT EXECUTE FUNCTION jobs_deps_ended()`,
-		pgBatchProgressFunc,
-		`CREATE TRIGGER jobs_batch_progress AFTER UPDATE ON jobs
-	REFERENCING OLD TABLE AS jobs_old NEW TABLE AS jobs_new
-	FOR EACH STATEMENT EXECUTE FUNCTION jobs_batch_progress()`,
 		`CREATE FUNCTION jobs_batch_cancel() RETURNS trigger
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
@@ -237,43 +234,6 @@ END $$`,
 	EXECUTE FUNCTION jobs_batch_cancel()`,
 	}),
 }
-
-// pgBatchProgressFunc creates the function of PostgreSQL's trigger
-// jobs_batch_progress, which runs after every UPDATE statement of jobs: it
-// adds the changes of the statement's jobs' shares to their waiting
-// batches, each batch once. Its first statement locks, in ID order, those
-// batches and the waiting dependents of the jobs that the statement ended,
-// which jobs_deps_ended (it runs next, by name) counts: row triggers would
-// lock each job's batch in the order of the statement's rows, so that two
-// stores of ends of jobs of the same two batches deadlocked (a store of 16
-// ends of jobs of consecutive batches did, in the real-process suite).
-// A batch whose progress it moves moves its own batch in turn (the
-// trigger runs for that UPDATE too).
-var pgBatchProgressFunc = `CREATE FUNCTION jobs_batch_progress() RETURNS trigger
-LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-DECLARE
-	ids uuid[];
-	ds float8[];
-BEGIN
-	SELECT array_agg(x.id ORDER BY x.id), array_agg(x.d ORDER BY x.id) INTO ids, ds
-	FROM (SELECT n.batch_id AS id, SUM(` + strings.ReplaceAll(shareNew, "NEW.", "n.") + ` - ` + strings.ReplaceAll(shareOld, "OLD.", "o.") + `) AS d
-		FROM jobs_new n JOIN jobs_old o ON o.id = n.id
-		WHERE n.batch_id IS NOT NULL
-		GROUP BY n.batch_id) x
-	WHERE x.d <> 0;
-	IF ids IS NULL THEN
-		RETURN NULL;
-	END IF;
-	PERFORM 1 FROM jobs WHERE id IN (
-			SELECT unnest(ids)
-			UNION SELECT e.job_id FROM jobs_new n JOIN jobs_deps e ON e.parent_id = n.id
-			WHERE n.has_dependents AND n.status IN ('succeeded', 'failed', 'canceled'))
-		AND status = 'waiting' ORDER BY id FOR UPDATE;
-	UPDATE jobs b SET progress_fraction = GREATEST(0.0, LEAST(1.0, b.progress_fraction + x.d / b.deps_total))
-	FROM unnest(ids, ds) AS x(id, d)
-	WHERE b.id = x.id AND b.status = 'waiting' AND b.deps_total > 0;
-	RETURN NULL;
-END $$`
 
 // pgDepsEndedFunc creates the function of PostgreSQL's trigger
 // jobs_deps_ended, which runs after every UPDATE statement of jobs. It
@@ -288,7 +248,20 @@ END $$`
 // and that have dependents make the next round: a cascade is a loop, not
 // a recursion, so a chain of any length fits PostgreSQL's stack. While it
 // runs, the trigger skips the statements it makes (the setting
-// jobs.deps_resolving, local to the transaction).
+// jobs.deps_resolving, local to the transaction), but for what follows.
+//
+// It also moves the progress of batches (SQLite's jobs_batch_progress): it
+// adds the changes of the statement's jobs' shares to their waiting
+// batches, each batch once, after locking, in ID order and in one
+// statement, those batches and the waiting dependents of the jobs that
+// the statement ended, which the resolution counts next. A row trigger
+// locked each job's batch in the order of a store's rows, so that two
+// stores of ends of jobs of the same two batches deadlocked (stores of 16
+// ends of jobs of consecutive batches did in the real-process suite: the
+// retried stores outlived their leases, and a callback ran twice). A batch
+// whose progress it moves moves its own batch in turn: the trigger runs
+// for that UPDATE too. One function for both keeps every UPDATE of jobs
+// (claims, heartbeats) to one call of it and one pass over its rows.
 var pgDepsEndedFunc = `CREATE FUNCTION jobs_deps_ended() RETURNS trigger
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
@@ -296,16 +269,37 @@ DECLARE
 	sts text[];
 	fins timestamptz[];
 	upds timestamptz[];
+	bids uuid[];
+	ds float8[];
+	in_batch boolean;
+	ended boolean;
 BEGIN
-	IF current_setting('jobs.deps_resolving', true) = 'on'
-		OR NOT EXISTS (SELECT 1 FROM jobs_new WHERE has_dependents AND status IN ('succeeded', 'failed', 'canceled')) THEN
-		RETURN NULL;
+	SELECT bool_or(batch_id IS NOT NULL), bool_or(has_dependents AND status IN ('succeeded', 'failed', 'canceled'))
+	INTO in_batch, ended FROM jobs_new;
+	IF in_batch THEN
+		SELECT array_agg(x.id ORDER BY x.id), array_agg(x.d ORDER BY x.id) INTO bids, ds
+		FROM (SELECT n.batch_id AS id, SUM(` + strings.ReplaceAll(shareNew, "NEW.", "n.") + ` - ` + strings.ReplaceAll(shareOld, "OLD.", "o.") + `) AS d
+			FROM jobs_new n JOIN jobs_old o ON o.id = n.id
+			WHERE n.batch_id IS NOT NULL
+			GROUP BY n.batch_id) x
+		WHERE x.d <> 0;
 	END IF;
-	SELECT array_agg(n.id ORDER BY n.id), array_agg(n.status ORDER BY n.id),
-		array_agg(n.finished_at ORDER BY n.id), array_agg(n.updated_at ORDER BY n.id)
-	INTO ids, sts, fins, upds
-	FROM jobs_new n JOIN jobs_old o ON o.id = n.id
-	WHERE n.has_dependents AND n.status IN ('succeeded', 'failed', 'canceled') AND o.status IN ('waiting', 'pending', 'running');
+	IF ended AND current_setting('jobs.deps_resolving', true) IS DISTINCT FROM 'on' THEN
+		SELECT array_agg(n.id ORDER BY n.id), array_agg(n.status ORDER BY n.id),
+			array_agg(n.finished_at ORDER BY n.id), array_agg(n.updated_at ORDER BY n.id)
+		INTO ids, sts, fins, upds
+		FROM jobs_new n JOIN jobs_old o ON o.id = n.id
+		WHERE n.has_dependents AND n.status IN ('succeeded', 'failed', 'canceled') AND o.status IN ('waiting', 'pending', 'running');
+	END IF;
+	IF bids IS NOT NULL THEN
+		PERFORM 1 FROM jobs WHERE id IN (
+				SELECT unnest(bids)
+				UNION SELECT e.job_id FROM jobs_deps e WHERE e.parent_id = ANY(ids))
+			AND status = 'waiting' ORDER BY id FOR UPDATE;
+		UPDATE jobs b SET progress_fraction = GREATEST(0.0, LEAST(1.0, b.progress_fraction + x.d / b.deps_total))
+		FROM unnest(bids, ds) AS x(id, d)
+		WHERE b.id = x.id AND b.status = 'waiting' AND b.deps_total > 0;
+	END IF;
 	IF ids IS NULL THEN
 		RETURN NULL;
 	END IF;
