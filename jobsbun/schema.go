@@ -121,7 +121,7 @@ var pgSteps = []migrate.Step{{
 	lease_expires_at TIMESTAMPTZ,` + schemaChecks + `
 )`}, schemaIndexes...),
 }, pgNotifyStep, pgOutputStep, pgOwnersStep, pgQueuesStep, pgSchedulesStep, pgMetadataStep,
-	pgLimitStep, pgFairHeadStep, pgCountsStep, pgDepsStep} // schema_notify.go, schema_output.go, schema_owners.go, schema_queues.go, schema_schedules.go, schema_metadata.go, schema_limits.go, schema_counts.go, schema_deps.go
+	pgLimitStep, pgFairHeadStep, pgCountsStep, pgDepsStep} // schema_notify.go, schema_output.go, schema_owners.go, schema_queues.go, schema_schedules.go, schema_metadata.go, schema_limits.go, schema_counts.go, schema_deps.go, schema_deps_pg.go
 
 // steps returns the migration steps of the dialect.
 func (d sqlDialect) steps() []migrate.Step {
