@@ -32,10 +32,14 @@ import (
 // Its fair rank is -1, so the next claim ranks it as a job that came due
 // (promote, fair.go): after the pending jobs of its key.
 func (r *Repository) retrySet(t time.Time) (string, []any) {
-	return "UPDATE jobs SET status = 'pending', attempt = 0, run_at = ?, fair_rank = -1, result = NULL, progress_fraction = 0, " +
-		"progress_message = '', checkpoint = NULL, output_seq = 0, cancel_requested = FALSE, started_at = NULL, " +
-		"finished_at = NULL, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = ? ", []any{t, t}
+	return "UPDATE jobs SET status = 'pending', progress_fraction = 0, " + retryCols, []any{t, t}
 }
+
+// retryCols ends the SET clause of a retry, after its status and
+// progress: its arguments are the run-at and updated-at times.
+const retryCols = "attempt = 0, run_at = ?, fair_rank = -1, result = NULL, " +
+	"progress_message = '', checkpoint = NULL, output_seq = 0, cancel_requested = FALSE, started_at = NULL, " +
+	"finished_at = NULL, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = ? "
 
 // cancelSet is the SET clause of a cancel (RequestCancel, CancelMany) and
 // its arguments: a pending or waiting job is canceled at once, a running

@@ -49,12 +49,10 @@ func (r *Repository) retryBatch(ctx context.Context, db bun.IDB, id uuid.UUID, t
 		// The batch is created anew, waiting: its share of each job
 		// retried is that job's fraction (0, or a batch's own).
 		n := len(again.ids)
-		set = "UPDATE jobs SET status = 'waiting', attempt = 0, run_at = ?, fair_rank = -1, result = NULL, " +
+		set = "UPDATE jobs SET status = 'waiting', " +
 			"progress_fraction = (deps_total - ? + COALESCE((SELECT SUM(c.progress_fraction) FROM jobs c WHERE c.batch_id = jobs.id AND c.status = 'waiting'), 0)) * 1.0 / deps_total, " +
-			"progress_message = '', checkpoint = NULL, output_seq = 0, cancel_requested = FALSE, started_at = NULL, " +
-			"finished_at = NULL, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = ?, " +
-			"deps_left = ?, deps_failed = deps_failed - ? "
-		args = []any{t, n, t, n, n}
+			"deps_left = ?, deps_failed = deps_failed - ?, " + retryCols
+		args = []any{n, n, n, t, t}
 	}
 	rows, err := db.QueryContext(ctx, set+"WHERE id = ?"+r.d.castUUID()+" RETURNING "+r.d.jobColumns(), append(args, id.String())...)
 	if err != nil {
